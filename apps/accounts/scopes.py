@@ -1,0 +1,11 @@
+"""API key scopes. Each API view names a resource; GET/HEAD/OPTIONS need `<resource>:read`,
+other methods `<resource>:write`. Later apps add their resources here."""
+
+RESOURCES = ("tenant", "members", "invitations", "api_keys", "audit")
+
+ALL_SCOPES: tuple[str, ...] = tuple(f"{r}:{a}" for r in RESOURCES for a in ("read", "write"))
+
+
+def scope_for(resource: str, method: str) -> str:
+    action = "read" if method.upper() in {"GET", "HEAD", "OPTIONS"} else "write"
+    return f"{resource}:{action}"

@@ -1,0 +1,91 @@
+"""The Django admin as a tenant sees it: that tenant's data only, for its owners and admins.
+
+The public admin (`django.contrib.admin.site`, on the public host) is for platform operators
+and manages tenants, domains, plans and accounts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+
+from apps.accounts.models import APIKey, Invitation, Membership, Role
+from apps.audit.models import AuditEvent
+
+
+class TenantAdminSite(admin.AdminSite):
+    site_header = "Syntera workspace admin"
+    site_title = "Syntera admin"
+    index_title = "Workspace data"
+
+    def has_permission(self, request: HttpRequest) -> bool:
+        membership = getattr(request, "membership", None)
+        return bool(membership and request.user.is_active and membership.has_role(Role.ADMIN))
+
+    def login(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        return redirect(f"/login/?next={request.get_full_path()}")
+
+
+tenant_admin_site = TenantAdminSite(name="tenant_admin")
+
+
+class TenantScopedAdmin(admin.ModelAdmin):
+    """Role-based permissions instead of Django's per-model ones; rows of this tenant only."""
+
+    tenant_field: str | None = "tenant"
+    editable = False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        qs = super().get_queryset(request)
+        if self.tenant_field:
+            qs = qs.filter(**{self.tenant_field: request.tenant})  # type: ignore[attr-defined]
+        return qs
+
+    def _is_admin(self, request: HttpRequest) -> bool:
+        return tenant_admin_site.has_permission(request)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self._is_admin(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._is_admin(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(AuditEvent, site=tenant_admin_site)
+class AuditEventAdmin(TenantScopedAdmin):
+    tenant_field = None  # lives in the tenant schema already
+    list_display = ["created_at", "action", "actor_label", "target_type", "target_id", "ip_address"]
+    list_filter = ["action"]
+    search_fields = ["action", "actor_label", "target_id"]
+
+
+@admin.register(Membership, site=tenant_admin_site)
+class MembershipAdmin(TenantScopedAdmin):
+    list_display = ["user", "role", "created_at"]
+    list_filter = ["role"]
+    search_fields = ["user__email"]
+
+
+@admin.register(Invitation, site=tenant_admin_site)
+class InvitationAdmin(TenantScopedAdmin):
+    list_display = ["email", "role", "status", "created_at", "expires_at"]
+    exclude = ["token_hash"]
+
+
+@admin.register(APIKey, site=tenant_admin_site)
+class APIKeyAdmin(TenantScopedAdmin):
+    list_display = ["name", "public_id", "status", "created_at", "last_used_at", "expires_at"]
+    exclude = ["key_hash"]

@@ -1,0 +1,88 @@
+"""The authenticated staff WebSocket (`/ws/staff/`): the dashboard's live channel.
+
+Accepts only a logged-in member of the host's tenant (session cookie); joins the
+tenant's staff group, whose name carries the schema. Frames are JSON objects with a `type`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from apps.accounts.models import Membership
+from apps.tenants.channels import tenant_db
+
+MAX_FRAME = 16 * 1024
+
+
+def staff_group(schema_name: str) -> str:
+    return f"staff.{schema_name}"
+
+
+@tenant_db
+def _membership(tenant: Any, user_id: int) -> Membership | None:
+    return (
+        Membership.objects.select_related("user").filter(tenant=tenant, user_id=user_id, user__is_active=True).first()
+    )
+
+
+class StaffConsumer(AsyncWebsocketConsumer):
+    async def connect(self) -> None:
+        tenant = self.scope.get("tenant")
+        user = self.scope.get("user")
+        session = self.scope.get("session")
+        if tenant is None or user is None or not user.is_authenticated:
+            await self.close(code=4401)
+            return
+        if session is not None and session.get("syntera_tenant") not in (None, tenant.schema_name):
+            await self.close(code=4403)
+            return
+        membership = await _membership(tenant, user.pk)
+        if membership is None:
+            await self.close(code=4403)
+            return
+        self.tenant = tenant
+        self.membership = membership
+        self.group = staff_group(tenant.schema_name)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        await self.send_json({"type": "hello", "tenant": tenant.slug, "user": user.email, "role": membership.role})
+
+    async def disconnect(self, code: int) -> None:
+        if hasattr(self, "group"):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if text_data is None or len(text_data) > MAX_FRAME:
+            await self.send_json(
+                {
+                    "type": "error",
+                    "code": "frame_too_large" if text_data else "binary_unsupported",
+                    "detail": f"Send JSON text frames of at most {MAX_FRAME} bytes.",
+                }
+            )
+            return
+        try:
+            frame = json.loads(text_data)
+        except ValueError:
+            frame = None
+        if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+            await self.send_json(
+                {"type": "error", "code": "invalid_frame", "detail": "Send a JSON object with a type."}
+            )
+            return
+        if frame["type"] == "ping":
+            await self.send_json({"type": "pong"})
+        else:
+            await self.send_json(
+                {"type": "error", "code": "unknown_type", "detail": f"Unknown type {frame['type'][:40]!r}."}
+            )
+
+    async def staff_event(self, event: dict[str, Any]) -> None:
+        """Group message `{"type": "staff.event", "payload": {...}}` → forwarded to the browser."""
+        await self.send_json(event["payload"])
+
+    async def send_json(self, content: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(content))

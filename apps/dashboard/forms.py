@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from django import forms
+
+from apps.accounts.models import Role
+from apps.accounts.scopes import ALL_SCOPES
+
+
+class SignupForm(forms.Form):
+    company_name = forms.CharField(max_length=120, label="Company name")
+    slug = forms.SlugField(max_length=40, label="Workspace address", help_text="Lowercase letters, digits, hyphens.")
+    full_name = forms.CharField(max_length=150, label="Your name", required=False)
+    email = forms.EmailField(max_length=254)
+    password = forms.CharField(widget=forms.PasswordInput, max_length=256, strip=False)
+
+
+class LoginForm(forms.Form):
+    email = forms.EmailField(max_length=254)
+    password = forms.CharField(widget=forms.PasswordInput, max_length=256, strip=False)
+
+
+class FindWorkspaceForm(forms.Form):
+    slug = forms.SlugField(max_length=40, label="Workspace address")
+
+
+class InviteForm(forms.Form):
+    email = forms.EmailField(max_length=254)
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.AGENT)
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)
+
+
+class AcceptInvitationForm(forms.Form):
+    full_name = forms.CharField(max_length=150, required=False, label="Your name")
+    password = forms.CharField(widget=forms.PasswordInput, max_length=256, strip=False)
+
+
+class APIKeyForm(forms.Form):
+    name = forms.CharField(max_length=100)
+    scopes = forms.MultipleChoiceField(
+        choices=[(s, s) for s in ALL_SCOPES],
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Leave all unchecked for every scope.",
+    )
+    expires_at = forms.DateTimeField(
+        required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}), label="Expires at (UTC)"
+    )

@@ -1,0 +1,19 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("login/", views.login_view, name="login"),
+    path("login/link/", views.login_link, name="login-link"),
+    path("logout/", views.logout_view, name="logout"),
+    path("invite/<str:token>/", views.accept_invitation, name="accept-invitation"),
+    path("dashboard/", views.home, name="dashboard-home"),
+    path("dashboard/members/", views.members, name="dashboard-members"),
+    path("dashboard/members/<int:member_id>/", views.member_update, name="dashboard-member-update"),
+    path(
+        "dashboard/invitations/<int:invitation_id>/revoke/", views.invitation_revoke, name="dashboard-invitation-revoke"
+    ),
+    path("dashboard/api-keys/", views.api_keys, name="dashboard-api-keys"),
+    path("dashboard/api-keys/<int:key_id>/revoke/", views.api_key_revoke, name="dashboard-api-key-revoke"),
+    path("dashboard/audit/", views.audit_log, name="dashboard-audit"),
+]

@@ -1,0 +1,257 @@
+"""Tenant dashboard pages: login, overview, members and invitations, API keys, audit log."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import authenticate, login, logout
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from apps.accounts import selectors, services
+from apps.accounts.middleware import SESSION_TENANT_KEY
+from apps.accounts.models import Role, User
+from apps.audit.selectors import audit_event_list
+from syntera.errors import ApplicationError, check_rate
+
+from .forms import AcceptInvitationForm, APIKeyForm, InviteForm, LoginForm, RoleForm
+
+View = Callable[..., HttpResponse]
+
+
+def member_required(minimum: str = Role.VIEWER) -> Callable[[View], View]:
+    """Page needs a logged-in member of this host's tenant with at least `minimum` role."""
+
+    def decorator(view: View) -> View:
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            membership = getattr(request, "membership", None)
+            if membership is None:
+                if request.user.is_authenticated:
+                    logout(request)
+                return redirect(f"{settings.LOGIN_URL}?next={request.path}")
+            if not membership.has_role(minimum):
+                return render(
+                    request,
+                    "error.html",
+                    {"code": "permission_denied", "detail": f"Your role ({membership.role}) cannot open this page."},
+                    status=403,
+                )
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def _actor(request: HttpRequest) -> services.Actor:
+    return services.Actor.for_membership(request.membership, ip=request.META.get("REMOTE_ADDR"))  # type: ignore[attr-defined]
+
+
+def _login(request: HttpRequest, user: Any) -> None:
+    login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    request.session[SESSION_TENANT_KEY] = request.tenant.schema_name  # type: ignore[attr-defined]
+
+
+def login_view(request: HttpRequest) -> HttpResponse:
+    form = LoginForm(request.POST or None)
+    next_url = request.POST.get("next") or request.GET.get("next") or "/dashboard/"
+    if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
+        next_url = "/dashboard/"
+    if request.method == "POST":
+        check_rate(request, group="login", rate=settings.RATELIMIT_LOGIN)
+        if form.is_valid():
+            user = authenticate(
+                request, email=form.cleaned_data["email"].lower(), password=form.cleaned_data["password"]
+            )
+            if user is not None and selectors.membership_get(user=user, tenant=request.tenant) is not None:  # type: ignore[attr-defined]
+                _login(request, user)
+                return HttpResponseRedirect(next_url)
+            form.add_error(None, "Wrong email or password for this workspace.")
+    return render(
+        request,
+        "dashboard/login.html",
+        {"form": form, "next": next_url},
+        status=400 if request.method == "POST" else 200,
+    )
+
+
+def login_link(request: HttpRequest) -> HttpResponse:
+    user = services.login_link_consume(token=request.GET.get("token", ""), tenant=request.tenant)  # type: ignore[attr-defined]
+    if user is None:
+        messages.error(request, "That sign-in link is no longer valid. Log in with your password.")
+        return redirect(settings.LOGIN_URL)
+    _login(request, user)
+    return redirect("/dashboard/")
+
+
+@require_POST
+def logout_view(request: HttpRequest) -> HttpResponse:
+    logout(request)
+    return redirect(settings.LOGIN_URL)
+
+
+@member_required()
+def home(request: HttpRequest) -> HttpResponse:
+    tenant = request.tenant  # type: ignore[attr-defined]
+    context = {
+        "member_count": selectors.membership_list(tenant=tenant).count(),
+        "key_count": selectors.api_key_list(tenant=tenant).filter(revoked_at__isnull=True).count(),
+        "recent_events": audit_event_list()[:10],
+        "workspaces": selectors.tenants_for_user(user=request.user),  # type: ignore[arg-type]
+    }
+    return render(request, "dashboard/home.html", context)
+
+
+@member_required()
+def members(request: HttpRequest) -> HttpResponse:
+    tenant = request.tenant  # type: ignore[attr-defined]
+    form = InviteForm(request.POST or None)
+    invite_link = None
+    if request.method == "POST":
+        if not request.membership.has_role(Role.ADMIN):  # type: ignore[attr-defined]
+            return render(
+                request,
+                "error.html",
+                {"code": "permission_denied", "detail": "Only owners and admins invite members."},
+                status=403,
+            )
+        if form.is_valid():
+            try:
+                invitation, token = services.invitation_create(
+                    actor=_actor(request), email=form.cleaned_data["email"], role=form.cleaned_data["role"]
+                )
+            except ApplicationError as exc:
+                form.add_error(None, exc.detail)
+            else:
+                invite_link = services.invitation_url(tenant=tenant, token=token)
+                messages.success(request, f"Invitation sent to {invitation.email}.")
+                form = InviteForm()
+    context = {
+        "form": form,
+        "members": selectors.membership_list(tenant=tenant),
+        "invitations": selectors.invitation_list(tenant=tenant)[:50],
+        "invite_link": invite_link,
+        "roles": Role.choices,
+        "can_manage": request.membership.has_role(Role.ADMIN),  # type: ignore[attr-defined]
+    }
+    return render(request, "dashboard/members.html", context)
+
+
+@require_POST
+@member_required(Role.ADMIN)
+def member_update(request: HttpRequest, member_id: int) -> HttpResponse:
+    membership = get_object_or_404(selectors.membership_list(tenant=request.tenant), pk=member_id)  # type: ignore[attr-defined]
+    try:
+        if request.POST.get("action") == "remove":
+            services.membership_remove(actor=_actor(request), membership=membership)
+            messages.success(request, f"{membership.user.email} was removed.")
+        else:
+            form = RoleForm(request.POST)
+            if not form.is_valid():
+                raise ApplicationError("Choose a valid role.")
+            services.membership_set_role(actor=_actor(request), membership=membership, role=form.cleaned_data["role"])
+            messages.success(request, f"{membership.user.email} is now {form.cleaned_data['role']}.")
+    except ApplicationError as exc:
+        messages.error(request, exc.detail)
+    return redirect("dashboard-members")
+
+
+@require_POST
+@member_required(Role.ADMIN)
+def invitation_revoke(request: HttpRequest, invitation_id: int) -> HttpResponse:
+    invitation = get_object_or_404(selectors.invitation_list(tenant=request.tenant), pk=invitation_id)  # type: ignore[attr-defined]
+    services.invitation_revoke(actor=_actor(request), invitation=invitation)
+    messages.success(request, f"Invitation for {invitation.email} revoked.")
+    return redirect("dashboard-members")
+
+
+def accept_invitation(request: HttpRequest, token: str) -> HttpResponse:
+    check_rate(request, group="invitation", rate=settings.RATELIMIT_PUBLIC)
+    try:
+        invitation = services.invitation_get_pending(token=token)
+        if invitation.tenant_id != request.tenant.pk:  # type: ignore[attr-defined]
+            raise ApplicationError("This invitation link is not valid.", code="invitation_invalid", status_code=404)
+    except ApplicationError as exc:
+        return render(request, "error.html", {"code": exc.code, "detail": exc.detail}, status=exc.status_code)
+    existing = User.objects.filter(email=invitation.email).exists()
+    form = AcceptInvitationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            membership = services.invitation_accept(
+                token=token,
+                tenant=request.tenant,  # type: ignore[attr-defined]
+                password=form.cleaned_data["password"],  # type: ignore[attr-defined]
+                full_name=form.cleaned_data["full_name"],
+                user=request.user if request.user.is_authenticated else None,  # type: ignore[arg-type]
+            )
+        except ApplicationError as exc:
+            for field, msgs in exc.fields.items():
+                for msg in msgs:
+                    form.add_error(field if field in form.fields else None, msg)
+            if not exc.fields:
+                form.add_error(None, exc.detail)
+        else:
+            _login(request, membership.user)
+            messages.success(request, f"Welcome to {request.tenant.name}.")  # type: ignore[attr-defined]
+            return redirect("/dashboard/")
+    return render(
+        request,
+        "dashboard/accept_invitation.html",
+        {"form": form, "invitation": invitation, "existing": existing},
+        status=400 if request.method == "POST" else 200,
+    )
+
+
+@member_required(Role.ADMIN)
+def api_keys(request: HttpRequest) -> HttpResponse:
+    tenant = request.tenant  # type: ignore[attr-defined]
+    form = APIKeyForm(request.POST or None)
+    new_key = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            _key, new_key = services.api_key_create(
+                actor=_actor(request),
+                name=form.cleaned_data["name"],
+                scopes=form.cleaned_data["scopes"] or None,
+                expires_at=form.cleaned_data["expires_at"],
+            )
+        except ApplicationError as exc:
+            form.add_error(None, exc.detail)
+        else:
+            form = APIKeyForm()
+    return render(
+        request,
+        "dashboard/api_keys.html",
+        {
+            "form": form,
+            "new_key": new_key,
+            "keys": selectors.api_key_list(tenant=tenant),
+        },
+    )
+
+
+@require_POST
+@member_required(Role.ADMIN)
+def api_key_revoke(request: HttpRequest, key_id: int) -> HttpResponse:
+    key = get_object_or_404(selectors.api_key_list(tenant=request.tenant), pk=key_id)  # type: ignore[attr-defined]
+    services.api_key_revoke(actor=_actor(request), key=key)
+    messages.success(request, f"Key {key.name} revoked. It stops working immediately.")
+    return redirect("dashboard-api-keys")
+
+
+@member_required(Role.ADMIN)
+def audit_log(request: HttpRequest) -> HttpResponse:
+    events = audit_event_list()
+    action = request.GET.get("action", "")[:64]
+    if action:
+        events = events.filter(action=action)
+    page = Paginator(events, 50).get_page(request.GET.get("page"))
+    return render(request, "dashboard/audit.html", {"page": page, "action": action})

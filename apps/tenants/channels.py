@@ -1,0 +1,72 @@
+"""Tenancy for Django Channels (docs/subsystems/tenancy.md).
+
+django-tenants only switches schemas in its HTTP middleware. `TenantASGIMiddleware` resolves
+the tenant from the WebSocket's Host header and puts it in the scope; `tenant_db` runs a
+consumer's database work in a worker thread pinned to that tenant's schema, resetting the
+thread's connection to public afterwards so no other consumer inherits it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django_tenants.utils import schema_context
+
+from apps.tenants.db import connection
+
+from .selectors import tenant_for_host
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _host_from_scope(scope: dict[str, Any]) -> str:
+    for name, value in scope.get("headers", []):
+        if name == b"host":
+            host = value.decode("latin-1").split(":")[0].lower()
+            return host[4:] if host.startswith("www.") else host
+    return ""
+
+
+@database_sync_to_async
+def _resolve(host: str) -> Any:
+    return tenant_for_host(host)
+
+
+class TenantASGIMiddleware:
+    """Sets `scope["tenant"]` (or closes the socket with 4404 for an unknown host)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        if scope["type"] != "websocket":
+            return await self.app(scope, receive, send)
+        host = _host_from_scope(scope)
+        tenant = await _resolve(host) if host else None
+        if tenant is None or not tenant.is_active:
+            if host in settings.PUBLIC_HOSTS:
+                scope = {**scope, "tenant": None}
+                return await self.app(scope, receive, send)
+            await receive()  # the websocket.connect event
+            await send({"type": "websocket.close", "code": 4404})
+            return None
+        return await self.app({**scope, "tenant": tenant}, receive, send)
+
+
+def tenant_db(func: Callable[..., R]) -> Callable[..., Awaitable[R]]:
+    """Run `func(tenant, *args)` in a DB thread inside `tenant`'s schema."""
+
+    @wraps(func)
+    def run(tenant: Any, *args: Any, **kwargs: Any) -> R:
+        try:
+            with schema_context(tenant.schema_name):
+                return func(tenant, *args, **kwargs)
+        finally:
+            connection.set_schema_to_public()
+
+    return database_sync_to_async(run)

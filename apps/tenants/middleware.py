@@ -1,0 +1,46 @@
+"""Resolve the tenant from the request host (docs/subsystems/tenancy.md).
+
+Unlike django-tenants' stock middleware, the host → tenant lookup is served from the cache
+when warm, so a request touches the database search path once: when the view first queries
+the tenant's schema (`TENANT_LIMIT_SET_CALLS`). Public hosts (signup, public admin) get the
+public URLconf; an unknown host gets a 404.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, HttpResponseNotFound
+from django.urls import set_urlconf
+
+from apps.tenants.db import connection
+from syntera.observability import tenant_var
+
+from .selectors import tenant_for_host
+
+
+class TenantHostMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        connection.set_schema_to_public()
+        host = request.get_host().split(":")[0].lower()
+        if host.startswith("www."):
+            host = host[4:]
+        tenant = tenant_for_host(host)
+        if tenant is None:
+            if host not in settings.PUBLIC_HOSTS and host != settings.TENANT_BASE_DOMAIN:
+                return HttpResponseNotFound(b"Unknown host.", content_type="text/plain")
+            request.tenant = None  # type: ignore[attr-defined]
+            request.urlconf = settings.PUBLIC_SCHEMA_URLCONF
+            set_urlconf(request.urlconf)
+            return self.get_response(request)
+        if not tenant.is_active:
+            return HttpResponseNotFound(b"This workspace is not active.", content_type="text/plain")
+        request.tenant = tenant  # type: ignore[attr-defined]
+        tenant.domain_url = host
+        connection.set_tenant(tenant)
+        tenant_var.set(tenant.schema_name)
+        return self.get_response(request)

@@ -1,0 +1,162 @@
+"""Shared fixtures: real PostgreSQL and Redis (started by `make test`), two tenants with
+canary rows, and host-aware clients.
+
+The canary pattern: every tenant gets rows whose names carry its slug ("canary-alpha");
+isolation tests assert that nothing carrying another tenant's canary ever comes back.
+Later subsystems add their own canary rows in `_seed_canaries`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+# In-process tests use their own Redis database so they never touch a running dev stack's.
+os.environ["REDIS_URL"] = urlunsplit(
+    urlsplit(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))._replace(path="/15")
+)
+os.environ.setdefault("LOG_FORMAT", "text")
+
+from tests.support import PASSWORD, TenantInfo
+
+
+def _seed_canaries(slug: str) -> TenantInfo:
+    from apps.accounts.models import Role
+    from apps.accounts.services import Actor, api_key_create, invitation_create, signup_company
+    from apps.audit.services import audit_record
+
+    result = signup_company(
+        company_name=f"{slug.title()} Corp", slug=slug, email=f"owner@{slug}.example", password=PASSWORD
+    )
+    tenant = result.tenant
+    actor = Actor(tenant=tenant, role=Role.OWNER, user=result.user, label=result.user.email)
+    _key, raw = api_key_create(actor=actor, name=f"canary-{slug}")
+    invitation_create(actor=actor, email=f"canary-{slug}@example.com", role=Role.AGENT)
+    audit_record(tenant=tenant, action=f"canary.{slug}", actor_label=f"canary-{slug}")
+    return TenantInfo(
+        slug=slug,
+        schema=tenant.schema_name,
+        host=f"{slug}.localhost",
+        tenant_id=tenant.pk,
+        owner_email=result.user.email,
+        api_key=raw,
+        canary_key_name=f"canary-{slug}",
+        canary_invite_email=f"canary-{slug}@example.com",
+        canary_action=f"canary.{slug}",
+    )
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: Any, django_db_blocker: Any) -> dict[str, TenantInfo]:
+    """Migrate the test database, then create tenants `alpha` and `beta` once (committed)."""
+    from syntera.celery import app as celery_app
+
+    celery_app.conf.task_always_eager = True
+    with django_db_blocker.unblock():
+        return {slug: _seed_canaries(slug) for slug in ("alpha", "beta")}
+
+
+@pytest.fixture(scope="session")
+def tenants(django_db_setup: dict[str, TenantInfo]) -> dict[str, TenantInfo]:
+    return django_db_setup
+
+
+@pytest.fixture
+def alpha(tenants: dict[str, TenantInfo], db: None) -> TenantInfo:
+    return tenants["alpha"]
+
+
+@pytest.fixture
+def beta(tenants: dict[str, TenantInfo], db: None) -> TenantInfo:
+    return tenants["beta"]
+
+
+@pytest.fixture(autouse=True)
+def _clean_cache_and_schema() -> Any:
+    """Each test starts with an empty cache (rate-limit counters, host lookups) in public."""
+    from django.core.cache import cache
+    from django.db import connection
+
+    yield
+    try:
+        cache.clear()
+    except Exception:  # tests that stop Redis on purpose
+        pass
+    connection.set_schema_to_public()  # type: ignore[attr-defined]
+
+
+@pytest.fixture(autouse=True)
+def _eager_celery(settings: Any) -> Any:
+    from syntera.celery import app as celery_app
+
+    celery_app.conf.task_always_eager = True
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    yield
+
+
+@pytest.fixture
+def client_for(db: None) -> Any:
+    """`client_for("alpha.localhost")` → a Django test client talking to that host."""
+    from django.test import Client
+
+    def make(host: str, **extra: Any) -> Client:
+        return Client(HTTP_HOST=host, **extra)
+
+    return make
+
+
+@pytest.fixture
+def api_for(db: None) -> Any:
+    """`api_for(host, token)` → a DRF APIClient with a Bearer token on that host."""
+    from rest_framework.test import APIClient
+
+    def make(host: str, token: str | None = None) -> APIClient:
+        client = APIClient(HTTP_HOST=host)
+        if token:
+            client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+        return client
+
+    return make
+
+
+@pytest.fixture
+def make_member(db: None) -> Any:
+    """`make_member(tenant_info, role)` → (user, password) with that role in the tenant."""
+    from apps.accounts.models import Membership, User
+
+    counter = {"n": 0}
+
+    def make(info: TenantInfo, role: str, email: str | None = None) -> tuple[Any, str]:
+        counter["n"] += 1
+        email = email or f"{role}{counter['n']}@{info.slug}.example"
+        user = User.objects.filter(email=email).first() or User.objects.create_user(email=email, password=PASSWORD)
+        Membership.objects.create(user=user, tenant_id=info.tenant_id, role=role)
+        return user, PASSWORD
+
+    return make
+
+
+@pytest.fixture
+def login(client_for: Any) -> Any:
+    """`login(info, email)` → a test client logged in through the real login form."""
+
+    def do(info: TenantInfo, email: str, password: str = PASSWORD) -> Any:
+        client = client_for(info.host)
+        response = client.post("/login/", {"email": email, "password": password})
+        assert response.status_code == 302, response.content[:500]
+        return client
+
+    return do
+
+
+@pytest.fixture
+def jwt_for(api_for: Any) -> Any:
+    def get(info: TenantInfo, email: str, password: str = PASSWORD) -> str:
+        response = api_for(info.host).post("/api/v1/auth/token/", {"email": email, "password": password}, format="json")
+        assert response.status_code == 200, response.content
+        return str(response.json()["access"])
+
+    return get

@@ -1,0 +1,31 @@
+"""ASGI entry point: HTTP through Django, WebSockets through Channels with tenant resolution.
+
+See docs/subsystems/realtime.md.
+"""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "syntera.settings")
+django_asgi_app = get_asgi_application()
+
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.urls import path  # noqa: E402
+
+from apps.dashboard.consumers import StaffConsumer  # noqa: E402
+from apps.tenants.channels import TenantASGIMiddleware  # noqa: E402
+
+websocket_urlpatterns = [
+    # Cookie-authenticated: only pages served from our own hosts may open it.
+    path("ws/staff/", AllowedHostsOriginValidator(StaffConsumer.as_asgi())),
+]
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": TenantASGIMiddleware(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+    }
+)

@@ -1,0 +1,16 @@
+from .env import env_int, env_str
+
+REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": env_str("CACHE_URL", REDIS_URL),
+        # Keys carry the schema name, so one tenant can never read another's entry.
+        "KEY_FUNCTION": "django_tenants.cache.make_key",
+        "REVERSE_KEY_FUNCTION": "django_tenants.cache.reverse_key",
+        "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "syntera"),
+        "TIMEOUT": env_int("CACHE_TIMEOUT", 300),
+    }
+}
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"

@@ -1,0 +1,28 @@
+from .env import env_bool, env_int, env_list, env_str
+
+CSRF_TRUSTED_ORIGINS = env_list(
+    "CSRF_TRUSTED_ORIGINS", "http://*.localhost:8000,http://localhost:8000,http://127.0.0.1:8000"
+)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY") else None
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 60 * 60 * 12)
+X_FRAME_OPTIONS = "DENY"
+
+# Rate limits (django-ratelimit). Format "<count>/<period>", period in s/m/h/d.
+RATELIMIT_ENABLE = env_bool("RATELIMIT_ENABLE", True)
+RATELIMIT_USE_CACHE = "default"
+RATELIMIT_LOGIN = env_str("RATELIMIT_LOGIN", "10/m")
+RATELIMIT_SIGNUP = env_str("RATELIMIT_SIGNUP", "5/m")
+RATELIMIT_PUBLIC = env_str("RATELIMIT_PUBLIC", "60/m")
+RATELIMIT_API_KEY = env_str("RATELIMIT_API_KEY", "600/m")
+RATELIMIT_API_AUTH_FAILURES = env_str("RATELIMIT_API_AUTH_FAILURES", "20/m")
+
+# /metrics: a bearer token, or a list of client networks allowed without one.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", "127.0.0.1/32,::1/128")

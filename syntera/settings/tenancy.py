@@ -1,0 +1,35 @@
+"""django-tenants: which apps live in the public schema and which in every tenant schema.
+
+See docs/adr/0002-public-and-tenant-schemas.md.
+"""
+
+SHARED_APPS = [
+    "django_tenants",
+    "apps.tenants",
+    "apps.accounts",
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.admin",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_filters",
+    "channels",
+    "apps.dashboard",
+]
+
+TENANT_APPS = [
+    "django.contrib.contenttypes",
+    "apps.audit",
+]
+
+INSTALLED_APPS = list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS]
+
+TENANT_MODEL = "tenants.Tenant"
+TENANT_DOMAIN_MODEL = "tenants.Domain"
+DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
+# Issue `SET search_path` only when the schema actually changes (tested: one per request).
+TENANT_LIMIT_SET_CALLS = True

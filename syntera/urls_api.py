@@ -1,0 +1,8 @@
+"""`/api/v1/` — shared by the public and tenant URLconfs (the API key picks the tenant)."""
+
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include("apps.accounts.api.urls")),
+    path("", include("apps.audit.api.urls")),
+]

@@ -1,0 +1,19 @@
+"""URLconf of the public hosts (e.g. http://localhost:8000/): signup and the operator admin."""
+
+from django.contrib import admin
+from django.urls import path
+
+from apps.dashboard import public_views
+from syntera.urls_common import urlpatterns as common
+
+handler400 = "syntera.errors.handler400"
+handler403 = "syntera.errors.handler403"
+handler404 = "syntera.errors.handler404"
+handler500 = "syntera.errors.handler500"
+
+urlpatterns = [
+    path("", public_views.signup, name="signup"),
+    path("login/", public_views.find_workspace, name="find-workspace"),
+    path("admin/", admin.site.urls),
+    *common,
+]
