@@ -45,14 +45,14 @@ class RequestContextMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         incoming = request.headers.get("X-Request-ID", "")
         request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
-        tokens = [request_id_var.set(request_id), tenant_var.set("-"), user_var.set("-")]
-        try:
-            response = self.get_response(request)
-        finally:
-            request_id_var.reset(tokens[0])
+        # Set, not reset: Django logs the response (e.g. "Not Found") after the middleware
+        # chain returns, and that line must still carry the request's context. Every
+        # request overwrites all three at its start.
+        request_id_var.set(request_id)
+        tenant_var.set("-")
+        user_var.set("-")
+        response = self.get_response(request)
         response["X-Request-ID"] = request_id
-        tenant_var.reset(tokens[1])
-        user_var.reset(tokens[2])
         return response
 
 

@@ -4,7 +4,6 @@ See docs/adr/0002-public-and-tenant-schemas.md.
 """
 
 SHARED_APPS = [
-    "django_tenants",
     "apps.tenants",
     "apps.accounts",
     "django.contrib.contenttypes",
@@ -12,6 +11,8 @@ SHARED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.admin",
+    # After the admin: its admin templates assume every request has a tenant row.
+    "django_tenants",
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",

@@ -39,6 +39,18 @@ def current_tenant(request: Request) -> Tenant:
     return request._request.tenant  # type: ignore[attr-defined,no-any-return]
 
 
+class TenantListView(generics.ListAPIView):  # type: ignore[type-arg]
+    """A list scoped to the request's tenant; `tenant_queryset` gives the rows."""
+
+    def tenant_queryset(self, tenant: Tenant) -> QuerySet[Any]:
+        raise NotImplementedError
+
+    def get_queryset(self) -> QuerySet[Any]:
+        if getattr(self, "swagger_fake_view", False):  # schema generation: no tenant
+            return self.serializer_class.Meta.model.objects.none()  # type: ignore[union-attr]
+        return self.tenant_queryset(current_tenant(self.request))
+
+
 class TokenObtainView(APIView):
     """Exchange email + password for a JWT pair bound to this host's workspace."""
 
@@ -122,14 +134,14 @@ class MemberFilter(django_filters.FilterSet):
         fields = ["role", "email"]
 
 
-class MemberListView(generics.ListAPIView):
+class MemberListView(TenantListView):
     scope_resource = "members"
     serializer_class = s.MemberOutput
     filterset_class = MemberFilter
     ordering_fields = ["id", "created_at", "role"]
 
-    def get_queryset(self) -> QuerySet[Membership]:
-        return selectors.membership_list(tenant=current_tenant(self.request))
+    def tenant_queryset(self, tenant: Tenant) -> QuerySet[Membership]:
+        return selectors.membership_list(tenant=tenant)
 
 
 class MemberDetailView(APIView):
@@ -167,14 +179,14 @@ class InvitationFilter(django_filters.FilterSet):
         fields = ["email", "role"]
 
 
-class InvitationListCreateView(generics.ListAPIView):
+class InvitationListCreateView(TenantListView):
     scope_resource = "invitations"
     serializer_class = s.InvitationOutput
     filterset_class = InvitationFilter
     ordering_fields = ["id", "created_at", "expires_at"]
 
-    def get_queryset(self) -> QuerySet[Invitation]:
-        return selectors.invitation_list(tenant=current_tenant(self.request))
+    def tenant_queryset(self, tenant: Tenant) -> QuerySet[Invitation]:
+        return selectors.invitation_list(tenant=tenant)
 
     @extend_schema(request=s.InvitationInput, responses={201: s.InvitationOutput})
     def post(self, request: Request) -> Response:
@@ -210,14 +222,14 @@ class APIKeyFilter(django_filters.FilterSet):
         fields = ["name", "revoked"]
 
 
-class APIKeyListCreateView(generics.ListAPIView):
+class APIKeyListCreateView(TenantListView):
     scope_resource = "api_keys"
     serializer_class = s.APIKeyOutput
     filterset_class = APIKeyFilter
     ordering_fields = ["id", "created_at", "last_used_at"]
 
-    def get_queryset(self) -> QuerySet[APIKey]:
-        return selectors.api_key_list(tenant=current_tenant(self.request))
+    def tenant_queryset(self, tenant: Tenant) -> QuerySet[APIKey]:
+        return selectors.api_key_list(tenant=tenant)
 
     @extend_schema(request=s.APIKeyInput, responses={201: s.APIKeyCreatedOutput})
     def post(self, request: Request) -> Response:

@@ -4,6 +4,8 @@ import django_filters
 from django.db.models import QuerySet
 from rest_framework import generics, serializers
 
+from syntera.filters import DateTimeFilter
+
 from ..models import AuditEvent
 from ..selectors import audit_event_list
 
@@ -18,8 +20,8 @@ class AuditEventOutput(serializers.ModelSerializer):
 
 class AuditEventFilter(django_filters.FilterSet):
     action = django_filters.CharFilter(max_length=64)
-    since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    since = DateTimeFilter(field_name="created_at", lookup_expr="gte")
+    until = DateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = AuditEvent

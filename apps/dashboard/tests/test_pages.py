@@ -1,0 +1,179 @@
+"""Dashboard pages driven the way staff use them: forms, redirects, what the page shows."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from apps.accounts.models import APIKey, Invitation, Membership, User
+from apps.tenants.models import Tenant
+from tests.support import PASSWORD
+
+
+def test_signup_page_creates_workspace_and_logs_in_on_its_host(client_for: Any) -> None:
+    public = client_for("localhost")
+    response = public.post(
+        "/",
+        {
+            "company_name": "Gamma GmbH",
+            "slug": "gamma",
+            "full_name": "Gi",
+            "email": "g@gamma.example",
+            "password": PASSWORD,
+        },
+    )
+    assert response.status_code == 302
+    assert response["Location"].startswith("http://gamma.localhost/login/link/?token=")
+    tenant_client = client_for("gamma.localhost")
+    link = response["Location"].split("gamma.localhost", 1)[1]
+    landed = tenant_client.get(link, follow=True)
+    assert landed.redirect_chain[-1][0] == "/dashboard/"
+    assert b"Gamma GmbH" in landed.content and b"owner" in landed.content
+    # the one-time link cannot be replayed
+    again = client_for("gamma.localhost").get(link)
+    assert again.status_code == 302 and again["Location"].startswith("/login/")
+
+
+def test_signup_page_shows_errors_and_creates_nothing(alpha: Any, client_for: Any) -> None:
+    before = Tenant.objects.count()
+    response = client_for("localhost").post(
+        "/", {"company_name": "Dup", "slug": "alpha", "email": "d@dup.example", "password": PASSWORD}
+    )
+    assert response.status_code == 400 and b"already taken" in response.content
+    response = client_for("localhost").post("/", {"company_name": "", "slug": "", "email": "bad", "password": ""})
+    assert response.status_code == 400
+    assert Tenant.objects.count() == before
+
+
+def test_signup_is_rate_limited(client_for: Any, settings: Any) -> None:
+    settings.RATELIMIT_SIGNUP = "2/m"
+    client = client_for("localhost")
+    for _ in range(2):
+        assert client.post("/", {"company_name": "", "slug": "x"}).status_code == 400
+    response = client.post("/", {"company_name": "", "slug": "x"})
+    assert response.status_code == 429 and int(response["Retry-After"]) >= 1
+    assert b"Too many requests" in response.content
+
+
+def test_login_rejects_wrong_password_and_non_members(alpha: Any, beta: Any, client_for: Any) -> None:
+    client = client_for(alpha.host)
+    assert client.post("/login/", {"email": alpha.owner_email, "password": "nope"}).status_code == 400
+    assert client.post("/login/", {"email": beta.owner_email, "password": PASSWORD}).status_code == 400
+    ok = client.post(
+        "/login/", {"email": alpha.owner_email.upper(), "password": PASSWORD, "next": "https://evil.example/"}
+    )
+    assert ok.status_code == 302 and ok["Location"] == "/dashboard/"
+
+
+def test_login_is_rate_limited(alpha: Any, client_for: Any, settings: Any) -> None:
+    settings.RATELIMIT_LOGIN = "2/m"
+    client = client_for(alpha.host)
+    for _ in range(2):
+        client.post("/login/", {"email": alpha.owner_email, "password": "nope"})
+    response = client.post("/login/", {"email": alpha.owner_email, "password": PASSWORD})
+    assert response.status_code == 429 and response["Retry-After"]
+
+
+def test_owner_invites_and_new_person_accepts(
+    alpha: Any, login: Any, client_for: Any, mailoutbox: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    owner = login(alpha, alpha.owner_email)
+    with django_capture_on_commit_callbacks(execute=True):
+        page = owner.post("/dashboard/members/", {"email": "newbie@example.com", "role": "agent"})
+    assert page.status_code == 200 and b"Invitation sent" in page.content
+    link = re.search(r"http://alpha\.localhost:8000(/invite/[^/]+/)", mailoutbox[0].body)
+    assert link is not None
+    visitor = client_for(alpha.host)
+    form = visitor.get(link.group(1))
+    assert form.status_code == 200 and b"Choose a password" in form.content
+    weak = visitor.post(link.group(1), {"full_name": "New", "password": "short"})
+    assert weak.status_code == 400
+    accepted = visitor.post(link.group(1), {"full_name": "New Bie", "password": PASSWORD}, follow=True)
+    assert accepted.redirect_chain[-1][0] == "/dashboard/"
+    assert Membership.objects.get(tenant_id=alpha.tenant_id, user__email="newbie@example.com").role == "agent"
+    reused = client_for(alpha.host).get(link.group(1))
+    assert reused.status_code == 410
+    members = owner.get("/dashboard/members/").content
+    assert b"newbie@example.com" in members
+
+
+def test_existing_account_accepts_with_its_password(alpha: Any, beta: Any, api_for: Any, client_for: Any) -> None:
+    from apps.accounts.services import Actor, invitation_create
+
+    owner = Membership.objects.get(tenant_id=alpha.tenant_id, user__email=alpha.owner_email)
+    _inv, token = invitation_create(actor=Actor.for_membership(owner), email=beta.owner_email, role="viewer")
+    client = client_for(alpha.host)
+    assert b"existing Syntera account" in client.get(f"/invite/{token}/").content
+    assert client.post(f"/invite/{token}/", {"password": "wrong-password-xyz"}).status_code == 400
+    assert client.post(f"/invite/{token}/", {"password": PASSWORD}).status_code == 302
+    assert User.objects.get(email=beta.owner_email).memberships.count() == 2
+
+
+def test_expired_and_foreign_invitations_are_refused(alpha: Any, beta: Any, client_for: Any) -> None:
+    from django.utils import timezone
+
+    from apps.accounts.services import Actor, invitation_create
+
+    owner = Membership.objects.get(tenant_id=alpha.tenant_id, user__email=alpha.owner_email)
+    inv, token = invitation_create(actor=Actor.for_membership(owner), email="late@example.com")
+    assert client_for(beta.host).get(f"/invite/{token}/").status_code == 404  # alpha's link on beta's host
+    Invitation.objects.filter(pk=inv.pk).update(expires_at=timezone.now())
+    response = client_for(alpha.host).get(f"/invite/{token}/")
+    assert response.status_code == 410 and b"expired" in response.content
+    assert client_for(alpha.host).get("/invite/not-a-token/").status_code == 404
+
+
+def test_api_key_page_shows_key_once_and_revokes(alpha: Any, login: Any, api_for: Any) -> None:
+    client = login(alpha, alpha.owner_email)
+    page = client.post("/dashboard/api-keys/", {"name": "zapier", "scopes": ["members:read"]})
+    raw = re.search(rb'id="new-key">(sk_live_[^<]+)<', page.content)
+    assert raw is not None
+    key = raw.group(1).decode()
+    assert api_for(alpha.host, key).get("/api/v1/members/").status_code == 200
+    listing = client.get("/dashboard/api-keys/").content
+    assert key.encode() not in listing and b"zapier" in listing
+    stored = APIKey.objects.get(tenant_id=alpha.tenant_id, name="zapier")
+    client.post(f"/dashboard/api-keys/{stored.pk}/revoke/")
+    assert api_for(alpha.host, key).get("/api/v1/members/").status_code == 401
+
+
+def test_agent_and_viewer_pages_respect_roles(alpha: Any, make_member: Any, login: Any) -> None:
+    agent, _ = make_member(alpha, "agent")
+    client = login(alpha, agent.email)
+    assert client.get("/dashboard/").status_code == 200
+    members = client.get("/dashboard/members/")
+    assert members.status_code == 200 and b"Send invitation" not in members.content
+    assert client.post("/dashboard/members/", {"email": "x@y.example", "role": "agent"}).status_code == 403
+    assert client.get("/dashboard/api-keys/").status_code == 403
+    assert client.post("/dashboard/api-keys/", {"name": "sneaky"}).status_code == 403
+    assert not APIKey.objects.filter(name="sneaky").exists()
+    assert client.get("/dashboard/audit/").status_code == 403
+
+
+def test_owner_changes_roles_and_removes_members_in_the_page(alpha: Any, make_member: Any, login: Any) -> None:
+    agent, _ = make_member(alpha, "agent")
+    membership = Membership.objects.get(user=agent, tenant_id=alpha.tenant_id)
+    client = login(alpha, alpha.owner_email)
+    client.post(f"/dashboard/members/{membership.pk}/", {"role": "admin"})
+    membership.refresh_from_db()
+    assert membership.role == "admin"
+    client.post(f"/dashboard/members/{membership.pk}/", {"action": "remove"})
+    assert not Membership.objects.filter(pk=membership.pk).exists()
+    audit = client.get("/dashboard/audit/").content
+    assert b"member.role_changed" in audit and b"member.removed" in audit
+
+
+def test_tenant_admin_lists_only_this_tenants_rows(alpha: Any, beta: Any, login: Any) -> None:
+    client = login(alpha, alpha.owner_email)
+    page = client.get("/admin/accounts/apikey/").content
+    assert alpha.canary_key_name.encode() in page and beta.canary_key_name.encode() not in page
+    audit = client.get("/admin/audit/auditevent/").content
+    assert alpha.canary_action.encode() in audit and beta.canary_action.encode() not in audit
+
+
+def test_public_admin_serves_platform_staff(alpha: Any, client_for: Any) -> None:
+    User.objects.create_superuser(email="ops@syntera.example", password=PASSWORD)
+    client = client_for("localhost")
+    assert client.login(email="ops@syntera.example", password=PASSWORD)
+    page = client.get("/admin/tenants/tenant/")
+    assert page.status_code == 200 and b"alpha" in page.content and b"beta" in page.content

@@ -1,0 +1,122 @@
+"""Tenant isolation, tested with canary rows: nothing of beta ever reaches a caller of alpha.
+
+Every API endpoint and dashboard page of the foundation is read with each kind of
+credential (API key, JWT, session cookie, tenant admin) and must either refuse or show
+only the caller's own tenant. Later subsystems add their endpoints to `API_LISTS` and
+`PAGES` and their canaries in conftest's `_seed_canaries`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from apps.accounts.models import APIKey, Invitation, Membership
+
+API_LISTS = [
+    "/api/v1/members/",
+    "/api/v1/invitations/",
+    "/api/v1/api-keys/",
+    "/api/v1/audit-events/",
+    "/api/v1/me/",
+    "/api/v1/tenant/",
+]
+PAGES = ["/dashboard/", "/dashboard/members/", "/dashboard/api-keys/", "/dashboard/audit/"]
+ADMIN_PAGES = [
+    "/admin/",
+    "/admin/audit/auditevent/",
+    "/admin/accounts/membership/",
+    "/admin/accounts/invitation/",
+    "/admin/accounts/apikey/",
+]
+
+
+def _canaries(info: Any) -> list[bytes]:
+    return [
+        info.canary_key_name.encode(),
+        info.canary_invite_email.encode(),
+        info.canary_action.encode(),
+        info.owner_email.encode(),
+    ]
+
+
+def _assert_clean(content: bytes, foreign: Any) -> None:
+    for canary in _canaries(foreign):
+        assert canary not in content, f"{canary!r} leaked"
+
+
+@pytest.mark.parametrize("path", API_LISTS)
+def test_api_key_sees_only_its_tenant(alpha: Any, beta: Any, api_for: Any, path: str) -> None:
+    for host in (alpha.host, "localhost"):
+        response = api_for(host, alpha.api_key).get(path)
+        assert response.status_code == 200
+        _assert_clean(response.content, beta)
+    # alpha's key on beta's host: refused outright
+    assert api_for(beta.host, alpha.api_key).get(path).status_code == 403
+
+
+@pytest.mark.parametrize("path", API_LISTS)
+def test_jwt_sees_only_its_tenant(alpha: Any, beta: Any, api_for: Any, jwt_for: Any, path: str) -> None:
+    token = jwt_for(alpha, alpha.owner_email)
+    response = api_for(alpha.host, token).get(path)
+    assert response.status_code == 200
+    _assert_clean(response.content, beta)
+    assert api_for(beta.host, token).get(path).status_code == 403
+
+
+def test_detail_endpoints_do_not_reach_other_tenants_rows(alpha: Any, beta: Any, api_for: Any) -> None:
+    client = api_for(alpha.host, alpha.api_key)
+    beta_key = APIKey.objects.get(tenant_id=beta.tenant_id, name=beta.canary_key_name)
+    beta_invite = Invitation.objects.get(tenant_id=beta.tenant_id, email=beta.canary_invite_email)
+    beta_member = Membership.objects.get(tenant_id=beta.tenant_id, user__email=beta.owner_email)
+    assert client.get(f"/api/v1/api-keys/{beta_key.pk}/").status_code == 404
+    assert client.delete(f"/api/v1/api-keys/{beta_key.pk}/").status_code == 404
+    assert client.get(f"/api/v1/invitations/{beta_invite.pk}/").status_code == 404
+    assert client.delete(f"/api/v1/invitations/{beta_invite.pk}/").status_code == 404
+    assert client.get(f"/api/v1/members/{beta_member.pk}/").status_code == 404
+    assert client.patch(f"/api/v1/members/{beta_member.pk}/", {"role": "viewer"}, format="json").status_code == 404
+    assert client.delete(f"/api/v1/members/{beta_member.pk}/").status_code == 404
+    beta_key.refresh_from_db()
+    assert beta_key.revoked_at is None
+    assert Membership.objects.filter(pk=beta_member.pk, role="owner").exists()
+
+
+@pytest.mark.parametrize("path", PAGES + ADMIN_PAGES)
+def test_session_sees_only_its_tenant_and_is_worthless_elsewhere(
+    alpha: Any, beta: Any, login: Any, client_for: Any, path: str
+) -> None:
+    client = login(alpha, alpha.owner_email)
+    response = client.get(path)
+    assert response.status_code == 200, path
+    _assert_clean(response.content, beta)
+    # the same session cookie presented on beta's host
+    stolen = client_for(beta.host)
+    stolen.cookies = client.cookies
+    response = stolen.get(path)
+    assert response.status_code in (302, 403)
+    _assert_clean(response.content, beta)
+    # ...and it was ended, so it no longer works on alpha either
+    assert client.get("/dashboard/").status_code == 302
+
+
+def test_member_of_both_tenants_sees_each_separately(alpha: Any, beta: Any, make_member: Any, login: Any) -> None:
+    user, _ = make_member(alpha, "admin", email="both@example.com")
+    make_member(beta, "admin", email="both@example.com")
+    a = login(alpha, user.email).get("/dashboard/api-keys/").content
+    b = login(beta, user.email).get("/dashboard/api-keys/").content
+    assert alpha.canary_key_name.encode() in a and beta.canary_key_name.encode() not in a
+    assert beta.canary_key_name.encode() in b and alpha.canary_key_name.encode() not in b
+
+
+def test_tenant_admin_is_for_owners_and_admins_only(alpha: Any, make_member: Any, login: Any) -> None:
+    agent, _ = make_member(alpha, "agent")
+    response = login(alpha, agent.email).get("/admin/")
+    assert response.status_code == 302 and "/login/" in response["Location"]
+
+
+def test_public_admin_does_not_list_tenant_data_for_tenant_owners(alpha: Any, client_for: Any) -> None:
+    client = client_for("localhost")
+    client.post("/admin/login/", {"username": alpha.owner_email, "password": "x"})
+    response = client.get("/admin/accounts/apikey/")
+    assert response.status_code == 302  # not platform staff: redirected to the admin login
