@@ -4,6 +4,7 @@ See docs/subsystems/realtime.md.
 """
 
 import os
+from typing import Any
 
 from django.core.asgi import get_asgi_application
 
@@ -13,6 +14,7 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
 from django.urls import path  # noqa: E402
 
 from apps.dashboard.consumers import StaffConsumer  # noqa: E402
@@ -23,9 +25,15 @@ websocket_urlpatterns = [
     path("ws/staff/", AllowedHostsOriginValidator(StaffConsumer.as_asgi())),
 ]
 
-application = ProtocolTypeRouter(
+application: Any = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": TenantASGIMiddleware(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
+
+if settings.SENTRY_DSN:
+    # Errors inside WebSocket consumers reach Sentry too (scrubbed by the same before_send).
+    from sentry_sdk.integrations.asgi import SentryAsgiMiddleware
+
+    application = SentryAsgiMiddleware(application)

@@ -1,11 +1,30 @@
+from django import forms
 from django.contrib import admin
 
+from syntera.errors import ApplicationError
+
 from .models import Domain, Plan, Tenant
+from .services import validate_slug
 
 
 class DomainInline(admin.TabularInline):
     model = Domain
     extra = 0
+
+
+class TenantAdminForm(forms.ModelForm):  # type: ignore[type-arg]
+    class Meta:
+        model = Tenant
+        fields = ["name", "slug", "plan", "is_active"]
+
+    def clean_slug(self) -> str:
+        slug = str(self.cleaned_data["slug"])
+        if self.instance.pk:
+            return slug
+        try:
+            return validate_slug(slug)  # same rules as signup: format, reserved, unique
+        except ApplicationError as exc:
+            raise forms.ValidationError(exc.detail) from exc
 
 
 @admin.register(Tenant)
@@ -15,6 +34,9 @@ class TenantAdmin(admin.ModelAdmin):
     search_fields = ["name", "slug"]
     readonly_fields = ["schema_name", "created_at"]
     inlines = [DomainInline]
+    prepopulated_fields = {"slug": ("name",)}
+
+    form = TenantAdminForm
 
 
 @admin.register(Domain)

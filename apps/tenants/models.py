@@ -5,6 +5,8 @@ Lives in the public schema (SHARED_APPS). Nothing here may point at a tenant tab
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models
 from django_tenants.models import DomainMixin, TenantMixin
 
@@ -41,6 +43,12 @@ class Tenant(TenantMixin):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.slug})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # Tenants created from the admin get the same schema name signup would give them.
+        if not self.schema_name:  # type: ignore[has-type]
+            self.schema_name = self.slug.replace("-", "_")
+        super().save(*args, **kwargs)
 
 
 class Domain(DomainMixin):

@@ -177,3 +177,31 @@ def test_public_admin_serves_platform_staff(alpha: Any, client_for: Any) -> None
     assert client.login(email="ops@syntera.example", password=PASSWORD)
     page = client.get("/admin/tenants/tenant/")
     assert page.status_code == 200 and b"alpha" in page.content and b"beta" in page.content
+
+
+def test_operator_creates_a_tenant_in_the_public_admin(db: None, client_for: Any) -> None:
+    from django.db import connection
+
+    User.objects.create_superuser(email="root@syntera.example", password=PASSWORD)
+    client = client_for("localhost")
+    assert client.login(email="root@syntera.example", password=PASSWORD)
+    form = {
+        "name": "Delta",
+        "slug": "delta",
+        "is_active": "on",
+        "domains-TOTAL_FORMS": "1",
+        "domains-INITIAL_FORMS": "0",
+        "domains-0-domain": "delta.localhost",
+        "domains-0-is_primary": "on",
+    }
+    reserved = client.post("/admin/tenants/tenant/add/", {**form, "slug": "admin"})
+    assert reserved.status_code == 200 and b"reserved" in reserved.content
+    response = client.post("/admin/tenants/tenant/add/", form)
+    assert response.status_code == 302, response.content[:2000]
+    tenant = Tenant.objects.get(slug="delta")
+    assert tenant.schema_name == "delta"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT 1 FROM information_schema.tables WHERE table_schema='delta' AND table_name='audit_auditevent'"
+        )
+        assert cursor.fetchone() is not None
