@@ -4,6 +4,7 @@ from django import forms
 
 from apps.accounts.models import Role
 from apps.accounts.scopes import ALL_SCOPES
+from syntera.errors import ApplicationError
 
 
 class SignupForm(forms.Form):
@@ -48,3 +49,12 @@ class APIKeyForm(forms.Form):
     expires_at = forms.DateTimeField(
         required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}), label="Expires at (UTC)"
     )
+
+
+def add_application_error(form: forms.Form, exc: ApplicationError) -> None:
+    """Show a service's error on the form: field messages on their fields, else on top."""
+    for field, messages in exc.fields.items():
+        for message in messages:
+            form.add_error(field if field in form.fields else None, message)
+    if not exc.fields:
+        form.add_error(None, exc.detail)

@@ -10,7 +10,7 @@ from apps.accounts.services import login_link_create, signup_company
 from apps.tenants.selectors import primary_domain, tenant_get_by_slug
 from syntera.errors import ApplicationError, check_rate
 
-from .forms import FindWorkspaceForm, SignupForm
+from .forms import FindWorkspaceForm, SignupForm, add_application_error
 
 
 def tenant_url(host: str, path: str) -> str:
@@ -39,11 +39,7 @@ def signup(request: HttpRequest) -> HttpResponse:
                     full_name=form.cleaned_data["full_name"],
                 )
             except ApplicationError as exc:
-                for field, messages in exc.fields.items():
-                    for message in messages:
-                        form.add_error(field if field in form.fields else None, message)
-                if not exc.fields:
-                    form.add_error(None, exc.detail)
+                add_application_error(form, exc)
             else:
                 token = login_link_create(user=result.user, tenant=result.tenant)
                 host = primary_domain(result.tenant)

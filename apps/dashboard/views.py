@@ -21,7 +21,7 @@ from apps.accounts.models import Role, User
 from apps.audit.selectors import audit_event_list
 from syntera.errors import ApplicationError, check_rate
 
-from .forms import AcceptInvitationForm, APIKeyForm, InviteForm, LoginForm, RoleForm
+from .forms import AcceptInvitationForm, APIKeyForm, InviteForm, LoginForm, RoleForm, add_application_error
 
 View = Callable[..., HttpResponse]
 
@@ -129,7 +129,7 @@ def members(request: HttpRequest) -> HttpResponse:
                     actor=_actor(request), email=form.cleaned_data["email"], role=form.cleaned_data["role"]
                 )
             except ApplicationError as exc:
-                form.add_error(None, exc.detail)
+                add_application_error(form, exc)
             else:
                 invite_link = services.invitation_url(tenant=tenant, token=token)
                 messages.success(request, f"Invitation sent to {invitation.email}.")
@@ -193,11 +193,7 @@ def accept_invitation(request: HttpRequest, token: str) -> HttpResponse:
                 user=request.user if request.user.is_authenticated else None,  # type: ignore[arg-type]
             )
         except ApplicationError as exc:
-            for field, msgs in exc.fields.items():
-                for msg in msgs:
-                    form.add_error(field if field in form.fields else None, msg)
-            if not exc.fields:
-                form.add_error(None, exc.detail)
+            add_application_error(form, exc)
         else:
             _login(request, membership.user)
             messages.success(request, f"Welcome to {request.tenant.name}.")  # type: ignore[attr-defined]
@@ -224,7 +220,7 @@ def api_keys(request: HttpRequest) -> HttpResponse:
                 expires_at=form.cleaned_data["expires_at"],
             )
         except ApplicationError as exc:
-            form.add_error(None, exc.detail)
+            add_application_error(form, exc)
         else:
             form = APIKeyForm()
     return render(
