@@ -31,3 +31,10 @@ def send_invitation_email(invitation_id: int, url: str) -> bool:
 @shared_task(name="accounts.expire_invitations")
 def expire_invitations() -> int:
     return invitations_expire()
+
+
+@shared_task(name="accounts.send_email", autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+def send_email(subject: str, body: str, to: str) -> bool:
+    """Send a plain-text email (password resets and other account notices)."""
+    send_mail(subject=subject, message=body, from_email=None, recipient_list=[to])
+    return True

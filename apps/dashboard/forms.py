@@ -1,6 +1,11 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 from django import forms
+from django.contrib.auth.forms import PasswordResetForm
+from django.template import loader
 
 from apps.accounts.models import Role
 from apps.accounts.scopes import ALL_SCOPES
@@ -22,6 +27,10 @@ class LoginForm(forms.Form):
 
 class FindWorkspaceForm(forms.Form):
     slug = forms.SlugField(max_length=40, label="Workspace address")
+
+
+class ProfileForm(forms.Form):
+    full_name = forms.CharField(max_length=150, required=False, label="Your name")
 
 
 class InviteForm(forms.Form):
@@ -58,3 +67,31 @@ def add_application_error(form: forms.Form, exc: ApplicationError) -> None:
             form.add_error(field if field in form.fields else None, message)
     if not exc.fields:
         form.add_error(None, exc.detail)
+
+
+class TenantPasswordResetForm(PasswordResetForm):
+    """Password reset on a tenant host: only that tenant's members get a link, and the email
+    goes out from a Celery task after commit rather than inside the request."""
+
+    tenant: Any = None
+
+    def get_users(self, email: str) -> Iterator[Any]:
+        for user in super().get_users(email):
+            if self.tenant is not None and user.memberships.filter(tenant=self.tenant).exists():
+                yield user
+
+    def send_mail(
+        self,
+        subject_template_name: str,
+        email_template_name: str,
+        context: dict[str, Any],
+        from_email: str | None,
+        to_email: str,
+        html_email_template_name: str | None = None,
+    ) -> None:
+        from apps.accounts.tasks import send_email
+        from syntera.tasks import enqueue_on_commit
+
+        subject = "".join(loader.render_to_string(subject_template_name, context).splitlines())
+        body = loader.render_to_string(email_template_name, context)
+        enqueue_on_commit(send_email, subject, body, to_email)

@@ -1,4 +1,5 @@
 from django.urls import path
+from django.views.generic import TemplateView
 
 from . import views
 
@@ -7,6 +8,14 @@ urlpatterns = [
     path("login/link/", views.login_link, name="login-link"),
     path("logout/", views.logout_view, name="logout"),
     path("invite/<str:token>/", views.accept_invitation, name="accept-invitation"),
+    path("password-reset/", views.PasswordResetView.as_view(), name="password-reset"),
+    path(
+        "password-reset/sent/",
+        TemplateView.as_view(template_name="dashboard/password_reset_sent.html"),
+        name="password-reset-sent",
+    ),
+    path("password-reset/<uidb64>/<token>/", views.PasswordResetConfirmView.as_view(), name="password-reset-confirm"),
+    path("account/", views.account, name="dashboard-account"),
     path("dashboard/", views.home, name="dashboard-home"),
     path("dashboard/members/", views.members, name="dashboard-members"),
     path("dashboard/members/<int:member_id>/", views.member_update, name="dashboard-member-update"),

@@ -8,7 +8,9 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import authenticate, login, logout
+from django.contrib.auth import authenticate, login, logout, update_session_auth_hash
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.forms import PasswordChangeForm
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
@@ -21,7 +23,16 @@ from apps.accounts.models import Role, User
 from apps.audit.selectors import audit_event_list
 from syntera.errors import ApplicationError, check_rate
 
-from .forms import AcceptInvitationForm, APIKeyForm, InviteForm, LoginForm, RoleForm, add_application_error
+from .forms import (
+    AcceptInvitationForm,
+    APIKeyForm,
+    InviteForm,
+    LoginForm,
+    ProfileForm,
+    RoleForm,
+    TenantPasswordResetForm,
+    add_application_error,
+)
 
 View = Callable[..., HttpResponse]
 
@@ -251,3 +262,57 @@ def audit_log(request: HttpRequest) -> HttpResponse:
         events = events.filter(action=action)
     page = Paginator(events, 50).get_page(request.GET.get("page"))
     return render(request, "dashboard/audit.html", {"page": page, "action": action})
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    form_class = TenantPasswordResetForm
+    template_name = "dashboard/password_reset.html"
+    email_template_name = "dashboard/password_reset_email.txt"
+    subject_template_name = "dashboard/password_reset_subject.txt"
+    success_url = "/password-reset/sent/"
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        check_rate(request, group="password-reset", rate=settings.RATELIMIT_PUBLIC)
+        return super().post(request, *args, **kwargs)
+
+    def get_form(self, form_class: Any = None) -> Any:
+        form = super().get_form(form_class)
+        form.tenant = self.request.tenant  # type: ignore[attr-defined]
+        return form
+
+
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    template_name = "dashboard/password_reset_confirm.html"
+    success_url = "/login/"
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        response = super().form_valid(form)
+        messages.success(self.request, "Your password was changed. Log in with the new one.")
+        return response
+
+
+@member_required()
+def account(request: HttpRequest) -> HttpResponse:
+    """The person's own settings: name and password."""
+    user = request.membership.user  # type: ignore[attr-defined]
+    profile = ProfileForm(
+        request.POST if request.POST.get("form") == "profile" else None, initial={"full_name": user.full_name}
+    )
+    password = PasswordChangeForm(user, request.POST if request.POST.get("form") == "password" else None)
+    if request.method == "POST":
+        if profile.is_bound and profile.is_valid():
+            user.full_name = profile.cleaned_data["full_name"]
+            user.save(update_fields=["full_name"])
+            messages.success(request, "Profile saved.")
+            return redirect("dashboard-account")
+        if password.is_bound and password.is_valid():
+            password.save()
+            update_session_auth_hash(request, password.user)
+            messages.success(request, "Password changed.")
+            return redirect("dashboard-account")
+    return render(
+        request,
+        "dashboard/account.html",
+        {"profile": profile, "password": password},
+        status=400 if request.method == "POST" else 200,
+    )

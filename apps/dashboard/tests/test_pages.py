@@ -205,3 +205,44 @@ def test_operator_creates_a_tenant_in_the_public_admin(db: None, client_for: Any
             "SELECT 1 FROM information_schema.tables WHERE table_schema='delta' AND table_name='audit_auditevent'"
         )
         assert cursor.fetchone() is not None
+
+
+def test_password_reset_by_email_for_members_only(
+    alpha: Any, beta: Any, client_for: Any, mailoutbox: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    client = client_for(alpha.host)
+    with django_capture_on_commit_callbacks(execute=True):
+        sent = client.post("/password-reset/", {"email": beta.owner_email})  # not a member of alpha
+    assert sent.status_code == 302 and sent["Location"] == "/password-reset/sent/"
+    assert mailoutbox == []
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post("/password-reset/", {"email": alpha.owner_email.upper()})
+    assert len(mailoutbox) == 1
+    link = re.search(r"http://alpha\.localhost(/password-reset/[^/]+/[^/]+/)", mailoutbox[0].body)
+    assert link is not None
+    form = client.get(link.group(1), follow=True)
+    assert b"Choose a new password" in form.content
+    new_password = "a-brand-new-passphrase-77"
+    done = client.post(form.redirect_chain[-1][0], {"new_password1": new_password, "new_password2": new_password})
+    assert done.status_code == 302
+    assert client_for(alpha.host).post("/login/", {"email": alpha.owner_email, "password": new_password}).status_code == 302
+    reused = client_for(alpha.host).get(link.group(1), follow=True)
+    assert b"no longer valid" in reused.content
+
+
+def test_account_page_changes_name_and_password(alpha: Any, make_member: Any, login: Any, client_for: Any) -> None:
+    user, _ = make_member(alpha, "viewer")
+    client = login(alpha, user.email)
+    client.post("/account/", {"form": "profile", "full_name": "Vera Viewer"})
+    user.refresh_from_db()
+    assert user.full_name == "Vera Viewer"
+    wrong = client.post("/account/", {"form": "password", "old_password": "nope", "new_password1": "x", "new_password2": "x"})
+    assert wrong.status_code == 400
+    new_password = "another-long-passphrase-88"
+    ok = client.post(
+        "/account/",
+        {"form": "password", "old_password": PASSWORD, "new_password1": new_password, "new_password2": new_password},
+    )
+    assert ok.status_code == 302
+    assert client.get("/dashboard/").status_code == 200  # still logged in after the change
+    assert client_for(alpha.host).post("/login/", {"email": user.email, "password": new_password}).status_code == 302
