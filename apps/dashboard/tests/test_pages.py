@@ -225,7 +225,10 @@ def test_password_reset_by_email_for_members_only(
     new_password = "a-brand-new-passphrase-77"
     done = client.post(form.redirect_chain[-1][0], {"new_password1": new_password, "new_password2": new_password})
     assert done.status_code == 302
-    assert client_for(alpha.host).post("/login/", {"email": alpha.owner_email, "password": new_password}).status_code == 302
+    assert (
+        client_for(alpha.host).post("/login/", {"email": alpha.owner_email, "password": new_password}).status_code
+        == 302
+    )
     reused = client_for(alpha.host).get(link.group(1), follow=True)
     assert b"no longer valid" in reused.content
 
@@ -236,7 +239,9 @@ def test_account_page_changes_name_and_password(alpha: Any, make_member: Any, lo
     client.post("/account/", {"form": "profile", "full_name": "Vera Viewer"})
     user.refresh_from_db()
     assert user.full_name == "Vera Viewer"
-    wrong = client.post("/account/", {"form": "password", "old_password": "nope", "new_password1": "x", "new_password2": "x"})
+    wrong = client.post(
+        "/account/", {"form": "password", "old_password": "nope", "new_password1": "x", "new_password2": "x"}
+    )
     assert wrong.status_code == 400
     new_password = "another-long-passphrase-88"
     ok = client.post(
