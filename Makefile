@@ -28,7 +28,7 @@ chromium:
 
 install: $(STAMP) chromium
 
-run: install
+run: $(STAMP)
 	$(BIN)/python -m syntera.embedded run -- sh -c '\
 		python manage.py migrate_schemas --executor standard -v 0 && \
 		python manage.py seed_demo && \

@@ -31,6 +31,20 @@ def var_dir() -> Path:
     return path
 
 
+def read_dotenv(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines of a `.env` file (comments and blank lines skipped, quotes stripped)."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        values[key.strip()] = value.strip().strip("'\"")
+    return values
+
+
 def _port_open(host: str, port: int, timeout: float = 0.3) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout):
@@ -82,10 +96,10 @@ class EmbeddedServices:
         port_file.write_text(str(port))
         return f"redis://127.0.0.1:{port}/0"
 
-    def ensure(self) -> dict[str, str]:
-        if not os.environ.get("DATABASE_URL"):
+    def ensure(self, env: dict[str, str]) -> dict[str, str]:
+        if not env.get("DATABASE_URL"):
             self.env["DATABASE_URL"] = self.start_postgres()
-        if not os.environ.get("REDIS_URL"):
+        if not env.get("REDIS_URL"):
             self.env["REDIS_URL"] = self.start_redis()
         return self.env
 
@@ -133,9 +147,11 @@ def start_redis_server(executable: str, directory: Path, port: int) -> subproces
 
 def run(command: list[str]) -> int:
     services = EmbeddedServices()
-    env = dict(os.environ)
+    # `.env` reaches every process started under us (migrations, seeding, honcho's
+    # processes); variables already in the environment win over it.
+    env = {**read_dotenv(ROOT / ".env"), **os.environ}
     try:
-        env.update(services.ensure())
+        env.update(services.ensure(env))
         for key, value in services.env.items():
             print(f"syntera: {key}={value}", flush=True)
         child = subprocess.Popen(command, env=env)

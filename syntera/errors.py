@@ -15,6 +15,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.views.decorators.csrf import csrf_exempt
 from django_ratelimit.core import get_usage
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -68,11 +69,15 @@ def error_response(exc: ApplicationError) -> JsonResponse:
 def check_rate(request: HttpRequest, *, group: str, rate: str, key: str = "ip") -> None:
     """Count one hit against `group`; raise `RateLimited` (429 + Retry-After) over `rate`.
 
-    Counters live in the tenant-prefixed cache. A cache outage lets the request through
-    rather than locking everyone out; it is logged.
+    Counters live in the public cache namespace, so one client address gets one allowance
+    across every tenant host. A cache outage lets the request through rather than locking
+    everyone out; it is logged.
     """
+    from django_tenants.utils import schema_context
+
     try:
-        usage = get_usage(request, group=group, key=key, rate=rate, increment=True)
+        with schema_context("public"):
+            usage = get_usage(request, group=group, key=key, rate=rate, increment=True)
     except Exception:  # the cache is down: fail open, loudly
         logger.warning("rate limit cache unavailable", exc_info=True)
         return
@@ -161,6 +166,18 @@ def handler404(request: HttpRequest, exception: Exception | None = None) -> Http
     if _wants_json(request):
         return JsonResponse(error_body("not_found", "Not found."), status=404)
     return render(request, "error.html", {"code": "not_found", "detail": "Page not found."}, status=404)
+
+
+@csrf_exempt
+def api_not_found(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(error_body("not_found", "Not found."), status=404)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    detail = "The form expired or came from another site. Reload the page and try again."
+    if _wants_json(request):
+        return JsonResponse(error_body("csrf_failed", detail), status=403)
+    return render(request, "error.html", {"code": "csrf_failed", "detail": detail}, status=403)
 
 
 def handler500(request: HttpRequest) -> HttpResponse:

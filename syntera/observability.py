@@ -96,7 +96,7 @@ def _client_allowed(request: HttpRequest) -> bool:
 def metrics_view(request: HttpRequest) -> HttpResponse:
     if not _client_allowed(request):
         return JsonResponse(
-            {"error": {"code": "forbidden", "detail": "Metrics need the metrics token.", "fields": {}}},
+            {"error": {"code": "permission_denied", "detail": "Metrics need the metrics token.", "fields": {}}},
             status=403,
         )
     return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)

@@ -194,3 +194,47 @@ def test_production_settings_refuse_to_start_without_a_secret_key() -> None:
         env={k: v for k, v in __import__("os").environ.items() if k != "SECRET_KEY"},
     )
     assert result.returncode != 0 and "SECRET_KEY must be set" in result.stderr
+
+
+def test_create_tenant_validates_the_owner_and_leaves_nothing_on_failure(db: None) -> None:
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="password"):
+        call_command("create_tenant", "weak-co", "--owner", "w@weak.example", "--password", "123")
+    with pytest.raises(CommandError, match="email"):
+        call_command("create_tenant", "bad-mail", "--owner", "not-an-email")
+    assert not Tenant.objects.filter(slug__in=["weak-co", "bad-mail"]).exists()
+
+
+def test_deactivating_a_tenant_in_the_admin_takes_effect_at_once(alpha: Any, client_for: Any, api_for: Any) -> None:
+    from apps.accounts.models import User
+
+    assert api_for(alpha.host, alpha.api_key).get("/api/v1/me/").status_code == 200  # host now cached
+    User.objects.create_superuser(email="op@syntera.example", password="operator-pass-1234")
+    admin = client_for("localhost")
+    assert admin.login(email="op@syntera.example", password="operator-pass-1234")
+    tenant = Tenant.objects.get(slug="alpha")
+    form = {
+        "name": tenant.name,
+        "slug": tenant.slug,
+        "plan": tenant.plan_id or "",
+        "domains-TOTAL_FORMS": "1",
+        "domains-INITIAL_FORMS": "1",
+        "domains-0-id": str(tenant.domains.first().pk),
+        "domains-0-tenant": str(tenant.pk),
+        "domains-0-domain": alpha.host,
+        "domains-0-is_primary": "on",
+    }
+    response = admin.post(f"/admin/tenants/tenant/{tenant.pk}/change/", form)  # is_active unchecked
+    assert response.status_code == 302, response.content[:3000]
+    assert client_for(alpha.host).get("/login/").status_code == 404
+    assert api_for(alpha.host, alpha.api_key).get("/api/v1/me/").status_code in (401, 404)
+
+
+def test_dotenv_values_reach_the_command_but_the_environment_wins(tmp_path: Path) -> None:
+    from syntera.embedded import read_dotenv
+
+    env_file = tmp_path / ".env"
+    env_file.write_text("# comment\nexport A_SETTING='one'\nB_SETTING=\"two\"\n\nbroken line\n")
+    assert read_dotenv(env_file) == {"A_SETTING": "one", "B_SETTING": "two"}
+    assert read_dotenv(tmp_path / "missing") == {}

@@ -6,6 +6,15 @@ RESOURCES = ("tenant", "members", "invitations", "api_keys", "audit")
 ALL_SCOPES: tuple[str, ...] = tuple(f"{r}:{a}" for r in RESOURCES for a in ("read", "write"))
 
 
+# What a person's role lets them do, in scope terms (reported by /api/v1/me/).
+ROLE_SCOPES: dict[str, tuple[str, ...]] = {
+    "owner": ALL_SCOPES,
+    "admin": ALL_SCOPES,
+    "agent": tuple(s for s in ALL_SCOPES if s.endswith(":read") and s != "audit:read"),
+    "viewer": tuple(s for s in ALL_SCOPES if s.endswith(":read") and s != "audit:read"),
+}
+
+
 def scope_for(resource: str, method: str) -> str:
     action = "read" if method.upper() in {"GET", "HEAD", "OPTIONS"} else "write"
     return f"{resource}:{action}"

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
 from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
@@ -85,9 +86,27 @@ class Signup:
     user: User
 
 
+def _owned_tenant(*, name: str, slug: str, email: str, password: str, full_name: str, user: User | None) -> Signup:
+    """Create the tenant, then (if needed) the owner's account, the membership and the audit."""
+    tenant = tenant_create(name=name, slug=slug)
+    if user is None:
+        user = User.objects.create_user(email=email, password=password, full_name=full_name[:150])
+    Membership.objects.create(user=user, tenant=tenant, role=Role.OWNER)
+    _audit(
+        Actor(tenant=tenant, role=Role.OWNER, user=user, label=user.email),
+        "tenant.created",
+        tenant,
+        {"slug": tenant.slug},
+    )
+    return Signup(tenant=tenant, user=user)
+
+
 @transaction.atomic
 def signup_company(*, company_name: str, slug: str, email: str, password: str, full_name: str = "") -> Signup:
-    """Create a tenant (schema, domain) and its owner account in one transaction."""
+    """Self-service signup: a tenant (schema, domain) and its owner, in one transaction.
+
+    An existing account may add a company by proving its password.
+    """
     email = _clean_email(email)
     user = User.objects.filter(email=email).first()
     if user is None:
@@ -99,17 +118,24 @@ def signup_company(*, company_name: str, slug: str, email: str, password: str, f
             status_code=409,
             fields={"password": ["Wrong password for this existing account."]},
         )
-    tenant = tenant_create(name=company_name, slug=slug)
+    return _owned_tenant(name=company_name, slug=slug, email=email, password=password, full_name=full_name, user=user)
+
+
+@transaction.atomic
+def tenant_create_with_owner(
+    *, name: str, slug: str, owner_email: str, password: str | None = None, full_name: str = ""
+) -> tuple[Signup, str | None]:
+    """Operator path (commands): like signup, but an existing account is simply made owner,
+    and a new one gets `password` or a generated one, which is returned."""
+    email = _clean_email(owner_email)
+    user = User.objects.filter(email=email).first()
+    generated = None
     if user is None:
-        user = User.objects.create_user(email=email, password=password, full_name=full_name[:150])
-    Membership.objects.create(user=user, tenant=tenant, role=Role.OWNER)
-    _audit(
-        Actor(tenant=tenant, role=Role.OWNER, user=user, label=user.email),
-        "tenant.created",
-        tenant,
-        {"slug": tenant.slug},
-    )
-    return Signup(tenant=tenant, user=user)
+        if password is None:
+            password = generated = secrets.token_urlsafe(12)
+        _check_password(password, User(email=email, full_name=full_name))
+    result = _owned_tenant(name=name, slug=slug, email=email, password=password or "", full_name=full_name, user=user)
+    return result, generated
 
 
 @dataclass(frozen=True)
@@ -248,6 +274,36 @@ def invitation_create(*, actor: Actor, email: str, role: str = Role.AGENT) -> tu
 
     enqueue_on_commit(send_invitation_email, invitation.pk, invitation_url(tenant=tenant, token=token))
     return invitation, token
+
+
+def invitation_send_email(*, invitation_id: int, url: str) -> bool:
+    """Email a pending invitation its link and note it in the tenant's audit trail.
+
+    Runs in a Celery worker, inside the inviting tenant's schema. Returns False (sends
+    nothing) when the invitation was revoked, accepted or expired in the meantime.
+    """
+    invitation = Invitation.objects.select_related("tenant", "invited_by").filter(pk=invitation_id).first()
+    if invitation is None or invitation.status != "pending":
+        return False
+    inviter = invitation.invited_by.email if invitation.invited_by else "A teammate"
+    send_mail(
+        subject=f"You're invited to {invitation.tenant.name} on Syntera",
+        message=(
+            f"{inviter} invited you to join {invitation.tenant.name} on Syntera as {invitation.role}.\n\n"
+            f"Accept the invitation: {url}\n\n"
+            f"The link expires at {invitation.expires_at:%Y-%m-%d %H:%M} UTC."
+        ),
+        from_email=None,
+        recipient_list=[invitation.email],
+    )
+    audit_record(
+        tenant=invitation.tenant,
+        action="invitation.email_sent",
+        actor_label="system",
+        target=invitation,
+        data={"email": invitation.email},
+    )
+    return True
 
 
 def invitation_get_pending(*, token: str) -> Invitation:

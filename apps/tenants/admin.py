@@ -1,9 +1,12 @@
+from typing import Any
+
 from django import forms
 from django.contrib import admin
 
 from syntera.errors import ApplicationError
 
 from .models import Domain, Plan, Tenant
+from .selectors import forget_host
 from .services import validate_slug
 
 
@@ -37,6 +40,12 @@ class TenantAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ("name",)}
 
     form = TenantAdminForm
+
+    def save_model(self, request: Any, obj: Tenant, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        # Deactivating or renaming takes effect at once, not when the host cache expires.
+        for host in obj.domains.values_list("domain", flat=True):
+            forget_host(host)
 
 
 @admin.register(Domain)

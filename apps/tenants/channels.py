@@ -13,11 +13,11 @@ from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
 from channels.db import database_sync_to_async
-from django.conf import settings
 from django_tenants.utils import schema_context
 
 from apps.tenants.db import connection
 
+from .middleware import is_public_host
 from .selectors import tenant_for_host
 
 P = ParamSpec("P")
@@ -49,7 +49,7 @@ class TenantASGIMiddleware:
         host = _host_from_scope(scope)
         tenant = await _resolve(host) if host else None
         if tenant is None or not tenant.is_active:
-            if host in settings.PUBLIC_HOSTS:
+            if is_public_host(host):
                 scope = {**scope, "tenant": None}
                 return await self.app(scope, receive, send)
             await receive()  # the websocket.connect event

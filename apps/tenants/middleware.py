@@ -11,13 +11,24 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, HttpResponseNotFound
+from django.http import HttpRequest, HttpResponse, HttpResponseNotFound, JsonResponse
 from django.urls import set_urlconf
 
 from apps.tenants.db import connection
+from syntera.errors import error_body
 from syntera.observability import tenant_var
 
 from .selectors import tenant_for_host
+
+
+def is_public_host(host: str) -> bool:
+    return host in settings.PUBLIC_HOSTS or host == settings.TENANT_BASE_DOMAIN
+
+
+def _not_found(request: HttpRequest, detail: str) -> HttpResponse:
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body("not_found", detail), status=404)
+    return HttpResponseNotFound(detail.encode(), content_type="text/plain")
 
 
 class TenantHostMiddleware:
@@ -31,14 +42,14 @@ class TenantHostMiddleware:
             host = host[4:]
         tenant = tenant_for_host(host)
         if tenant is None:
-            if host not in settings.PUBLIC_HOSTS and host != settings.TENANT_BASE_DOMAIN:
-                return HttpResponseNotFound(b"Unknown host.", content_type="text/plain")
+            if not is_public_host(host):
+                return _not_found(request, "No workspace is served at this address.")
             request.tenant = None  # type: ignore[attr-defined]
             request.urlconf = settings.PUBLIC_SCHEMA_URLCONF
             set_urlconf(request.urlconf)
             return self.get_response(request)
         if not tenant.is_active:
-            return HttpResponseNotFound(b"This workspace is not active.", content_type="text/plain")
+            return _not_found(request, "This workspace is not active.")
         request.tenant = tenant  # type: ignore[attr-defined]
         tenant.domain_url = host
         connection.set_tenant(tenant)

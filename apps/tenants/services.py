@@ -91,12 +91,3 @@ def tenant_create(*, name: str, slug: str, plan: Plan | None = None) -> Tenant:
         Domain.objects.create(domain=host, tenant=tenant, is_primary=True)
         transaction.on_commit(lambda: forget_host(host))
     return tenant
-
-
-def tenant_set_active(*, tenant: Tenant, active: bool) -> Tenant:
-    with schema_context("public"):
-        tenant.is_active = active
-        tenant.save(update_fields=["is_active"])
-        for domain in tenant.domains.all():
-            forget_host(domain.domain)
-    return tenant

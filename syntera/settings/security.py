@@ -13,6 +13,7 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIN
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 60 * 60 * 12)
 X_FRAME_OPTIONS = "DENY"
+CSRF_FAILURE_VIEW = "syntera.errors.csrf_failure"
 
 # Rate limits (django-ratelimit). Format "<count>/<period>", period in s/m/h/d.
 RATELIMIT_ENABLE = env_bool("RATELIMIT_ENABLE", True)

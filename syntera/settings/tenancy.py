@@ -4,6 +4,7 @@ See docs/adr/0002-public-and-tenant-schemas.md.
 """
 
 SHARED_APPS = [
+    "daphne",  # `manage.py runserver` serves the ASGI app (WebSockets included)
     "apps.tenants",
     "apps.accounts",
     "django.contrib.contenttypes",

@@ -24,7 +24,7 @@ from syntera.errors import ApplicationError, check_rate
 from .. import selectors, services
 from ..authentication import APIKeyPrincipal, jwt_pair_for
 from ..models import APIKey, Invitation, Membership, Role
-from ..scopes import ALL_SCOPES
+from ..scopes import ROLE_SCOPES
 from . import serializers as s
 
 
@@ -105,7 +105,12 @@ class MeView(APIView):
             body = {"kind": "api_key", "email": None, "role": None, "scopes": request.user.key.scopes}
         else:
             membership = request._request.membership  # type: ignore[attr-defined]
-            body = {"kind": "user", "email": membership.user.email, "role": membership.role, "scopes": list(ALL_SCOPES)}
+            body = {
+                "kind": "user",
+                "email": membership.user.email,
+                "role": membership.role,
+                "scopes": list(ROLE_SCOPES[membership.role]),
+            }
         body["tenant"] = s.TenantOutput(tenant).data
         return Response(body)
 

@@ -254,3 +254,26 @@ def test_audit_trail_records_key_and_member_changes(alpha: Any, api_for: Any) ->
     client.post("/api/v1/api-keys/", {"name": "audited"}, format="json")
     events = client.get("/api/v1/audit-events/?action=api_key.created").json()["results"]
     assert any(e["data"].get("name") == "audited" and e["actor"].startswith("api-key:") for e in events)
+
+
+def test_unknown_api_paths_and_hosts_answer_in_the_error_shape(alpha: Any, api_for: Any) -> None:
+    _assert_error(api_for(alpha.host, alpha.api_key).get("/api/v1/does-not-exist/"), 404, "not_found")
+    _assert_error(api_for(alpha.host, alpha.api_key).delete("/api/v1/api-keys/abc/"), 404, "not_found")
+    _assert_error(api_for("ghost.localhost", alpha.api_key).get("/api/v1/me/"), 404, "not_found")
+
+
+def test_me_reports_what_a_persons_role_allows(alpha: Any, api_for: Any, jwt_for: Any, make_member: Any) -> None:
+    viewer, _ = make_member(alpha, "viewer")
+    scopes = api_for(alpha.host, jwt_for(alpha, viewer.email)).get("/api/v1/me/").json()["scopes"]
+    assert "members:read" in scopes and not any(s.endswith(":write") for s in scopes)
+    owner_scopes = api_for(alpha.host, jwt_for(alpha, alpha.owner_email)).get("/api/v1/me/").json()["scopes"]
+    assert "api_keys:write" in owner_scopes
+
+
+def test_invitation_email_is_recorded_in_the_tenants_audit_trail(
+    alpha: Any, api_for: Any, mailoutbox: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        api_for(alpha.host, alpha.api_key).post("/api/v1/invitations/", {"email": "aud@x.example"}, format="json")
+    events = api_for(alpha.host, alpha.api_key).get("/api/v1/audit-events/?action=invitation.email_sent").json()
+    assert [e["data"]["email"] for e in events["results"]][:1] == ["aud@x.example"]

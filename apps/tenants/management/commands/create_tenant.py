@@ -1,13 +1,11 @@
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from apps.accounts.models import Membership, Role, User
+from apps.accounts.services import tenant_create_with_owner
 from apps.tenants.selectors import primary_domain
-from apps.tenants.services import tenant_create
 from syntera.errors import ApplicationError
 
 
@@ -16,21 +14,21 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("slug")
-        parser.add_argument("--owner", required=True, help="owner's email (an existing account is reused)")
+        parser.add_argument("--owner", required=True, help="owner's email (an existing account is made owner)")
         parser.add_argument("--name", help="company name (default: the slug, capitalised)")
-        parser.add_argument("--password", help="owner's password for a new account (default: generated)")
+        parser.add_argument("--password", help="password for a new owner account (default: generated and printed)")
 
     def handle(self, *args: Any, **opts: Any) -> None:
         try:
-            tenant = tenant_create(name=opts["name"] or opts["slug"].replace("-", " ").title(), slug=opts["slug"])
+            result, generated = tenant_create_with_owner(
+                name=opts["name"] or opts["slug"].replace("-", " ").title(),
+                slug=opts["slug"],
+                owner_email=opts["owner"],
+                password=opts["password"],
+            )
         except ApplicationError as exc:
-            raise CommandError(exc.detail) from exc
-        email = opts["owner"].strip().lower()
-        user = User.objects.filter(email=email).first()
-        password = None
-        if user is None:
-            password = opts["password"] or secrets.token_urlsafe(12)
-            user = User.objects.create_user(email=email, password=password)
-        Membership.objects.get_or_create(user=user, tenant=tenant, defaults={"role": Role.OWNER})
+            details = "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in exc.fields.items())
+            raise CommandError(f"{exc.detail} {details}".strip()) from exc
+        tenant = result.tenant
         self.stdout.write(f"tenant {tenant.slug} (schema {tenant.schema_name}) at {primary_domain(tenant)}")
-        self.stdout.write(f"owner {email}" + (f" password {password}" if password else " (existing account)"))
+        self.stdout.write(f"owner {result.user.email}" + (f" password {generated}" if generated else ""))

@@ -3,11 +3,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand
 
-from apps.accounts.models import Membership, Role, User
+from apps.accounts.services import tenant_create_with_owner
 from apps.tenants.selectors import primary_domain, tenant_get_by_slug
-from apps.tenants.services import plan_default, tenant_create
+from apps.tenants.services import plan_default
 
 DEMO_SLUG = "acme"
 DEMO_EMAIL = "owner@acme.example"
@@ -15,29 +15,28 @@ DEMO_PASSWORD = "syntera-demo-2026"
 
 
 class Command(BaseCommand):
-    help = "Create (or keep) the demo tenant 'acme' and its owner. Idempotent."
-
-    def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--quiet", action="store_true")
+    help = "Create (or keep) the demo tenant 'acme' and its owner, and print how to reach it. Idempotent."
 
     def handle(self, *args: Any, **opts: Any) -> None:
         plan_default()
-        tenant = tenant_get_by_slug(DEMO_SLUG) or tenant_create(name="Acme Inc.", slug=DEMO_SLUG)
-        user = User.objects.filter(email=DEMO_EMAIL).first()
-        if user is None:
-            user = User.objects.create_user(email=DEMO_EMAIL, password=DEMO_PASSWORD, full_name="Ada Owner")
-        Membership.objects.get_or_create(user=user, tenant=tenant, defaults={"role": Role.OWNER})
+        tenant = tenant_get_by_slug(DEMO_SLUG)
+        if tenant is None:
+            result, _ = tenant_create_with_owner(
+                name="Acme Inc.", slug=DEMO_SLUG, owner_email=DEMO_EMAIL, password=DEMO_PASSWORD, full_name="Ada Owner"
+            )
+            tenant = result.tenant
         port = "" if settings.SITE_PORT in (80, 443) else f":{settings.SITE_PORT}"
         base = f"{settings.SITE_SCHEME}://"
+        host = primary_domain(tenant)
         self.stdout.write(
             "\n".join(
                 [
                     "",
                     "  Syntera is running.",
-                    f"  Demo workspace : {base}{primary_domain(tenant)}{port}/",
+                    f"  Demo workspace : {base}{host}{port}/",
                     f"  Log in as      : {DEMO_EMAIL} / {DEMO_PASSWORD}",
-                    f"  Sign up        : {base}localhost{port}/",
-                    f"  API docs       : {base}{primary_domain(tenant)}{port}/api/docs/",
+                    f"  Sign up        : {base}{settings.TENANT_BASE_DOMAIN}{port}/",
+                    f"  API docs       : {base}{host}{port}/api/docs/",
                     "",
                 ]
             )
