@@ -36,6 +36,21 @@ class ContextFilter(logging.Filter):
         return True
 
 
+_SECRET_PATHS = re.compile(r"(/invite/|/password-reset/[^/\s]+/|[?&](?:token|key)=)[^/\s&\"']+")
+
+
+class RedactSecretsFilter(logging.Filter):
+    """Keeps one-time tokens (invitation links, reset links, login links) out of every log
+    line, access logs included."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = _SECRET_PATHS.sub(r"\1[redacted]", message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
 class RequestContextMiddleware:
     """Assigns a request id (honouring a sane incoming `X-Request-ID`) and echoes it back."""
 

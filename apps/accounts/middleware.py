@@ -8,10 +8,17 @@ from django.contrib.auth import logout
 from django.http import HttpRequest, HttpResponse
 
 from syntera.observability import user_var
+from syntera.realtime import disconnect_session
 
 from .selectors import membership_get
 
 SESSION_TENANT_KEY = "syntera_tenant"
+
+
+def end_session(request: HttpRequest) -> None:
+    """Log out and close the WebSockets opened with this session."""
+    disconnect_session(request.session.session_key)
+    logout(request)
 
 
 class TenantMembershipMiddleware:
@@ -31,7 +38,7 @@ class TenantMembershipMiddleware:
                 request.session[SESSION_TENANT_KEY] = here
             elif session_tenant != here:
                 # A session cookie carried to another host is worthless there.
-                logout(request)
+                end_session(request)
             if tenant is not None and request.user.is_authenticated:
                 request.membership = membership_get(user=user, tenant=tenant)  # type: ignore[attr-defined]
         return self.get_response(request)

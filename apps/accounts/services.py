@@ -26,6 +26,7 @@ from apps.audit.services import audit_record
 from apps.tenants.models import Tenant
 from apps.tenants.selectors import forget_host
 from apps.tenants.services import tenant_create
+from syntera import realtime
 from syntera.errors import ApplicationError
 from syntera.tasks import enqueue_on_commit
 
@@ -216,6 +217,7 @@ def membership_remove(*, actor: Actor, membership: Membership) -> None:
     ):
         raise ApplicationError("A workspace needs at least one owner.", code="last_owner", status_code=409)
     _audit(actor, "member.removed", membership, {"email": membership.user.email, "role": membership.role})
+    realtime.disconnect_user(membership.tenant.schema_name, membership.user_id)
     membership.delete()
 
 

@@ -2,6 +2,8 @@
 
 Accepts only a logged-in member of the host's tenant (session cookie); joins the
 tenant's staff group, whose name carries the schema. Frames are JSON objects with a `type`.
+Refusals accept the handshake and close at once with a code the client can read:
+4401 not logged in, 4403 not a member; logout and removal close open sockets the same way.
 """
 
 from __future__ import annotations
@@ -13,12 +15,9 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 
 from apps.accounts.models import Membership
 from apps.tenants.channels import tenant_db
+from syntera.realtime import session_group, staff_group, staff_user_group
 
 MAX_FRAME = 16 * 1024
-
-
-def staff_group(schema_name: str) -> str:
-    return f"staff.{schema_name}"
 
 
 @tenant_db
@@ -34,25 +33,33 @@ class StaffConsumer(AsyncWebsocketConsumer):
         user = self.scope.get("user")
         session = self.scope.get("session")
         if tenant is None or user is None or not user.is_authenticated:
-            await self.close(code=4401)
+            await self.refuse(4401)
             return
         if session is not None and session.get("syntera_tenant") not in (None, tenant.schema_name):
-            await self.close(code=4403)
+            await self.refuse(4403)
             return
         membership = await _membership(tenant, user.pk)
         if membership is None:
-            await self.close(code=4403)
+            await self.refuse(4403)
             return
         self.tenant = tenant
         self.membership = membership
-        self.group = staff_group(tenant.schema_name)
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        self.groups_joined = [staff_group(tenant.schema_name), staff_user_group(tenant.schema_name, user.pk)]
+        if session is not None and session.session_key:
+            self.groups_joined.append(session_group(session.session_key))
+        for group in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
         await self.send_json({"type": "hello", "tenant": tenant.slug, "user": user.email, "role": membership.role})
 
+    async def refuse(self, code: int) -> None:
+        # Accept first: a close before accepting becomes an HTTP 403 and the code is lost.
+        await self.accept()
+        await self.close(code=code)
+
     async def disconnect(self, code: int) -> None:
-        if hasattr(self, "group"):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        for group in getattr(self, "groups_joined", []):
+            await self.channel_layer.group_discard(group, self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if text_data is None or len(text_data) > MAX_FRAME:
@@ -79,6 +86,10 @@ class StaffConsumer(AsyncWebsocketConsumer):
             await self.send_json(
                 {"type": "error", "code": "unknown_type", "detail": f"Unknown type {frame['type'][:40]!r}."}
             )
+
+    async def staff_disconnect(self, event: dict[str, Any]) -> None:
+        """Logout or removal from the workspace: this socket is no longer authorised."""
+        await self.close(code=int(event.get("code", 4401)))
 
     async def staff_event(self, event: dict[str, Any]) -> None:
         """Group message `{"type": "staff.event", "payload": {...}}` → forwarded to the browser."""

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import authenticate, login, logout, update_session_auth_hash
+from django.contrib.auth import authenticate, login, update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import PasswordChangeForm
 from django.core.paginator import Paginator
@@ -18,7 +18,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from apps.accounts import selectors, services
-from apps.accounts.middleware import SESSION_TENANT_KEY
+from apps.accounts.middleware import SESSION_TENANT_KEY, end_session
 from apps.accounts.models import Role, User
 from apps.audit.selectors import audit_event_list
 from syntera.errors import ApplicationError, check_rate
@@ -46,7 +46,7 @@ def member_required(minimum: str = Role.VIEWER) -> Callable[[View], View]:
             membership = getattr(request, "membership", None)
             if membership is None:
                 if request.user.is_authenticated:
-                    logout(request)
+                    end_session(request)
                 return redirect(f"{settings.LOGIN_URL}?next={request.path}")
             if not membership.has_role(minimum):
                 return render(
@@ -105,7 +105,7 @@ def login_link(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def logout_view(request: HttpRequest) -> HttpResponse:
-    logout(request)
+    end_session(request)
     return redirect(settings.LOGIN_URL)
 
 

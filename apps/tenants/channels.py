@@ -53,6 +53,9 @@ class TenantASGIMiddleware:
                 scope = {**scope, "tenant": None}
                 return await self.app(scope, receive, send)
             await receive()  # the websocket.connect event
+            # Accept, then close: a close before accepting would reach the client as a bare
+            # HTTP 403 and the reason (no such workspace) would be lost.
+            await send({"type": "websocket.accept"})
             await send({"type": "websocket.close", "code": 4404})
             return None
         return await self.app({**scope, "tenant": tenant}, receive, send)

@@ -11,6 +11,15 @@ CACHES = {
         "REVERSE_KEY_FUNCTION": "django_tenants.cache.reverse_key",
         "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "syntera"),
         "TIMEOUT": env_int("CACHE_TIMEOUT", 300),
-    }
+    },
+    # Sessions are global rows (public schema): their cache keys must not depend on the
+    # schema a request happens to be in, or a logout on one path leaves a live copy on another.
+    "sessions": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": env_str("CACHE_URL", REDIS_URL),
+        "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "syntera") + ":sessions",
+        "TIMEOUT": env_int("SESSION_COOKIE_AGE", 60 * 60 * 12),
+    },
 }
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+SESSION_CACHE_ALIAS = "sessions"

@@ -1,0 +1,56 @@
+"""Realtime fan-out over the Channels layer: group names and publishing after commit.
+
+The channel layer is a wake-up signal, never the record: a lost message only delays what a
+client would see on its next read. Group names carry the tenant schema.
+See docs/subsystems/realtime.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+logger = logging.getLogger(__name__)
+
+
+def staff_group(schema: str) -> str:
+    return f"staff.{schema}"
+
+
+def staff_user_group(schema: str, user_id: int) -> str:
+    return f"staff.{schema}.user.{user_id}"
+
+
+def session_group(session_key: str) -> str:
+    return "session." + hashlib.sha256(session_key.encode()).hexdigest()[:32]
+
+
+def publish(group: str, message: dict[str, Any]) -> None:
+    """Send now; a channel-layer failure is logged, never raised into the caller."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(group, message)
+    except Exception:
+        logger.warning("channel layer publish failed for %s", group, exc_info=True)
+
+
+def publish_on_commit(group: str, message: dict[str, Any]) -> None:
+    transaction.on_commit(lambda: publish(group, message))
+
+
+def disconnect_user(schema: str, user_id: int, code: int = 4403) -> None:
+    """Close every staff socket of this person in this tenant (membership removed)."""
+    publish_on_commit(staff_user_group(schema, user_id), {"type": "staff.disconnect", "code": code})
+
+
+def disconnect_session(session_key: str | None, code: int = 4401) -> None:
+    """Close the sockets opened with this session (logout)."""
+    if session_key:
+        publish(session_group(session_key), {"type": "staff.disconnect", "code": code})
