@@ -41,10 +41,11 @@ class TenantAdmin(admin.ModelAdmin):
 
     form = TenantAdminForm
 
-    def save_model(self, request: Any, obj: Tenant, form: Any, change: bool) -> None:
-        super().save_model(request, obj, form, change)
-        # Deactivating or renaming takes effect at once, not when the host cache expires.
-        for host in obj.domains.values_list("domain", flat=True):
+    def save_related(self, request: Any, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        # After the inline domains are saved: deactivating, renaming or adding a host takes
+        # effect at once, not when the host cache expires.
+        for host in form.instance.domains.values_list("domain", flat=True):
             forget_host(host)
 
 

@@ -1,0 +1,34 @@
+# Syntera application image: web (uvicorn, ASGI), Celery worker and beat all run from it.
+# See docker-compose.yml for the full stack (PostgreSQL with pgvector, Redis).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    DJANGO_SETTINGS_MODULE=syntera.settings
+
+WORKDIR /app
+
+# Dependencies first, so code changes do not reinstall them.
+COPY requirements.txt ./
+RUN pip install --upgrade pip && pip install -r requirements.txt
+
+RUN groupadd --system --gid 10001 syntera \
+    && useradd --system --uid 10001 --gid syntera --home-dir /app --no-create-home syntera
+
+COPY . .
+
+# Static files are collected at build time and served by WhiteNoise. Settings need a
+# SECRET_KEY to load; this one exists only for this step.
+RUN SECRET_KEY=collectstatic-only-not-a-secret python manage.py collectstatic --noinput \
+    && mkdir -p /app/var/media /app/var/mail \
+    && chown -R syntera:syntera /app/var
+
+USER syntera
+
+EXPOSE 8000
+
+CMD ["python", "-m", "uvicorn", "syntera.asgi:application", \
+     "--host", "0.0.0.0", "--port", "8000", \
+     "--proxy-headers", "--ws-max-size", "1048576"]
