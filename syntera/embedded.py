@@ -145,6 +145,10 @@ def start_redis_server(executable: str, directory: Path, port: int) -> subproces
     return proc
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run(command: list[str]) -> int:
     services = EmbeddedServices()
     # `.env` reaches every process started under us (migrations, seeding, honcho's
@@ -154,7 +158,9 @@ def run(command: list[str]) -> int:
         env.update(services.ensure(env))
         for key, value in services.env.items():
             print(f"syntera: {key}={value}", flush=True)
-        child = subprocess.Popen(command, env=env)
+        # A shell that starts us in the background leaves SIGINT ignored, and children would
+        # inherit that: give the command the default disposition so Ctrl-C reaches it.
+        child = subprocess.Popen(command, env=env, preexec_fn=_default_sigint)
 
         def forward(signum: int, _frame: object) -> None:
             child.send_signal(signum)
