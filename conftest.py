@@ -37,6 +37,7 @@ def _seed_canaries(slug: str) -> TenantInfo:
     _key, raw = api_key_create(actor=actor, name=f"canary-{slug}")
     invitation_create(actor=actor, email=f"canary-{slug}@example.com", role=Role.AGENT)
     audit_record(tenant=tenant, action=f"canary.{slug}", actor_label=f"canary-{slug}")
+    _seed_knowledge_canary(tenant, actor, slug)
     return TenantInfo(
         slug=slug,
         schema=tenant.schema_name,
@@ -48,6 +49,24 @@ def _seed_canaries(slug: str) -> TenantInfo:
         canary_invite_email=f"canary-{slug}@example.com",
         canary_action=f"canary.{slug}",
     )
+
+
+def _seed_knowledge_canary(tenant: Any, actor: Any, slug: str) -> None:
+    """A knowledge base whose only chunk says `canary-<slug>`, ingested for real."""
+    from django_tenants.utils import tenant_context
+
+    from apps.knowledge import services
+
+    with tenant_context(tenant):
+        kb = services.knowledge_base_create(editor=actor, name=f"canary-{slug} knowledge")
+        source = services.source_add_text(
+            editor=actor,
+            kb=kb,
+            title=f"canary-{slug} article",
+            text=f"# Canary\n\nThe secret canary word of this workspace is canary-{slug}. Shipping takes 3 days.",
+        )
+        source.refresh_from_db()
+        services.ingest_source(source_id=source.pk, run=source.run)
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ import pytest
 from apps.accounts.models import APIKey, Invitation, Membership
 
 API_LISTS = [
+    "/api/v1/knowledge-bases/",
     "/api/v1/members/",
     "/api/v1/invitations/",
     "/api/v1/api-keys/",
@@ -22,7 +23,7 @@ API_LISTS = [
     "/api/v1/me/",
     "/api/v1/tenant/",
 ]
-PAGES = ["/dashboard/", "/dashboard/members/", "/dashboard/api-keys/", "/dashboard/audit/"]
+PAGES = ["/dashboard/knowledge/", "/dashboard/", "/dashboard/members/", "/dashboard/api-keys/", "/dashboard/audit/"]
 ADMIN_PAGES = [
     "/admin/",
     "/admin/audit/auditevent/",
@@ -120,3 +121,29 @@ def test_public_admin_does_not_list_tenant_data_for_tenant_owners(alpha: Any, cl
     client.post("/admin/login/", {"username": alpha.owner_email, "password": "x"})
     response = client.get("/admin/accounts/apikey/")
     assert response.status_code == 302  # not platform staff: redirected to the admin login
+
+
+def test_search_never_returns_another_tenants_chunks(alpha: Any, beta: Any, api_for: Any) -> None:
+    """Knowledge base ids are per tenant: alpha asking for every id it can name, with beta's
+    canary word as the query, still only ever sees alpha's chunks."""
+    from django_tenants.utils import schema_context
+
+    from apps.knowledge.models import KnowledgeBase
+
+    with schema_context(beta.schema):
+        beta_ids = list(KnowledgeBase.objects.values_list("id", flat=True))
+    with schema_context(alpha.schema):
+        alpha_ids = list(KnowledgeBase.objects.values_list("id", flat=True))
+    client = api_for(alpha.host, alpha.api_key)
+    for mode in ("hybrid", "dense", "lexical"):
+        response = client.post(
+            "/api/v1/knowledge/search",
+            {"query": "canary-beta secret word", "knowledge_bases": alpha_ids, "mode": mode, "top_k": 50},
+            format="json",
+        )
+        assert response.status_code == 200
+        assert b"canary-beta" not in response.content
+        assert all("canary-alpha" in r["text"] for r in response.json()["results"])
+    unknown = sorted(set(beta_ids) - set(alpha_ids)) or [max(beta_ids) + 1000]
+    refused = client.post("/api/v1/knowledge/search", {"query": "canary", "knowledge_bases": unknown}, format="json")
+    assert refused.status_code == 400 and b"canary-beta" not in refused.content

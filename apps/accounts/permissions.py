@@ -25,6 +25,9 @@ class IsTenantMember(BasePermission):
     message = "You do not have access to this."
 
     def has_permission(self, request: Request, view: Any) -> bool:
+        # A view may declare `reads_only = True`: its POST (e.g. search) changes nothing, so
+        # it needs read access only.
+        method = "GET" if getattr(view, "reads_only", False) else (request.method or "GET")
         tenant = getattr(request._request, "tenant", None)
         if tenant is None or not request.user or not request.user.is_authenticated:
             return False
@@ -32,7 +35,7 @@ class IsTenantMember(BasePermission):
             resource = getattr(view, "scope_resource", None)
             if resource is None:
                 return True
-            needed = scope_for(resource, request.method or "GET")
+            needed = scope_for(resource, method)
             if needed not in request.user.key.scopes:
                 self.message = f"This API key lacks the {needed} scope."
                 return False
@@ -40,11 +43,7 @@ class IsTenantMember(BasePermission):
         membership = getattr(request._request, "membership", None)
         if membership is None or membership.tenant_id != tenant.pk:
             return False
-        minimum = (
-            getattr(view, "read_role", Role.VIEWER)
-            if request.method in SAFE
-            else getattr(view, "write_role", Role.ADMIN)
-        )
+        minimum = getattr(view, "read_role", Role.VIEWER) if method in SAFE else getattr(view, "write_role", Role.ADMIN)
         if not membership.has_role(minimum):
             self.message = f"Your role ({membership.role}) cannot do this."
             return False

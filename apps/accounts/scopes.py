@@ -1,7 +1,7 @@
 """API key scopes. Each API view names a resource; GET/HEAD/OPTIONS need `<resource>:read`,
 other methods `<resource>:write`. Later apps add their resources here."""
 
-RESOURCES = ("tenant", "members", "invitations", "api_keys", "audit")
+RESOURCES = ("tenant", "members", "invitations", "api_keys", "audit", "knowledge")
 
 ALL_SCOPES: tuple[str, ...] = tuple(f"{r}:{a}" for r in RESOURCES for a in ("read", "write"))
 

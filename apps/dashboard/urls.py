@@ -1,7 +1,7 @@
 from django.urls import path
 from django.views.generic import TemplateView
 
-from . import views
+from . import knowledge_views, views
 
 urlpatterns = [
     path("login/", views.login_view, name="login"),
@@ -25,4 +25,19 @@ urlpatterns = [
     path("dashboard/api-keys/", views.api_keys, name="dashboard-api-keys"),
     path("dashboard/api-keys/<int:key_id>/revoke/", views.api_key_revoke, name="dashboard-api-key-revoke"),
     path("dashboard/audit/", views.audit_log, name="dashboard-audit"),
+    path("dashboard/knowledge/", knowledge_views.knowledge_list, name="dashboard-knowledge"),
+    path("dashboard/knowledge/search/", knowledge_views.playground, name="dashboard-knowledge-search"),
+    path("dashboard/knowledge/<int:kb_id>/", knowledge_views.knowledge_base, name="dashboard-knowledge-base"),
+    path("dashboard/knowledge/<int:kb_id>/delete/", knowledge_views.knowledge_base_delete, name="dashboard-kb-delete"),
+    path("dashboard/knowledge/<int:kb_id>/status.json", knowledge_views.sources_status, name="dashboard-kb-status"),
+    path(
+        "dashboard/knowledge/<int:kb_id>/sources/<int:source_id>/",
+        knowledge_views.source_edit,
+        name="dashboard-source-edit",
+    ),
+    path(
+        "dashboard/knowledge/<int:kb_id>/sources/<int:source_id>/action/",
+        knowledge_views.source_action,
+        name="dashboard-source-action",
+    ),
 ]

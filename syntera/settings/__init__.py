@@ -9,6 +9,8 @@ from .base import *  # noqa: F403
 from .celery import *  # noqa: F403
 from .channels import *  # noqa: F403
 from .database import *  # noqa: F403
+from .knowledge import *  # noqa: F403
+from .llm import *  # noqa: F403
 from .observability import *  # noqa: F403
 from .redis import *  # noqa: F403
 from .security import *  # noqa: F403

@@ -20,4 +20,5 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "expire-invitations": {"task": "accounts.expire_invitations", "schedule": 3600.0},
+    "knowledge-requeue-due": {"task": "knowledge.requeue_due", "schedule": 60.0},
 }

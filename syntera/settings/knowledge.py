@@ -1,0 +1,24 @@
+from .env import env_int, env_list, env_str
+
+# Uploads and fetched pages above this size are refused (413 for uploads).
+KNOWLEDGE_MAX_FILE_BYTES = env_int("KNOWLEDGE_MAX_FILE_BYTES", 25 * 1024 * 1024)
+# Extracted text beyond this many characters per document is cut (bounds hostile input).
+KNOWLEDGE_MAX_TEXT_CHARS = env_int("KNOWLEDGE_MAX_TEXT_CHARS", 5_000_000)
+# Chunking, in tokens of the MiniLM word-piece tokenizer (the model reads at most 256).
+KNOWLEDGE_CHUNK_TOKENS = env_int("KNOWLEDGE_CHUNK_TOKENS", 200)
+KNOWLEDGE_CHUNK_OVERLAP = env_int("KNOWLEDGE_CHUNK_OVERLAP", 40)
+# URL sources: private, loopback and link-local addresses are refused unless listed here
+# (host names or CIDR networks), e.g. an intranet wiki.
+KNOWLEDGE_URL_ALLOWLIST = env_list("KNOWLEDGE_URL_ALLOWLIST", "")
+KNOWLEDGE_FETCH_TIMEOUT = env_int("KNOWLEDGE_FETCH_TIMEOUT", 20)
+KNOWLEDGE_CRAWL_MAX_PAGES = env_int("KNOWLEDGE_CRAWL_MAX_PAGES", 200)
+KNOWLEDGE_CRAWL_MAX_DEPTH = env_int("KNOWLEDGE_CRAWL_MAX_DEPTH", 3)
+KNOWLEDGE_CRAWL_MAX_BYTES = env_int("KNOWLEDGE_CRAWL_MAX_BYTES", 50 * 1024 * 1024)
+# A source stuck in "processing" without progress this long is handed to a worker again.
+KNOWLEDGE_STALL_SECONDS = env_int("KNOWLEDGE_STALL_SECONDS", 300)
+# Exact (brute-force) vector search below this many candidate chunks: perfect recall, and
+# no HNSW post-filter loss when searching a small knowledge base inside a large tenant.
+KNOWLEDGE_EXACT_SEARCH_MAX = env_int("KNOWLEDGE_EXACT_SEARCH_MAX", 20_000)
+KNOWLEDGE_HNSW_EF_SEARCH = env_int("KNOWLEDGE_HNSW_EF_SEARCH", 100)
+# Where vectors live: "pgvector" (default, the tenant's schema).
+KNOWLEDGE_VECTOR_STORE = env_str("KNOWLEDGE_VECTOR_STORE", "pgvector")
