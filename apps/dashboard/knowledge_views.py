@@ -42,8 +42,10 @@ class UploadForm(forms.Form):
 
 
 class URLForm(forms.Form):
-    url = forms.URLField(max_length=2000, label="Page URL")
+    url = forms.URLField(max_length=2000, label="Page or sitemap URL")
     title = forms.CharField(max_length=300, required=False)
+    crawl = forms.BooleanField(required=False, label="Crawl the site (same host, robots.txt respected)")
+    max_pages = forms.IntegerField(min_value=1, max_value=10000, required=False, label="At most this many pages")
     sync_interval_hours = forms.IntegerField(
         min_value=0, max_value=8760, required=False, label="Re-sync every N hours (empty: never)"
     )
@@ -162,7 +164,13 @@ def _add_source(request: HttpRequest, kb: KnowledgeBase, kind: str, data: dict[s
         return services.source_add_file(editor=actor, kb=kb, upload=data["file"], title=data["title"])
     if kind == "url":
         return services.source_add_url(
-            editor=actor, kb=kb, url=data["url"], title=data["title"], sync_interval_hours=data["sync_interval_hours"]
+            editor=actor,
+            kb=kb,
+            url=data["url"],
+            title=data["title"],
+            crawl=data["crawl"],
+            max_pages=data["max_pages"],
+            sync_interval_hours=data["sync_interval_hours"],
         )
     if kind == "text":
         return services.source_add_text(editor=actor, kb=kb, text=data["text"], title=data["title"])

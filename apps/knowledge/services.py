@@ -29,6 +29,7 @@ from syntera.tasks import enqueue_on_commit
 
 from . import embeddings
 from .chunking import chunk_sections
+from .crawl import CrawlLimits, crawl
 from .extractors import ACCEPTED_EXTENSIONS, Extracted, ExtractionError, Section, extract, kind_for
 from .extractors.csvfile import faq_pairs
 from .fetch import check_url, fetch
@@ -230,7 +231,7 @@ def source_add_url(
         type=Source.Type.URL,
         title=(title or url)[:300],
         url=url,
-        config={"crawl": bool(crawl), "max_pages": pages},
+        config={"crawl": bool(crawl), "max_pages": pages, "max_depth": settings.KNOWLEDGE_CRAWL_MAX_DEPTH},
         sync_interval_hours=_clean_interval(sync_interval_hours),
         created_by=editor.user,
     )
@@ -381,7 +382,23 @@ def _documents_for(source: Source, report: Callable[[float], None]) -> list[tupl
             raise ExtractionError("The file is larger than the configured limit.")
         result = extract(source.mime_type, data, max_chars=max_chars, progress=lambda f: report(0.4 * f))
         return [(str(source.file.name).rsplit("/", 1)[-1], result.title or source.title, data, result)]
-    # URL: one page (crawling is a later addition)
+    if source.config.get("crawl"):
+        limits = CrawlLimits(
+            max_pages=int(source.config.get("max_pages") or settings.KNOWLEDGE_CRAWL_MAX_PAGES),
+            max_depth=int(source.config.get("max_depth") or settings.KNOWLEDGE_CRAWL_MAX_DEPTH),
+            max_bytes=settings.KNOWLEDGE_CRAWL_MAX_BYTES,
+        )
+        documents = []
+        for page in crawl(source.url, limits, progress=lambda f: report(0.3 * f)):
+            kind = kind_for(page.url.split("?")[0], page.content_type) or "html"
+            try:
+                result = extract(kind, page.body, max_chars=max_chars, url=page.url)
+            except ExtractionError:
+                continue  # an empty or unreadable page is skipped, not fatal
+            documents.append((page.url, result.title or page.url, page.body, result))
+        if not documents:
+            raise ExtractionError("No readable page was found at this address.")
+        return documents
     page = fetch(source.url)
     kind = kind_for(page.url.split("?")[0], page.content_type) or "html"
     result = extract(kind, page.body, max_chars=max_chars, url=page.url)

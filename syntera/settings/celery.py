@@ -1,6 +1,6 @@
 from kombu import Exchange, Queue
 
-from .env import env_bool, env_str
+from .env import env_bool, env_int, env_str
 from .redis import REDIS_URL
 
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
@@ -17,8 +17,13 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# A task a dead worker held is handed out again after this many seconds (Redis broker).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "expire-invitations": {"task": "accounts.expire_invitations", "schedule": 3600.0},
-    "knowledge-requeue-due": {"task": "knowledge.requeue_due", "schedule": 60.0},
+    # Scheduled re-syncs, and ingestions whose worker died mid-job (see KNOWLEDGE_STALL_SECONDS).
+    "knowledge-requeue-due": {
+        "task": "knowledge.requeue_due",
+        "schedule": float(env_int("KNOWLEDGE_REQUEUE_INTERVAL", 60)),
+    },
 }

@@ -9,6 +9,7 @@ check that a refused signup wrote nothing.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -205,4 +206,53 @@ def test_signup_with_a_taken_address_shows_an_error_and_creates_nothing(live_sta
         "SELECT count(*) FROM information_schema.schemata WHERE schema_name = %s", (slug.replace("-", "_"),)
     )
     assert schemas == [(1,)]
+    assert real_problems(page) == []
+
+
+def test_upload_watch_progress_and_find_it_in_the_playground(live_stack: LiveStack, page: Any) -> None:
+    """chromium → log in → create a knowledge base → upload a 400-page PDF → the progress bar
+    moves (seen between 0 and 100) and reaches 100 % while the real worker ingests it → the
+    search playground finds a sentence from page 399."""
+    from apps.knowledge.tests.samples import pdf_bytes
+
+    slug = f"kb-{uuid.uuid4().hex[:8]}"
+    email = f"owner@{slug}.example"
+    live_stack.create_tenant(slug, email)
+    page.goto(live_stack.url(slug, "/login/"))
+    page.fill("#id_email", email)
+    page.fill("#id_password", PASSWORD)
+    page.click("button:has-text('Log in')")
+    page.click("nav >> text=Knowledge")
+    page.fill("#id_name", "Manuals")
+    page.click("button:has-text('Create')")
+    assert page.text_content("h1") == "Manuals"
+
+    pages = [f"Manual page {n} explains part number {n * 7} of the espresso machine" for n in range(400)]
+    pages[399] = "The descaling light blinks orange when the boiler needs citric acid"
+    pdf = live_stack.work_dir / "manual.pdf"
+    pdf.write_bytes(pdf_bytes(pages, title="Espresso manual"))
+    page.set_input_files("#upload-form input[type=file]", str(pdf))
+    page.click("#upload-form button[type=submit]")
+    bar = page.locator("#sources tbody tr").first.locator("progress")
+    seen: set[int] = set()
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        seen.add(int(bar.get_attribute("value") or 0))
+        if 100 in seen:
+            break
+        page.wait_for_timeout(100)
+    assert 100 in seen, seen
+    assert any(0 < value < 100 for value in seen), f"the bar never moved: {sorted(seen)}"
+    row = page.locator("#sources tbody tr").first
+    assert row.locator(".badge").text_content() == "ready"
+    assert int(row.locator(".chunks").text_content() or 0) >= 1
+
+    page.click("text=Knowledge")
+    page.click("text=Search playground")
+    page.fill("#id_query", "why is the orange light blinking?")
+    page.check("#search-form input[type=checkbox][name=knowledge_bases]")
+    page.click("#search-form button[type=submit]")
+    first = page.locator("#results li").first
+    assert "citric acid" in (first.text_content() or "")
+    assert "page 400" in (first.text_content() or "")
     assert real_problems(page) == []

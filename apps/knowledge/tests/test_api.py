@@ -332,3 +332,28 @@ def test_roles_and_scopes(alpha: Any, api_for: Any, jwt_for: Any, make_member: A
         == 200
     )
     assert reader.post("/api/v1/knowledge-bases/", {"name": "x"}, format="json").status_code == 403
+
+
+def test_scheduled_resync_and_stalled_runs_are_requeued(api: Any, settings: Any) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.knowledge.services import sources_due
+
+    kb = _kb(api)
+    scheduled = api.post(f"/api/v1/knowledge-bases/{kb}/sources/", {"type": "text", "text": "Scheduled."},
+                         format="json").json()
+    stalled = api.post(f"/api/v1/knowledge-bases/{kb}/sources/", {"type": "text", "text": "Stalled."},
+                       format="json").json()
+    fresh = api.post(f"/api/v1/knowledge-bases/{kb}/sources/", {"type": "text", "text": "Fresh."}, format="json").json()
+    past = timezone.now() - timedelta(hours=1)
+    Source.objects.filter(pk=scheduled["id"]).update(next_sync_at=past, sync_interval_hours=1)
+    Source.objects.filter(pk=stalled["id"]).update(status="processing", updated_at=past)
+    runs = {s.pk: s.run for s in Source.objects.filter(knowledge_base_id=kb)}
+    due = dict(sources_due())
+    assert set(due) == {scheduled["id"], stalled["id"]}
+    assert due[scheduled["id"]] == runs[scheduled["id"]] + 1 and fresh["id"] not in due
+    patched = api.patch(f"/api/v1/knowledge-bases/{kb}/sources/{fresh['id']}/", {"sync_interval_hours": 24},
+                        format="json").json()
+    assert patched["sync_interval_hours"] == 24 and patched["next_sync_at"]

@@ -1,0 +1,107 @@
+"""Ingestion survives a worker killed mid-job (kill -9): real uvicorn, real Celery workers
+(one killed, one started with beat), real PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import uuid
+
+import pytest
+
+from .conftest import LiveStack, _start, _wait_worker_ready, wait_for
+
+pytestmark = pytest.mark.live
+
+PARAGRAPH = (
+    "Paragraph {n}: our support team answers questions about orders, refunds, shipping times, "
+    "warranty claims and account settings, and this sentence exists to give the embedder real work. "
+)
+
+
+def _worker(stack: LiveStack, name: str, *extra: str, env: dict[str, str] | None = None) -> object:
+    args = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "syntera",
+        "worker",
+        "-Q",
+        "default,ingest,llm",
+        "--pool",
+        "solo",
+        "--loglevel",
+        "INFO",
+        "--without-gossip",
+        "--without-mingle",
+        "--hostname",
+        f"{name}{os.getpid()}@%h",
+        *extra,
+    ]
+    service = _start(name, args, {**stack.env, **(env or {})}, stack.work_dir)
+    _wait_worker_ready(service)
+    return service
+
+
+def test_killed_worker_leaves_the_job_to_be_picked_up_again(live_stack: LiveStack) -> None:
+    """Upload a large text file → worker W1 starts embedding it → `kill -9` W1 mid-job → the
+    source stays "processing" → W2 (with beat, short stall time) re-queues the stalled run and
+    finishes it: ready, 100 %, every chunk exactly once, nothing lost."""
+    slug = f"kill-{uuid.uuid4().hex[:6]}"
+    live_stack.create_tenant(slug, f"owner@{slug}.example")
+    api = live_stack.api(slug, live_stack.create_api_key(slug, "ingest"))
+    session_worker = live_stack.service("celery")
+    session_worker.stop()  # only the workers of this test consume the queues now
+    first = _worker(live_stack, "w1")
+    second = None
+    try:
+        kb = api.post("/api/v1/knowledge-bases/", json={"name": "Big"}).json()["id"]
+        text = "\n\n".join(PARAGRAPH.format(n=n) for n in range(1500)).encode()
+        created = api.post(f"/api/v1/knowledge-bases/{kb}/sources/", files={"file": ("big.txt", text, "text/plain")})
+        assert created.status_code == 201, created.text
+        source_url = f"/api/v1/knowledge-bases/{kb}/sources/{created.json()['id']}/"
+
+        def embedding_underway() -> dict[str, object] | None:
+            body = api.get(source_url).json()
+            return body if body["status"] == "processing" and body["progress"] >= 45 else None
+
+        wait_for(embedding_underway, timeout=120, interval=0.1, what="the embedding to be under way")
+        os.kill(first.proc.pid, signal.SIGKILL)  # type: ignore[attr-defined]
+        first.proc.wait(timeout=10)  # type: ignore[attr-defined]
+        stuck = api.get(source_url).json()
+        assert stuck["status"] == "processing" and stuck["progress"] < 100
+
+        schedule = str(live_stack.work_dir / "beat-schedule")
+        second = _worker(
+            live_stack,
+            "w2",
+            "--beat",
+            "--schedule",
+            schedule,
+            env={"KNOWLEDGE_STALL_SECONDS": "3", "KNOWLEDGE_REQUEUE_INTERVAL": "1"},
+        )
+
+        def finished() -> dict[str, object] | None:
+            body = api.get(source_url).json()
+            return body if body["status"] in ("ready", "failed") else None
+
+        done = wait_for(finished, timeout=240, interval=0.5, what="the re-queued ingestion to finish")
+        assert (done["status"], done["progress"], done["error"]) == ("ready", 100, None)
+        schema = slug.replace("-", "_")
+        rows = live_stack.sql(
+            f"SELECT count(*), count(DISTINCT (document_id, ordinal)), count(DISTINCT document_id), "
+            f'count(*) FILTER (WHERE embedding IS NULL) FROM "{schema}".knowledge_chunk'
+        )[0]
+        assert rows[0] == done["chunk_count"] and rows[0] == rows[1]  # no duplicates
+        assert rows[2] == 1 and rows[3] == 0  # one document, every chunk embedded
+        hit = api.post("/api/v1/knowledge/search", json={"query": "Paragraph 1499 warranty", "knowledge_bases": [kb]})
+        assert hit.status_code == 200 and hit.json()["results"]
+    finally:
+        for worker in (first, second):
+            if worker is not None:
+                worker.stop()  # type: ignore[attr-defined]
+        # put a session worker back for the tests that follow
+        live_stack.services.remove(session_worker)
+        live_stack.services.append(_worker(live_stack, "celery"))  # type: ignore[arg-type]
