@@ -52,6 +52,13 @@ SPECTACULAR_SETTINGS = {
         }
     },
     "AUTHENTICATION_WHITELIST": [],
+    "ENUM_NAME_OVERRIDES": {
+        "SourceTypeEnum": "apps.knowledge.models.Source.Type",
+        "SourceStatusEnum": "apps.knowledge.models.Source.Status",
+        "NewSourceTypeEnum": ["url", "text", "faq"],
+        "UploadSourceTypeEnum": ["file", "faq"],
+        "RoleEnum": "apps.accounts.models.Role",
+    },
 }
 
 API_KEY_PREFIX = env_str("API_KEY_PREFIX", "sk_live_")
