@@ -30,6 +30,8 @@ ADMIN_PAGES = [
     "/admin/accounts/membership/",
     "/admin/accounts/invitation/",
     "/admin/accounts/apikey/",
+    "/admin/knowledge/knowledgebase/",
+    "/admin/knowledge/source/",
 ]
 
 

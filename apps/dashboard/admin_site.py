@@ -15,6 +15,7 @@ from django.shortcuts import redirect
 
 from apps.accounts.models import APIKey, Invitation, Membership, Role
 from apps.audit.models import AuditEvent
+from apps.knowledge.models import KnowledgeBase, Source
 
 
 class TenantAdminSite(admin.AdminSite):
@@ -89,3 +90,19 @@ class InvitationAdmin(TenantScopedAdmin):
 class APIKeyAdmin(TenantScopedAdmin):
     list_display = ["name", "public_id", "status", "created_at", "last_used_at", "expires_at"]
     exclude = ["key_hash"]
+
+
+@admin.register(KnowledgeBase, site=tenant_admin_site)
+class KnowledgeBaseAdmin(TenantScopedAdmin):
+    tenant_field = None  # lives in the tenant schema already
+    list_display = ["name", "embedding_model", "dense_weight", "lexical_weight", "created_at"]
+    search_fields = ["name"]
+
+
+@admin.register(Source, site=tenant_admin_site)
+class SourceAdmin(TenantScopedAdmin):
+    tenant_field = None
+    list_display = ["title", "knowledge_base", "type", "status", "progress", "chunk_count", "last_synced_at"]
+    list_filter = ["type", "status", "knowledge_base"]
+    search_fields = ["title", "url"]
+    exclude = ["content"]
