@@ -113,8 +113,10 @@ def crawl(start_url: str, limits: CrawlLimits, progress: Callable[[float], None]
         if depth < limits.max_depth and "html" in (page.content_type or "text/html"):
             for link in extract_html(page.body, max_chars=2_000_000, url=page.url).links:
                 normal = _normalise(link)
-                if normal in seen or urlsplit(link).netloc.lower() != host or SKIP_EXTENSIONS.search(
-                    urlsplit(link).path
+                if (
+                    normal in seen
+                    or urlsplit(link).netloc.lower() != host
+                    or SKIP_EXTENSIONS.search(urlsplit(link).path)
                 ):
                     continue
                 seen.add(normal)

@@ -342,10 +342,12 @@ def test_scheduled_resync_and_stalled_runs_are_requeued(api: Any, settings: Any)
     from apps.knowledge.services import sources_due
 
     kb = _kb(api)
-    scheduled = api.post(f"/api/v1/knowledge-bases/{kb}/sources/", {"type": "text", "text": "Scheduled."},
-                         format="json").json()
-    stalled = api.post(f"/api/v1/knowledge-bases/{kb}/sources/", {"type": "text", "text": "Stalled."},
-                       format="json").json()
+    scheduled = api.post(
+        f"/api/v1/knowledge-bases/{kb}/sources/", {"type": "text", "text": "Scheduled."}, format="json"
+    ).json()
+    stalled = api.post(
+        f"/api/v1/knowledge-bases/{kb}/sources/", {"type": "text", "text": "Stalled."}, format="json"
+    ).json()
     fresh = api.post(f"/api/v1/knowledge-bases/{kb}/sources/", {"type": "text", "text": "Fresh."}, format="json").json()
     past = timezone.now() - timedelta(hours=1)
     Source.objects.filter(pk=scheduled["id"]).update(next_sync_at=past, sync_interval_hours=1)
@@ -354,6 +356,7 @@ def test_scheduled_resync_and_stalled_runs_are_requeued(api: Any, settings: Any)
     due = dict(sources_due())
     assert set(due) == {scheduled["id"], stalled["id"]}
     assert due[scheduled["id"]] == runs[scheduled["id"]] + 1 and fresh["id"] not in due
-    patched = api.patch(f"/api/v1/knowledge-bases/{kb}/sources/{fresh['id']}/", {"sync_interval_hours": 24},
-                        format="json").json()
+    patched = api.patch(
+        f"/api/v1/knowledge-bases/{kb}/sources/{fresh['id']}/", {"sync_interval_hours": 24}, format="json"
+    ).json()
     assert patched["sync_interval_hours"] == 24 and patched["next_sync_at"]

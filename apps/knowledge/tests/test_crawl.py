@@ -22,17 +22,24 @@ class _Site(http.server.BaseHTTPRequestHandler):
         base = f"http://127.0.0.1:{self.server.server_port}"  # type: ignore[attr-defined]
         html = "text/html; charset=utf-8"
         return {
-            "/": (html, b'<h1>Home</h1><p>Welcome home page.</p><a href="/a">A</a> <a href="/b#frag">B</a> '
-                        b'<a href="/private/x">P</a> <a href="http://elsewhere.example/">ext</a> <a href="/logo.png">i</a>'),
+            "/": (
+                html,
+                b'<h1>Home</h1><p>Welcome home page.</p><a href="/a">A</a> <a href="/b#frag">B</a> '
+                b'<a href="/private/x">P</a> <a href="http://elsewhere.example/">ext</a> <a href="/logo.png">i</a>',
+            ),
             "/a": (html, b'<h1>Alpha page</h1><p>Alpha content about refunds.</p><a href="/c">C</a>'),
             "/b": (html, b"<h1>Beta page</h1><p>Beta content about shipping.</p>"),
             "/c": (html, b"<h1>Gamma page</h1><p>Deep content, two clicks away.</p>"),
             "/private/x": (html, b"<p>Forbidden by robots.</p>"),
             "/robots.txt": ("text/plain", b"User-agent: *\nDisallow: /private/\n"),
-            "/sitemap.xml": ("application/xml", (
-                '<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
-                f"<url><loc>{base}/b</loc></url><url><loc>{base}/c</loc></url>"
-                "<url><loc>http://elsewhere.example/x</loc></url></urlset>").encode()),
+            "/sitemap.xml": (
+                "application/xml",
+                (
+                    '<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+                    f"<url><loc>{base}/b</loc></url><url><loc>{base}/c</loc></url>"
+                    "<url><loc>http://elsewhere.example/x</loc></url></urlset>"
+                ).encode(),
+            ),
         }
 
     def do_GET(self) -> None:
@@ -84,8 +91,11 @@ def test_crawled_site_ingests_one_document_per_page(
     client = api_for(alpha.host, alpha.api_key)
     kb = client.post("/api/v1/knowledge-bases/", {"name": "Site"}, format="json").json()["id"]
     with django_capture_on_commit_callbacks(execute=True):
-        created = client.post(f"/api/v1/knowledge-bases/{kb}/sources/",
-                              {"type": "url", "url": site + "/", "crawl": True, "max_pages": 3}, format="json")
+        created = client.post(
+            f"/api/v1/knowledge-bases/{kb}/sources/",
+            {"type": "url", "url": site + "/", "crawl": True, "max_pages": 3},
+            format="json",
+        )
     assert created.status_code == 201
     source = client.get(f"/api/v1/knowledge-bases/{kb}/sources/{created.json()['id']}/").json()
     assert source["status"] == "ready"
