@@ -127,7 +127,9 @@ def _after_delete(chunk_ids: list[int], files: list[str]) -> None:
         for name in files:
             default_storage.delete(name)
 
-    transaction.on_commit(cleanup)
+    # robust: the rows are gone already; a store outage must not turn that into an error
+    # (leftover vectors are never shown: search drops hits whose chunk row is missing).
+    transaction.on_commit(cleanup, robust=True)
 
 
 # --- sources ----------------------------------------------------------------------------

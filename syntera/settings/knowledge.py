@@ -20,5 +20,14 @@ KNOWLEDGE_STALL_SECONDS = env_int("KNOWLEDGE_STALL_SECONDS", 300)
 # no HNSW post-filter loss when searching a small knowledge base inside a large tenant.
 KNOWLEDGE_EXACT_SEARCH_MAX = env_int("KNOWLEDGE_EXACT_SEARCH_MAX", 20_000)
 KNOWLEDGE_HNSW_EF_SEARCH = env_int("KNOWLEDGE_HNSW_EF_SEARCH", 100)
-# Where vectors live: "pgvector" (default, the tenant's schema).
+# Where vectors live: "pgvector" (default, the tenant's schema) or "pinecone" (below).
 KNOWLEDGE_VECTOR_STORE = env_str("KNOWLEDGE_VECTOR_STORE", "pgvector")
+# Pinecone store (KNOWLEDGE_VECTOR_STORE="pinecone"): one namespace per tenant, one dense
+# cosine index per embedding dimension named f"{PINECONE_INDEX}-{dimension}" (syntera-384,
+# syntera-1536). PINECONE_INDEX_HOST connects to data-plane hosts directly instead of
+# resolving the names: one host for every dimension, or "384=https://...,1536=https://...".
+# PINECONE_CONTROLLER_HOST overrides the control-plane URL (default Pinecone's).
+PINECONE_API_KEY = env_str("PINECONE_API_KEY", "")
+PINECONE_INDEX = env_str("PINECONE_INDEX", "syntera")
+PINECONE_INDEX_HOST = env_str("PINECONE_INDEX_HOST", "")
+PINECONE_CONTROLLER_HOST = env_str("PINECONE_CONTROLLER_HOST", "")

@@ -1,6 +1,15 @@
 """Vector stores behind one interface, chosen by the `KNOWLEDGE_VECTOR_STORE` setting.
 
 - `pgvector` (default): vectors live on the chunk rows in the tenant's schema, HNSW-indexed.
+- `pinecone`: vectors in Pinecone through the official SDK, one namespace per tenant
+  (`tenant-<schema>`), metadata filter per knowledge base, one index per embedding
+  dimension. Settings: PINECONE_API_KEY, PINECONE_INDEX, PINECONE_INDEX_HOST,
+  PINECONE_CONTROLLER_HOST (see `stores/pinecone.py`).
+
+`schema` is the tenant's schema name (the caller's `connection.schema_name`); `model` the
+knowledge base's embedding model, which decides the vector's dimension. `delete` takes no
+model: a store removes the ids wherever they are. `query` returns hits whose chunk rows
+exist, nearest first, with cosine similarity.
 
 Every store passes the same contract suite (apps/knowledge/tests/test_stores.py).
 """
@@ -47,6 +56,10 @@ def _store(name: str) -> VectorStore:
         from .pgvector import PgVectorStore
 
         return PgVectorStore()
+    if name == "pinecone":
+        from .pinecone import PineconeStore
+
+        return PineconeStore()
     raise ValueError(f"unknown vector store {name!r}")
 
 
