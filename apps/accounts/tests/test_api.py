@@ -228,7 +228,7 @@ def test_malformed_bodies_get_400_not_500(alpha: Any, api_for: Any) -> None:
 
 
 def test_login_token_endpoint_is_rate_limited_with_retry_after(alpha: Any, api_for: Any, settings: Any) -> None:
-    settings.RATELIMIT_LOGIN = "3/m"
+    settings.RATELIMIT_LOGIN = "3/h"
     client = api_for(alpha.host)
     for _ in range(3):
         _assert_error(
@@ -236,11 +236,11 @@ def test_login_token_endpoint_is_rate_limited_with_retry_after(alpha: Any, api_f
         )
     response = client.post("/api/v1/auth/token/", {"email": alpha.owner_email, "password": PASSWORD}, format="json")
     _assert_error(response, 429, "rate_limited")
-    assert 1 <= int(response["Retry-After"]) <= 60
+    assert 1 <= int(response["Retry-After"]) <= 3600
 
 
 def test_failed_api_key_guesses_are_rate_limited(alpha: Any, api_for: Any, settings: Any) -> None:
-    settings.RATELIMIT_API_AUTH_FAILURES = "2/m"
+    settings.RATELIMIT_API_AUTH_FAILURES = "2/h"
     client = api_for(alpha.host, "sk_live_abcdef012345_guess")
     assert client.get("/api/v1/me/").status_code == 401
     assert client.get("/api/v1/me/").status_code == 401
