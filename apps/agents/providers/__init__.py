@@ -1,0 +1,143 @@
+"""LLM providers behind one interface (docs/subsystems/agents.md).
+
+The agent runtime (apps/agents/runtime.py) retrieves first, then hands a provider a
+`ChatRequest`: the rendered chat messages (system prompt with the delimited reference
+material, summary, contact memory and recent turns) and the same material as structured
+fields. A provider streams `ProviderEvent`s back: text deltas, tool calls, token usage, and
+one `Finish`. Answers cite reference material with `[n]` markers, `n` being
+`ContextChunk.index`; the runtime turns markers into citations and decides whether the
+answer is grounded. Providers never touch the database: everything they need is in the
+request, which keeps them testable and tenant-blind.
+
+Each implementation is one module, named in `PROVIDER_MODULES` and imported on first use;
+it registers its factory with `@register(name)`. Agents choose a provider by name.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+@dataclass(frozen=True)
+class ContextChunk:
+    """One retrieved chunk offered to the model as reference material, cited as `[index]`."""
+
+    index: int
+    chunk_id: int
+    text: str
+    score: float
+    similarity: float | None
+    source_id: int
+    title: str
+    url: str
+    heading: str = ""
+
+
+@dataclass(frozen=True)
+class Turn:
+    role: Literal["user", "assistant"]
+    text: str
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """A tool the model may call: name, description and JSON Schema of its arguments."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+
+@dataclass
+class ChatRequest:
+    messages: list[dict[str, Any]]  # OpenAI chat format, ready to send
+    model: str
+    temperature: float = 0.2
+    max_tokens: int = 512
+    tools: list[ToolSpec] = field(default_factory=list)
+    # The same material in structured form, for providers that do not read prose.
+    query: str = ""  # the visitor's latest message, rewritten to stand alone when possible
+    turns: list[Turn] = field(default_factory=list)
+    context: list[ContextChunk] = field(default_factory=list)
+    summary: str = ""
+    contact_facts: dict[str, str] = field(default_factory=dict)
+    language: str = "en"
+    company_name: str = ""
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: str  # JSON text as the model produced it; the runtime validates it
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass(frozen=True)
+class Finish:
+    reason: str  # "stop" | "length" | "tool_calls" | "content_filter" | "smalltalk" | "no_answer"
+
+
+ProviderEvent = TextDelta | ToolCall | Usage | Finish
+
+
+class ProviderError(Exception):
+    """The provider could not answer (network, timeout, refused). `retryable` says whether a
+    later attempt may succeed; the message is safe to show staff (no secrets)."""
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class LLMProvider(Protocol):
+    name: str
+
+    def stream(self, request: ChatRequest) -> Iterator[ProviderEvent]:
+        """Stream the answer to `request`. Raises ProviderError when it cannot."""
+        ...
+
+
+@dataclass(frozen=True)
+class ProviderCredentials:
+    """A tenant's credentials for one provider, decrypted for the duration of a call."""
+
+    api_key: str = ""
+    base_url: str = ""
+    organization: str = ""
+
+
+ProviderFactory = Callable[[ProviderCredentials], LLMProvider]
+
+PROVIDERS: dict[str, ProviderFactory] = {}
+PROVIDER_MODULES = {"offline": "apps.agents.providers.offline", "openai": "apps.agents.providers.openai"}
+
+
+def register(name: str) -> Callable[[ProviderFactory], ProviderFactory]:
+    def decorate(factory: ProviderFactory) -> ProviderFactory:
+        PROVIDERS[name] = factory
+        return factory
+
+    return decorate
+
+
+def get_provider(name: str, credentials: ProviderCredentials | None = None) -> LLMProvider:
+    if name not in PROVIDER_MODULES:
+        raise ProviderError(f"Unknown LLM provider {name!r}.")
+    importlib.import_module(PROVIDER_MODULES[name])
+    return PROVIDERS[name](credentials or ProviderCredentials())
