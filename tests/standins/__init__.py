@@ -7,18 +7,23 @@ A stand-in is used only where the real component is unavailable (see the brief's
 
 - `pinecone_server`: Pinecone's control plane (describe/list indexes) and data plane
   (upsert, query with metadata filters, delete, fetch, list, describe_index_stats).
-- `openai_server`: OpenAI's `POST /v1/embeddings`.
+- `openai_server`: OpenAI's `POST /v1/embeddings` and `POST /v1/chat/completions` (JSON and
+  streamed server-sent events).
 
 `JSONServer` is the shared base: routing by method and path, JSON bodies with a size cap,
 keep-alive HTTP/1.1, a request log for assertions, and injected failures (`fail_next`) to
-exercise the SDKs' retry paths.
+exercise the SDKs' retry paths. A route may also answer with `Streamed`: a body produced
+piece by piece (chunked transfer encoding, each piece flushed), after an optional delay, that
+can drop the connection mid-way (`BreakConnection`) to exercise the SDKs' error paths.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -53,6 +58,23 @@ class Injected:
     path: str | None = None  # only requests to this path; None = any
 
 
+class BreakConnection(Exception):
+    """Raised by a `Streamed` body's iterator: the server drops the connection at once,
+    without the terminating chunk, as a crashed upstream or a cut network would."""
+
+
+@dataclass
+class Streamed:
+    """A route's answer sent as it is produced. `delay` seconds pass before the status line
+    (a slow upstream); each item of `chunks` is written and flushed as one HTTP chunk."""
+
+    chunks: Iterable[bytes]
+    status: int = 200
+    content_type: str = "text/event-stream"
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+
 Route = Callable[[Request], Any]
 
 
@@ -67,6 +89,7 @@ class JSONServer:
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._closing = threading.Event()  # cuts short the delays of streamed answers on stop()
 
     # --- to override -------------------------------------------------------------------
 
@@ -82,12 +105,19 @@ class JSONServer:
 
     def start(self) -> JSONServer:
         owner = self
+        self._closing.clear()
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
             def log_message(self, format: str, *args: Any) -> None:  # quiet
                 return
+
+            def handle(self) -> None:
+                # A client that closes a kept-alive connection mid-way (an SDK dropping an
+                # error response unread, a timeout) is routine here, not a server fault.
+                with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+                    super().handle()
 
             def _handle(self) -> None:
                 owner._dispatch(self)
@@ -103,6 +133,7 @@ class JSONServer:
         return self
 
     def stop(self) -> None:
+        self._closing.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -196,10 +227,43 @@ class JSONServer:
             request.query.update({k: [v] for k, v in params.items()})
             with self._lock:
                 result = route(request)
+            if isinstance(result, Streamed):  # written outside the lock: other requests go on meanwhile
+                self._send_streamed(handler, result)
+                return
             status, payload = result if isinstance(result, tuple) else (200, result)
             self._send(handler, status, payload)
         except HTTPError as err:
             self._send(handler, err.status, err.body, err.headers)
+
+    def pause(self, seconds: float) -> bool:
+        """Sleep in a streamed answer; returns False when the server is stopping."""
+        return not self._closing.wait(seconds)
+
+    def _send_streamed(self, handler: BaseHTTPRequestHandler, answer: Streamed) -> None:
+        if answer.delay and not self.pause(answer.delay):
+            handler.close_connection = True
+            return
+        try:
+            handler.send_response(answer.status)
+            handler.send_header("Content-Type", answer.content_type)
+            handler.send_header("Transfer-Encoding", "chunked")
+            handler.send_header("Cache-Control", "no-cache")
+            for name, value in answer.headers.items():
+                handler.send_header(name, value)
+            handler.end_headers()
+            handler.wfile.flush()
+            for piece in answer.chunks:
+                if piece:
+                    handler.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                    handler.wfile.flush()
+            handler.wfile.write(b"0\r\n\r\n")
+            handler.wfile.flush()
+        except BreakConnection:
+            handler.close_connection = True
+            handler.wfile.flush()
+            handler.connection.shutdown(socket.SHUT_RDWR)  # no terminating chunk: an incomplete body
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up (its timeout)
+            handler.close_connection = True
 
     @staticmethod
     def _send(

@@ -1,38 +1,93 @@
-"""Stand-in for OpenAI's embeddings API (`POST /v1/embeddings`), for tests of the OpenAI
-embedding provider through the official `openai` SDK.
+"""Stand-in for OpenAI's API, for tests of the OpenAI providers through the official `openai`
+SDK: `POST /v1/embeddings` (the embedding provider) and `POST /v1/chat/completions` (the LLM
+provider). Both check `Authorization: Bearer <key>` (401 with `invalid_api_key` otherwise) and
+answer errors in OpenAI's envelope `{"error": {"message", "type", "param", "code"}}`.
 
-Speaks the documented request and response: `Authorization: Bearer <key>` (401 with
-`invalid_api_key` otherwise); body `{"model", "input": str | [str] | [int] | [[int]],
+Embeddings: body `{"model", "input": str | [str] | [int] | [[int]],
 "encoding_format": "float" | "base64", "dimensions"?, "user"?}`; answer
 `{"object": "list", "data": [{"object": "embedding", "index": i, "embedding": ...}],
 "model", "usage": {"prompt_tokens", "total_tokens"}}`, one item per input in input order,
 `embedding` as a JSON array or, for `encoding_format: "base64"` (the SDK's default on the
-wire), base64 of little-endian float32. Errors use OpenAI's envelope
-`{"error": {"message", "type", "param", "code"}}`: empty strings or more than 2048 inputs
-(400), unknown models (404 `model_not_found`), and a queued `rate_limit()` answers 429
-with `retry-after-ms` so the SDK's retry path runs.
+wire), base64 of little-endian float32. Empty strings or more than 2048 inputs (400), unknown
+models (404 `model_not_found`), and a queued `rate_limit()` answers 429 with `retry-after-ms`
+so the SDK's retry path runs.
 
 Vectors are deterministic and roughly semantic: feature hashing of the text's lower-cased
 words (each word adds ±1 to two dimensions chosen by its SHA-256), then L2-normalised, as
 OpenAI's are. Texts that share words have positive cosine similarity; equal texts have
 equal vectors. Models: text-embedding-3-small (1536-d, `dimensions` may shorten it),
 text-embedding-3-large (3072-d), text-embedding-ada-002 (1536-d).
+
+Chat Completions: body `{"model", "messages", "temperature"?, "max_tokens"? |
+"max_completion_tokens"?, "tools"?, "tool_choice"?, "stream"?, "stream_options"?}`, validated
+as OpenAI does (unknown model 404 `model_not_found`; `stream_options` without `stream`,
+`tool_choice` without `tools`, malformed messages or tools, out-of-range temperature: 400;
+reasoning models (o-series, gpt-5) refuse `max_tokens` and a temperature other than 1).
+Without `stream` the answer is one `chat.completion` object. With it, server-sent events
+(chunked transfer encoding) `data: {chunk}\\n\\n` ... `data: [DONE]\\n\\n`, each chunk a
+`chat.completion.chunk`: first the assistant role, then one `delta.content` per word, then
+`delta.tool_calls` fragments (index, id, type and name in the first; the JSON arguments split
+over several), then a chunk with `finish_reason`, and with `stream_options.include_usage` a
+last chunk with empty `choices` and `usage` (every earlier chunk then carries `"usage": null`).
+Completion tokens are capped by `max_tokens` (finish reason `length`).
+
+Tests script the answers: `reply()` queues canned replies (text, tool calls, no usage, a
+delay before the response, a connection dropped after N events), `fail()` queues error
+statuses (429 with `retry-after-ms`, 500...), and `chat_requests` holds every request body the
+server received, so tests assert what the product sent. With nothing queued the answer is a
+deterministic echo of the last user message, ending with a `[1]` citation when a system
+message holds numbered reference material (contains "[1]").
+
+Token counts are the stand-in's own (words and punctuation marks, plus 3 per message), not
+tiktoken's: deterministic and independent of the product's counting.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from . import HTTPError, JSONServer, Request, Route
+from . import BreakConnection, HTTPError, JSONServer, Request, Route, Streamed
 
 MODELS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072, "text-embedding-ada-002": 1536}
 MAX_INPUTS = 2048
 WORD = re.compile(r"\w+", re.UNICODE)
+
+CHAT_MODELS = {
+    "gpt-4o-mini", "gpt-4o", "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano", "gpt-4-turbo", "gpt-4", "gpt-3.5-turbo",
+    "o3", "o3-mini", "o4-mini", "gpt-5", "gpt-5-mini", "gpt-5-nano",
+}  # fmt: skip
+REASONING_MODEL = re.compile(r"^(o\d|gpt-5)")
+ROLES = {"system", "developer", "user", "assistant", "tool"}
+TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+TOKEN = re.compile(r"\w+|[^\w\s]")
+PIECE = re.compile(r"\s*\S+|\s+")  # one streamed content delta: a word with its leading space
+CHAT_PATH = "/v1/chat/completions"
+
+
+def count_standin_tokens(text: str) -> int:
+    """The stand-in's token count: words and punctuation marks."""
+    return len(TOKEN.findall(text))
+
+
+@dataclass
+class ChatReply:
+    """One scripted answer to a chat completion request."""
+
+    text: str = ""
+    tool_calls: list[tuple[str, str]] = field(default_factory=list)  # (name, JSON arguments)
+    finish_reason: str | None = None  # default: "tool_calls" with tool calls, else "stop"
+    usage: bool = True  # False: no usage chunk even when asked, as some compatible servers do
+    delay: float = 0.0  # seconds before the response starts
+    break_after: int | None = None  # streamed: drop the connection after this many events
 
 
 def _error(
@@ -66,10 +121,12 @@ def embed_text(text: str, dimensions: int = 1536) -> np.ndarray:
 class OpenAIStandIn(JSONServer):
     """`base_url` is `<url>/v1`, what OPENAI_BASE_URL is set to."""
 
-    def __init__(self, *, api_key: str = "sk-standin") -> None:
+    def __init__(self, *, api_key: str = "sk-standin", chat_models: set[str] | None = None) -> None:
         super().__init__()
         self.api_key = api_key
+        self.chat_models = set(chat_models or CHAT_MODELS)
         self.batches: list[int] = []  # number of inputs of every answered request
+        self.replies: list[ChatReply] = []
 
     @property
     def base_url(self) -> str:
@@ -79,13 +136,13 @@ class OpenAIStandIn(JSONServer):
         super().start()
         return self
 
-    def rate_limit(self, times: int = 1, *, retry_after_ms: int = 20) -> None:
-        """Answer the next `times` embedding requests with 429, as OpenAI does when throttling."""
+    def rate_limit(self, times: int = 1, *, retry_after_ms: int = 20, path: str = "/v1/embeddings") -> None:
+        """Answer the next `times` requests to `path` with 429, as OpenAI does when throttling."""
         self.fail_next(
             429,
             {
                 "error": {
-                    "message": "Rate limit reached for text-embedding-3-small on requests per min (RPM): Limit 3000.",
+                    "message": "Rate limit reached on requests per min (RPM): Limit 3000.",
                     "type": "requests",
                     "param": None,
                     "code": "rate_limit_exceeded",
@@ -93,19 +150,63 @@ class OpenAIStandIn(JSONServer):
             },
             times=times,
             headers={"retry-after-ms": str(retry_after_ms), "x-ratelimit-remaining-requests": "0"},
-            path="/v1/embeddings",
+            path=path,
         )
+
+    def fail(
+        self,
+        status: int,
+        *,
+        times: int = 1,
+        message: str = "The server had an error while processing your request.",
+        code: str | None = None,
+        type_: str = "server_error",
+        retry_after_ms: int | None = None,
+        path: str = CHAT_PATH,
+    ) -> None:
+        """Answer the next `times` requests to `path` with `status` in OpenAI's error envelope."""
+        headers = {"retry-after-ms": str(retry_after_ms)} if retry_after_ms is not None else {}
+        body = {"error": {"message": message, "type": type_, "param": None, "code": code}}
+        self.fail_next(status, body, times=times, headers=headers, path=path)
+
+    def reply(
+        self,
+        text: str = "",
+        *,
+        tool_calls: list[tuple[str, Any]] | None = None,
+        finish_reason: str | None = None,
+        usage: bool = True,
+        delay: float = 0.0,
+        break_after: int | None = None,
+        times: int = 1,
+    ) -> None:
+        """Queue the answer to the next `times` chat requests. Tool arguments may be a dict
+        (sent as JSON) or a string (sent as is, even if it is not valid JSON)."""
+        calls = [(name, args if isinstance(args, str) else json.dumps(args)) for name, args in tool_calls or []]
+        with self._lock:
+            for _ in range(times):
+                self.replies.append(ChatReply(text, calls, finish_reason, usage, delay, break_after))
+
+    @property
+    def chat_requests(self) -> list[dict[str, Any]]:
+        """Bodies of every request to /v1/chat/completions, failed ones and retries included."""
+        return [r.body for r in self.requests_to(CHAT_PATH)]
 
     def reset(self) -> None:
         self.clear_log()
         self.batches.clear()
+        with self._lock:
+            self.replies.clear()
 
     def authorize(self, request: Request) -> None:
-        if request.headers.get("authorization") != f"Bearer {self.api_key}":
-            raise _error(401, "Incorrect API key provided.", code="invalid_api_key")
+        header = request.headers.get("authorization", "")
+        if header != f"Bearer {self.api_key}":
+            given = header.removeprefix("Bearer ")
+            masked = f"{given[:3]}{'*' * max(0, len(given) - 7)}{given[-4:]}" if len(given) > 7 else "***"
+            raise _error(401, f"Incorrect API key provided: {masked}.", code="invalid_api_key")
 
     def routes(self) -> dict[tuple[str, str], Route]:
-        return {("POST", "/v1/embeddings"): self.embeddings}
+        return {("POST", "/v1/embeddings"): self.embeddings, ("POST", CHAT_PATH): self.chat_completions}
 
     def embeddings(self, request: Request) -> Any:
         body = request.body
@@ -147,6 +248,17 @@ class OpenAIStandIn(JSONServer):
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
         }
 
+    def chat_completions(self, request: Request) -> Any:
+        body = request.body
+        _check_chat_body(body, self.chat_models)
+        reply = self.replies.pop(0) if self.replies else ChatReply(echo_reply(body["messages"]))
+        completion = ChatCompletion(body, reply, len(self.requests))
+        headers = {"x-request-id": f"req_{completion.id}", "openai-processing-ms": "1"}
+        if body.get("stream"):
+            return Streamed(completion.events(), headers=headers, delay=reply.delay)
+        return Streamed([json.dumps(completion.response()).encode()], content_type="application/json",
+                        headers=headers, delay=reply.delay)  # fmt: skip
+
     @staticmethod
     def _inputs(value: Any) -> list[str]:
         """Strings, or token arrays (read back as their numbers, which is enough for hashing)."""
@@ -166,3 +278,181 @@ class OpenAIStandIn(JSONServer):
             else:
                 raise _error(400, "'$.input' is invalid. Please check the API reference.", param="input")
         return texts
+
+
+# --- chat completions ------------------------------------------------------------------------
+
+
+def _check_chat_body(body: Any, models: set[str]) -> None:
+    """OpenAI's validation of a chat completion request, the parts the product can get wrong."""
+    if not isinstance(body, dict):
+        raise _error(400, "We could not parse the JSON body of your request.")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise _error(400, "you must provide a model parameter", param="model")
+    if model not in models:
+        raise _error(
+            404, f"The model `{model}` does not exist or you do not have access to it.", code="model_not_found"
+        )
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise _error(400, "Invalid 'messages': empty array. Expected an array with minimum length 1.", param="messages")
+    for position, message in enumerate(messages):
+        where = f"messages[{position}]"
+        if not isinstance(message, dict) or message.get("role") not in ROLES:
+            raise _error(400, f"Invalid value for '{where}.role'.", param=f"{where}.role")
+        content = message.get("content")
+        if content is None and not (message["role"] == "assistant" and message.get("tool_calls")):
+            raise _error(400, f"Invalid value for '{where}.content': expected a string or array.", param=where)
+        if content is not None and not isinstance(content, str | list):
+            raise _error(400, f"Invalid type for '{where}.content'.", param=f"{where}.content")
+        if message["role"] == "tool" and not isinstance(message.get("tool_call_id"), str):
+            raise _error(400, f"Missing required parameter: '{where}.tool_call_id'.", param=f"{where}.tool_call_id")
+    tools = body.get("tools")
+    if tools is not None:
+        if not isinstance(tools, list):
+            raise _error(400, "Invalid type for 'tools': expected an array.", param="tools")
+        for position, tool in enumerate(tools):
+            function = tool.get("function") if isinstance(tool, dict) else None
+            if tool.get("type") != "function" or not isinstance(function, dict):
+                raise _error(400, f"Invalid value for 'tools[{position}]'.", param=f"tools[{position}]")
+            if not TOOL_NAME.match(str(function.get("name", ""))):
+                raise _error(
+                    400, f"Invalid 'tools[{position}].function.name'.", param=f"tools[{position}].function.name"
+                )
+            if "parameters" in function and not isinstance(function["parameters"], dict):
+                raise _error(400, f"Invalid 'tools[{position}].function.parameters'.", param="tools")
+    if body.get("tool_choice") is not None and not tools:
+        raise _error(400, "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified.")
+    if body.get("stream_options") is not None and not body.get("stream"):
+        raise _error(400, "The 'stream_options' parameter is only allowed when 'stream' is enabled.")
+    temperature = body.get("temperature")
+    if temperature is not None and (not isinstance(temperature, int | float) or not 0 <= temperature <= 2):
+        raise _error(400, f"Invalid 'temperature': {temperature}. Expected a value between 0 and 2.")
+    for name in ("max_tokens", "max_completion_tokens"):
+        value = body.get(name)
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise _error(400, f"Invalid '{name}': {value}. Expected an integer of at least 1.", param=name)
+    if REASONING_MODEL.match(model):
+        if body.get("max_tokens") is not None:
+            raise _error(
+                400,
+                "Unsupported parameter: 'max_tokens' is not supported with this model. "
+                "Use 'max_completion_tokens' instead.",
+                param="max_tokens",
+                code="unsupported_parameter",
+            )
+        if temperature not in (None, 1):
+            raise _error(400, "Unsupported value: 'temperature' does not support this value.", param="temperature")
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, list):
+        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return content if isinstance(content, str) else ""
+
+
+def echo_reply(messages: list[dict[str, Any]]) -> str:
+    """The default answer: the last user message echoed, citing [1] when there is reference material."""
+    last_user = next((_text_of(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), "")
+    grounded = any(m.get("role") in ("system", "developer") and "[1]" in _text_of(m.get("content")) for m in messages)
+    return f"Echo: {last_user.strip()}" + (" [1]" if grounded else "")
+
+
+class ChatCompletion:
+    """One answer being produced, in either wire form."""
+
+    def __init__(self, body: dict[str, Any], reply: ChatReply, sequence: int) -> None:
+        self.body = body
+        self.reply = reply
+        self.id = f"chatcmpl-standin{sequence:06d}"
+        self.created = int(time.time())
+        self.model = body["model"]
+        limit = body.get("max_completion_tokens") or body.get("max_tokens")
+        self.pieces = PIECE.findall(reply.text)
+        self.finish_reason = reply.finish_reason or ("tool_calls" if reply.tool_calls else "stop")
+        if limit is not None and len(self.pieces) > limit:
+            self.pieces = self.pieces[:limit]
+            self.finish_reason = "length"
+        self.text = "".join(self.pieces)
+        self.calls = [
+            {
+                "id": "call_" + hashlib.sha256(f"{sequence}:{i}:{name}:{args}".encode()).hexdigest()[:24],
+                "type": "function",
+                "function": {"name": name, "arguments": args},
+            }
+            for i, (name, args) in enumerate(reply.tool_calls)
+        ]
+
+    def usage(self) -> dict[str, Any]:
+        prompt = sum(3 + count_standin_tokens(_text_of(m.get("content"))) for m in self.body["messages"]) + 3
+        completion = len(self.pieces) + sum(
+            count_standin_tokens(c["function"]["name"] + c["function"]["arguments"]) for c in self.calls
+        )
+        return {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0},
+        }
+
+    def response(self) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": self.text or None, "refusal": None}
+        if self.calls:
+            message["tool_calls"] = self.calls
+        return {
+            "id": self.id,
+            "object": "chat.completion",
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": "fp_standin",
+            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": self.finish_reason}],
+            "usage": self.usage(),
+        }
+
+    def _chunk(self, delta: dict[str, Any] | None, finish_reason: str | None = None) -> dict[str, Any]:
+        chunk: dict[str, Any] = {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": "fp_standin",
+            "choices": []
+            if delta is None
+            else [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+        }
+        if (self.body.get("stream_options") or {}).get("include_usage"):
+            chunk["usage"] = self.usage() if delta is None else None
+        return chunk
+
+    def chunks(self) -> Iterator[dict[str, Any]]:
+        """The `chat.completion.chunk` objects of the streamed answer, in order."""
+        yield self._chunk({"role": "assistant", "content": "" if self.pieces else None, "refusal": None})
+        for piece in self.pieces:
+            yield self._chunk({"content": piece})
+        for index, call in enumerate(self.calls):
+            function = call["function"]
+            yield self._chunk(
+                {
+                    "tool_calls": [
+                        {"index": index, "id": call["id"], "type": "function",
+                         "function": {"name": function["name"], "arguments": ""}}
+                    ]
+                }
+            )  # fmt: skip
+            arguments = function["arguments"]
+            for start in range(0, len(arguments), 7):
+                fragment = {"index": index, "function": {"arguments": arguments[start : start + 7]}}
+                yield self._chunk({"tool_calls": [fragment]})
+        yield self._chunk({}, self.finish_reason)
+        if self.reply.usage and (self.body.get("stream_options") or {}).get("include_usage"):
+            yield self._chunk(None)
+
+    def events(self) -> Iterator[bytes]:
+        """The server-sent events on the wire, broken off after `break_after` if scripted."""
+        for sent, chunk in enumerate(self.chunks()):
+            if self.reply.break_after is not None and sent >= self.reply.break_after:
+                raise BreakConnection
+            yield b"data: " + json.dumps(chunk).encode() + b"\n\n"
+        yield b"data: [DONE]\n\n"

@@ -1,0 +1,257 @@
+"""OpenAI Chat Completions as an LLM provider (docs/subsystems/agents.md), through the official
+`openai` SDK, so any OpenAI-compatible server (a local one included) works through `base_url`.
+
+Credentials: a tenant's `ProviderCredentials` are used as a set when they carry a key or a base
+URL (a tenant key is never sent to the platform's base URL, nor the platform key to a tenant's);
+otherwise the platform's OPENAI_API_KEY / OPENAI_BASE_URL. A base URL without a key (a local
+server) is sent a placeholder key. Clients are cached per credential set, so connections are
+reused across conversations.
+
+One call = one streamed request (`stream=True`, `stream_options.include_usage`), tools as
+OpenAI function tools with `tool_choice="auto"`. Events, in order: `TextDelta` per content
+delta; then, once the stream has finished, one `ToolCall` per assembled tool call (fragments
+keyed by index, arguments concatenated, in index order), one `Usage` (the server's final usage
+chunk, else counted with apps.agents.tokens) and one `Finish(reason)` with OpenAI's reason
+("stop", "length", "tool_calls", "content_filter").
+
+Failures: the SDK retries 408/409/429/5xx, timeouts and connection errors OPENAI_MAX_RETRIES
+times with exponential backoff (0.5 s doubling, jittered, capped at 8 s) or the server's
+retry-after(-ms); after that `ProviderError(retryable=True)`. A refused key, a missing model or
+a rejected request (400/401/403/404/422, and 429 `insufficient_quota`) are
+`ProviderError(retryable=False)`. A stream that breaks or ends without a finish reason raises
+`ProviderError(retryable=True)` even after text was delivered: the runtime discards partial
+output. Messages are written here, never copied from the exception chain, and are scrubbed of
+anything key-like, so they are safe to show staff.
+
+Reasoning models (o-series, gpt-5 except gpt-5-chat) take `max_completion_tokens` and no
+temperature; every other model gets `max_tokens` and `temperature`, which compatible servers
+understand.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import logging
+import re
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import openai
+from django.conf import settings
+
+from apps.agents import tokens
+
+from . import (
+    ChatRequest,
+    Finish,
+    ProviderCredentials,
+    ProviderError,
+    ProviderEvent,
+    TextDelta,
+    ToolCall,
+    ToolSpec,
+    Usage,
+    register,
+)
+
+logger = logging.getLogger(__name__)
+
+OPENAI_URL = "https://api.openai.com/v1"
+LOCAL_SERVER_KEY = "not-needed"  # OpenAI-compatible local servers ignore the key; the SDK wants one
+REASONING_MODEL = re.compile(r"^(o\d|gpt-5(?!-chat))")
+KEY_LIKE = re.compile(r"\b(?:sk|key|rk|sess)-[\w*.-]{3,}")
+
+
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """What iterating a stream can raise: the SDK's errors and, in SDKs that do not wrap them,
+    the HTTP client's own (httpx before openai 2, httpx2 after)."""
+    errors: list[type[BaseException]] = [openai.OpenAIError]
+    for module in ("httpx", "httpx2"):
+        try:
+            errors.append(importlib.import_module(module).HTTPError)
+        except (ImportError, AttributeError):
+            continue
+    return tuple(errors)
+
+
+STREAM_ERRORS = _transport_errors()
+
+
+@functools.lru_cache(maxsize=64)
+def _client(api_key: str, base_url: str, organization: str, timeout: float, max_retries: int) -> openai.OpenAI:
+    return openai.OpenAI(
+        api_key=api_key,
+        base_url=base_url,
+        organization=organization or None,
+        timeout=openai.Timeout(timeout, connect=min(timeout, 10.0)),
+        max_retries=max_retries,
+    )
+
+
+def tool_param(tool: ToolSpec) -> dict[str, Any]:
+    """A ToolSpec as an OpenAI function tool."""
+    return {
+        "type": "function",
+        "function": {"name": tool.name, "description": tool.description, "parameters": tool.parameters},
+    }
+
+
+class OpenAIProvider:
+    name = "openai"
+
+    def __init__(self, credentials: ProviderCredentials) -> None:
+        if credentials.api_key or credentials.base_url:
+            self.api_key, base_url = credentials.api_key, credentials.base_url
+        else:
+            self.api_key, base_url = settings.OPENAI_API_KEY, settings.OPENAI_BASE_URL
+        self.base_url = (base_url or OPENAI_URL).rstrip("/")
+        self.organization = credentials.organization
+        if not self.api_key and base_url:
+            self.api_key = LOCAL_SERVER_KEY
+
+    # --- the interface ------------------------------------------------------------------
+
+    def stream(self, request: ChatRequest) -> Iterator[ProviderEvent]:
+        if not self.api_key:
+            raise ProviderError("No OpenAI API key is configured.", retryable=False)
+        timeout = float(settings.OPENAI_TIMEOUT)
+        max_retries = int(settings.OPENAI_MAX_RETRIES)
+        model = request.model or settings.OPENAI_CHAT_MODEL
+        client = _client(self.api_key, self.base_url, self.organization, timeout, max_retries)
+        try:
+            stream = client.chat.completions.create(**self._params(request, model))
+        except openai.APIStatusError as exc:
+            raise self._status_error(exc, model, attempts=max_retries + 1) from None
+        except openai.APITimeoutError:
+            raise ProviderError(
+                f"OpenAI did not answer within {timeout:g} s ({max_retries + 1} attempts).", retryable=True
+            ) from None
+        except openai.APIConnectionError:
+            raise ProviderError(
+                f"Could not reach the OpenAI endpoint ({max_retries + 1} attempts).", retryable=True
+            ) from None
+        except openai.OpenAIError as exc:
+            raise ProviderError(self._safe(f"The OpenAI request failed: {exc}"), retryable=False) from None
+        yield from self._events(stream, request, model)
+
+    # --- request ------------------------------------------------------------------------
+
+    @staticmethod
+    def _params(request: ChatRequest, model: str) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "model": model,
+            "messages": request.messages,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if REASONING_MODEL.match(model):
+            params["max_completion_tokens"] = request.max_tokens
+        else:
+            params["max_tokens"] = request.max_tokens
+            params["temperature"] = request.temperature
+        if request.tools:
+            params["tools"] = [tool_param(tool) for tool in request.tools]
+            params["tool_choice"] = "auto"
+        return params
+
+    # --- response -----------------------------------------------------------------------
+
+    def _events(self, stream: Any, request: ChatRequest, model: str) -> Iterator[ProviderEvent]:
+        text: list[str] = []
+        calls: dict[int, dict[str, Any]] = {}
+        finish: str | None = None
+        usage: Any = None
+        try:
+            for chunk in stream:
+                if getattr(chunk, "usage", None) is not None:
+                    usage = chunk.usage
+                for choice in chunk.choices or ():
+                    if choice.index != 0:
+                        continue
+                    delta = choice.delta
+                    if delta is not None:
+                        piece = delta.content or getattr(delta, "refusal", None) or ""
+                        if piece:
+                            text.append(piece)
+                            yield TextDelta(piece)
+                        self._collect(calls, delta.tool_calls or ())
+                    if choice.finish_reason:
+                        finish = choice.finish_reason
+        except STREAM_ERRORS as exc:
+            logger.warning("OpenAI stream broke off (%s) after %d characters", type(exc).__name__, len("".join(text)))
+            where = "after part of the answer" if text else "before the answer"
+            raise ProviderError(f"The OpenAI stream broke off {where}.", retryable=True) from None
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
+        if finish is None:
+            raise ProviderError("The OpenAI stream ended before the answer was complete.", retryable=True)
+
+        tool_calls = [
+            ToolCall(id=slot["id"] or f"call_{index}", name=slot["name"], arguments="".join(slot["arguments"]))
+            for index, slot in sorted(calls.items())
+        ]
+        yield from tool_calls
+        if usage is not None and usage.prompt_tokens is not None:
+            yield Usage(prompt_tokens=int(usage.prompt_tokens), completion_tokens=int(usage.completion_tokens or 0))
+        else:  # servers that ignore stream_options: count as OpenAI would
+            completion = "".join(text) + "".join(call.name + call.arguments for call in tool_calls)
+            yield Usage(
+                prompt_tokens=tokens.count_message_tokens(request.messages, model, tools=request.tools),
+                completion_tokens=tokens.count_tokens(completion, model),
+            )
+        yield Finish("tool_calls" if finish == "function_call" else finish)
+
+    @staticmethod
+    def _collect(calls: dict[int, dict[str, Any]], fragments: Iterable[Any]) -> None:
+        """Fold streamed tool-call fragments: the first of an index carries id, type and name;
+        the rest carry pieces of the JSON arguments."""
+        for fragment in fragments:
+            slot = calls.setdefault(int(fragment.index or 0), {"id": "", "name": "", "arguments": []})
+            if fragment.id:
+                slot["id"] = fragment.id
+            function = fragment.function
+            if function is not None:
+                if function.name and not slot["name"]:
+                    slot["name"] = function.name
+                if function.arguments:
+                    slot["arguments"].append(function.arguments)
+
+    # --- errors -------------------------------------------------------------------------
+
+    def _safe(self, message: str) -> str:
+        if self.api_key and self.api_key != LOCAL_SERVER_KEY:
+            message = message.replace(self.api_key, "[key]")
+        return KEY_LIKE.sub("[key]", message)[:300]
+
+    def _status_error(self, exc: openai.APIStatusError, model: str, *, attempts: int) -> ProviderError:
+        status = exc.status_code
+        body = exc.body if isinstance(exc.body, dict) else {}
+        detail = self._safe(str(body.get("message") or "")).rstrip(".")
+        logger.warning("OpenAI answered HTTP %s (%s) for model %s", status, exc.code, model)
+        if status == 401:
+            return ProviderError("The OpenAI API key was refused (HTTP 401).", retryable=False)
+        if status == 403:
+            return ProviderError(f"OpenAI refused access (HTTP 403): {detail or 'forbidden'}.", retryable=False)
+        if status == 404:
+            if exc.code == "model_not_found" or "model" in detail.lower():
+                return ProviderError(f"Model {model!r} was not found at the OpenAI endpoint.", retryable=False)
+            return ProviderError("The OpenAI endpoint was not found (HTTP 404); check the base URL.", retryable=False)
+        if status == 429 and exc.code == "insufficient_quota":
+            return ProviderError("The OpenAI account has run out of quota.", retryable=False)
+        if status == 429:
+            return ProviderError(f"OpenAI is rate-limiting requests ({attempts} attempts).", retryable=True)
+        if status >= 500 or status in (408, 409):
+            return ProviderError(f"OpenAI answered HTTP {status} ({attempts} attempts).", retryable=True)
+        if exc.code == "context_length_exceeded":
+            return ProviderError("The conversation is too long for the model's context window.", retryable=False)
+        return ProviderError(
+            f"OpenAI rejected the request (HTTP {status}): {detail or 'bad request'}.", retryable=False
+        )
+
+
+@register("openai")
+def openai_provider(credentials: ProviderCredentials) -> OpenAIProvider:
+    return OpenAIProvider(credentials)
