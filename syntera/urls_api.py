@@ -6,4 +6,6 @@ urlpatterns = [
     path("", include("apps.accounts.api.urls")),
     path("", include("apps.audit.api.urls")),
     path("", include("apps.knowledge.api.urls")),
+    path("", include("apps.agents.api.urls")),
+    path("", include("apps.crm.api.urls")),
 ]

@@ -16,6 +16,9 @@ class Plan(models.Model):  # type: ignore[django-manager-missing]
     name = models.CharField(max_length=80)
     max_members = models.PositiveIntegerField(default=5)
     max_api_keys = models.PositiveIntegerField(default=10)
+    # AI quotas per day; None means the deployment's default (AI_DAILY_REQUESTS / _TOKENS), 0 unlimited.
+    ai_daily_requests = models.PositiveIntegerField(null=True, blank=True)
+    ai_daily_tokens = models.PositiveBigIntegerField(null=True, blank=True)
     is_default = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 

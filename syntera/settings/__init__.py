@@ -4,6 +4,7 @@
 the secure defaults on for deployments and `manage.py check --deploy`.
 """
 
+from .agents import *  # noqa: F403
 from .api import *  # noqa: F403
 from .base import *  # noqa: F403
 from .celery import *  # noqa: F403

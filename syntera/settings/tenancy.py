@@ -27,6 +27,8 @@ TENANT_APPS = [
     "django.contrib.contenttypes",
     "apps.audit",
     "apps.knowledge",
+    "apps.crm",
+    "apps.agents",
 ]
 
 INSTALLED_APPS = list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS]

@@ -1,0 +1,152 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from rest_framework import serializers
+
+from ..models import TOOL_NAMES, Agent, PromptVersion, ProviderCredential
+from ..providers import PROVIDER_MODULES
+
+_VARIABLES = serializers.DictField(
+    child=serializers.CharField(max_length=500, allow_blank=True), required=False, help_text="Template variables."
+)
+
+
+def _check_variables(value: dict[str, str]) -> dict[str, str]:
+    if len(value) > 30:
+        raise serializers.ValidationError("At most 30 variables.")
+    for key in value:
+        if not (key.isidentifier() and key.islower() and len(key) <= 40):
+            raise serializers.ValidationError(f"Variable names are lower_case identifiers; {key[:40]!r} is not.")
+    return value
+
+
+def _check_policy(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict) or len(str(value)) > 5000:
+        raise serializers.ValidationError("The escalation policy is a JSON object (at most 5,000 characters).")
+    return value
+
+
+class AgentOutput(serializers.ModelSerializer):
+    knowledge_bases: serializers.PrimaryKeyRelatedField = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+
+    class Meta:
+        model = Agent
+        fields = [
+            "id",
+            "name",
+            "instructions",
+            "greeting",
+            "language",
+            "variables",
+            "guidance_rules",
+            "knowledge_bases",
+            "provider",
+            "model",
+            "temperature",
+            "max_tokens",
+            "tools",
+            "escalation_policy",
+            "min_similarity",
+            "top_k",
+            "is_active",
+            "prompt_version",
+            "created_at",
+            "updated_at",
+        ]
+
+
+class AgentUpdateInput(serializers.Serializer):
+    name = serializers.CharField(max_length=120, required=False)
+    instructions = serializers.CharField(max_length=20_000, required=False, allow_blank=True)
+    greeting = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    language = serializers.RegexField(r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$", max_length=12, required=False)
+    variables = _VARIABLES
+    guidance_rules = serializers.ListField(child=serializers.CharField(max_length=500), max_length=30, required=False)
+    knowledge_bases = serializers.ListField(child=serializers.IntegerField(min_value=1), max_length=50, required=False)
+    provider = serializers.ChoiceField(choices=list(PROVIDER_MODULES), required=False)
+    model = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    temperature = serializers.FloatField(min_value=0.0, max_value=2.0, required=False)
+    max_tokens = serializers.IntegerField(min_value=16, max_value=8192, required=False)
+    tools = serializers.ListField(child=serializers.ChoiceField(choices=list(TOOL_NAMES)), required=False)
+    escalation_policy = serializers.JSONField(required=False)
+    min_similarity = serializers.FloatField(min_value=0.0, max_value=1.0, required=False)
+    top_k = serializers.IntegerField(min_value=1, max_value=20, required=False)
+    is_active = serializers.BooleanField(required=False)
+
+    def validate_variables(self, value: dict[str, str]) -> dict[str, str]:
+        return _check_variables(value)
+
+    def validate_escalation_policy(self, value: Any) -> dict[str, Any]:
+        return _check_policy(value)
+
+    def validate_tools(self, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
+
+
+class AgentInput(AgentUpdateInput):
+    name = serializers.CharField(max_length=120)
+
+
+class PromptVersionOutput(serializers.ModelSerializer):
+    class Meta:
+        model = PromptVersion
+        fields = ["number", "snapshot", "created_by_label", "created_at"]
+
+
+class TestMessage(serializers.Serializer):
+    role = serializers.ChoiceField(choices=["user", "assistant"])
+    text = serializers.CharField(max_length=settings.AGENT_MAX_INPUT_CHARS, trim_whitespace=True)
+
+
+class TestInput(serializers.Serializer):
+    messages = TestMessage(many=True, allow_empty=False, max_length=100)  # type: ignore[call-arg]
+    summary = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
+
+    def validate_messages(self, value: list[dict[str, str]]) -> list[dict[str, str]]:
+        if value[-1]["role"] != "user":
+            raise serializers.ValidationError("The last message must be the visitor's (role user).")
+        return value
+
+
+class CitationOutput(serializers.Serializer):
+    source_id = serializers.IntegerField()
+    title = serializers.CharField()
+    url = serializers.CharField(allow_blank=True)
+    chunk_id = serializers.IntegerField()
+
+
+class TestOutput(serializers.Serializer):
+    text = serializers.CharField()
+    decision = serializers.ChoiceField(choices=["answered", "abstained", "escalate"])
+    citations = CitationOutput(many=True)
+    tool_calls = serializers.ListField(child=serializers.DictField())
+    summary = serializers.CharField(allow_blank=True)
+    audit = serializers.DictField()
+
+
+class CredentialOutput(serializers.ModelSerializer):
+    has_key = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ProviderCredential
+        fields = ["provider", "has_key", "key_hint", "base_url", "organization", "updated_by_label", "updated_at"]
+
+    def get_has_key(self, obj: ProviderCredential) -> bool:
+        return bool(obj.api_key_encrypted)
+
+
+class CredentialInput(serializers.Serializer):
+    api_key = serializers.CharField(max_length=500, required=False, allow_blank=True, default="", write_only=True)
+    base_url = serializers.URLField(max_length=500, required=False, allow_blank=True, default="")
+    organization = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+
+
+class UsageOutput(serializers.Serializer):
+    day = serializers.DateField()
+    requests = serializers.IntegerField()
+    prompt_tokens = serializers.IntegerField()
+    completion_tokens = serializers.IntegerField()
+    request_quota = serializers.IntegerField(help_text="0 means unlimited.")
+    token_quota = serializers.IntegerField(help_text="0 means unlimited.")

@@ -1,0 +1,179 @@
+"""Agents API: agents (CRUD, prompt versions, test turn), provider credentials, AI usage
+(docs/api.md)."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.accounts.api.views import actor_for
+from apps.accounts.models import Role
+
+from .. import guardrails, services
+from ..models import Agent, ProviderCredential, UsageCounter
+from ..providers import PROVIDER_MODULES, Turn
+from ..runtime import TurnInput, answer_turn
+from ..selectors import agent_list
+from . import serializers as s
+
+
+class AgentsView(APIView):
+    scope_resource = "agents"
+
+
+class AgentListView(generics.ListAPIView):  # type: ignore[type-arg]
+    scope_resource = "agents"
+    serializer_class = s.AgentOutput
+    ordering_fields = ["id", "name", "created_at"]
+    filterset_fields = ["provider", "is_active"]
+
+    def get_queryset(self) -> QuerySet[Agent]:
+        if getattr(self, "swagger_fake_view", False):
+            return Agent.objects.none()
+        return agent_list()
+
+    @extend_schema(request=s.AgentInput, responses={201: s.AgentOutput})
+    def post(self, request: Request) -> Response:
+        data = s.AgentInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        agent = services.agent_create(editor=actor_for(request), **data.validated_data)
+        return Response(s.AgentOutput(agent_list().get(pk=agent.pk)).data, status=status.HTTP_201_CREATED)
+
+
+class AgentDetailView(AgentsView):
+    @extend_schema(responses={200: s.AgentOutput})
+    def get(self, request: Request, agent_id: int) -> Response:
+        return Response(s.AgentOutput(get_object_or_404(agent_list(), pk=agent_id)).data)
+
+    @extend_schema(request=s.AgentUpdateInput, responses={200: s.AgentOutput})
+    def patch(self, request: Request, agent_id: int) -> Response:
+        agent = get_object_or_404(Agent, pk=agent_id)
+        data = s.AgentUpdateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.agent_update(editor=actor_for(request), agent=agent, **data.validated_data)
+        return Response(s.AgentOutput(agent_list().get(pk=agent.pk)).data)
+
+    @extend_schema(request=s.AgentInput, responses={200: s.AgentOutput})
+    def put(self, request: Request, agent_id: int) -> Response:
+        agent = get_object_or_404(Agent, pk=agent_id)
+        data = s.AgentInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.agent_update(editor=actor_for(request), agent=agent, **data.validated_data)
+        return Response(s.AgentOutput(agent_list().get(pk=agent.pk)).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, agent_id: int) -> Response:
+        services.agent_delete(editor=actor_for(request), agent=get_object_or_404(Agent, pk=agent_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class AgentVersionsView(generics.ListAPIView):  # type: ignore[type-arg]
+    """The agent's prompt versions, newest first; `snapshot` holds the settings of each."""
+
+    scope_resource = "agents"
+    serializer_class = s.PromptVersionOutput
+    ordering_fields = ["number"]
+    filterset_fields: list[str] = []
+
+    def get_queryset(self) -> QuerySet:  # type: ignore[type-arg]
+        if getattr(self, "swagger_fake_view", False):
+            return Agent.objects.none()
+        agent = get_object_or_404(Agent, pk=self.kwargs["agent_id"])
+        return agent.versions.order_by("-number")
+
+
+class AgentTestView(AgentsView):
+    """One AI turn for the given messages, through the same service the channels use, without
+    creating a conversation or writing CRM data. Staff (agent role and up) or a key with
+    `agents:write` (a turn spends the tenant's AI quota)."""
+
+    write_role = Role.AGENT
+
+    @extend_schema(request=s.TestInput, responses={200: s.TestOutput})
+    def post(self, request: Request, agent_id: int) -> Response:
+        agent = get_object_or_404(Agent, pk=agent_id)
+        data = s.TestInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        turns = [Turn(m["role"], m["text"]) for m in data.validated_data["messages"]]
+        result = answer_turn(
+            agent=agent,
+            tenant=request._request.tenant,  # type: ignore[attr-defined]
+            conversation=TurnInput(turns=turns, summary=data.validated_data["summary"], dry_run=True),
+        )
+        body = {
+            "text": result.text,
+            "decision": result.decision,
+            "citations": [c.as_dict() for c in result.citations],
+            "tool_calls": result.tool_calls,
+            "summary": result.summary,
+            "audit": result.audit,
+        }
+        return Response(s.TestOutput(body).data)
+
+
+class CredentialListView(generics.ListAPIView):  # type: ignore[type-arg]
+    """The tenant's LLM provider credentials. Keys are never returned, only `key_hint`."""
+
+    scope_resource = "agents"
+    read_role = Role.ADMIN
+    serializer_class = s.CredentialOutput
+    ordering_fields = ["provider"]
+    filterset_fields: list[str] = []
+
+    def get_queryset(self) -> QuerySet[ProviderCredential]:
+        return ProviderCredential.objects.order_by("provider")
+
+
+class CredentialDetailView(AgentsView):
+    read_role = Role.ADMIN
+
+    def _valid_provider(self, provider: str) -> str:
+        if provider not in PROVIDER_MODULES or provider == "offline":
+            from syntera.errors import ApplicationError
+
+            raise ApplicationError("Unknown provider.", code="not_found", status_code=404)
+        return provider
+
+    @extend_schema(responses={200: s.CredentialOutput})
+    def get(self, request: Request, provider: str) -> Response:
+        credential = get_object_or_404(ProviderCredential, provider=self._valid_provider(provider))
+        return Response(s.CredentialOutput(credential).data)
+
+    @extend_schema(request=s.CredentialInput, responses={200: s.CredentialOutput})
+    def put(self, request: Request, provider: str) -> Response:
+        data = s.CredentialInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        credential = services.provider_credential_set(
+            editor=actor_for(request), provider=self._valid_provider(provider), **data.validated_data
+        )
+        return Response(s.CredentialOutput(credential).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, provider: str) -> Response:
+        credential = get_object_or_404(ProviderCredential, provider=self._valid_provider(provider))
+        services.provider_credential_delete(editor=actor_for(request), credential=credential)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class UsageView(AgentsView):
+    """Today's AI usage against the workspace's daily quota."""
+
+    @extend_schema(responses={200: s.UsageOutput})
+    def get(self, request: Request) -> Response:
+        counter = UsageCounter.objects.filter(day=timezone.localdate()).first()
+        quota = guardrails.quota_for(request._request.tenant)  # type: ignore[attr-defined]
+        body = {
+            "day": timezone.localdate(),
+            "requests": getattr(counter, "requests", 0),
+            "prompt_tokens": getattr(counter, "prompt_tokens", 0),
+            "completion_tokens": getattr(counter, "completion_tokens", 0),
+            "request_quota": quota.requests,
+            "token_quota": quota.tokens,
+        }
+        return Response(s.UsageOutput(body).data)

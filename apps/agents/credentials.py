@@ -1,0 +1,54 @@
+"""Tenants' LLM provider credentials, encrypted at rest, and the choice of provider per turn.
+
+An agent set to OpenAI uses the tenant's stored key (and base URL), else the deployment's
+`OPENAI_API_KEY` / `OPENAI_BASE_URL`; with neither, the turn runs on the offline responder
+and the audit says why. Keys never leave this module in clear except into the provider.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from syntera.crypto import DecryptionError, decrypt, encrypt
+
+from .models import Agent, ProviderCredential
+from .providers import PROVIDER_MODULES, ProviderCredentials
+
+
+def credential_set(
+    *, provider: str, api_key: str, base_url: str = "", organization: str = "", label: str
+) -> ProviderCredential:
+    credential, _ = ProviderCredential.objects.get_or_create(provider=provider)
+    if api_key:
+        credential.api_key_encrypted = encrypt(api_key)
+        credential.key_hint = "…" + api_key[-4:] if len(api_key) >= 12 else "…"
+    credential.base_url = base_url
+    credential.organization = organization
+    credential.updated_by_label = label
+    credential.save()
+    return credential
+
+
+def credentials_for(provider: str) -> ProviderCredentials | None:
+    """Decrypted credentials for `provider`: the tenant's, else the deployment's, else None."""
+    stored = ProviderCredential.objects.filter(provider=provider).first()
+    if stored is not None and stored.api_key_encrypted:
+        try:
+            key = decrypt(stored.api_key_encrypted)
+        except DecryptionError:
+            key = ""
+        if key:
+            return ProviderCredentials(api_key=key, base_url=stored.base_url, organization=stored.organization)
+    if provider == "openai" and settings.OPENAI_API_KEY:
+        return ProviderCredentials(api_key=settings.OPENAI_API_KEY, base_url=settings.OPENAI_BASE_URL)
+    return None
+
+
+def resolve_provider(agent: Agent) -> tuple[str, ProviderCredentials | None, str]:
+    """(provider name, credentials, why the agent's own choice was not used or "")."""
+    if agent.provider == "offline" or agent.provider not in PROVIDER_MODULES:
+        return "offline", None, ""
+    credentials = credentials_for(agent.provider)
+    if credentials is None:
+        return "offline", None, f"no {agent.provider} API key is configured"
+    return agent.provider, credentials, ""

@@ -1,0 +1,112 @@
+"""AI agents in the tenant's schema: their settings, the versioned prompt, the tenant's
+provider credentials (encrypted) and AI usage counters for quotas. See
+docs/subsystems/agents.md."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from apps.knowledge.models import KnowledgeBase
+
+TOOL_NAMES = ("search_knowledge", "capture_lead", "escalate_to_human", "set_attributes")
+
+
+def default_tools() -> list[str]:
+    return list(TOOL_NAMES)
+
+
+def default_escalation_policy() -> dict[str, object]:
+    return {
+        "on_request": True,
+        "abstentions": {"enabled": True, "threshold": 2},
+        "max_turns": {"enabled": False, "threshold": 12},
+        "negative_sentiment": {"enabled": True, "threshold": -0.5},
+        "vip": {"enabled": False},
+        "keywords": {"enabled": False, "words": []},
+    }
+
+
+class Agent(models.Model):
+    """An AI agent. Fields that shape the prompt (instructions, guidance rules, variables,
+    greeting, language, model settings) are versioned: every change that touches them makes a
+    new `PromptVersion`, and `prompt_version` names the current one."""
+
+    class Provider(models.TextChoices):
+        OFFLINE = "offline", "Offline responder"
+        OPENAI = "openai", "OpenAI (or compatible)"
+
+    name = models.CharField(max_length=120)
+    instructions = models.TextField(blank=True, max_length=20_000)
+    greeting = models.CharField(max_length=500, blank=True)
+    language = models.CharField(max_length=12, default="en")
+    variables = models.JSONField(default=dict, blank=True)
+    guidance_rules = models.JSONField(default=list, blank=True)
+    knowledge_bases = models.ManyToManyField(KnowledgeBase, blank=True, related_name="agents")
+    provider = models.CharField(max_length=20, choices=Provider.choices, default=Provider.OFFLINE)
+    model = models.CharField(max_length=100, blank=True)
+    temperature = models.FloatField(default=0.2)
+    max_tokens = models.PositiveIntegerField(default=512)
+    tools = models.JSONField(default=default_tools, blank=True)
+    escalation_policy = models.JSONField(default=default_escalation_policy, blank=True)
+    min_similarity = models.FloatField(default=0.35)
+    top_k = models.PositiveSmallIntegerField(default=8)
+    is_active = models.BooleanField(default=True)
+    prompt_version = models.PositiveIntegerField(default=1)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PromptVersion(models.Model):
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    snapshot = models.JSONField()
+    created_by_label = models.CharField(max_length=254, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["agent_id", "-number"]
+        constraints = [models.UniqueConstraint(fields=["agent", "number"], name="agents_version_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.agent} v{self.number}"
+
+
+class ProviderCredential(models.Model):
+    """A tenant's credentials for one LLM provider. The key is encrypted at rest
+    (syntera/crypto.py) and never returned by the API; `key_hint` shows its last characters."""
+
+    provider = models.CharField(max_length=20, unique=True)
+    api_key_encrypted = models.TextField(blank=True)
+    key_hint = models.CharField(max_length=12, blank=True)
+    base_url = models.URLField(max_length=500, blank=True)
+    organization = models.CharField(max_length=100, blank=True)
+    updated_by_label = models.CharField(max_length=254, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.provider
+
+
+class UsageCounter(models.Model):
+    """AI requests and tokens per day, for the tenant's quota."""
+
+    day = models.DateField(unique=True)
+    requests = models.PositiveIntegerField(default=0)
+    prompt_tokens = models.PositiveBigIntegerField(default=0)
+    completion_tokens = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-day"]
+
+    def __str__(self) -> str:
+        return f"AI usage {self.day}"

@@ -1,0 +1,165 @@
+"""Writes to agents: create, update (with prompt versioning), delete; provider credentials.
+Every change is audited. See docs/subsystems/agents.md."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+
+from apps.accounts.models import Role
+from apps.accounts.services import Actor
+from apps.audit.services import audit_record
+from apps.knowledge.models import KnowledgeBase
+from syntera.errors import ApplicationError
+
+from . import credentials
+from .models import TOOL_NAMES, Agent, PromptVersion, ProviderCredential
+from .providers import PROVIDER_MODULES
+
+# Fields whose change makes a new prompt version (they change what the model is told).
+VERSIONED_FIELDS = (
+    "name",
+    "instructions",
+    "greeting",
+    "language",
+    "variables",
+    "guidance_rules",
+    "provider",
+    "model",
+    "temperature",
+    "max_tokens",
+    "tools",
+    "min_similarity",
+    "top_k",
+)
+SETTABLE_FIELDS = (*VERSIONED_FIELDS, "escalation_policy", "is_active")
+
+
+def _require_admin(editor: Actor) -> None:
+    if not editor.has_role(Role.ADMIN):
+        raise ApplicationError("Only owners and admins change agents.", code="permission_denied", status_code=403)
+
+
+def _audit(editor: Actor, action: str, target: Any, data: dict[str, Any]) -> None:
+    audit_record(
+        tenant=editor.tenant,
+        action=action,
+        actor=editor.user,
+        actor_label=editor.label,
+        target=target,
+        data=data,
+        ip=editor.ip,
+    )
+
+
+def _snapshot(agent: Agent) -> dict[str, Any]:
+    data = {f: getattr(agent, f) for f in VERSIONED_FIELDS}
+    data["knowledge_bases"] = sorted(agent.knowledge_bases.values_list("pk", flat=True))
+    return data
+
+
+def _validate(fields: dict[str, Any]) -> None:
+    errors: dict[str, list[str]] = {}
+    tools = fields.get("tools")
+    if tools is not None:
+        unknown = [t for t in tools if t not in TOOL_NAMES]
+        if unknown:
+            errors["tools"] = [f"Unknown tools: {', '.join(map(str, unknown))}. Known: {', '.join(TOOL_NAMES)}."]
+    provider = fields.get("provider")
+    if provider is not None and provider not in PROVIDER_MODULES:
+        errors["provider"] = [f"Unknown provider. Known: {', '.join(PROVIDER_MODULES)}."]
+    if errors:
+        raise ApplicationError("Invalid agent settings.", code="invalid", status_code=400, fields=errors)
+
+
+def _set_knowledge_bases(agent: Agent, kb_ids: list[int]) -> None:
+    kbs = list(KnowledgeBase.objects.filter(pk__in=kb_ids))
+    missing = sorted(set(kb_ids) - {kb.pk for kb in kbs})
+    if missing:
+        raise ApplicationError(
+            "Unknown knowledge bases.",
+            code="invalid",
+            status_code=400,
+            fields={"knowledge_bases": [f"No knowledge base with id {', '.join(map(str, missing))}."]},
+        )
+    agent.knowledge_bases.set(kbs)
+
+
+def _new_version(agent: Agent, editor: Actor) -> PromptVersion:
+    last = agent.versions.order_by("-number").values_list("number", flat=True).first() or 0
+    agent.prompt_version = last + 1
+    agent.save(update_fields=["prompt_version", "updated_at"])
+    return PromptVersion.objects.create(
+        agent=agent, number=agent.prompt_version, snapshot=_snapshot(agent), created_by_label=editor.label
+    )
+
+
+@transaction.atomic
+def agent_create(*, editor: Actor, name: str, knowledge_bases: list[int] | None = None, **fields: Any) -> Agent:
+    _require_admin(editor)
+    _validate(fields)
+    agent = Agent.objects.create(
+        name=name, created_by=editor.user, **{k: v for k, v in fields.items() if k in SETTABLE_FIELDS}
+    )
+    if knowledge_bases:
+        _set_knowledge_bases(agent, knowledge_bases)
+    version = _new_version(agent, editor)
+    _audit(editor, "agents.agent_created", agent, {"name": name, "prompt_version": version.number})
+    return agent
+
+
+@transaction.atomic
+def agent_update(*, editor: Actor, agent: Agent, knowledge_bases: list[int] | None = None, **fields: Any) -> Agent:
+    """Change an agent. A change to what shapes its answers makes a new prompt version."""
+    _require_admin(editor)
+    _validate(fields)
+    agent = Agent.objects.select_for_update().get(pk=agent.pk)
+    before = _snapshot(agent)
+    for key, value in fields.items():
+        if key in SETTABLE_FIELDS:
+            setattr(agent, key, value)
+    agent.save()
+    if knowledge_bases is not None:
+        _set_knowledge_bases(agent, knowledge_bases)
+    after = _snapshot(agent)
+    changed = sorted(k for k in after if before.get(k) != after.get(k))
+    if changed:
+        _new_version(agent, editor)
+    _audit(
+        editor,
+        "agents.agent_updated",
+        agent,
+        {
+            "fields": sorted(set(fields) | ({"knowledge_bases"} if knowledge_bases is not None else set())),
+            "prompt_version": agent.prompt_version,
+        },
+    )
+    return agent
+
+
+def agent_delete(*, editor: Actor, agent: Agent) -> None:
+    _require_admin(editor)
+    _audit(editor, "agents.agent_deleted", None, {"agent_id": agent.pk, "name": agent.name})
+    agent.delete()
+
+
+def provider_credential_set(
+    *, editor: Actor, provider: str, api_key: str, base_url: str = "", organization: str = ""
+) -> ProviderCredential:
+    """Store the tenant's credentials for `provider` (the key encrypted). An empty `api_key`
+    keeps the stored one and updates the rest."""
+    _require_admin(editor)
+    if provider not in PROVIDER_MODULES or provider == "offline":
+        raise ApplicationError("Unknown provider.", code="invalid", status_code=400, fields={"provider": ["Unknown."]})
+    credential = credentials.credential_set(
+        provider=provider, api_key=api_key, base_url=base_url, organization=organization, label=editor.label
+    )
+    _audit(editor, "agents.credentials_set", credential, {"provider": provider, "key_changed": bool(api_key)})
+    return credential
+
+
+def provider_credential_delete(*, editor: Actor, credential: ProviderCredential) -> None:
+    _require_admin(editor)
+    _audit(editor, "agents.credentials_deleted", None, {"provider": credential.provider})
+    credential.delete()

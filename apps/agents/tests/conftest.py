@@ -1,0 +1,60 @@
+"""Fixtures for agent tests: alpha's owner as an Actor, inside alpha's schema, and a help
+knowledge base ingested for real (eager Celery, on commit)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+HELP_ARTICLES = {
+    "Shipping times": "# Shipping\n\nStandard shipping takes 3 to 5 business days within the EU. "
+    "Express shipping arrives the next business day when ordered before 2 pm.",
+    "Returns policy": "# Returns\n\nYou can return any unused item within 30 days of delivery for a full refund. "
+    "Print the prepaid return label from your account page and drop the parcel at any post office.",
+    "Resetting your password": "# Password reset\n\nTo reset your password, open the login page and click "
+    "'Forgot password'. We email you a reset link that stays valid for one hour.",
+}
+
+
+@pytest.fixture
+def owner(alpha: Any) -> Iterator[Any]:
+    from django_tenants.utils import get_tenant_model, tenant_context
+
+    from apps.accounts.models import Role, User
+    from apps.accounts.services import Actor
+
+    tenant = get_tenant_model().objects.get(schema_name=alpha.schema)
+    user = User.objects.get(email=alpha.owner_email)
+    with tenant_context(tenant):
+        yield Actor(tenant=tenant, role=Role.OWNER, user=user, label=user.email)
+
+
+def make_kb(owner: Any, capture: Any, articles: dict[str, str], name: str = "Help") -> Any:
+    from apps.knowledge import services
+
+    with capture(execute=True):
+        kb = services.knowledge_base_create(editor=owner, name=name)
+    for title, text in articles.items():
+        with capture(execute=True):
+            services.source_add_text(editor=owner, kb=kb, title=title, text=text)
+    return kb
+
+
+@pytest.fixture
+def help_kb(owner: Any, django_capture_on_commit_callbacks: Any) -> Any:
+    return make_kb(owner, django_capture_on_commit_callbacks, HELP_ARTICLES)
+
+
+@pytest.fixture
+def agent(owner: Any, help_kb: Any) -> Any:
+    from apps.agents.services import agent_create
+
+    return agent_create(
+        editor=owner,
+        name="Ava",
+        instructions="Help {{ company_name }} customers.",
+        variables={"company_name": "Alpha Outfitters"},
+        knowledge_bases=[help_kb.pk],
+    )

@@ -1,0 +1,49 @@
+"""CRM records in the tenant admin (apps/dashboard/admin_site.py), read-only: contacts with
+the facts the AI remembers, and leads. Edits and erasure go through the dashboard and the
+API, where the services audit them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from apps.dashboard.admin_site import TenantScopedAdmin, tenant_admin_site
+
+from .models import Contact, Lead
+
+
+class LeadInline(admin.TabularInline):  # type: ignore[type-arg]
+    model = Lead
+    extra = 0
+    fields = ["created_at", "need", "status", "origin"]
+    readonly_fields = ["created_at", "need", "status", "origin"]
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return tenant_admin_site.has_permission(request)
+
+
+@admin.register(Contact, site=tenant_admin_site)
+class ContactAdmin(TenantScopedAdmin):
+    tenant_field = None  # lives in the tenant schema already
+    list_display = ["__str__", "email", "phone", "company", "updated_at"]
+    search_fields = ["name", "email", "phone", "company"]
+    inlines = [LeadInline]
+
+
+@admin.register(Lead, site=tenant_admin_site)
+class LeadAdmin(TenantScopedAdmin):
+    tenant_field = None
+    list_display = ["__str__", "contact", "status", "origin", "created_at"]
+    list_filter = ["status", "origin"]
+    search_fields = ["need", "contact__name", "contact__email"]
+    list_select_related = ["contact"]

@@ -1,0 +1,17 @@
+from .env import env_int, env_list
+
+# Secrets stored in the database (tenants' LLM API keys) are encrypted with these Fernet keys
+# (comma-separated; the first encrypts, all decrypt). Unset: a key derived from SECRET_KEY.
+FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", "")
+
+# AI quotas per tenant and day, when the tenant's plan sets none (0 = unlimited).
+AI_DAILY_REQUESTS = env_int("AI_DAILY_REQUESTS", 5000)
+AI_DAILY_TOKENS = env_int("AI_DAILY_TOKENS", 2_000_000)
+
+# Prompt budgets (tokens): reference passages, and recent turns (older ones go to the summary).
+AGENT_CONTEXT_BUDGET = env_int("AGENT_CONTEXT_BUDGET", 2500)
+AGENT_HISTORY_BUDGET = env_int("AGENT_HISTORY_BUDGET", 1500)
+# Largest visitor message the agent reads (characters); longer ones are cut.
+AGENT_MAX_INPUT_CHARS = env_int("AGENT_MAX_INPUT_CHARS", 4000)
+# Tool-calling rounds per turn before the agent must answer.
+AGENT_MAX_TOOL_ROUNDS = env_int("AGENT_MAX_TOOL_ROUNDS", 3)
