@@ -19,11 +19,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from django.db import connection
 
 from . import embeddings
 from .models import Chunk, KnowledgeBase
-from .stores import get_store
+from .stores import StoredVectors, get_store
 
 # Reciprocal rank fusion: a chunk scores Σ wᵢ / (RRF_K + rankᵢ). A small k trusts the top
 # of each list more (SciFact train: k=8 0.733, k=60 0.724 nDCG@10).
@@ -163,27 +164,70 @@ def _lexical(query: str, kb_ids: Sequence[int], limit: int) -> list[tuple[int, f
     return [(row[0], float(row[1])) for row in rows]
 
 
-def _mmr(candidates: list[SearchHit], vectors: dict[int, list[float]], top_k: int, lam: float) -> list[SearchHit]:
-    """Maximal marginal relevance over the fused list: relevance vs. similarity to picks."""
-    import numpy as np
-
+def _mmr(hits: list[SearchHit], similarity: np.ndarray, top_k: int, lam: float) -> list[SearchHit]:
+    """Maximal marginal relevance over the fused list: at each step the hit with the best
+    `lam * relevance - (1 - lam) * (its highest similarity to a hit already picked)`.
+    `similarity[i, j]` is the cosine similarity of hits i and j (0 where unknown)."""
+    if not hits:
+        return []
+    top = max(h.score for h in hits) or 1.0
+    relevance = np.array([h.score / top for h in hits])
+    redundancy = np.full(len(hits), -np.inf)
+    left = np.ones(len(hits), dtype=bool)
     chosen: list[SearchHit] = []
-    pool = [c for c in candidates if c.chunk_id in vectors]
-    if not pool:
-        return candidates[:top_k]
-    top = max(c.score for c in pool) or 1.0
-    while pool and len(chosen) < top_k:
-        best, best_value = None, -1e9
-        for hit in pool:
-            relevance = hit.score / top
-            redundancy = max((float(np.dot(vectors[hit.chunk_id], vectors[c.chunk_id])) for c in chosen), default=0.0)
-            value = lam * relevance - (1 - lam) * redundancy
-            if value > best_value:
-                best, best_value = hit, value
-        assert best is not None
-        chosen.append(best)
-        pool.remove(best)
+    while left.any() and len(chosen) < top_k:
+        value = lam * relevance - (1 - lam) * (redundancy if chosen else 0.0)
+        value[~left] = -np.inf
+        pick = int(np.argmax(value))  # ties: the earlier, better fused hit
+        chosen.append(hits[pick])
+        left[pick] = False
+        redundancy = np.maximum(redundancy, similarity[pick])
     return chosen
+
+
+def _similarities(hits: list[SearchHit], model_of: dict[int, str], schema: str) -> np.ndarray:
+    """Pairwise cosine similarities of the hits' chunks, each in the vector space of its
+    knowledge base's model (384-d MiniLM, 1536-d OpenAI, ...): from the store when it keeps
+    the vectors (pgvector), else by embedding the hits' texts again (Pinecone). Hits of
+    knowledge bases with different models are not comparable: their similarity is 0, as is
+    that of a hit without a vector (a chunk whose knowledge base is re-embedding)."""
+    store = get_store()
+    matrix = np.zeros((len(hits), len(hits)))
+    by_model: dict[str, list[int]] = {}
+    for position, hit in enumerate(hits):
+        by_model.setdefault(model_of[hit.knowledge_base_id], []).append(position)
+    for model, positions in by_model.items():
+        ids = [hits[p].chunk_id for p in positions]
+        if isinstance(store, StoredVectors):
+            stored = store.vectors(schema=schema, model=model, chunk_ids=ids)
+        else:
+            texts = embeddings.get_provider(model).embed([hits[p].text for p in positions])
+            stored = dict(zip(ids, texts, strict=True))
+        known = [p for p in positions if hits[p].chunk_id in stored]
+        if not known:
+            continue
+        vectors = np.array([stored[hits[p].chunk_id] for p in known], dtype=np.float64)
+        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        matrix[np.ix_(known, known)] = vectors @ vectors.T
+    return matrix
+
+
+def _hydrate(chunk_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """What a hit shows of its chunk, source and document, in one query; only those columns
+    (the vectors and the tsvector stay in the database)."""
+    rows = Chunk.objects.filter(pk__in=chunk_ids).values(
+        "id",
+        "text",
+        "heading",
+        "anchor",
+        "page",
+        "knowledge_base_id",
+        "source_id",
+        "source__title",
+        "source__type",
+        "document__ref",
+    )
+    return {row["id"]: dict(row) for row in rows}
 
 
 def search(
@@ -202,31 +246,35 @@ def search(
 
     `mode`: "hybrid" (default), "dense" or "lexical". Weights default to the knowledge
     bases' own. `min_similarity` drops hits whose cosine similarity is below it (and, in
-    hybrid mode, lexical-only hits that have no similarity to check).
+    hybrid mode, lexical-only hits that have no similarity to check). `mmr` re-ranks the
+    fused pool for diversity with the chunks' vectors of each knowledge base's model.
     """
     query = (query or "").strip()[:2000]
-    kbs = list(KnowledgeBase.objects.filter(pk__in=list(knowledge_base_ids)))
+    kbs = list(
+        KnowledgeBase.objects.filter(pk__in=list(knowledge_base_ids)).only(
+            "id", "embedding_model", "dense_weight", "lexical_weight"
+        )
+    )
     if not query or not kbs:
         return []
     top_k = max(1, min(int(top_k), 100))
     pool = max(POOL, top_k)
     kb_ids = [kb.pk for kb in kbs]
+    model_of = {kb.pk: kb.embedding_model for kb in kbs}
+    schema = connection.schema_name  # type: ignore[attr-defined]
     wd = dense_weight if dense_weight is not None else sum(kb.dense_weight for kb in kbs) / len(kbs)
     wl = lexical_weight if lexical_weight is not None else sum(kb.lexical_weight for kb in kbs) / len(kbs)
 
     dense: dict[int, float] = {}
     dense_rank: dict[int, int] = {}
-    query_vectors: dict[str, list[float]] = {}
     if mode in ("hybrid", "dense"):
         store = get_store()
-        schema = connection.schema_name  # type: ignore[attr-defined]
         by_model: dict[str, list[int]] = {}
         for kb in kbs:
             by_model.setdefault(kb.embedding_model, []).append(kb.pk)
         merged = []
         for model, ids in by_model.items():
             vector = embeddings.get_provider(model).embed([query])[0]
-            query_vectors[model] = vector
             merged.extend(store.query(schema=schema, model=model, vector=vector, knowledge_base_ids=ids, top_k=pool))
         merged.sort(key=lambda h: -h.similarity)
         for rank, hit in enumerate(merged[:pool], start=1):
@@ -248,14 +296,11 @@ def search(
         fused = {cid: s for cid, s in fused.items() if dense.get(cid, -1.0) >= min_similarity}
     ordered = sorted(fused, key=lambda cid: (-fused[cid], cid))
     candidates = ordered[: pool if mmr else top_k]
-    rows = Chunk.objects.filter(pk__in=candidates).select_related("source", "document")
-    if mmr:
-        rows = rows.defer("embedding_1536")
-    by_id = {c.pk: c for c in rows}
+    rows = _hydrate(candidates)
     hits = []
     for cid in candidates:
-        chunk = by_id.get(cid)
-        if chunk is None:  # a vector whose row is gone (deleted meanwhile): never shown
+        row = rows.get(cid)
+        if row is None:  # a vector whose row is gone (deleted meanwhile): never shown
             continue
         hits.append(
             SearchHit(
@@ -263,23 +308,22 @@ def search(
                 score=round(fused[cid], 6),
                 dense_score=dense.get(cid),
                 lexical_score=lexical.get(cid),
-                text=chunk.text,
-                heading=chunk.heading,
-                anchor=chunk.anchor,
-                page=chunk.page,
-                knowledge_base_id=chunk.knowledge_base_id,
-                source={"id": chunk.source_id, "title": chunk.source.title, "url": _source_url(chunk)},
+                text=row["text"],
+                heading=row["heading"],
+                anchor=row["anchor"],
+                page=row["page"],
+                knowledge_base_id=row["knowledge_base_id"],
+                source={"id": row["source_id"], "title": row["source__title"], "url": _source_url(row)},
             )
         )
     if mmr:
-        vectors = {c.pk: list(c.embedding) for c in by_id.values() if c.embedding is not None}
-        hits = _mmr(hits, vectors, top_k, mmr_lambda)
+        hits = _mmr(hits, _similarities(hits, model_of, schema), top_k, mmr_lambda)
     return hits[:top_k]
 
 
-def _source_url(chunk: Chunk) -> str:
+def _source_url(row: dict[str, Any]) -> str:
     """The page a chunk came from (with its heading anchor) for URL sources; else empty."""
-    if chunk.source.type != "url":
+    if row["source__type"] != "url":
         return ""
-    base = chunk.document.ref
-    return base + chunk.anchor if chunk.anchor.startswith("#") else base
+    base = row["document__ref"]
+    return base + row["anchor"] if row["anchor"].startswith("#") else base

@@ -16,9 +16,12 @@ KNOWLEDGE_CRAWL_MAX_DEPTH = env_int("KNOWLEDGE_CRAWL_MAX_DEPTH", 3)
 KNOWLEDGE_CRAWL_MAX_BYTES = env_int("KNOWLEDGE_CRAWL_MAX_BYTES", 50 * 1024 * 1024)
 # A source stuck in "processing" without progress this long is handed to a worker again.
 KNOWLEDGE_STALL_SECONDS = env_int("KNOWLEDGE_STALL_SECONDS", 300)
-# Exact (brute-force) vector search below this many candidate chunks: perfect recall, and
-# no HNSW post-filter loss when searching a small knowledge base inside a large tenant.
-KNOWLEDGE_EXACT_SEARCH_MAX = env_int("KNOWLEDGE_EXACT_SEARCH_MAX", 20_000)
+# pgvector: exact (brute-force) vector search up to this many candidate chunks (by the
+# sources' chunk counts): perfect recall, no HNSW post-filter loss, and for 384-d vectors an
+# index-only scan about as fast as HNSW at this size. Filters too selective for HNSW (see
+# apps/knowledge/stores/pgvector.py) are searched exactly whatever their size.
+KNOWLEDGE_EXACT_SEARCH_MAX = env_int("KNOWLEDGE_EXACT_SEARCH_MAX", 10_000)
+# pgvector: the least hnsw.ef_search of an HNSW query; raised with the filter's selectivity.
 KNOWLEDGE_HNSW_EF_SEARCH = env_int("KNOWLEDGE_HNSW_EF_SEARCH", 100)
 # Where vectors live: "pgvector" (default, the tenant's schema) or "pinecone" (below).
 KNOWLEDGE_VECTOR_STORE = env_str("KNOWLEDGE_VECTOR_STORE", "pgvector")

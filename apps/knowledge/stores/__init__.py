@@ -11,6 +11,10 @@ knowledge base's embedding model, which decides the vector's dimension. `delete`
 model: a store removes the ids wherever they are. `query` returns hits whose chunk rows
 exist, nearest first, with cosine similarity.
 
+A store may also return stored vectors by chunk id (`StoredVectors`; pgvector does, reading
+the column of the model). Search's MMR uses them; with a store that does not, it embeds the
+candidates' texts again with the knowledge base's model.
+
 Every store passes the same contract suite (apps/knowledge/tests/test_stores.py).
 """
 
@@ -19,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from django.conf import settings
 
@@ -48,6 +52,13 @@ class VectorStore(Protocol):
     def query(
         self, *, schema: str, model: str, vector: Sequence[float], knowledge_base_ids: Sequence[int], top_k: int
     ) -> list[VectorHit]: ...
+
+
+@runtime_checkable
+class StoredVectors(Protocol):
+    def vectors(self, *, schema: str, model: str, chunk_ids: Sequence[int]) -> dict[int, list[float]]:
+        """The stored `model` vectors of those chunks; ids without one are left out."""
+        ...
 
 
 @cache

@@ -1,15 +1,27 @@
 """pgvector store: vectors on `knowledge_chunk` rows in the tenant's schema.
 
-Filtering by knowledge base without losing recall: HNSW applies the WHERE clause after the
-graph walk, so a filter that matches few of the walked rows returns fewer than `top_k`
-(the post-filter pitfall). Small candidate sets (≤ KNOWLEDGE_EXACT_SEARCH_MAX chunks) are
-searched exactly instead; large ones use HNSW with a raised `ef_search`, iterative scans
-where the server has them (pgvector ≥ 0.8), and fall back to exact search if the index
-still returns too few rows.
+Filtering by knowledge base without losing recall. HNSW applies the WHERE clause after the
+graph walk: a scan visits at most `hnsw.ef_search` rows (pgvector < 0.8 has no iterative
+scan), so a filter that keeps a fraction `s` of them returns about `s * ef_search` rows and
+can return fewer than `top_k` (the post-filter pitfall). So each query picks its plan from
+maintained counts (`knowledge_source.chunk_count`; no `count(*)` over the chunk rows):
+
+- candidates ≤ KNOWLEDGE_EXACT_SEARCH_MAX, or a filter so selective that the graph walk
+  would need more than pgvector's maximum ef_search (1000) to yield `top_k` rows: exact
+  search. For 384-d vectors it is an index-only scan of the covering index
+  `chunk_embedding_kb_cover` (knowledge base, id, vector; migration 0003): a knowledge
+  base's vectors are read contiguously, without touching the wide chunk rows or their TOAST.
+- otherwise HNSW with `ef_search = top_k * HNSW_OVERFETCH / s` (at least
+  KNOWLEDGE_HNSW_EF_SEARCH), and exact search when it still returns fewer than `top_k`
+  rows (the counts are estimates: a source being ingested has chunks before its count).
+
+On pgvector ≥ 0.8 the HNSW path also turns on iterative scans. Figures and the profile
+behind these choices: docs/benchmarks.md ("Knowledge"); see docs/subsystems/knowledge.md.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from functools import cache
 
@@ -19,6 +31,10 @@ from django.db import connection, transaction
 from . import VectorHit, VectorRecord
 
 COLUMNS = {384: "embedding", 1536: "embedding_1536"}
+# pgvector's upper bound for hnsw.ef_search.
+MAX_EF_SEARCH = 1000
+# The graph walk is sized to return this many times `top_k` matching rows on average.
+HNSW_OVERFETCH = 2.0
 
 
 def _column(model: str) -> str:
@@ -42,6 +58,38 @@ def _has_iterative_scan() -> bool:
     return (major, minor) >= (0, 8)
 
 
+def _models_sharing(model: str) -> list[str]:
+    """The embedding models whose vectors live in the same column (same dimension) as `model`."""
+    from ..embeddings import dimensions_of, provider_names
+
+    return [name for name in provider_names() if dimensions_of(name) == dimensions_of(model)]
+
+
+def candidate_counts(*, model: str, knowledge_base_ids: Sequence[int]) -> tuple[int, int]:
+    """(chunks of these knowledge bases, chunks in this model's vector column): from the
+    sources' `chunk_count`, kept by ingestion. An estimate: a source under ingestion already
+    has chunks, a knowledge base re-embedding for a new model does not have its vectors yet."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT coalesce(sum(s.chunk_count) FILTER (WHERE s.knowledge_base_id = ANY(%s)), 0), "
+            "coalesce(sum(s.chunk_count), 0) "
+            "FROM knowledge_source s JOIN knowledge_knowledgebase kb ON kb.id = s.knowledge_base_id "
+            "WHERE kb.embedding_model = ANY(%s)",
+            [list(knowledge_base_ids), _models_sharing(model)],
+        )
+        selected, total = cursor.fetchone()
+    return int(selected), int(total)
+
+
+def plan(*, candidates: int, indexed: int, top_k: int) -> int | None:
+    """The `hnsw.ef_search` of an HNSW query, or None for exact search."""
+    if candidates <= max(settings.KNOWLEDGE_EXACT_SEARCH_MAX, top_k):
+        return None
+    selectivity = min(1.0, candidates / max(indexed, candidates))
+    ef_search = max(settings.KNOWLEDGE_HNSW_EF_SEARCH, math.ceil(top_k * HNSW_OVERFETCH / selectivity))
+    return ef_search if ef_search <= MAX_EF_SEARCH else None
+
+
 class PgVectorStore:
     name = "pgvector"
 
@@ -59,6 +107,17 @@ class PgVectorStore:
         # The vectors are columns of the chunk rows: deleting the rows deletes them.
         return None
 
+    def vectors(self, *, schema: str, model: str, chunk_ids: Sequence[int]) -> dict[int, list[float]]:
+        if not chunk_ids:
+            return {}
+        column = _column(model)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT id, {column}::real[] FROM knowledge_chunk WHERE id = ANY(%s) AND {column} IS NOT NULL",  # noqa: S608 (column from a fixed map)
+                [list(chunk_ids)],
+            )
+            return {row[0]: [float(v) for v in row[1]] for row in cursor.fetchall()}
+
     def query(
         self, *, schema: str, model: str, vector: Sequence[float], knowledge_base_ids: Sequence[int], top_k: int
     ) -> list[VectorHit]:
@@ -67,34 +126,42 @@ class PgVectorStore:
         column = _column(model)
         literal = _vector_literal(vector)
         kb_ids = list(knowledge_base_ids)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT count(*) FROM knowledge_chunk WHERE knowledge_base_id = ANY(%s) AND {column} IS NOT NULL",  # noqa: S608
-                [kb_ids],
-            )
-            candidates = cursor.fetchone()[0]
-        if candidates == 0:
-            return []
-        exact = candidates <= settings.KNOWLEDGE_EXACT_SEARCH_MAX
-        hits = self._search(column, literal, kb_ids, top_k, exact=exact)
-        if not exact and len(hits) < min(top_k, candidates):
-            hits = self._search(column, literal, kb_ids, top_k, exact=True)
+        candidates, indexed = candidate_counts(model=model, knowledge_base_ids=kb_ids)
+        ef_search = plan(candidates=candidates, indexed=indexed, top_k=top_k)
+        if ef_search is None:
+            return self._exact(column, literal, kb_ids, top_k)
+        hits = self._hnsw(column, literal, kb_ids, top_k, ef_search)
+        if len(hits) < top_k:
+            hits = self._exact(column, literal, kb_ids, top_k)
         return hits
 
-    def _search(self, column: str, literal: str, kb_ids: list[int], top_k: int, *, exact: bool) -> list[VectorHit]:
+    def _exact(self, column: str, literal: str, kb_ids: list[int], top_k: int) -> list[VectorHit]:
+        """Every candidate's distance, then the nearest: perfect recall. The distances are
+        computed in a materialized CTE so the ORDER BY cannot be served by the HNSW index;
+        the CTE itself reads the covering index (384-d) or the rows of the knowledge bases."""
+        sql = (
+            f"WITH scored AS MATERIALIZED (SELECT id, {column} <=> %s::vector AS distance FROM knowledge_chunk "  # noqa: S608 (column from a fixed map)
+            f"WHERE knowledge_base_id = ANY(%s) AND {column} IS NOT NULL) "
+            "SELECT id, 1 - distance FROM scored ORDER BY distance, id LIMIT %s"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [literal, kb_ids, top_k])
+            rows = cursor.fetchall()
+        return [VectorHit(chunk_id=row[0], similarity=float(row[1])) for row in rows]
+
+    def _hnsw(self, column: str, literal: str, kb_ids: list[int], top_k: int, ef_search: int) -> list[VectorHit]:
         sql = (
             f"SELECT id, 1 - ({column} <=> %s::vector) FROM knowledge_chunk "  # noqa: S608 (column from a fixed map)
             f"WHERE knowledge_base_id = ANY(%s) AND {column} IS NOT NULL "
             f"ORDER BY {column} <=> %s::vector LIMIT %s"
         )
         with transaction.atomic(), connection.cursor() as cursor:
-            if exact:
-                # Planner hint for this transaction only: scan and sort, perfect recall.
-                cursor.execute("SET LOCAL enable_indexscan = off")
-            else:
-                cursor.execute(f"SET LOCAL hnsw.ef_search = {max(settings.KNOWLEDGE_HNSW_EF_SEARCH, top_k * 2)}")
-                if _has_iterative_scan():
-                    cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+            # For this transaction only. ef_search is an int computed above, never input.
+            cursor.execute(f"SET LOCAL hnsw.ef_search = {int(ef_search)}")
+            if _has_iterative_scan():
+                cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
             cursor.execute(sql, [literal, kb_ids, literal, top_k])
             rows = cursor.fetchall()
-        return [VectorHit(chunk_id=row[0], similarity=float(row[1])) for row in rows]
+        hits = [VectorHit(chunk_id=row[0], similarity=float(row[1])) for row in rows]
+        hits.sort(key=lambda h: -h.similarity)  # relaxed_order may return near-ties out of order
+        return hits
