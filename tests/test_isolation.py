@@ -22,8 +22,22 @@ API_LISTS = [
     "/api/v1/audit-events/",
     "/api/v1/me/",
     "/api/v1/tenant/",
+    "/api/v1/agents/",
+    "/api/v1/llm-credentials/",
+    "/api/v1/ai-usage",
+    "/api/v1/contacts/",
+    "/api/v1/leads/",
 ]
-PAGES = ["/dashboard/knowledge/", "/dashboard/", "/dashboard/members/", "/dashboard/api-keys/", "/dashboard/audit/"]
+PAGES = [
+    "/dashboard/knowledge/",
+    "/dashboard/",
+    "/dashboard/members/",
+    "/dashboard/api-keys/",
+    "/dashboard/audit/",
+    "/dashboard/agents/",
+    "/dashboard/ai/",
+    "/dashboard/contacts/",
+]
 ADMIN_PAGES = [
     "/admin/",
     "/admin/audit/auditevent/",
@@ -32,6 +46,12 @@ ADMIN_PAGES = [
     "/admin/accounts/apikey/",
     "/admin/knowledge/knowledgebase/",
     "/admin/knowledge/source/",
+    "/admin/agents/agent/",
+    "/admin/agents/promptversion/",
+    "/admin/agents/providercredential/",
+    "/admin/agents/usagecounter/",
+    "/admin/crm/contact/",
+    "/admin/crm/lead/",
 ]
 
 

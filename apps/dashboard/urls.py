@@ -1,7 +1,7 @@
 from django.urls import path
 from django.views.generic import TemplateView
 
-from . import knowledge_views, views
+from . import agent_views, crm_views, knowledge_views, views
 
 urlpatterns = [
     path("login/", views.login_view, name="login"),
@@ -40,4 +40,18 @@ urlpatterns = [
         knowledge_views.source_action,
         name="dashboard-source-action",
     ),
+    path("dashboard/agents/", agent_views.agents, name="dashboard-agents"),
+    path("dashboard/agents/<int:agent_id>/", agent_views.agent_edit, name="dashboard-agent"),
+    path("dashboard/agents/<int:agent_id>/delete/", agent_views.agent_delete, name="dashboard-agent-delete"),
+    path("dashboard/agents/<int:agent_id>/test/", agent_views.agent_test, name="dashboard-agent-test"),
+    path("dashboard/agents/<int:agent_id>/test/turn", agent_views.agent_test_turn, name="dashboard-agent-test-turn"),
+    path("dashboard/ai/", agent_views.ai_settings, name="dashboard-ai-settings"),
+    path(
+        "dashboard/ai/<str:provider>/delete/",
+        agent_views.ai_credential_delete,
+        name="dashboard-ai-credential-delete",
+    ),
+    path("dashboard/contacts/", crm_views.contacts, name="dashboard-contacts"),
+    path("dashboard/contacts/<int:contact_id>/", crm_views.contact_detail, name="dashboard-contact"),
+    path("dashboard/contacts/<int:contact_id>/delete/", crm_views.contact_delete, name="dashboard-contact-delete"),
 ]

@@ -1,0 +1,14 @@
+"""Dashboard pages for AI agents (see pages.py and test_chat.py)."""
+
+from .pages import agent_delete, agent_edit, agents, ai_credential_delete, ai_settings
+from .test_chat import agent_test, agent_test_turn
+
+__all__ = [
+    "agent_delete",
+    "agent_edit",
+    "agent_test",
+    "agent_test_turn",
+    "agents",
+    "ai_credential_delete",
+    "ai_settings",
+]

@@ -1,0 +1,196 @@
+"""Dashboard pages for AI agents: the list, every setting with the prompt versions, and the
+workspace's AI settings (provider credentials, usage against the quota). The test chat is in
+test_chat.py.
+
+Writes go through apps/agents/services.py, which enforces the roles; the pages only hide
+forms from roles that cannot use them. See docs/subsystems/agents.md.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from apps.accounts.models import Role
+from apps.accounts.services import Actor
+from apps.agents import guardrails, services
+from apps.agents import selectors as agent_selectors
+from apps.agents.models import Agent, ProviderCredential, UsageCounter
+from apps.agents.providers import PROVIDER_MODULES
+from syntera.errors import ApplicationError
+
+from ..forms import add_application_error
+from ..views import member_required
+from .forms import VARIABLES_HELP, AgentCreateForm, AgentForm, CredentialForm
+
+
+def _actor(request: HttpRequest) -> Actor:
+    return Actor.for_membership(request.membership, ip=request.META.get("REMOTE_ADDR"))  # type: ignore[attr-defined]
+
+
+def _can(request: HttpRequest, role: str) -> bool:
+    return bool(request.membership.has_role(role))  # type: ignore[attr-defined]
+
+
+def _refuse(request: HttpRequest, detail: str) -> HttpResponse:
+    return render(request, "error.html", {"code": "permission_denied", "detail": detail}, status=403)
+
+
+@member_required()
+def agents(request: HttpRequest) -> HttpResponse:
+    can_manage = _can(request, Role.ADMIN)
+    form = AgentCreateForm(request.POST if request.method == "POST" else None)
+    status = 200
+    if request.method == "POST":
+        if not can_manage:
+            return _refuse(request, "Only owners and admins change agents.")
+        status = 400
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                agent = services.agent_create(
+                    editor=_actor(request),
+                    name=data["name"],
+                    instructions=data["instructions"],
+                    knowledge_bases=[kb.pk for kb in data["knowledge_bases"]],
+                )
+            except ApplicationError as exc:
+                add_application_error(form, exc)
+            else:
+                messages.success(request, f"Agent {agent.name} created. Review its settings below.")
+                return redirect("dashboard-agent", agent_id=agent.pk)
+    context = {"form": form, "agents": agent_selectors.agent_list(), "can_manage": can_manage}
+    return render(request, "dashboard/agent_list.html", context, status=status)
+
+
+def _versions(agent: Agent) -> list[dict[str, Any]]:
+    """The latest 50 prompt versions with the settings each changed from the one before."""
+    versions = list(agent.versions.order_by("-number")[:51])
+    rows = []
+    for version, previous in zip(versions, [*versions[1:], None], strict=True):
+        before = previous.snapshot if previous is not None else {}
+        changed = sorted(k for k in version.snapshot if previous is None or before.get(k) != version.snapshot[k])
+        rows.append(
+            {
+                "version": version,
+                "changed": changed if previous is not None else ["(first version)"],
+                "json": json.dumps(version.snapshot, indent=2, sort_keys=True, ensure_ascii=False),
+            }
+        )
+    return rows[:50]
+
+
+@member_required()
+def agent_edit(request: HttpRequest, agent_id: int) -> HttpResponse:
+    agent = get_object_or_404(agent_selectors.agent_list(), pk=agent_id)
+    can_manage = _can(request, Role.ADMIN)
+    status = 200
+    if request.method == "POST":
+        if not can_manage:
+            return _refuse(request, "Only owners and admins change agents.")
+        form = AgentForm(request.POST)
+        status = 400
+        if form.is_valid():
+            before = agent.prompt_version
+            try:
+                agent = services.agent_update(editor=_actor(request), agent=agent, **form.service_fields(agent))
+            except ApplicationError as exc:
+                add_application_error(form, exc)
+            else:
+                versioned = f" New prompt version {agent.prompt_version}." if agent.prompt_version != before else ""
+                messages.success(request, f"Settings saved.{versioned}")
+                return redirect("dashboard-agent", agent_id=agent.pk)
+    else:
+        form = AgentForm(initial=AgentForm.initial_for(agent))
+    context = {
+        "agent": agent,
+        "form": form,
+        "can_manage": can_manage,
+        "can_test": _can(request, Role.AGENT),
+        "versions": _versions(agent),
+        "variables_help": VARIABLES_HELP,
+    }
+    return render(request, "dashboard/agent_edit.html", context, status=status)
+
+
+@require_POST
+@member_required(Role.ADMIN)
+def agent_delete(request: HttpRequest, agent_id: int) -> HttpResponse:
+    agent = get_object_or_404(Agent, pk=agent_id)
+    services.agent_delete(editor=_actor(request), agent=agent)
+    messages.success(request, f"Agent {agent.name} deleted.")
+    return redirect("dashboard-agents")
+
+
+def _provider_label(provider: str) -> str:
+    return dict(Agent.Provider.choices).get(provider, provider)
+
+
+def _credential_providers() -> list[str]:
+    return [p for p in PROVIDER_MODULES if p != "offline"]
+
+
+@member_required(Role.ADMIN)
+def ai_settings(request: HttpRequest) -> HttpResponse:
+    stored = {c.provider: c for c in ProviderCredential.objects.all()}
+    forms_by_provider = {
+        p: CredentialForm(prefix=p, initial={f: getattr(stored.get(p), f, "") for f in ("base_url", "organization")})
+        for p in _credential_providers()
+    }
+    status = 200
+    if request.method == "POST":
+        provider = request.POST.get("provider", "")
+        if provider not in forms_by_provider:
+            return render(request, "error.html", {"code": "invalid", "detail": "Unknown provider."}, status=400)
+        form = forms_by_provider[provider] = CredentialForm(request.POST, prefix=provider)
+        status = 400
+        if form.is_valid():
+            data = form.cleaned_data
+            if not data["api_key"] and not getattr(stored.get(provider), "api_key_encrypted", ""):
+                form.add_error("api_key", "Enter the API key (a local server that needs none accepts any value).")
+            else:
+                try:
+                    services.provider_credential_set(editor=_actor(request), provider=provider, **data)
+                except ApplicationError as exc:
+                    add_application_error(form, exc)
+                else:
+                    messages.success(request, f"{_provider_label(provider)} credentials saved.")
+                    return redirect("dashboard-ai-settings")
+    counter = UsageCounter.objects.filter(day=timezone.localdate()).first()
+    quota = guardrails.quota_for(request.tenant)  # type: ignore[attr-defined]
+    requests = getattr(counter, "requests", 0)
+    tokens = getattr(counter, "prompt_tokens", 0) + getattr(counter, "completion_tokens", 0)
+    context = {
+        "providers": [(p, forms_by_provider[p], stored.get(p)) for p in forms_by_provider],
+        "deployment_key": bool(settings.OPENAI_API_KEY),
+        "usage": {
+            "requests": requests,
+            "tokens": tokens,
+            "request_quota": quota.requests,
+            "token_quota": quota.tokens,
+            "request_percent": min(100, round(100 * requests / quota.requests)) if quota.requests else 0,
+            "token_percent": min(100, round(100 * tokens / quota.tokens)) if quota.tokens else 0,
+        },
+        "history": UsageCounter.objects.order_by("-day")[:14],
+    }
+    return render(request, "dashboard/ai_settings.html", context, status=status)
+
+
+@require_POST
+@member_required(Role.ADMIN)
+def ai_credential_delete(request: HttpRequest, provider: str) -> HttpResponse:
+    credential = get_object_or_404(ProviderCredential, provider=provider)
+    services.provider_credential_delete(editor=_actor(request), credential=credential)
+    messages.success(
+        request,
+        f"{_provider_label(provider)} credentials deleted. Agents set to it use the deployment's key, "
+        "or answer offline without one.",
+    )
+    return redirect("dashboard-ai-settings")

@@ -1,0 +1,485 @@
+"""Agent, AI settings and contact pages driven the way staff use them: forms and what the
+page shows, the roles, the test chat's NDJSON stream, hostile text, other tenants' ids."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django_tenants.utils import schema_context
+
+from apps.accounts.models import Role, User
+from apps.accounts.services import Actor
+from apps.agents.models import Agent, ProviderCredential
+from apps.agents.services import agent_create
+from apps.crm import services as crm
+from apps.crm.models import Contact
+from apps.knowledge import services as knowledge
+from apps.tenants.models import Tenant
+
+ARTICLES = {
+    "Shipping times": "# Shipping\n\nStandard shipping takes 3 to 5 business days within the EU. "
+    "Express shipping arrives the next business day when ordered before 2 pm.",
+    "Returns policy": "# Returns\n\nYou can return any unused item within 30 days of delivery for a full refund. "
+    "Print the prepaid return label from your account page and drop the parcel at any post office.",
+}
+HOSTILE = '<script>alert("x")</script>'
+
+
+def _actor(info: Any) -> Actor:
+    tenant = Tenant.objects.get(schema_name=info.schema)
+    user = User.objects.get(email=info.owner_email)
+    return Actor(tenant=tenant, role=Role.OWNER, user=user, label=user.email)
+
+
+def _kb(info: Any, capture: Any, articles: dict[str, str], name: str = "Help centre") -> int:
+    owner = _actor(info)
+    with schema_context(info.schema):
+        kb = knowledge.knowledge_base_create(editor=owner, name=name)
+        for title, text in articles.items():
+            with capture(execute=True):
+                knowledge.source_add_text(editor=owner, kb=kb, title=title, text=text)
+        return int(kb.pk)
+
+
+def _agent(info: Any, kb: int | None = None, **fields: Any) -> int:
+    with schema_context(info.schema):
+        agent = agent_create(
+            editor=_actor(info),
+            name=fields.pop("name", "Ava"),
+            knowledge_bases=[kb] if kb else [],
+            variables={"company_name": "Alpha Outfitters"},
+            **fields,
+        )
+        return int(agent.pk)
+
+
+def _turn(client: Any, agent_id: int, *texts: str, **extra: Any) -> tuple[Any, list[dict[str, Any]], bytes]:
+    messages = [{"role": "user" if i % 2 == 0 else "assistant", "text": t} for i, t in enumerate(texts)]
+    response = client.post(
+        f"/dashboard/agents/{agent_id}/test/turn",
+        json.dumps({"messages": messages, **extra}),
+        content_type="application/json",
+    )
+    raw = b"".join(response.streaming_content) if response.streaming else response.content
+    return response, [json.loads(line) for line in raw.splitlines() if line.strip()], raw
+
+
+@pytest.fixture
+def help_kb(alpha: Any, django_capture_on_commit_callbacks: Any) -> int:
+    return _kb(alpha, django_capture_on_commit_callbacks, ARTICLES)
+
+
+@pytest.fixture
+def owner_client(alpha: Any, login: Any) -> Iterator[Any]:
+    yield login(alpha, alpha.owner_email)
+
+
+def _settings_form(kb: int, **changes: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "name": "Ava",
+        "instructions": "Help {{ company_name }} customers. We are open {{ business_hours }}.",
+        "knowledge_bases": [kb],
+        "greeting": "Hi! How can I help?",
+        "language": "en",
+        "variables": "company_name=Alpha Outfitters\nbusiness_hours=Mon-Fri 9-17",
+        "guidance_rules": "Never promise delivery dates.\n\nKeep answers under 80 words.",
+        "provider": "offline",
+        "model": "",
+        "temperature": "0.3",
+        "max_tokens": "400",
+        "tools": ["search_knowledge", "escalate_to_human"],
+        "min_similarity": "0.3",
+        "top_k": "6",
+        "is_active": "on",
+        "esc_on_request": "on",
+        "esc_abstentions": "on",
+        "esc_abstentions_threshold": "3",
+        "esc_max_turns_threshold": "20",
+        "esc_negative_sentiment_threshold": "-0.6",
+        "esc_keywords": "on",
+        "esc_keywords_words": "Lawyer\nchargeback",
+    }
+    data.update(changes)
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def test_admin_creates_configures_and_versions_an_agent(alpha: Any, owner_client: Any, help_kb: int) -> None:
+    client = owner_client
+    listing = client.get("/dashboard/agents/").content.decode()
+    assert 'id="agent-create-form"' in listing and "{{ company_name }}" in listing and "{{ business_hours }}" in listing
+
+    created = client.post(
+        "/dashboard/agents/",
+        {"name": "Ava", "instructions": "Help {{ company_name }} customers.", "knowledge_bases": [help_kb]},
+    )
+    assert created.status_code == 302
+    agent_id = int(created["Location"].rstrip("/").rsplit("/", 1)[1])
+    page = client.get(created["Location"]).content.decode()
+    assert '<strong id="prompt-version">1</strong>' in page and 'value="Ava"' in page
+    assert re.search(rf'value="{help_kb}"[^>]*checked', page), "the knowledge base is ticked"
+
+    saved = client.post(f"/dashboard/agents/{agent_id}/", _settings_form(help_kb), follow=True)
+    assert saved.status_code == 200 and "New prompt version 2." in saved.content.decode()
+    with schema_context(alpha.schema):
+        agent = Agent.objects.get(pk=agent_id)
+        assert agent.prompt_version == 2
+        assert agent.variables == {"company_name": "Alpha Outfitters", "business_hours": "Mon-Fri 9-17"}
+        assert agent.guidance_rules == ["Never promise delivery dates.", "Keep answers under 80 words."]
+        assert agent.tools == ["search_knowledge", "escalate_to_human"]
+        assert (agent.temperature, agent.max_tokens, agent.top_k, agent.min_similarity) == (0.3, 400, 6, 0.3)
+        assert agent.escalation_policy == {
+            "on_request": True,
+            "abstentions": {"enabled": True, "threshold": 3},
+            "max_turns": {"enabled": False, "threshold": 20},
+            "negative_sentiment": {"enabled": False, "threshold": -0.6},
+            "vip": {"enabled": False},
+            "keywords": {"enabled": True, "words": ["lawyer", "chargeback"]},
+        }
+
+    # Saving the same settings again makes no new version.
+    again = client.post(f"/dashboard/agents/{agent_id}/", _settings_form(help_kb), follow=True).content.decode()
+    assert "Settings saved." in again and "New prompt version" not in again
+    assert '<strong id="prompt-version">2</strong>' in again
+    versions = re.findall(r'<tr data-version="(\d+)">', again)
+    assert versions == ["2", "1"]
+    assert "&quot;business_hours&quot;: &quot;Mon-Fri 9-17&quot;" in again  # the v2 snapshot, as JSON
+    changed = re.search(r'data-version="2">.*?class="changed">([^<]*)<', again, re.S)
+    assert changed and "instructions" in changed.group(1) and "variables" in changed.group(1)
+
+    # Bad input: clear errors on the fields, nothing saved.
+    bad = client.post(
+        f"/dashboard/agents/{agent_id}/",
+        _settings_form(help_kb, variables="opening hours", temperature="5", language="English!", esc_keywords_words=""),
+    )
+    assert bad.status_code == 400
+    body = bad.content.decode()
+    assert "Line 1: write name=value" in body
+    assert "less than or equal to 2.0" in body
+    assert "Add at least one keyword" in body
+    assert body.count('class="error field-error"') == 4
+    with schema_context(alpha.schema):
+        assert Agent.objects.get(pk=agent_id).prompt_version == 2
+
+    unknown_kb = client.post(f"/dashboard/agents/{agent_id}/", _settings_form(help_kb, knowledge_bases=[999999]))
+    assert unknown_kb.status_code == 400 and "Select a valid choice" in unknown_kb.content.decode()
+    empty_name = client.post("/dashboard/agents/", {"name": "", "instructions": "x"})
+    assert empty_name.status_code == 400 and "This field is required" in empty_name.content.decode()
+
+    deleted = client.post(f"/dashboard/agents/{agent_id}/delete/", follow=True)
+    assert "Agent Ava deleted." in deleted.content.decode()
+    with schema_context(alpha.schema):
+        assert not Agent.objects.filter(pk=agent_id).exists()
+
+
+def test_roles_viewers_read_agents_test_only_admins_change(
+    alpha: Any, make_member: Any, login: Any, help_kb: int
+) -> None:
+    agent_id = _agent(alpha, help_kb, instructions="Be kind.")
+    viewer = login(alpha, make_member(alpha, "viewer")[0].email)
+    listing = viewer.get("/dashboard/agents/").content.decode()
+    assert "Ava" in listing and 'id="agent-create-form"' not in listing and "Test chat" not in listing
+    page = viewer.get(f"/dashboard/agents/{agent_id}/").content.decode()
+    assert 'id="agent-settings"' in page and "Be kind." in page and 'id="agent-form"' not in page
+    assert viewer.post(f"/dashboard/agents/{agent_id}/", _settings_form(help_kb)).status_code == 403
+    assert viewer.post("/dashboard/agents/", {"name": "Nope"}).status_code == 403
+    assert viewer.post(f"/dashboard/agents/{agent_id}/delete/").status_code == 403
+    assert viewer.get(f"/dashboard/agents/{agent_id}/test/").status_code == 403
+    refused, lines, _ = _turn(viewer, agent_id, "How long does shipping take?")
+    assert refused.status_code == 403 and lines == [
+        {"type": "error", "code": "permission_denied", "detail": lines[0]["detail"]}
+    ]
+    assert viewer.get("/dashboard/ai/").status_code == 403
+
+    staff = login(alpha, make_member(alpha, "agent")[0].email)
+    assert 'id="test-chat-link"' in staff.get(f"/dashboard/agents/{agent_id}/").content.decode()
+    assert staff.get(f"/dashboard/agents/{agent_id}/test/").status_code == 200
+    response, lines, _ = _turn(staff, agent_id, "How long does standard shipping take?")
+    assert response.status_code == 200 and lines[-1]["decision"] == "answered"
+    assert staff.post(f"/dashboard/agents/{agent_id}/", _settings_form(help_kb)).status_code == 403
+    assert staff.get("/dashboard/ai/").status_code == 403
+    with schema_context(alpha.schema):
+        assert Agent.objects.filter(name="Nope").count() == 0
+        assert Agent.objects.get(pk=agent_id).prompt_version == 1
+
+
+def test_test_chat_streams_the_turn_as_ndjson(alpha: Any, owner_client: Any, help_kb: int, settings: Any) -> None:
+    agent_id = _agent(alpha, help_kb)
+    page = owner_client.get(f"/dashboard/agents/{agent_id}/test/").content.decode()
+    assert f'data-turn-url="/dashboard/agents/{agent_id}/test/turn"' in page and "js/test-chat.js" in page
+    with schema_context(alpha.schema):
+        contacts_before = Contact.objects.count()
+
+    response, lines, _ = _turn(owner_client, agent_id, "How long does standard shipping take?")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("application/x-ndjson")
+    assert response["Cache-Control"] == "private, no-cache"
+    types = [line["type"] for line in lines]
+    assert types[-1] == "final" and set(types[:-1]) == {"delta"}, types
+    final = lines[-1]
+    assert final["decision"] == "answered" and "3 to 5 business days" in final["text"], final
+    assert final["reason"] == "grounded in cited reference material"
+    citation = final["citations"][0]
+    assert citation["title"] == "Shipping times" and citation["index"] == 1
+    assert citation["href"] == f"/dashboard/knowledge/{help_kb}/"
+    audit = final["audit"]
+    assert audit["prompt_version"] == 1 and audit["usage"]["prompt_tokens"] > 0 and audit["latency_ms"] > 0
+    chunk = audit["retrieval"]["chunks"][0]
+    assert {"ref", "title", "score", "similarity", "source_id", "chunk_id"} <= set(chunk)
+    assert final["sources"][str(chunk["source_id"])].startswith("/dashboard/knowledge/")
+    _, lines, _ = _turn(
+        owner_client, agent_id, "I want to buy 40 chairs", "Happy to help.", "Mail me: dana@example.com"
+    )
+    assert lines[-1]["type"] == "final"
+    with schema_context(alpha.schema):
+        assert Contact.objects.count() == contacts_before  # a dry run writes no contact, no lead
+
+    # The conversation goes on client-side: history re-sent, an off-topic question abstains.
+    _, lines, _ = _turn(
+        owner_client, agent_id, "How long does shipping take?", final["text"], "Who won the 1998 World Cup?"
+    )
+    assert lines[-1]["decision"] == "abstained" and lines[-1]["citations"] == []
+    assert "team" in lines[-1]["text"]
+    # ...and the client's abstention count reaches the policy's threshold (2): escalate.
+    _, lines, _ = _turn(owner_client, agent_id, "What is the capital of Mongolia?", abstentions=1)
+    assert lines[-1]["decision"] == "escalate"
+
+    for body, detail in [
+        ("not json", "Send a JSON object"),
+        (json.dumps({"messages": []}), "messages must be a list"),
+        (json.dumps({"messages": [{"role": "assistant", "text": "Hi"}]}), "last message must be the visitor"),
+        (json.dumps({"messages": [{"role": "system", "text": "Hi"}]}), "Each message needs a role"),
+        (json.dumps({"messages": [{"role": "user", "text": "x" * 5000}]}), "at most 4000 characters"),
+        (json.dumps({"messages": [{"role": "user", "text": "Hi"}], "abstentions": "2"}), "abstentions is"),
+    ]:
+        bad = owner_client.post(f"/dashboard/agents/{agent_id}/test/turn", body, content_type="application/json")
+        assert bad.status_code == 400, body
+        error = json.loads(bad.content)
+        assert error["type"] == "error" and error["code"] == "invalid" and detail in error["detail"], error
+    assert owner_client.get(f"/dashboard/agents/{agent_id}/test/turn").status_code == 405
+
+    settings.AI_DAILY_REQUESTS = 1  # four turns were spent above
+    over, lines, _ = _turn(owner_client, agent_id, "How long does shipping take?")
+    assert over.status_code == 429
+    assert lines[0]["type"] == "error" and lines[0]["code"] == "quota_exceeded" and "daily limit" in lines[0]["detail"]
+
+
+def test_test_chat_needs_the_csrf_token(alpha: Any, client_for: Any, help_kb: int) -> None:
+    from tests.support import PASSWORD
+
+    agent_id = _agent(alpha, help_kb)
+    client = client_for(alpha.host, enforce_csrf_checks=True)
+    client.get("/login/")
+    token = client.cookies["csrftoken"].value
+    login = client.post("/login/", {"email": alpha.owner_email, "password": PASSWORD, "csrfmiddlewaretoken": token})
+    assert login.status_code == 302
+    body = json.dumps({"messages": [{"role": "user", "text": "How long does shipping take?"}]})
+    url = f"/dashboard/agents/{agent_id}/test/turn"
+    assert client.post(url, body, content_type="application/json").status_code == 403
+    page = client.get(f"/dashboard/agents/{agent_id}/test/").content.decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    ok = client.post(url, body, content_type="application/json", HTTP_X_CSRFTOKEN=token)
+    assert ok.status_code == 200 and json.loads(b"".join(ok.streaming_content).splitlines()[-1])["type"] == "final"
+
+
+def test_hostile_text_is_escaped_in_pages_and_in_the_stream(
+    alpha: Any, owner_client: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    created = owner_client.post("/dashboard/agents/", {"name": HOSTILE, "instructions": HOSTILE})
+    assert created.status_code == 302
+    for path in ("/dashboard/agents/", created["Location"], created["Location"] + "test/"):
+        body = owner_client.get(path).content.decode()
+        assert HOSTILE not in body, path
+        assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in body, path
+
+    title = "<img src=x onerror=alert(1)> Gift cards"
+    kb = _kb(
+        alpha,
+        django_capture_on_commit_callbacks,
+        {title: "Gift cards never expire and can be spent online or in any store. <script>alert('doc')</script>"},
+        name=HOSTILE,
+    )
+    agent_id = _agent(alpha, kb, name="Gift helper")
+    response, lines, raw = _turn(owner_client, agent_id, "Do gift cards expire?")
+    assert response.status_code == 200
+    assert b"<script" not in raw and b"<img" not in raw  # escaped as \u003c inside the JSON strings
+    final = lines[-1]
+    assert final["decision"] == "answered" and final["citations"][0]["title"] == title
+    assert final["audit"]["retrieval"]["chunks"][0]["title"] == title
+
+    contact = owner_client.post("/dashboard/contacts/", {"name": HOSTILE, "company": HOSTILE})
+    assert contact.status_code == 302
+    for path in ("/dashboard/contacts/", contact["Location"]):
+        body = owner_client.get(path).content.decode()
+        assert HOSTILE not in body and "&lt;script&gt;" in body, path
+
+
+def test_ai_settings_store_the_key_write_only(alpha: Any, owner_client: Any, make_member: Any, login: Any) -> None:
+    secret = "sk-test-abcdefghijklmnop1234"
+    page = owner_client.get("/dashboard/ai/").content.decode()
+    assert 'id="usage-requests"' in page and 'id="credentials-form-openai"' in page
+
+    missing = owner_client.post("/dashboard/ai/", {"provider": "openai", "openai-api_key": ""})
+    assert missing.status_code == 400 and "Enter the API key" in missing.content.decode()
+    bad_url = owner_client.post(
+        "/dashboard/ai/", {"provider": "openai", "openai-api_key": secret, "openai-base_url": "not a url"}
+    )
+    assert bad_url.status_code == 400 and "Enter a valid URL" in bad_url.content.decode()
+    assert secret not in bad_url.content.decode()  # never echoed back, not even after an error
+    assert owner_client.post("/dashboard/ai/", {"provider": "pinecone"}).status_code == 400
+
+    saved = owner_client.post(
+        "/dashboard/ai/",
+        {"provider": "openai", "openai-api_key": secret, "openai-base_url": "http://127.0.0.1:9/v1"},
+        follow=True,
+    )
+    body = saved.content.decode()
+    assert "OpenAI (or compatible) credentials saved." in body and "…1234" in body and "http://127.0.0.1:9/v1" in body
+    assert secret not in body
+    with schema_context(alpha.schema):
+        stored = ProviderCredential.objects.get(provider="openai")
+        assert stored.api_key_encrypted and secret not in stored.api_key_encrypted
+
+    # An empty key keeps the stored one.
+    owner_client.post(
+        "/dashboard/ai/",
+        {"provider": "openai", "openai-base_url": "http://127.0.0.1:9/v1", "openai-organization": "org-1"},
+    )
+    with schema_context(alpha.schema):
+        again = ProviderCredential.objects.get(provider="openai")
+        assert again.api_key_encrypted == stored.api_key_encrypted and again.organization == "org-1"
+
+    admin = login(alpha, make_member(alpha, "admin")[0].email)
+    assert "…1234" in admin.get("/dashboard/ai/").content.decode()
+    deleted = admin.post("/dashboard/ai/openai/delete/", follow=True)
+    assert "credentials deleted" in deleted.content.decode()
+    with schema_context(alpha.schema):
+        assert not ProviderCredential.objects.exists()
+
+
+def test_staff_edit_contacts_and_their_memory_viewers_read(
+    alpha: Any, make_member: Any, login: Any, owner_client: Any
+) -> None:
+    staff = login(alpha, make_member(alpha, "agent")[0].email)
+    empty = staff.post("/dashboard/contacts/", {})
+    assert empty.status_code == 400 and "at least a name" in empty.content.decode()
+    bad = staff.post("/dashboard/contacts/", {"name": "Dana Diaz", "email": "not-an-email"})
+    assert bad.status_code == 400 and "Enter a valid email address." in bad.content.decode()
+    created = staff.post("/dashboard/contacts/", {"name": "Dana Diaz", "email": "dana@example.com"})
+    assert created.status_code == 302
+    page_url = created["Location"]
+    contact_id = int(page_url.rstrip("/").rsplit("/", 1)[1])
+    assert "Dana Diaz" in staff.get("/dashboard/contacts/", {"q": "dana"}).content.decode()
+    assert "No contact matches" in staff.get("/dashboard/contacts/", {"q": "zzz-nobody"}).content.decode()
+
+    with schema_context(alpha.schema):
+        contact = Contact.objects.get(pk=contact_id)
+        crm.contact_remember(tenant=_actor(alpha).tenant, contact=contact, facts=[("language", "de")])
+        crm.lead_capture(tenant=_actor(alpha).tenant, contact=contact, need="Wants 40 office chairs", origin="ai")
+
+    identity = staff.post(
+        page_url, {"form": "identity", "name": "Dana Diaz", "email": "dana@example.com", "phone": "+49 30 1234567"}
+    )
+    assert identity.status_code == 302
+    bad_phone = staff.post(page_url, {"form": "identity", "name": "Dana", "phone": "call me"})
+    assert bad_phone.status_code == 400 and "Enter a phone number" in bad_phone.content.decode()
+    assert staff.post(page_url, {"form": "memory", "key": "preference", "value": "Prefers email"}).status_code == 302
+    assert staff.post(page_url, {"form": "memory", "key": "preference", "value": "Morning calls"}).status_code == 302
+    assert staff.post(page_url, {"form": "memory", "key": "name", "value": "Dana D."}).status_code == 302
+    unknown = staff.post(page_url, {"form": "memory", "key": "favourite_colour", "value": "red"})
+    assert unknown.status_code == 400 and "Select a valid choice" in unknown.content.decode()
+    blank = staff.post(page_url, {"form": "memory", "key": "note", "value": ""})
+    assert blank.status_code == 400 and "This field is required" in blank.content.decode()
+
+    page = staff.get(page_url).content.decode()
+    assert "Wants 40 office chairs" in page and 'id="memory-form"' in page
+    facts = dict(re.findall(r'<tr data-key="(\w+)">.*?class="badge source">(\w+)<', page, re.S))
+    assert facts == {"name": "staff", "email": "staff", "language": "ai", "phone": "staff", "preference": "staff"}
+    assert 'value="Dana D."' in page and "Erase all 2 preference facts" in page
+    with schema_context(alpha.schema):
+        contact.refresh_from_db()
+        assert contact.name == "Dana D." and contact.phone == "+49 30 1234567"
+
+    viewer = login(alpha, make_member(alpha, "viewer")[0].email)
+    read_only = viewer.get(page_url).content.decode()
+    assert (
+        "Prefers email" in read_only
+        and 'id="memory-form"' not in read_only
+        and '<form method="post" class' not in read_only
+    )
+    assert viewer.post(page_url, {"form": "erase_all"}).status_code == 403
+    assert viewer.post("/dashboard/contacts/", {"name": "Nope"}).status_code == 403
+
+    assert staff.post(page_url, {"form": "erase", "key": "preference"}).status_code == 302
+    with schema_context(alpha.schema):
+        contact.refresh_from_db()
+        assert "preference" not in {f["key"] for f in contact.memory}
+    nonsense = staff.post(page_url, {"form": "erase", "key": "nonsense"})
+    assert nonsense.status_code == 400 and "Choose a memory key to erase." in nonsense.content.decode()
+    erased = staff.post(page_url, {"form": "erase_all"}, follow=True).content.decode()
+    assert "The AI remembers nothing about this contact." in erased
+    with schema_context(alpha.schema):
+        contact.refresh_from_db()
+        assert contact.memory == [] and contact.email == "" and contact.name == ""
+
+    assert staff.post(f"/dashboard/contacts/{contact_id}/delete/").status_code == 302
+    with schema_context(alpha.schema):
+        assert not Contact.objects.filter(pk=contact_id).exists()
+
+
+def test_another_tenants_agent_and_contact_ids_are_not_found(
+    alpha: Any, beta: Any, owner_client: Any, make_member: Any
+) -> None:
+    with schema_context(alpha.schema):
+        alpha_agents = set(Agent.objects.values_list("pk", flat=True))
+        alpha_contacts = set(Contact.objects.values_list("pk", flat=True))
+    with schema_context(beta.schema):
+        agent_id = _agent(beta, name="canary-beta agent")
+        while agent_id in alpha_agents:
+            agent_id = _agent(beta, name="canary-beta agent")
+        contact = crm.contact_create(actor=_actor(beta), name="canary-beta contact")
+        while contact.pk in alpha_contacts:
+            contact = crm.contact_create(actor=_actor(beta), name="canary-beta contact")
+    for path in (
+        f"/dashboard/agents/{agent_id}/",
+        f"/dashboard/agents/{agent_id}/test/",
+        f"/dashboard/contacts/{contact.pk}/",
+    ):
+        response = owner_client.get(path)
+        assert response.status_code == 404 and b"canary-beta" not in response.content, path
+    assert owner_client.post(f"/dashboard/agents/{agent_id}/delete/").status_code == 404
+    assert owner_client.post(f"/dashboard/contacts/{contact.pk}/delete/").status_code == 404
+    assert owner_client.post(f"/dashboard/contacts/{contact.pk}/", {"form": "erase_all"}).status_code == 404
+    response, lines, _ = _turn(owner_client, agent_id, "canary-beta?")
+    assert response.status_code == 404 and lines[0]["code"] == "not_found"
+    for path in ("/dashboard/agents/", "/dashboard/contacts/"):
+        assert b"canary-beta" not in owner_client.get(path).content
+    with schema_context(beta.schema):
+        assert Agent.objects.filter(pk=agent_id).exists() and Contact.objects.filter(pk=contact.pk).exists()
+
+
+def test_tenant_admin_shows_agents_and_crm_but_never_the_key(alpha: Any, owner_client: Any, help_kb: int) -> None:
+    _agent(alpha, help_kb, name="Admin-listed agent")
+    owner_client.post("/dashboard/ai/", {"provider": "openai", "openai-api_key": "sk-admin-view-secret-9876"})
+    with schema_context(alpha.schema):
+        crm.contact_create(actor=_actor(alpha), name="Admin-listed contact")
+        credential = ProviderCredential.objects.get(provider="openai")
+    pages = {
+        "/admin/agents/agent/": "Admin-listed agent",
+        "/admin/agents/promptversion/": "Admin-listed agent",
+        "/admin/agents/providercredential/": "…9876",
+        "/admin/agents/usagecounter/": "Usage counters",
+        "/admin/crm/contact/": "Admin-listed contact",
+        "/admin/crm/lead/": "Leads",
+    }
+    for path, expected in pages.items():
+        response = owner_client.get(path)
+        assert response.status_code == 200, path
+        assert expected in response.content.decode(), path
+    detail = owner_client.get(f"/admin/agents/providercredential/{credential.pk}/change/").content.decode()
+    assert "…9876" in detail
+    assert credential.api_key_encrypted not in detail and "api_key_encrypted" not in detail
+    assert "sk-admin-view-secret-9876" not in detail
