@@ -38,6 +38,7 @@ def _seed_canaries(slug: str) -> TenantInfo:
     invitation_create(actor=actor, email=f"canary-{slug}@example.com", role=Role.AGENT)
     audit_record(tenant=tenant, action=f"canary.{slug}", actor_label=f"canary-{slug}")
     _seed_knowledge_canary(tenant, actor, slug)
+    _seed_conversation_canaries(tenant, actor, slug)
     return TenantInfo(
         slug=slug,
         schema=tenant.schema_name,
@@ -67,6 +68,25 @@ def _seed_knowledge_canary(tenant: Any, actor: Any, slug: str) -> None:
         )
         source.refresh_from_db()
         services.ingest_source(source_id=source.pk, run=source.run)
+
+
+def _seed_conversation_canaries(tenant: Any, actor: Any, slug: str) -> None:
+    """An agent, a contact with memory, an inbox and a conversation, each named canary-<slug>."""
+    from django_tenants.utils import tenant_context
+
+    from apps.agents.services import agent_create
+    from apps.conversations import services as conversations
+    from apps.crm.services import contact_create, contact_memory_set
+
+    with tenant_context(tenant):
+        agent = agent_create(editor=actor, name=f"canary-{slug} agent", instructions=f"canary-{slug} instructions")
+        contact = contact_create(actor=actor, name=f"canary-{slug} contact", email=f"contact@{slug}.example")
+        contact_memory_set(actor=actor, contact=contact, key="note", value=f"canary-{slug} memory")
+        inbox = conversations.inbox_create(actor=actor, name=f"canary-{slug} inbox", agent_id=agent.pk)
+        conversation, _token = conversations.conversation_start(inbox=inbox, contact=contact)
+        conversations.message_post(
+            conversation_id=conversation.pk, role="agent", text=f"canary-{slug} message", actor=actor
+        )
 
 
 @pytest.fixture(scope="session")

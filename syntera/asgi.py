@@ -17,12 +17,16 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from django.conf import settings  # noqa: E402
 from django.urls import path  # noqa: E402
 
+from apps.conversations.consumers import WidgetConsumer  # noqa: E402
 from apps.dashboard.consumers import StaffConsumer  # noqa: E402
 from apps.tenants.channels import TenantASGIMiddleware  # noqa: E402
 
 websocket_urlpatterns = [
     # Cookie-authenticated: only pages served from our own hosts may open it.
     path("ws/staff/", AllowedHostsOriginValidator(StaffConsumer.as_asgi())),
+    # Public: the visitor's token authenticates; the inbox's allowed origins are checked
+    # by the consumer itself (a widget runs on the customer's site, not ours).
+    path("ws/widget/", WidgetConsumer.as_asgi()),
 ]
 
 application: Any = ProtocolTypeRouter(

@@ -321,6 +321,11 @@ def run_turn(*, agent: Agent, tenant: Any, conversation: TurnInput) -> Iterator[
             }
             finish = ""
             streamed_leak = False
+            # Text is held back until it cites a passage it was given: an answer that will be
+            # replaced by an abstention (no citation) is never streamed. Once grounded, the
+            # rest streams as it comes, watched for prompt leaks.
+            held = ""
+            grounded = False
             for _round in range(settings.AGENT_MAX_TOOL_ROUNDS + 1):
                 calls: list[ToolCall] = []
                 round_text = ""
@@ -331,7 +336,12 @@ def run_turn(*, agent: Agent, tenant: Any, conversation: TurnInput) -> Iterator[
                             if guardrails.leaks_prompt(text + round_text, parts.secret_parts):
                                 streamed_leak = True
                             elif not streamed_leak:
-                                yield Delta(event.text)
+                                held += event.text
+                                if not grounded:
+                                    grounded = bool(_parse_citations(text + round_text, ctx.context)[1])
+                                if grounded:
+                                    yield Delta(held)
+                                    held = ""
                         elif isinstance(event, ToolCall):
                             calls.append(event)
                         elif isinstance(event, Usage):

@@ -10,7 +10,12 @@ from .models import Contact, Lead
 def contact_list(*, search: str = "") -> QuerySet[Contact]:
     qs = Contact.objects.all()
     if search:
-        qs = qs.filter(Q(name__icontains=search) | Q(email__icontains=search) | Q(company__icontains=search))
+        qs = qs.filter(
+            Q(name__icontains=search)
+            | Q(email__icontains=search)
+            | Q(company__icontains=search)
+            | Q(phone__icontains=search)
+        )
     return qs
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from apps.accounts.models import Role
 from apps.accounts.services import Actor
 from apps.audit.services import audit_record
 from syntera.errors import ApplicationError
@@ -38,6 +39,11 @@ def _audit(actor: Actor | None, tenant: Any, action: str, target: Any, data: dic
         data=data,
         ip=None if actor is None else actor.ip,
     )
+
+
+def _require_staff(actor: Actor) -> None:
+    if not actor.has_role(Role.AGENT):
+        raise ApplicationError("Your role cannot change contacts.", code="permission_denied", status_code=403)
 
 
 def _clean_value(value: Any) -> str:
@@ -81,6 +87,8 @@ def _apply_fact(contact: Contact, key: str, value: str, source: str) -> bool:
 
 @transaction.atomic
 def contact_create(*, actor: Actor | None, tenant: Any = None, **fields: Any) -> Contact:
+    if actor is not None:
+        _require_staff(actor)
     contact = Contact.objects.create(
         **{k: v for k, v in fields.items() if k in (*IDENTITY_FIELDS, "attributes") and v is not None}
     )
@@ -94,6 +102,7 @@ def contact_create(*, actor: Actor | None, tenant: Any = None, **fields: Any) ->
 
 @transaction.atomic
 def contact_update(*, actor: Actor, contact: Contact, **fields: Any) -> Contact:
+    _require_staff(actor)
     contact = Contact.objects.select_for_update().get(pk=contact.pk)
     for key, value in fields.items():
         if key == "attributes":
@@ -110,6 +119,7 @@ def contact_update(*, actor: Actor, contact: Contact, **fields: Any) -> Contact:
 
 
 def contact_delete(*, actor: Actor, contact: Contact) -> None:
+    _require_staff(actor)
     _audit(actor, None, "crm.contact_deleted", None, {"contact_id": contact.pk})
     contact.delete()
 
@@ -134,6 +144,7 @@ def contact_remember(*, tenant: Any, contact: Contact, facts: Iterable[tuple[str
 
 @transaction.atomic
 def contact_memory_set(*, actor: Actor, contact: Contact, key: str, value: str) -> Contact:
+    _require_staff(actor)
     contact = Contact.objects.select_for_update().get(pk=contact.pk)
     _apply_fact(contact, key, _clean_value(value), "staff")
     contact.save()
@@ -142,11 +153,17 @@ def contact_memory_set(*, actor: Actor, contact: Contact, key: str, value: str) 
 
 
 @transaction.atomic
-def contact_memory_erase(*, actor: Actor, contact: Contact, key: str | None = None) -> Contact:
-    """Erase one key's facts, or (key None) the whole memory. Identity columns mirrored from
-    erased facts are cleared too: erasing means the AI no longer knows it."""
+def contact_memory_erase(
+    *, actor: Actor, contact: Contact, key: str | None = None, value: str | None = None
+) -> Contact:
+    """Erase one fact (key and value), one key's facts, or (key None) the whole memory.
+    Identity columns mirrored from erased facts are cleared too: erasing means the AI no
+    longer knows it."""
+    _require_staff(actor)
     contact = Contact.objects.select_for_update().get(pk=contact.pk)
-    erased = [f for f in contact.memory if key is None or f.get("key") == key]
+    erased = [
+        f for f in contact.memory if (key is None or f.get("key") == key) and (value is None or f.get("value") == value)
+    ]
     contact.memory = [f for f in contact.memory if f not in erased]
     for fact in erased:
         if fact.get("key") in IDENTITY_FIELDS:

@@ -9,6 +9,7 @@ from .api import *  # noqa: F403
 from .base import *  # noqa: F403
 from .celery import *  # noqa: F403
 from .channels import *  # noqa: F403
+from .conversations import *  # noqa: F403
 from .database import *  # noqa: F403
 from .knowledge import *  # noqa: F403
 from .llm import *  # noqa: F403

@@ -29,6 +29,7 @@ TENANT_APPS = [
     "apps.knowledge",
     "apps.crm",
     "apps.agents",
+    "apps.conversations",
 ]
 
 INSTALLED_APPS = list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS]

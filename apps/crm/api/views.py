@@ -65,7 +65,8 @@ class ContactDetailView(CrmView):
 
 class ContactMemoryView(CrmView):
     """The contact's memory: what the AI knows about them. PUT sets one fact (staff facts are
-    never overwritten by the AI); DELETE erases one key (`?key=`) or everything."""
+    never overwritten by the AI); DELETE erases one fact (`?key=&value=`), one key (`?key=`)
+    or everything."""
 
     @extend_schema(responses={200: s.MemoryFact(many=True)})
     def get(self, request: Request, contact_id: int) -> Response:
@@ -80,7 +81,10 @@ class ContactMemoryView(CrmView):
         return Response(s.MemoryFact(contact.memory, many=True).data)
 
     @extend_schema(
-        parameters=[OpenApiParameter("key", str, description="Erase only this key; without it, everything.")],
+        parameters=[
+            OpenApiParameter("key", str, description="Erase only this key; without it, everything."),
+            OpenApiParameter("value", str, description="With key: erase only the fact with this value."),
+        ],
         responses={204: None},
     )
     def delete(self, request: Request, contact_id: int) -> Response:
@@ -90,7 +94,8 @@ class ContactMemoryView(CrmView):
             from syntera.errors import ApplicationError
 
             raise ApplicationError("Unknown memory key.", code="invalid", status_code=400, fields={"key": ["Unknown."]})
-        services.contact_memory_erase(actor=actor_for(request), contact=contact, key=key)
+        value = request.query_params.get("value") if key else None
+        services.contact_memory_erase(actor=actor_for(request), contact=contact, key=key, value=value)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -1,0 +1,363 @@
+"""The widget WebSocket (`/ws/widget/?key=<widget key>[&token=<visitor token>]`), exactly the
+protocol of BRIEF.md; frames documented in docs/subsystems/realtime.md.
+
+Delivery: every `message` frame a socket sends is read from the conversation store, never
+taken from the channel layer. The layer only says "something new" (`conv.wake`); the socket
+then reads everything after the last seq it sent. Lost wake-ups delay, never lose; `resume`
+replays from the store. Deltas, typing and handoff frames are ephemeral and do go through
+the layer.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import time
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.core.cache import cache
+
+from apps.tenants.channels import tenant_db
+from syntera.errors import ApplicationError
+
+from . import services
+from .models import Conversation, Inbox
+from .stores import get_store
+
+logger = logging.getLogger(__name__)
+
+CLOSE_UNKNOWN_KEY = 4404
+CLOSE_ORIGIN = 4403
+
+
+def origin_allowed(inbox: Inbox, origin: str, host: str) -> bool:
+    """The widget may be used from the inbox's allowed origins and from the tenant's own host.
+    An empty allow-list allows only the tenant's own host."""
+    if not origin:
+        return False
+    parts = urlsplit(origin)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return False
+    if parts.hostname == host.split(":")[0]:
+        return True
+    allowed = [str(o).rstrip("/").lower() for o in inbox.settings.get("allowed_origins") or []]
+    return "*" in allowed or origin.rstrip("/").lower() in allowed
+
+
+@tenant_db
+def _inbox(tenant: Any, key: str) -> Inbox | None:
+    return (
+        Inbox.objects.select_related("agent").filter(widget_key=key, is_active=True, channel=Inbox.Channel.WEB).first()
+    )
+
+
+@tenant_db
+def _resume_conversation(tenant: Any, inbox_id: int, token: str) -> Conversation | None:
+    inbox = Inbox(pk=inbox_id)
+    return services.visitor_conversation(inbox=inbox, token=token)
+
+
+def _valid_ip(ip: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(ip))
+    except ValueError:
+        return None
+
+
+@tenant_db
+def _start(tenant: Any, inbox: Inbox, ip: str, contact: dict[str, str]) -> tuple[Conversation, str]:
+    attributes = {k: str(v)[:200] for k, v in contact.items() if k in ("name", "email", "phone")}
+    return services.conversation_start(inbox=inbox, ip=_valid_ip(ip), attributes=attributes)
+
+
+@tenant_db
+def _post(tenant: Any, conversation_id: int, text: str, client_id: str) -> tuple[int, bool]:
+    message, created = services.message_post(
+        conversation_id=conversation_id, role="visitor", text=text, client_id=client_id
+    )
+    return message.seq, created
+
+
+@tenant_db
+def _after(tenant: Any, conversation_id: int, after_seq: int) -> list[dict[str, Any]]:
+    messages = get_store().after(schema=tenant.schema_name, conversation_id=conversation_id, after_seq=after_seq)
+    return [m.frame() for m in messages if m.role in services.VISIBLE_TO_VISITOR] + (
+        [{"type": "_cursor", "seq": messages[-1].seq}] if messages else []
+    )
+
+
+@tenant_db
+def _conversation_state(tenant: Any, conversation_id: int) -> dict[str, Any]:
+    conversation = Conversation.objects.get(pk=conversation_id)
+    return {"last_seq": conversation.last_seq, "owner": conversation.owner, "status": conversation.status}
+
+
+@tenant_db
+def _rate(tenant: Any, conversation_id: int, rating: int, comment: str) -> None:
+    services.conversation_rate(conversation_id=conversation_id, rating=rating, comment=comment)
+
+
+@tenant_db
+def _visitor_typing(tenant: Any, conversation_id: int) -> None:
+    from syntera.realtime import publish, staff_group
+
+    publish(
+        staff_group(tenant.schema_name),
+        {"type": "staff.event", "event": {"type": "visitor.typing", "conversation": conversation_id}},
+    )
+
+
+class Bucket:
+    """A token bucket: `capacity` events per `per` seconds."""
+
+    def __init__(self, capacity: int, per: float) -> None:
+        self.capacity = float(capacity)
+        self.rate = capacity / per
+        self.tokens = float(capacity)
+        self.stamp = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+def _ip_allows(ip: str) -> bool:
+    """Visitor messages per client address per minute, across connections and workers."""
+    key = f"widget-ip:{ip}:{int(time.time() // 60)}"
+    try:
+        count = cache.get_or_set(key, 0, 90)
+        count = cache.incr(key)
+    except Exception:  # the cache is down: let the message through rather than drop it
+        return True
+    return int(count) <= settings.WIDGET_RATE_PER_IP
+
+
+class WidgetConsumer(AsyncWebsocketConsumer):
+    conversation_id: int | None = None
+    sent_seq = 0
+    group: str | None = None
+
+    async def connect(self) -> None:
+        tenant = self.scope.get("tenant")
+        query = parse_qs(self.scope.get("query_string", b"").decode(errors="replace"))
+        key = (query.get("key") or [""])[0][:64]
+        self.token = (query.get("token") or [""])[0][:128]
+        if tenant is None or not key:
+            await self._refuse(CLOSE_UNKNOWN_KEY)
+            return
+        self.tenant = tenant
+        inbox = await _inbox(tenant, key)
+        if inbox is None:
+            await self._refuse(CLOSE_UNKNOWN_KEY)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in self.scope.get("headers", [])}
+        if not origin_allowed(inbox, headers.get("origin", ""), headers.get("host", "")):
+            await self._refuse(CLOSE_ORIGIN)
+            return
+        self.inbox = inbox
+        client = self.scope.get("client") or ("", 0)
+        trusted = settings.WIDGET_TRUST_X_FORWARDED_FOR
+        forwarded = headers.get("x-forwarded-for", "").split(",")[0].strip() if trusted else ""
+        self.ip = forwarded or (client[0] if client else "") or "unknown"
+        self.messages = Bucket(settings.WIDGET_RATE_PER_CONNECTION, 10.0)
+        self.frames = Bucket(settings.WIDGET_FRAME_RATE, 10.0)
+        await self.accept()
+
+    async def _refuse(self, code: int) -> None:
+        # Accept first: a close before accepting becomes an HTTP 403 and the code is lost.
+        await self.accept()
+        await self.close(code=code)
+
+    async def disconnect(self, code: int) -> None:
+        if self.group:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def send_frame(self, frame: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(frame, separators=(",", ":")))
+
+    async def error(self, code: str, detail: str, **extra: Any) -> None:
+        await self.send_frame({"type": "error", "code": code, "detail": detail, **extra})
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if text_data is None:
+            await self.error("binary_unsupported", "Send JSON text frames.")
+            return
+        if len(text_data.encode()) > settings.WIDGET_MAX_FRAME:
+            await self.error("frame_too_large", f"Frames are at most {settings.WIDGET_MAX_FRAME} bytes.")
+            return
+        if not self.frames.take():
+            await self.error("rate_limited", "Too many frames; slow down.")
+            return
+        try:
+            frame = json.loads(text_data)
+        except (ValueError, RecursionError):
+            await self.error("invalid_json", "Frames are JSON objects.")
+            return
+        if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+            await self.error("invalid_frame", "Frames are JSON objects with a type.")
+            return
+        handler = {
+            "hello": self.on_hello,
+            "message": self.on_message,
+            "resume": self.on_resume,
+            "typing": self.on_typing,
+            "ping": self.on_ping,
+            "rate": self.on_rate,
+        }.get(frame["type"])
+        if handler is None:
+            await self.error("unknown_type", f"Unknown frame type {str(frame['type'])[:40]!r}.")
+            return
+        try:
+            await handler(frame)
+        except ApplicationError as exc:
+            await self.error(exc.code, exc.detail)
+        except Exception:
+            logger.exception("widget frame failed")
+            await self.error("server_error", "Something went wrong; try again.")
+
+    async def _join(self, conversation_id: int) -> None:
+        if self.conversation_id == conversation_id:
+            return
+        if self.group:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+        self.conversation_id = conversation_id
+        self.group = services.conversation_group(self.tenant.schema_name, conversation_id)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+
+    async def on_hello(self, frame: dict[str, Any]) -> None:
+        conversation = None
+        token = self.token
+        if token:
+            conversation = await _resume_conversation(self.tenant, self.inbox.pk, token)
+        if conversation is None:
+            contact = frame.get("contact") if isinstance(frame.get("contact"), dict) else {}
+            conversation, token = await _start(self.tenant, self.inbox, self.ip, contact)
+            self.token = token
+        await self._join(conversation.pk)
+        state = await _conversation_state(self.tenant, conversation.pk)
+        self.sent_seq = 0
+        await self.send_frame(
+            {
+                "type": "session",
+                "conversation_id": str(conversation.pk),
+                "token": token,
+                "last_seq": state["last_seq"],
+                "handoff": {"ai": "bot", "queue": "queued", "human": "assigned"}[state["owner"]],
+                "status": state["status"],
+                "widget": self._widget_settings(),
+            }
+        )
+
+    def _widget_settings(self) -> dict[str, Any]:
+        settings_ = self.inbox.settings or {}
+        agent_greeting = self.inbox.agent.greeting if self.inbox.agent else ""
+        return {
+            "title": settings_.get("title") or self.inbox.name,
+            "greeting": settings_.get("greeting") or agent_greeting,
+            "color": settings_.get("color"),
+            "text_color": settings_.get("text_color"),
+            "position": settings_.get("position", "right"),
+            "pre_chat_fields": settings_.get("pre_chat_fields") or [],
+            "business_hours_message": settings_.get("business_hours_message") or "",
+        }
+
+    async def _require_session(self) -> bool:
+        if self.conversation_id is None:
+            await self.error("no_session", "Send hello first.")
+            return False
+        return True
+
+    async def on_message(self, frame: dict[str, Any]) -> None:
+        if not await self._require_session():
+            return
+        client_id = frame.get("client_id")
+        text = frame.get("text")
+        if not isinstance(client_id, str) or not client_id or len(client_id) > 64:
+            await self.error("invalid_frame", "A message needs a client_id (a string of at most 64 characters).")
+            return
+        if not isinstance(text, str) or not text.strip():
+            await self.error("invalid_frame", "A message needs non-empty text.", client_id=client_id)
+            return
+        if len(text) > settings.WIDGET_MAX_MESSAGE_CHARS:
+            await self.error(
+                "message_too_long",
+                f"Messages are at most {settings.WIDGET_MAX_MESSAGE_CHARS} characters.",
+                client_id=client_id,
+            )
+            return
+        if not self.messages.take() or not await _ip_allows_async(self.ip):
+            await self.error("rate_limited", "Too many messages; wait a moment and send again.", client_id=client_id)
+            return
+        assert self.conversation_id is not None
+        seq, _created = await _post(self.tenant, self.conversation_id, text, client_id)
+        await self.send_frame({"type": "ack", "client_id": client_id, "seq": seq})
+        await self._deliver()
+
+    async def on_resume(self, frame: dict[str, Any]) -> None:
+        if not await self._require_session():
+            return
+        after = frame.get("after_seq", 0)
+        if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+            await self.error("invalid_frame", "after_seq is a non-negative integer.")
+            return
+        self.sent_seq = after
+        await self._deliver()
+
+    async def on_typing(self, frame: dict[str, Any]) -> None:
+        if self.conversation_id is not None:
+            await _visitor_typing(self.tenant, self.conversation_id)
+
+    async def on_ping(self, frame: dict[str, Any]) -> None:
+        await self.send_frame({"type": "pong"})
+
+    async def on_rate(self, frame: dict[str, Any]) -> None:
+        if not await self._require_session():
+            return
+        rating = frame.get("rating")
+        if not isinstance(rating, int) or isinstance(rating, bool) or not 1 <= rating <= 5:
+            await self.error("invalid_frame", "rating is an integer from 1 to 5.")
+            return
+        comment = frame.get("comment")
+        comment = comment if isinstance(comment, str) else ""
+        assert self.conversation_id is not None
+        await _rate(self.tenant, self.conversation_id, rating, comment[:2000])
+        await self.send_frame({"type": "rated", "rating": rating})
+
+    async def _deliver(self) -> None:
+        """Send every visible message after the last one sent, read from the store."""
+        assert self.conversation_id is not None
+        while True:
+            frames = await _after(self.tenant, self.conversation_id, self.sent_seq)
+            if not frames:
+                return
+            cursor = frames.pop()["seq"]
+            for frame in frames:
+                await self.send_frame(frame)
+            self.sent_seq = cursor
+            if len(frames) < 500:
+                return
+
+    # Channel-layer handlers.
+    async def conv_wake(self, event: dict[str, Any]) -> None:
+        if self.conversation_id is not None and int(event.get("seq") or 0) > self.sent_seq:
+            await self._deliver()
+
+    async def conv_frame(self, event: dict[str, Any]) -> None:
+        frame = event.get("frame")
+        if isinstance(frame, dict):
+            await self.send_frame(frame)
+
+
+async def _ip_allows_async(ip: str) -> bool:
+    from asgiref.sync import sync_to_async
+
+    return bool(await sync_to_async(_ip_allows, thread_sensitive=False)(ip))

@@ -1,0 +1,487 @@
+"""Writes to conversations: the one path every message takes, whatever the channel
+(docs/subsystems/conversations.md).
+
+`message_post` stores a message through the conversation store (which allocates `seq` and
+dedups `client_id`), updates the conversation record under its row lock, and after commit
+wakes the conversation's sockets and the staff inbox, and, for a visitor message while the AI
+owns the conversation, queues the AI reply. The channel layer only wakes readers: every
+socket reads what it sends from the store, so a dropped wake-up delays, never loses.
+
+Ownership: `owner` is ai | queue | human. `epoch` changes with every ownership change and
+on resolve; an AI reply computed under an older epoch is discarded, never stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+
+from apps.accounts.models import Role
+from apps.accounts.services import Actor
+from apps.audit.services import audit_record
+from apps.tenants.db import connection
+from syntera.errors import ApplicationError
+from syntera.realtime import publish, publish_on_commit, staff_group
+from syntera.tasks import enqueue_on_commit
+
+from .models import Conversation, Inbox
+from .stores import StoredMessage, get_store
+
+logger = logging.getLogger(__name__)
+
+VISIBLE_TO_VISITOR = ("visitor", "ai", "agent", "system")
+
+
+def conversation_group(schema: str, conversation_id: int) -> str:
+    return f"conv.{schema}.{conversation_id}"
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _schema() -> str:
+    return str(connection.schema_name)
+
+
+def _audit(actor: Actor | None, action: str, target: Any, data: dict[str, Any]) -> None:
+    audit_record(
+        tenant=actor.tenant if actor else connection.tenant,
+        action=action,
+        actor=actor.user if actor else None,
+        actor_label=actor.label if actor else "system",
+        target=target,
+        data=data,
+        ip=actor.ip if actor else None,
+    )
+
+
+def _require(actor: Actor, role: str) -> None:
+    if not actor.has_role(role):
+        raise ApplicationError("Your role cannot do this.", code="permission_denied", status_code=403)
+
+
+def summary_row(conversation: Conversation) -> dict[str, Any]:
+    """What the staff inbox shows for a conversation (sent with every update)."""
+    return {
+        "id": conversation.pk,
+        "inbox": conversation.inbox_id,
+        "channel": conversation.channel,
+        "status": conversation.status,
+        "owner": conversation.owner,
+        "assignee": conversation.assignee_id,
+        "unread": conversation.unread,
+        "last_seq": conversation.last_seq,
+        "last_message_at": conversation.last_message_at.isoformat() if conversation.last_message_at else None,
+        "preview": conversation.last_message_preview,
+        "tags": list(conversation.tags),
+        "contact": conversation.contact_id,
+    }
+
+
+def _notify(conversation: Conversation, *, seq: int | None = None, event: str = "conversation.updated") -> None:
+    """After commit: wake the conversation's sockets and tell the staff inbox."""
+    schema = _schema()
+    row = summary_row(conversation)
+
+    def send() -> None:
+        if seq is not None:
+            publish(conversation_group(schema, conversation.pk), {"type": "conv.wake", "seq": seq})
+        publish(staff_group(schema), {"type": "staff.event", "event": {"type": event, "conversation": row}})
+
+    transaction.on_commit(send)
+
+
+def notify_frame(conversation_id: int, frame: dict[str, Any]) -> None:
+    """Send an ephemeral frame (delta, typing, handoff) to the conversation's sockets now."""
+    publish(conversation_group(_schema(), conversation_id), {"type": "conv.frame", "frame": frame})
+
+
+# --- inboxes --------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def inbox_create(
+    *, actor: Actor, name: str, channel: str = "web", agent_id: int | None = None, **settings: Any
+) -> Inbox:
+    _require(actor, Role.ADMIN)
+    inbox = Inbox(name=name, channel=channel, agent_id=agent_id)
+    inbox.settings = {**inbox.settings, **settings}
+    inbox.save()
+    _audit(actor, "conversations.inbox_created", inbox, {"name": name, "channel": channel})
+    return inbox
+
+
+@transaction.atomic
+def inbox_update(*, actor: Actor, inbox: Inbox, **changes: Any) -> Inbox:
+    _require(actor, Role.ADMIN)
+    for key in ("name", "agent_id", "is_active"):
+        if key in changes:
+            setattr(inbox, key, changes.pop(key))
+    if changes:
+        inbox.settings = {**inbox.settings, **changes}
+    inbox.save()
+    _audit(actor, "conversations.inbox_updated", inbox, {"fields": sorted(changes)})
+    return inbox
+
+
+def inbox_rotate_key(*, actor: Actor, inbox: Inbox) -> Inbox:
+    from .models import new_widget_key
+
+    _require(actor, Role.ADMIN)
+    inbox.widget_key = new_widget_key()
+    inbox.save(update_fields=["widget_key"])
+    _audit(actor, "conversations.inbox_key_rotated", inbox, {})
+    return inbox
+
+
+def inbox_delete(*, actor: Actor, inbox: Inbox) -> None:
+    _require(actor, Role.ADMIN)
+    if inbox.conversations.exists():
+        raise ApplicationError("This inbox has conversations; deactivate it instead.", code="conflict", status_code=409)
+    _audit(actor, "conversations.inbox_deleted", None, {"inbox_id": inbox.pk, "name": inbox.name})
+    inbox.delete()
+
+
+# --- conversations --------------------------------------------------------------------------
+
+
+def visitor_conversation(*, inbox: Inbox, token: str | None) -> Conversation | None:
+    """The conversation this visitor token opens in this inbox, if any."""
+    if not token:
+        return None
+    return Conversation.objects.filter(inbox=inbox, visitor_token_hash=token_hash(token)).order_by("-id").first()
+
+
+@transaction.atomic
+def conversation_start(
+    *,
+    inbox: Inbox,
+    channel: str | None = None,
+    contact: Any = None,
+    ip: str | None = None,
+    attributes: dict[str, str] | None = None,
+) -> tuple[Conversation, str]:
+    """A new conversation and the visitor token that opens it again (shown once)."""
+    token = "vt_" + secrets.token_urlsafe(24)
+    conversation = Conversation.objects.create(
+        inbox=inbox,
+        channel=channel or inbox.channel,
+        contact=contact,
+        visitor_token_hash=token_hash(token),
+        owner=Conversation.Owner.AI if inbox.agent_id else Conversation.Owner.QUEUE,
+        visitor_ip=ip,
+        attributes=attributes or {},
+    )
+    _notify(conversation, event="conversation.created")
+    return conversation, token
+
+
+def message_post(
+    *,
+    conversation_id: int,
+    role: str,
+    text: str,
+    client_id: str | None = None,
+    actor: Actor | None = None,
+    citations: Sequence[dict[str, Any]] = (),
+    audit: dict[str, Any] | None = None,
+) -> tuple[StoredMessage, bool]:
+    """Store one message and update the conversation; (message, created). Staff messages
+    (role agent) take the conversation over from the AI; notes are never shown to the visitor.
+    A visitor message while the AI owns the conversation queues the AI's reply."""
+    text = (text or "").strip()
+    if not text:
+        raise ApplicationError("A message needs text.", code="invalid", status_code=400, fields={"text": ["Empty."]})
+    store = get_store()
+    with transaction.atomic():
+        conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
+        message, created = store.append(
+            schema=_schema(),
+            conversation_id=conversation.pk,
+            role=role,
+            text=text,
+            client_id=client_id,
+            author_id=actor.user.pk if actor and actor.user else None,
+            author_label=actor.label if actor else "",
+            citations=citations,
+            audit=audit,
+        )
+        if not created:
+            return message, False
+        conversation.last_seq = max(conversation.last_seq, message.seq)
+        if role != "note":
+            conversation.last_message_at = message.created_at
+            conversation.last_message_preview = text[:200]
+        if role == "visitor":
+            conversation.unread += 1
+            if conversation.status in (Conversation.Status.RESOLVED, Conversation.Status.SNOOZED):
+                conversation.status = Conversation.Status.OPEN
+        if role == "agent" and conversation.owner != Conversation.Owner.HUMAN:
+            _take_over(conversation, actor)
+        conversation.save()
+        _notify(conversation, seq=message.seq, event="message.created")
+        if role == "visitor" and conversation.owner == Conversation.Owner.AI and conversation.inbox.agent_id:
+            from .tasks import ai_reply
+
+            enqueue_on_commit(ai_reply, conversation.pk, message.seq, conversation.epoch, queue="llm")
+    return message, True
+
+
+def _take_over(conversation: Conversation, actor: Actor | None) -> None:
+    conversation.owner = Conversation.Owner.HUMAN
+    conversation.assignee = actor.user if actor else None
+    conversation.epoch += 1
+    publish_on_commit(
+        conversation_group(_schema(), conversation.pk),
+        {"type": "conv.frame", "frame": {"type": "handoff", "status": "assigned"}},
+    )
+
+
+def _system(conversation: Conversation, text: str) -> None:
+    """A system line in the transcript (ownership changes, rating...)."""
+    message, _ = get_store().append(schema=_schema(), conversation_id=conversation.pk, role="system", text=text)
+    conversation.last_seq = max(conversation.last_seq, message.seq)
+    _notify(conversation, seq=message.seq)
+
+
+@transaction.atomic
+def conversation_take_over(*, actor: Actor, conversation: Conversation) -> Conversation:
+    _require(actor, Role.AGENT)
+    conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+    if conversation.owner == Conversation.Owner.HUMAN and conversation.assignee_id == getattr(actor.user, "pk", None):
+        return conversation
+    _take_over(conversation, actor)
+    conversation.save()
+    _system(conversation, f"{actor.label} joined the conversation.")
+    _audit(actor, "conversations.taken_over", conversation, {"epoch": conversation.epoch})
+    return conversation
+
+
+@transaction.atomic
+def conversation_hand_back(*, actor: Actor, conversation: Conversation) -> Conversation:
+    _require(actor, Role.AGENT)
+    conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+    if not conversation.inbox.agent_id:
+        raise ApplicationError("This inbox has no AI agent to hand back to.", code="conflict", status_code=409)
+    conversation.owner = Conversation.Owner.AI
+    conversation.assignee = None
+    conversation.epoch += 1
+    conversation.abstentions = 0
+    conversation.save()
+    publish_on_commit(
+        conversation_group(_schema(), conversation.pk),
+        {"type": "conv.frame", "frame": {"type": "handoff", "status": "bot"}},
+    )
+    _system(conversation, "The AI assistant is back in the conversation.")
+    _audit(actor, "conversations.handed_back", conversation, {"epoch": conversation.epoch})
+    return conversation
+
+
+@transaction.atomic
+def conversation_escalate(*, conversation_id: int, reason: str, epoch: int) -> bool:
+    """The AI hands over: owner becomes the queue. False when the epoch moved on."""
+    conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
+    if conversation.epoch != epoch or conversation.owner != Conversation.Owner.AI:
+        return False
+    conversation.owner = Conversation.Owner.QUEUE
+    conversation.epoch += 1
+    conversation.attributes = {**conversation.attributes, "escalation_reason": reason[:300]}
+    conversation.save()
+    publish_on_commit(
+        conversation_group(_schema(), conversation.pk),
+        {"type": "conv.frame", "frame": {"type": "handoff", "status": "queued"}},
+    )
+    _system(conversation, "Waiting for a member of the team.")
+    _audit(None, "conversations.escalated", conversation, {"reason": reason[:300]})
+    return True
+
+
+@transaction.atomic
+def conversation_set_status(
+    *, actor: Actor, conversation: Conversation, status: str, snoozed_until: datetime | None = None
+) -> Conversation:
+    """Resolving fences the AI's context: the summary so far is kept, the turns before it are
+    not replayed to the AI, and a pending AI reply is discarded (epoch)."""
+    _require(actor, Role.AGENT)
+    if status not in Conversation.Status.values:
+        raise ApplicationError("Unknown status.", code="invalid", status_code=400, fields={"status": ["Unknown."]})
+    conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+    if status == conversation.status:
+        return conversation
+    conversation.status = status
+    conversation.snoozed_until = snoozed_until if status == Conversation.Status.SNOOZED else None
+    if status == Conversation.Status.RESOLVED:
+        conversation.epoch += 1
+        conversation.summary_until_seq = conversation.last_seq
+        conversation.abstentions = 0
+        if conversation.inbox.agent_id:
+            conversation.owner = Conversation.Owner.AI
+            conversation.assignee = None
+    conversation.save()
+    _notify(conversation)
+    _audit(actor, "conversations.status_changed", conversation, {"status": status})
+    return conversation
+
+
+@transaction.atomic
+def conversation_set_tags(*, actor: Actor, conversation: Conversation, tags: list[str]) -> Conversation:
+    _require(actor, Role.AGENT)
+    conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+    conversation.tags = sorted({t.strip().lower()[:40] for t in tags if t.strip()})[:20]
+    conversation.save(update_fields=["tags", "updated_at"])
+    _notify(conversation)
+    return conversation
+
+
+@transaction.atomic
+def conversation_mark_read(*, actor: Actor, conversation: Conversation) -> Conversation:
+    conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+    if conversation.unread:
+        conversation.unread = 0
+        conversation.save(update_fields=["unread", "updated_at"])
+        _notify(conversation)
+    return conversation
+
+
+@transaction.atomic
+def conversation_rate(*, conversation_id: int, rating: int, comment: str = "") -> Conversation:
+    if not 1 <= int(rating) <= 5:
+        raise ApplicationError("A rating is 1 to 5.", code="invalid", status_code=400, fields={"rating": ["1-5."]})
+    conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
+    conversation.rating = int(rating)
+    conversation.rating_comment = (comment or "")[:2000]
+    conversation.save(update_fields=["rating", "rating_comment", "updated_at"])
+    _notify(conversation)
+    return conversation
+
+
+def conversation_delete(*, actor: Actor, conversation: Conversation) -> None:
+    _require(actor, Role.ADMIN)
+    get_store().delete_conversation(schema=_schema(), conversation_id=conversation.pk)
+    _audit(actor, "conversations.deleted", None, {"conversation_id": conversation.pk})
+    conversation.delete()
+
+
+# --- the AI's turn ---------------------------------------------------------------------------
+
+
+def _turns_for(conversation: Conversation) -> list[Any]:
+    from apps.agents.providers import Turn
+
+    store = get_store()
+    messages = store.after(
+        schema=_schema(), conversation_id=conversation.pk, after_seq=conversation.summary_until_seq, limit=200
+    )
+    turns = []
+    for m in messages:
+        if m.role == "visitor":
+            turns.append(Turn("user", m.text))
+        elif m.role in ("ai", "agent"):
+            turns.append(Turn("assistant", m.text))
+    # Consecutive visitor messages are one turn to the AI.
+    merged: list[Any] = []
+    for turn in turns:
+        if merged and merged[-1].role == turn.role:
+            merged[-1] = Turn(turn.role, merged[-1].text + "\n" + turn.text)
+        else:
+            merged.append(turn)
+    return merged
+
+
+def ai_reply(*, conversation_id: int, trigger_seq: int, epoch: int) -> str:
+    """Produce and store the AI's reply to the visitor message `trigger_seq`. Streams deltas to
+    the conversation's sockets; stores the final message only if the conversation's epoch is
+    still `epoch` (nobody took over, it was not resolved) and no newer visitor message
+    arrived (that one's reply answers both)."""
+    from apps.agents.runtime import Delta, TurnInput, TurnResult, run_turn
+
+    conversation = Conversation.objects.select_related("inbox__agent", "contact").get(pk=conversation_id)
+    agent = conversation.inbox.agent
+    if agent is None or conversation.epoch != epoch or conversation.owner != Conversation.Owner.AI:
+        return "skipped: not the AI's turn"
+    if conversation.last_seq > trigger_seq and _newer_visitor_message(conversation, trigger_seq):
+        return "skipped: superseded"
+    turns = _turns_for(conversation)
+    if not turns or turns[-1].role != "user":
+        return "skipped: nothing to answer"
+    notify_frame(conversation.pk, {"type": "typing", "role": "ai"})
+    result: TurnResult | None = None
+    for event in run_turn(
+        agent=agent,
+        tenant=connection.tenant,
+        conversation=TurnInput(
+            turns=turns,
+            summary=conversation.summary,
+            contact=conversation.contact,
+            attributes=dict(conversation.attributes),
+            abstentions=conversation.abstentions,
+            channel=conversation.channel,
+        ),
+    ):
+        if isinstance(event, Delta):
+            notify_frame(conversation.pk, {"type": "delta", "reply_to": trigger_seq, "text": event.text})
+        else:
+            result = event
+    assert result is not None
+    audit = {**result.audit, "reply_to": trigger_seq, "epoch": epoch}
+    # The check and the write hold the conversation's row lock together: a takeover or a
+    # resolve either happened before (the reply is discarded) or waits until it is stored.
+    with transaction.atomic():
+        current = Conversation.objects.select_for_update().get(pk=conversation_id)
+        if current.epoch != epoch or current.owner != Conversation.Owner.AI:
+            logger.info("AI reply discarded: ownership changed", extra={"data": {"conversation": conversation_id}})
+            return "discarded: ownership changed"
+        if _newer_visitor_message(current, trigger_seq):
+            return "discarded: superseded"
+        current.summary = result.summary
+        if result.folded_turns:
+            current.summary_until_seq = _seq_after_folding(current, result.folded_turns)
+        current.attributes = {**current.attributes, **result.attributes}
+        current.abstentions = current.abstentions + 1 if result.decision == "abstained" else 0
+        if result.contact_id and not current.contact_id:
+            current.contact_id = result.contact_id
+        current.save()
+        message_post(
+            conversation_id=conversation_id,
+            role="ai",
+            text=result.text,
+            citations=[c.as_dict() for c in result.citations],
+            audit=audit,
+            client_id=f"ai-{epoch}-{trigger_seq}",
+        )
+        if result.decision == "escalate":
+            conversation_escalate(
+                conversation_id=conversation_id, reason=result.escalation_reason or "escalated", epoch=epoch
+            )
+    return f"replied: {result.decision}"
+
+
+def _newer_visitor_message(conversation: Conversation, trigger_seq: int) -> bool:
+    newer = get_store().after(schema=_schema(), conversation_id=conversation.pk, after_seq=trigger_seq, limit=50)
+    return any(m.role == "visitor" for m in newer)
+
+
+def _seq_after_folding(conversation: Conversation, folded_turns: int) -> int:
+    """The seq up to which the transcript is now covered by the summary."""
+    messages = get_store().after(
+        schema=_schema(), conversation_id=conversation.pk, after_seq=conversation.summary_until_seq, limit=500
+    )
+    seen = 0
+    previous_role = None
+    for m in messages:
+        if m.role not in ("visitor", "ai", "agent"):
+            continue
+        role = "user" if m.role == "visitor" else "assistant"
+        if role != previous_role:
+            seen += 1
+            previous_role = role
+        if seen > folded_turns:
+            return m.seq - 1
+    return conversation.summary_until_seq
