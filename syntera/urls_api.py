@@ -8,4 +8,5 @@ urlpatterns = [
     path("", include("apps.knowledge.api.urls")),
     path("", include("apps.agents.api.urls")),
     path("", include("apps.crm.api.urls")),
+    path("", include("apps.conversations.api.urls")),
 ]

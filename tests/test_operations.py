@@ -178,6 +178,19 @@ def test_seed_demo_is_idempotent(db: None, capsys: Any) -> None:
     out = capsys.readouterr().out
     assert "http://acme.localhost:8000/" in out and "owner@acme.example" in out
     assert Tenant.objects.filter(slug="acme").count() == 1
+    assert "/dashboard/inboxes/" in out and "/demo/" in out
+    from django_tenants.utils import schema_context
+
+    from apps.agents.models import Agent
+    from apps.conversations.models import Inbox
+    from apps.knowledge.models import Chunk, Source
+
+    with schema_context("acme"):
+        assert Source.objects.filter(status="ready").count() == 5 and Chunk.objects.exists()
+        inbox = Inbox.objects.get()
+        assert inbox.agent == Agent.objects.get() and inbox.settings["allowed_origins"] == [
+            "http://acme.localhost:8000"
+        ]
 
 
 def test_production_settings_refuse_to_start_without_a_secret_key() -> None:

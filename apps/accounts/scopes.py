@@ -1,7 +1,7 @@
 """API key scopes. Each API view names a resource; GET/HEAD/OPTIONS need `<resource>:read`,
 other methods `<resource>:write`. Later apps add their resources here."""
 
-RESOURCES = ("tenant", "members", "invitations", "api_keys", "audit", "knowledge", "agents", "crm")
+RESOURCES = ("tenant", "members", "invitations", "api_keys", "audit", "knowledge", "agents", "crm", "conversations")
 
 ALL_SCOPES: tuple[str, ...] = tuple(f"{r}:{a}" for r in RESOURCES for a in ("read", "write"))
 
@@ -10,7 +10,11 @@ ALL_SCOPES: tuple[str, ...] = tuple(f"{r}:{a}" for r in RESOURCES for a in ("rea
 ROLE_SCOPES: dict[str, tuple[str, ...]] = {
     "owner": ALL_SCOPES,
     "admin": ALL_SCOPES,
-    "agent": (*(s for s in ALL_SCOPES if s.endswith(":read") and s != "audit:read"), "crm:write"),
+    "agent": (
+        *(s for s in ALL_SCOPES if s.endswith(":read") and s != "audit:read"),
+        "crm:write",
+        "conversations:write",
+    ),
     "viewer": tuple(s for s in ALL_SCOPES if s.endswith(":read") and s != "audit:read"),
 }
 

@@ -5,7 +5,9 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from apps.accounts.models import User
 from apps.accounts.services import tenant_create_with_owner
+from apps.tenants.demo import seed_demo_content
 from apps.tenants.selectors import primary_domain, tenant_get_by_slug
 from apps.tenants.services import plan_default
 
@@ -15,7 +17,10 @@ DEMO_PASSWORD = "syntera-demo-2026"
 
 
 class Command(BaseCommand):
-    help = "Create (or keep) the demo tenant 'acme' and its owner, and print how to reach it. Idempotent."
+    help = (
+        "Create (or keep) the demo tenant 'acme', its owner, a help centre, an AI agent and a web-chat "
+        "inbox, and print how to reach them. Idempotent."
+    )
 
     def handle(self, *args: Any, **opts: Any) -> None:
         plan_default()
@@ -28,6 +33,8 @@ class Command(BaseCommand):
         port = "" if settings.SITE_PORT in (80, 443) else f":{settings.SITE_PORT}"
         base = f"{settings.SITE_SCHEME}://"
         host = primary_domain(tenant)
+        owner = User.objects.get(email=DEMO_EMAIL)
+        inbox = seed_demo_content(tenant, owner, f"{base}{host}{port}")
         self.stdout.write(
             "\n".join(
                 [
@@ -36,6 +43,8 @@ class Command(BaseCommand):
                     f"  Demo workspace : {base}{host}{port}/",
                     f"  Log in as      : {DEMO_EMAIL} / {DEMO_PASSWORD}",
                     f"  Sign up        : {base}{settings.TENANT_BASE_DOMAIN}{port}/",
+                    f"  Chat widget    : {base}{host}{port}/dashboard/inboxes/{inbox.pk}/demo/",
+                    f"  Staff inbox    : {base}{host}{port}/dashboard/inbox/",
                     f"  API docs       : {base}{host}{port}/api/docs/",
                     "",
                 ]

@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from ..models import Conversation, Inbox
+
+PRE_CHAT_FIELDS = ("name", "email", "phone")
+
+
+class InboxOutput(serializers.ModelSerializer):
+    class Meta:
+        model = Inbox
+        fields = ["id", "name", "channel", "agent", "widget_key", "settings", "is_active", "created_at"]
+
+
+class InboxInput(serializers.Serializer):
+    name = serializers.CharField(max_length=120)
+    channel = serializers.ChoiceField(choices=Inbox.Channel.choices, default=Inbox.Channel.WEB)
+    agent = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    title = serializers.CharField(max_length=120, required=False, allow_blank=True)
+    greeting = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    color = serializers.RegexField(r"^#[0-9a-fA-F]{6}$", required=False)
+    text_color = serializers.RegexField(r"^#[0-9a-fA-F]{6}$", required=False)
+    position = serializers.ChoiceField(choices=["left", "right"], required=False)
+    allowed_origins = serializers.ListField(child=serializers.CharField(max_length=300), max_length=50, required=False)
+    pre_chat_fields = serializers.ListField(child=serializers.ChoiceField(choices=PRE_CHAT_FIELDS), required=False)
+    business_hours_message = serializers.CharField(max_length=500, required=False, allow_blank=True)
+
+    def validate_allowed_origins(self, value: list[str]) -> list[str]:
+        from urllib.parse import urlsplit
+
+        cleaned = []
+        for origin in value:
+            origin = origin.strip().rstrip("/")
+            parts = urlsplit(origin)
+            if origin != "*" and (parts.scheme not in ("http", "https") or not parts.hostname or parts.path):
+                raise serializers.ValidationError(f"{origin[:80]!r} is not an origin like https://shop.example.")
+            cleaned.append(origin.lower())
+        return cleaned
+
+
+class InboxUpdateInput(InboxInput):
+    name = serializers.CharField(max_length=120, required=False)
+    channel = None  # type: ignore[assignment]
+    is_active = serializers.BooleanField(required=False)
+
+
+class ConversationOutput(serializers.ModelSerializer):
+    class Meta:
+        model = Conversation
+        fields = [
+            "id",
+            "inbox",
+            "channel",
+            "status",
+            "owner",
+            "assignee",
+            "contact",
+            "unread",
+            "last_seq",
+            "last_message_at",
+            "last_message_preview",
+            "tags",
+            "attributes",
+            "summary",
+            "rating",
+            "rating_comment",
+            "snoozed_until",
+            "created_at",
+            "updated_at",
+        ]
+
+
+class ContactInput(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    email = serializers.EmailField(required=False, allow_blank=True)
+    phone = serializers.RegexField(r"^\+?[0-9 ().-]{5,30}$", required=False, allow_blank=True)
+
+
+class ConversationCreateInput(serializers.Serializer):
+    inbox = serializers.IntegerField(min_value=1)
+    contact = ContactInput(required=False)
+    text = serializers.CharField(max_length=4000, required=False, allow_blank=True)
+    client_id = serializers.CharField(max_length=64, required=False)
+
+
+class ConversationCreateOutput(ConversationOutput):
+    visitor_token = serializers.CharField(read_only=True)
+
+    class Meta(ConversationOutput.Meta):
+        fields = [*ConversationOutput.Meta.fields, "visitor_token"]
+
+
+class ConversationUpdateInput(serializers.Serializer):
+    status = serializers.ChoiceField(choices=Conversation.Status.choices, required=False)
+    snoozed_until = serializers.DateTimeField(required=False, allow_null=True)
+    tags = serializers.ListField(child=serializers.CharField(max_length=40), max_length=20, required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs.get("status") == "snoozed" and not attrs.get("snoozed_until"):
+            raise serializers.ValidationError({"snoozed_until": ["Snoozing needs a time to wake up."]})
+        return attrs
+
+
+class MessageOutput(serializers.Serializer):
+    seq = serializers.IntegerField()
+    role = serializers.CharField()
+    text = serializers.CharField()
+    client_id = serializers.CharField(allow_null=True)
+    author_label = serializers.CharField(allow_blank=True)
+    citations = serializers.ListField(child=serializers.DictField())
+    audit = serializers.DictField()
+    created_at = serializers.DateTimeField()
+
+
+class MessageInput(serializers.Serializer):
+    text = serializers.CharField(max_length=4000)
+    role = serializers.ChoiceField(choices=["agent", "note", "visitor"], default="agent")
+    client_id = serializers.CharField(max_length=64, required=False)
