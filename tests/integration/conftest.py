@@ -222,6 +222,17 @@ class LiveStack:
         return wait_for(find, timeout=timeout, interval=0.2, what=f"an email to {to}")
 
     # --- diagnostics --------------------------------------------------------------------
+    def restart(self, name: str) -> Service:
+        """Stop a service and start it again with the same command (a deploy, a crash)."""
+        old = self.service(name)
+        old.stop()
+        args = [str(a) for a in old.proc.args]  # type: ignore[union-attr]
+        new = _start(name, args, self.env, self.work_dir, log_name=f"{name}-{time.monotonic_ns()}")
+        self.services[self.services.index(old)] = new
+        if name == "uvicorn":
+            _wait_http_ready(self, new)
+        return new
+
     def service(self, name: str) -> Service:
         return next(service for service in self.services if service.name == name)
 
@@ -265,8 +276,8 @@ def _redis_url() -> str:
     return _with_path(base, "/14")
 
 
-def _start(name: str, args: list[str], env: dict[str, str], log_dir: Path) -> Service:
-    log_path = log_dir / f"{name}.log"
+def _start(name: str, args: list[str], env: dict[str, str], log_dir: Path, log_name: str | None = None) -> Service:
+    log_path = log_dir / f"{log_name or name}.log"
     log = log_path.open("wb")
     try:
         proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
