@@ -351,6 +351,8 @@ _WORD = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?")
 
 
 def _fold(text: str) -> str:
+    if text.isascii():
+        return text.lower()
     folded = unicodedata.normalize("NFKD", text.lower())
     return "".join(ch for ch in folded if not unicodedata.combining(ch))
 
@@ -419,8 +421,9 @@ def salient_terms(
     turns: Sequence[Turn], *, exclude: AbstractSet[str] = frozenset(), limit: int = MAX_CARRIED_TERMS
 ) -> list[str]:
     """The key words of the conversation: content words of the visitor's earlier messages,
-    newest weighing most, and of the last answer at half weight; generic words weigh little.
-    Ties keep the order of first mention. Stems in `exclude` are left out."""
+    newest weighing most, and of the last answer at half weight; generic words ("know",
+    "info") are not carried. Ties keep the order of first mention. Stems in `exclude` are
+    left out."""
     recent = []
     previous_smalltalk = False
     for turn in [t for t in turns if t.text.strip()][-MAX_HISTORY_TURNS:]:
@@ -449,7 +452,7 @@ def salient_terms(
             user_weight *= RECENCY_DECAY
         seen_here: set[str] = set()
         for stemmed, word in terms(turn.text):
-            if stemmed in exclude or stemmed in seen_here:
+            if stemmed in exclude or stemmed in seen_here or word in GENERIC:
                 continue
             seen_here.add(stemmed)
             scores[stemmed] = scores.get(stemmed, 0.0) + turn_weight * weight(word)

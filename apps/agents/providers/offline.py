@@ -10,14 +10,22 @@ How a sentence is scored (all numbers in [0, 1]):
 - `lexical`: the share of the question's content words the sentence (or its section
   heading, at half weight) contains; generic words ("help", "need") weigh 0.3.
 - `dense`: cosine similarity of the sentence to the question (local MiniLM; only the
-  `MAX_EMBEDDED` sentences with the best cheap score are embedded, and vectors are cached).
+  `EMBEDDED_PER_CHUNK` lexically best sentences of each chunk are embedded; vectors cached).
 - `support` = DENSE_WEIGHT·dense + LEXICAL_WEIGHT·lexical + CHUNK_WEIGHT·(chunk similarity).
 
-It abstains (Finish("no_answer"), the no-answer template, no marker) when the best support
-is below `support_threshold`, or when the reference material as a whole covers less than
-`coverage_threshold` of the question's content words: a question whose specific words
-("boat", "passport") appear nowhere in the retrieved text is not answered by it, however
-similar the chunks look. Thresholds were tuned on doc2dial (tests/bench/test_agent_eval.py,
+Whether to answer at all: `answerability` = best support + COVERAGE_WEIGHT·(share of the
+question's content words found anywhere in the reference text) - MISSING_PENALTY·(number of
+*specific* question words the text lacks: not generic, not among the common English words of
+the MiniLM vocabulary, not a misspelling of a word of the text — "placard", "acupuncture").
+Below `support_threshold` it abstains: Finish("no_answer"), the no-answer template offering a
+person, no marker. A question whose specific words appear nowhere in the retrieved text is
+rarely answered by it, however similar the chunks look.
+
+What to quote: the best-supported sentence, then the best sentence of each further source in
+retrieval order (retrieval ranks sources better than one sentence's score, and a second
+source confirms), each within SUPPORT_MARGIN of the best; at most MAX_SENTENCES. A sentence
+found in several sources (overlapping chunks, pages that repeat each other) cites each.
+Weights were fitted and thresholds tuned on doc2dial (tests/bench/test_agent_eval.py,
 figures in docs/benchmarks.md).
 
 Reference text is untrusted. A sentence is never quoted when it addresses the assistant
@@ -35,8 +43,10 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
-from ..followup import terms, weight
+from ..followup import GENERIC, terms, weight
+from ..followup import words as _words
 from ..smalltalk import classify, reply
 from . import (
     ChatRequest,
@@ -50,16 +60,19 @@ from . import (
     register,
 )
 
-SUPPORT_THRESHOLD = 0.40
-COVERAGE_THRESHOLD = 0.60
-DENSE_WEIGHT = 0.55
+SUPPORT_THRESHOLD = 0.72  # answerability needed to answer (tuned on doc2dial)
+DENSE_WEIGHT = 0.40
 LEXICAL_WEIGHT = 0.30
-CHUNK_WEIGHT = 0.15
+CHUNK_WEIGHT = 0.30
+COVERAGE_WEIGHT = 0.18  # answerability: bonus for the share of question words the text covers
+MISSING_PENALTY = 0.10  # answerability: penalty per specific question word the text lacks
+COMMON_RANK = 8000  # words up to this rank in the MiniLM vocabulary count as common English
 HEADING_WEIGHT = 0.5  # a query word found only in the sentence's section heading counts half
 MAX_SENTENCES = 3
 PER_CHUNK = 2  # sentences quoted from one chunk at most
+MAX_MARKERS = 3  # markers after one sentence (the same sentence found in several sources)
 SUPPORT_MARGIN = 0.15  # a further sentence must score within this of the best one
-MAX_EMBEDDED = 16
+EMBEDDED_PER_CHUNK = 3  # sentences per chunk scored by embedding (the lexically best)
 MIN_WORDS = 4
 MAX_WORDS = 80
 PREFIX_MATCH = 5  # "eligible" matches "eligibility": a shared prefix of this many letters
@@ -160,6 +173,11 @@ class Candidate:
     lexical: float
     dense: float | None = None
     support: float = 0.0
+    also: tuple[ContextChunk, ...] = ()  # chunks of other sources holding the same sentence
+
+    @property
+    def chunks(self) -> tuple[ContextChunk, ...]:
+        return (self.chunk, *self.also)
 
 
 @dataclass(frozen=True)
@@ -168,11 +186,20 @@ class Analysis:
 
     query_terms: tuple[str, ...]
     coverage: float  # weighted share of the query's content words found in the reference text
+    missing: tuple[str, ...]  # specific query words the reference text lacks (see `_specific`)
     candidates: tuple[Candidate, ...]  # scored, best first
 
     @property
     def best_support(self) -> float:
         return self.candidates[0].support if self.candidates else 0.0
+
+    @property
+    def answerability(self) -> float:
+        """Best support, plus a little for covering the question's words, minus a penalty for
+        each specific question word the reference text lacks: compared with the threshold."""
+        if not self.candidates:
+            return 0.0
+        return self.best_support + COVERAGE_WEIGHT * self.coverage - MISSING_PENALTY * len(self.missing)
 
 
 def _query_weights(query: str) -> dict[str, float]:
@@ -200,6 +227,55 @@ def _coverage(weights: dict[str, float], vocabulary: set[str]) -> float:
     if not total:
         return 0.0
     return sum(w for t, w in weights.items() if _matches(t, vocabulary)) / total
+
+
+@lru_cache(maxsize=1)
+def _vocabulary_rank() -> Callable[[str], int | None]:
+    """Rank of a whole word in the MiniLM word-piece vocabulary (None when it is not one word
+    there). That vocabulary lists whole words roughly from the most frequent English words
+    down, so a high rank or none means a rare word."""
+    try:
+        from apps.knowledge.embeddings import tokenizer
+
+        vocabulary = tokenizer().get_vocab()
+    except Exception:  # the model package is missing: every word counts as common
+        return lambda word: 0
+    return lambda word: vocabulary.get(word)
+
+
+def _near(word: str, others: set[str]) -> bool:
+    """Whether `word` is a misspelling of one of `others` (edit distance 1, or 2 for long words)."""
+    limit = 2 if len(word) >= 7 else 1
+    for other in others:
+        if abs(len(other) - len(word)) > limit or other[:1] != word[:1]:
+            continue
+        previous = list(range(len(other) + 1))
+        for i, a in enumerate(word, 1):
+            current = [i]
+            for j, b in enumerate(other, 1):
+                current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a != b)))
+            previous = current
+        if previous[-1] <= limit:
+            return True
+    return False
+
+
+def _specific(query: str, vocabulary: set[str], words: set[str]) -> tuple[str, ...]:
+    """Query words that the reference text lacks and that are specific: not generic, not
+    among the common English words (vocabulary rank <= COMMON_RANK), not a misspelling of a
+    word of the text. "placard", "acupuncture", "bootcamp" count; "husband", "came" do not."""
+    rank = _vocabulary_rank()
+    out = []
+    for stemmed, word in terms(query):
+        if word in GENERIC or _matches(stemmed, vocabulary) or len(word) < 3:
+            continue
+        position = rank(word)
+        if position is not None and position <= COMMON_RANK:
+            continue
+        if len(word) >= 5 and _near(word, words):
+            continue
+        out.append(word)
+    return tuple(dict.fromkeys(out))
 
 
 class _VectorCache:
@@ -242,20 +318,29 @@ def _dot(a: Sequence[float], b: Sequence[float]) -> float:
 
 
 def analyse(query: str, context: Sequence[ContextChunk], *, embed: Embedder | None = None) -> Analysis:
-    """Score every quotable sentence of `context` against `query` (see the module docstring)."""
+    """Score the quotable sentences of `context` against `query` (see the module docstring)."""
     weights = _query_weights(query)
     total = sum(weights.values())
     vocabulary: set[str] = set()
-    candidates: list[Candidate] = []
-    seen: set[str] = set()
+    words: set[str] = set()
+    per_chunk: list[list[Candidate]] = []
+    seen: dict[str, list[ContextChunk]] = {}  # sentence → the chunks holding it, best-ranked first
     for chunk in context:
         vocabulary |= _stems(chunk.text) | _stems(chunk.title) | _stems(chunk.heading)
+        words.update(w for w in _words(chunk.text) if len(w) >= 4)
         heading_stems = _stems(chunk.heading) | _stems(chunk.title)
+        found: list[Candidate] = []
         for position, sentence in enumerate(split_sentences(chunk.text)):
             key = sentence.lower()
-            if key in seen or not quotable(sentence, chunk.heading):
-                continue  # chunks overlap: a sentence is offered once, from the best-ranked chunk
-            seen.add(key)
+            if key in seen:
+                # Chunks overlap and pages repeat each other: a sentence is offered once, from
+                # the best-ranked chunk, and cites every source that holds it.
+                if all(c.source_id != chunk.source_id for c in seen[key]):
+                    seen[key].append(chunk)
+                continue
+            if not quotable(sentence, chunk.heading):
+                continue
+            seen[key] = [chunk]
             own = _stems(sentence)
             lexical = 0.0
             if total:
@@ -265,14 +350,18 @@ def analyse(query: str, context: Sequence[ContextChunk], *, embed: Embedder | No
                     elif _matches(term, heading_stems):
                         lexical += HEADING_WEIGHT * w
                 lexical /= total
-            candidates.append(Candidate(sentence, chunk, position, lexical))
+            found.append(Candidate(sentence, chunk, position, lexical))
+        per_chunk.append(found)
     coverage = _coverage(weights, vocabulary)
+    missing = _specific(query, vocabulary, words) if total else ()
 
     def cheap(c: Candidate) -> float:
         return LEXICAL_WEIGHT * c.lexical + CHUNK_WEIGHT * (c.chunk.similarity or 0.0)
 
-    candidates.sort(key=lambda c: (-cheap(c), c.chunk.index, c.position))
-    shortlist = candidates[:MAX_EMBEDDED]
+    # Only the lexically best few sentences of each chunk are embedded (the cost is there).
+    shortlist = [
+        c for found in per_chunk for c in sorted(found, key=lambda c: (-c.lexical, c.position))[:EMBEDDED_PER_CHUNK]
+    ]
     scored: list[Candidate] = []
     if shortlist and embed is not None and total:
         vectors = _CACHE.embed(embed, [query, *(c.text for c in shortlist)])
@@ -282,33 +371,48 @@ def analyse(query: str, context: Sequence[ContextChunk], *, embed: Embedder | No
             scored.append(
                 Candidate(candidate.text, candidate.chunk, candidate.position, candidate.lexical, dense, support)
             )
-    else:  # no embedder: the cheap score, rescaled to the same range
+    elif total:  # no embedder: the cheap score, rescaled to the same range
         scale = 1.0 / (LEXICAL_WEIGHT + CHUNK_WEIGHT)
-        scored = [Candidate(c.text, c.chunk, c.position, c.lexical, None, cheap(c) * scale) for c in shortlist if total]
-    scored.sort(key=lambda c: (-c.support, c.chunk.index, c.position))
-    return Analysis(tuple(sorted(weights)), coverage, tuple(scored))
-
-
-def select(analysis: Analysis, *, support_threshold: float, max_sentences: int = MAX_SENTENCES) -> list[Candidate]:
-    """The sentences to quote, in reading order: first the best sentence of each chunk, then
-    more from the same chunks, all within SUPPORT_MARGIN of the best and above the threshold.
-    Several chunks are preferred over several sentences of one (a second source confirms)."""
-    eligible = [
-        c
-        for c in analysis.candidates
-        if c.support >= support_threshold and c.support >= analysis.best_support - SUPPORT_MARGIN
+        scored = [Candidate(c.text, c.chunk, c.position, c.lexical, None, cheap(c) * scale) for c in shortlist]
+    scored = [
+        Candidate(c.text, c.chunk, c.position, c.lexical, c.dense, c.support, tuple(seen[c.text.lower()][1:]))
+        for c in scored
     ]
-    chosen: list[Candidate] = []
-    per_chunk: dict[int, int] = {}
-    for limit in (1, PER_CHUNK):
-        for candidate in eligible:
-            if len(chosen) >= max_sentences:
-                break
-            if candidate in chosen or per_chunk.get(candidate.chunk.index, 0) >= limit:
-                continue
+    scored.sort(key=lambda c: (-c.support, c.chunk.index, c.position))
+    return Analysis(tuple(sorted(weights)), coverage, missing, tuple(scored))
+
+
+def select(analysis: Analysis, *, max_sentences: int = MAX_SENTENCES) -> list[Candidate]:
+    """The sentences to quote: the best-supported sentence, then the best sentence of each
+    further source in retrieval order (retrieval ranks sources better than one sentence's
+    score does, and a second source confirms), each within SUPPORT_MARGIN of the best; then,
+    if room is left, further sentences of the chosen chunks. The best sentence comes first."""
+    if not analysis.candidates:
+        return []
+    floor = analysis.best_support - SUPPORT_MARGIN
+    best = analysis.candidates[0]
+    chosen = [best]
+    by_source: dict[int, Candidate] = {}
+    source_rank: dict[int, int] = {}
+    for candidate in analysis.candidates:  # best first: the first seen is each source's best
+        by_source.setdefault(candidate.chunk.source_id, candidate)
+        for chunk in candidate.chunks:
+            source_rank[chunk.source_id] = min(source_rank.get(chunk.source_id, chunk.index), chunk.index)
+    cited = {c.source_id for c in best.chunks}
+    for source in sorted(by_source, key=lambda s: source_rank[s]):
+        candidate = by_source[source]
+        if len(chosen) >= max_sentences:
+            break
+        if source not in cited and candidate.support >= floor:
             chosen.append(candidate)
-            per_chunk[candidate.chunk.index] = per_chunk.get(candidate.chunk.index, 0) + 1
-    # Reading order: chunks by their best sentence, sentences of one chunk as they appear.
+            cited.update(c.source_id for c in candidate.chunks)
+    for candidate in analysis.candidates:
+        if len(chosen) >= max_sentences:
+            break
+        same_chunk = sum(1 for c in chosen if c.chunk.index == candidate.chunk.index)
+        if candidate not in chosen and candidate.support >= floor and 0 < same_chunk < PER_CHUNK:
+            chosen.append(candidate)
+    # Reading order: the best sentence's source first; sentences of one chunk as they appear.
     rank: dict[int, int] = {}
     for candidate in chosen:
         rank.setdefault(candidate.chunk.index, len(rank))
@@ -339,13 +443,11 @@ class OfflineResponder:
         self,
         *,
         support_threshold: float = SUPPORT_THRESHOLD,
-        coverage_threshold: float = COVERAGE_THRESHOLD,
         max_sentences: int = MAX_SENTENCES,
         embed: Embedder | None = None,
         use_embeddings: bool = True,
     ) -> None:
         self.support_threshold = support_threshold
-        self.coverage_threshold = coverage_threshold
         self.max_sentences = max_sentences
         self._embed = embed
         self.use_embeddings = use_embeddings
@@ -368,9 +470,9 @@ class OfflineResponder:
 
     def choose(self, analysis: Analysis) -> list[Candidate]:
         """The sentences to quote, or none (abstain): see the module docstring."""
-        if analysis.coverage < self.coverage_threshold:
+        if analysis.answerability < self.support_threshold:
             return []
-        return select(analysis, support_threshold=self.support_threshold, max_sentences=self.max_sentences)
+        return select(analysis, max_sentences=self.max_sentences)
 
     def stream(self, request: ChatRequest) -> Iterator[ProviderEvent]:
         query = self._query(request)
@@ -396,7 +498,8 @@ class OfflineResponder:
             return
         produced = []
         for number, candidate in enumerate(chosen):
-            piece = f"{'' if number == 0 else ' '}{candidate.text} [{candidate.chunk.index}]"
+            markers = "".join(f"[{c.index}]" for c in candidate.chunks[:MAX_MARKERS])
+            piece = f"{'' if number == 0 else ' '}{candidate.text} {markers}"
             produced.append(piece)
             yield TextDelta(piece)
         yield Usage(prompt_tokens=prompt_tokens, completion_tokens=_count_words(*produced))

@@ -275,3 +275,40 @@ def test_lexical_only_mode_without_embeddings() -> None:
     request = ChatRequest(messages=[], model="offline", query="How long does standard shipping take?", context=CONTEXT)
     text = "".join(e.text for e in responder.stream(request) if isinstance(e, TextDelta))
     assert "3 to 5 business days" in text and "[1]" in text
+
+
+def test_a_sentence_found_in_two_sources_cites_both() -> None:
+    first = chunk(1, "Standard shipping takes 3 to 5 business days within the EU.", title="Shipping")
+    copy = ContextChunk(
+        index=2,
+        chunk_id=202,
+        text="Standard shipping takes 3 to 5 business days within the EU.",
+        score=0.4,
+        similarity=0.6,
+        source_id=99,
+        title="Shipping (old page)",
+        url="",
+    )
+    text, reason, _ = ask("How long does standard shipping take?", context=[first, copy])
+    assert reason == "stop"
+    assert text == "Standard shipping takes 3 to 5 business days within the EU. [1][2]"
+
+
+def test_specific_words_missing_from_the_reference_text_count_against_answering() -> None:
+    responder = OfflineResponder()
+    covered = responder.analyse(
+        ChatRequest(messages=[], model="x", query="How long does shipping take?", context=CONTEXT)
+    )
+    assert covered.missing == ()
+    uncovered = responder.analyse(
+        ChatRequest(messages=[], model="x", query="How long does shipping take for a placard?", context=CONTEXT)
+    )
+    assert uncovered.missing == ("placard",)
+    assert uncovered.answerability < covered.answerability
+    # Common words and misspellings of the text's words are not "specific".
+    typo = responder.analyse(
+        ChatRequest(
+            messages=[], model="x", query="How long does standrd shipping take, my husband asks?", context=CONTEXT
+        )
+    )
+    assert typo.missing == ()
