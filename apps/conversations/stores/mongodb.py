@@ -11,11 +11,13 @@ seq read again and retry. The unique index makes a second writer of the same seq
 seq is only ever chosen as "highest stored + 1", so the sequence has no gaps. A duplicate-key
 error on client_id means the message is already stored: it is returned with `created` False.
 
-`MONGODB_URL=mongomock://` uses `mongomock`'s in-process fake instead of a server (tests, a
-development setup without MongoDB). The fake checks unique indexes after inserting, so
-without help a failed insert is briefly visible to other threads; each of its operations is
-therefore run under one process lock, which gives it the per-operation atomicity a server
-has, while the read-then-insert race the retry loop handles stays real.
+`MONGODB_URL=mongomock://` uses `mongomock`'s in-process fake instead of a server: for tests
+and a single process (a shell, runserver with eager Celery). Each process has its own fake, so
+under `make run` the web and worker processes would not see each other's messages. The fake
+checks unique indexes after inserting, so without help a failed insert is briefly visible to
+other threads; each of its operations is therefore run under one process lock, which gives it
+the per-operation atomicity a server has, while the read-then-insert race that the retry loop
+handles stays real.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import SplitResult, quote, unquote, urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -61,9 +63,16 @@ class StoreUnavailable(RuntimeError):
     """MongoDB could not be reached or refused us; the message never names the password."""
 
 
+def _split(url: str) -> SplitResult:
+    try:
+        return urlsplit(url)
+    except ValueError:
+        raise ImproperlyConfigured("MONGODB_URL is not a valid URL.") from None
+
+
 def redact(url: str) -> str:
     """The URL with its password replaced by ***."""
-    parts = urlsplit(url)
+    parts = _split(url)
     if "@" not in parts.netloc:
         return url
     userinfo, hosts = parts.netloc.rsplit("@", 1)
@@ -73,7 +82,7 @@ def redact(url: str) -> str:
 
 def _scrub(text: str, url: str) -> str:
     """Remove the URL's password (raw and percent-decoded) from an error text."""
-    netloc = urlsplit(url).netloc
+    netloc = _split(url).netloc
     if "@" in netloc:
         userinfo = netloc.rsplit("@", 1)[0]
         if ":" in userinfo:
@@ -86,7 +95,7 @@ def _scrub(text: str, url: str) -> str:
 
 def database_prefix(url: str) -> str:
     """`<database named in the URL>_`, or "syntera_" when the URL names none."""
-    name = unquote(urlsplit(url).path.lstrip("/"))
+    name = unquote(_split(url).path.lstrip("/"))
     if not name:
         return DEFAULT_PREFIX
     if not _SAFE_NAME.match(name) or len(name) > 40:
@@ -117,8 +126,13 @@ _clients_pid = os.getpid()
 
 
 def _make_client(url: str) -> Any:
-    if urlsplit(url).scheme == "mongomock":
-        import mongomock
+    if _split(url).scheme == "mongomock":
+        try:
+            import mongomock
+        except ImportError:
+            raise ImproperlyConfigured(
+                "MONGODB_URL=mongomock:// needs the mongomock package (requirements-dev.txt)."
+            ) from None
 
         return mongomock.MongoClient(tz_aware=True)
     options: dict[str, Any] = {"tz_aware": True, "appname": "syntera"}
@@ -208,8 +222,9 @@ class Store:
             with lock:
                 yield
         except ConnectionFailure as error:  # includes ServerSelectionTimeoutError
+            detail = str(error).split(", Topology Description:")[0]  # the rest repeats it per server
             raise StoreUnavailable(
-                f"MongoDB at {redact(url)} is unreachable (CONVERSATION_STORE=mongodb): {_scrub(str(error), url)}"
+                f"MongoDB at {redact(url)} is unreachable (CONVERSATION_STORE=mongodb): {_scrub(detail, url)}"
             ) from None
         except OperationFailure as error:
             if error.code in (13, 18):  # Unauthorized, AuthenticationFailed
