@@ -2,6 +2,7 @@ from django.urls import path
 from django.views.generic import TemplateView
 
 from . import agent_views, crm_views, knowledge_views, views
+from .widget_views import widget_demo
 
 urlpatterns = [
     path("login/", views.login_view, name="login"),
@@ -54,4 +55,5 @@ urlpatterns = [
     path("dashboard/contacts/", crm_views.contacts, name="dashboard-contacts"),
     path("dashboard/contacts/<int:contact_id>/", crm_views.contact_detail, name="dashboard-contact"),
     path("dashboard/contacts/<int:contact_id>/delete/", crm_views.contact_delete, name="dashboard-contact-delete"),
+    path("dashboard/inboxes/<int:inbox_id>/demo/", widget_demo, name="dashboard-inbox-demo"),
 ]
