@@ -6,6 +6,7 @@ and further triggers on top of the decision made here. See docs/subsystems/agent
 from __future__ import annotations
 
 import re
+from functools import cache
 from typing import Any
 
 _HUMAN = (
@@ -57,3 +58,40 @@ def abstention_limit(policy: dict[str, Any]) -> int | None:
     if not policy_value(policy, "abstentions"):
         return None
     return max(1, int(policy_value(policy, "abstentions", "threshold", 2) or 2))
+
+
+@cache
+def _vader() -> Any:
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    return SentimentIntensityAnalyzer()
+
+
+def sentiment(text: str) -> float:
+    """VADER's compound score of `text`: -1 (very negative) to 1 (very positive)."""
+    return float(_vader().polarity_scores(text or "")["compound"])
+
+
+def negative_sentiment(policy: dict[str, Any], text: str) -> float | None:
+    """The compound score when the policy's negative-sentiment trigger fires, else None."""
+    if not policy_value(policy, "negative_sentiment"):
+        return None
+    threshold = float(policy_value(policy, "negative_sentiment", "threshold", -0.5) or -0.5)
+    score = sentiment(text)
+    return score if score <= threshold else None
+
+
+def too_many_turns(policy: dict[str, Any], visitor_turns: int) -> int | None:
+    """The turn count when the max-turns trigger fires, else None."""
+    if not policy_value(policy, "max_turns"):
+        return None
+    limit = max(1, int(policy_value(policy, "max_turns", "threshold", 12) or 12))
+    return visitor_turns if visitor_turns > limit else None
+
+
+def is_vip(policy: dict[str, Any], contact: Any, attributes: dict[str, Any]) -> bool:
+    """The VIP trigger: the contact (or conversation) carries a truthy `vip` attribute."""
+    if not policy_value(policy, "vip"):
+        return False
+    values = [attributes.get("vip"), (getattr(contact, "attributes", None) or {}).get("vip")]
+    return any(str(v).lower() in ("1", "true", "yes") for v in values if v is not None)

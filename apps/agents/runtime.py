@@ -60,6 +60,7 @@ class TurnInput:
     contact: Any = None
     attributes: dict[str, str] = field(default_factory=dict)
     abstentions: int = 0
+    visitor_turns: int = 0  # the visitor's messages in the whole conversation (0: count `turns`)
     channel: str = "test"
     dry_run: bool = False
 
@@ -92,6 +93,7 @@ class TurnResult:
     folded_turns: int
     attributes: dict[str, str]
     escalation_reason: str = ""
+    handoff_summary: str = ""
     lead_id: int | None = None
     contact_id: int | None = None
 
@@ -188,6 +190,15 @@ def _summarize(provider: LLMProvider, provider_name: str, model: str, previous: 
     return text or memory.extractive_summary(previous, turns)
 
 
+def _handoff_summary(
+    provider: LLMProvider, provider_name: str, model: str, summary: str, turns: list[Turn], reason: str
+) -> str:
+    """What the human taking over reads first: why, and the conversation so far (by the
+    model when the agent uses one, else the first sentence of each turn)."""
+    folded = _summarize(provider, provider_name, model, summary, turns[-12:])
+    return f"Reason: {reason}.\n{folded}".strip()
+
+
 def run_turn(*, agent: Agent, tenant: Any, conversation: TurnInput) -> Iterator[Delta | TurnResult]:
     """Produce the agent's next turn for `conversation`: `Delta`s while the answer streams,
     then one `TurnResult`. The final text is authoritative (it may replace what streamed when
@@ -247,11 +258,18 @@ def run_turn(*, agent: Agent, tenant: Any, conversation: TurnInput) -> Iterator[
     decision: Decision
     reason = ""
 
+    visitor_turns = conversation.visitor_turns or sum(1 for t in conversation.turns if t.role == "user")
     trigger = None
     if policy.get("on_request", True) and escalation.wants_human(latest.text):
         trigger = "the visitor asked for a human"
     elif (word := escalation.keyword_hit(policy, latest.text)) is not None:
         trigger = f"sensitive keyword: {word}"
+    elif (score := escalation.negative_sentiment(policy, latest.text)) is not None:
+        trigger = f"negative sentiment ({score:.2f})"
+    elif escalation.is_vip(policy, conversation.contact, conversation.attributes):
+        trigger = "VIP contact"
+    elif (turns_so_far := escalation.too_many_turns(policy, visitor_turns)) is not None:
+        trigger = f"{turns_so_far} visitor messages without resolution"
 
     if trigger:
         decision, reason, text = "escalate", trigger, escalation_text()
@@ -406,6 +424,9 @@ def run_turn(*, agent: Agent, tenant: Any, conversation: TurnInput) -> Iterator[
         ctx.escalation_reason = reason
         text = f"{text}\n\n{escalation_text()}"
 
+    handoff = ""
+    if decision == "escalate":
+        handoff = _handoff_summary(provider, provider_name, model, summary, [*earlier, latest], reason)
     lead_id = ctx.lead_id
     contact = ctx.contact
     learned: list[str] = []
@@ -455,6 +476,7 @@ def run_turn(*, agent: Agent, tenant: Any, conversation: TurnInput) -> Iterator[
         folded_turns=len(older),
         attributes=ctx.attributes,
         escalation_reason=ctx.escalation_reason,
+        handoff_summary=handoff,
         lead_id=lead_id,
         contact_id=getattr(contact, "pk", None),
     )

@@ -82,6 +82,19 @@ class Conversation(models.Model):
     assignee = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # The AI agent answering (a routing rule may pick another than the inbox's) and the team
+    # whose queue the conversation waits in once escalated.
+    agent = models.ForeignKey(Agent, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    team = models.ForeignKey(
+        "routing.Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="conversations"
+    )
+    priority = models.SmallIntegerField(default=0, help_text="Higher waits less in the queue.")
+    queued_at = models.DateTimeField(null=True, blank=True)
+    first_response_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    intent = models.CharField(max_length=80, blank=True)
+    intent_confidence = models.FloatField(null=True, blank=True)
+    visitor_turns = models.PositiveIntegerField(default=0)
     # Bumped on every ownership change and on resolve: an AI reply started under an older
     # epoch is discarded (see services.ai_reply).
     epoch = models.PositiveIntegerField(default=1)
@@ -107,6 +120,7 @@ class Conversation(models.Model):
             models.Index(fields=["status", "-last_message_at"], name="conv_status_recent"),
             models.Index(fields=["assignee", "status"], name="conv_assignee_status"),
             models.Index(fields=["inbox", "status"], name="conv_inbox_status"),
+            models.Index(fields=["owner", "team", "-priority", "queued_at"], name="conv_queue"),
         ]
 
     def __str__(self) -> str:

@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from apps.accounts.models import Role
 from apps.accounts.services import Actor
@@ -196,12 +197,13 @@ def message_post(
     """Store one message and update the conversation; (message, created). Staff messages
     (role agent) take the conversation over from the AI; notes are never shown to the visitor.
     A visitor message while the AI owns the conversation queues the AI's reply."""
-    text = (text or "").strip()
+    text = (text or "").replace("\x00", "").strip()
     if not text:
         raise ApplicationError("A message needs text.", code="invalid", status_code=400, fields={"text": ["Empty."]})
     store = get_store()
     with transaction.atomic():
         conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
+        _check_owner(conversation, role, actor)
         message, created = store.append(
             schema=_schema(),
             conversation_id=conversation.pk,
@@ -213,25 +215,65 @@ def message_post(
             citations=citations,
             audit=audit,
         )
-        if not created:
+        if not created and message.seq <= conversation.last_seq:
             return message, False
+        # (A store outside this transaction, MongoDB, may hold a message whose record update
+        # was rolled back: a retry with the same client_id completes it.)
         conversation.last_seq = max(conversation.last_seq, message.seq)
         if role != "note":
             conversation.last_message_at = message.created_at
             conversation.last_message_preview = text[:200]
         if role == "visitor":
             conversation.unread += 1
+            conversation.visitor_turns += 1
             if conversation.status in (Conversation.Status.RESOLVED, Conversation.Status.SNOOZED):
                 conversation.status = Conversation.Status.OPEN
-        if role == "agent" and conversation.owner != Conversation.Owner.HUMAN:
-            _take_over(conversation, actor)
+        if role == "agent":
+            if conversation.owner != Conversation.Owner.HUMAN:
+                _take_over(conversation, actor)
+            if conversation.first_response_at is None:
+                conversation.first_response_at = message.created_at
+                from apps.routing.services import sla_met
+
+                sla_met(conversation, "first_response")
         conversation.save()
         _notify(conversation, seq=message.seq, event="message.created")
-        if role == "visitor" and conversation.owner == Conversation.Owner.AI and conversation.inbox.agent_id:
+        if role == "visitor" and conversation.owner == Conversation.Owner.AI and _ai_agent_id(conversation):
+            if conversation.visitor_turns == 1 and _routes_to_team(conversation, text):
+                return message, True
             from .tasks import ai_reply
 
             enqueue_on_commit(ai_reply, conversation.pk, message.seq, conversation.epoch, queue="llm")
     return message, True
+
+
+def _check_owner(conversation: Conversation, role: str, actor: Actor | None) -> None:
+    """Only the owner sends non-note messages: a person replying to a conversation another
+    person owns is refused (taking it over is an explicit action)."""
+    if role != "agent" or conversation.owner != Conversation.Owner.HUMAN:
+        return
+    user_id = actor.user.pk if actor and actor.user else None
+    if conversation.assignee_id is not None and conversation.assignee_id != user_id:
+        raise ApplicationError(
+            "Another person owns this conversation; take it over first.", code="not_owner", status_code=409
+        )
+
+
+def _ai_agent_id(conversation: Conversation) -> int | None:
+    return conversation.agent_id or conversation.inbox.agent_id
+
+
+def _routes_to_team(conversation: Conversation, text: str) -> bool:
+    """Routing rules decide where a conversation's first message goes; True when it is a team
+    (the AI does not answer)."""
+    from apps.routing.models import RoutingRule
+    from apps.routing.services import route_first_message
+
+    if not RoutingRule.objects.filter(is_active=True).exists():
+        return False
+    decision = route_first_message(conversation_id=conversation.pk, text=text)
+    conversation.refresh_from_db()
+    return "team" in decision
 
 
 def _take_over(conversation: Conversation, actor: Actor | None) -> None:
@@ -255,8 +297,17 @@ def _system(conversation: Conversation, text: str) -> None:
 def conversation_take_over(*, actor: Actor, conversation: Conversation) -> Conversation:
     _require(actor, Role.AGENT)
     conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
-    if conversation.owner == Conversation.Owner.HUMAN and conversation.assignee_id == getattr(actor.user, "pk", None):
+    user_id = getattr(actor.user, "pk", None)
+    if conversation.owner == Conversation.Owner.HUMAN and conversation.assignee_id == user_id:
         return conversation
+    if (
+        conversation.owner == Conversation.Owner.HUMAN
+        and conversation.assignee_id is not None
+        and not actor.has_role(Role.ADMIN)
+    ):
+        raise ApplicationError(
+            "Another person owns this conversation; an admin can reassign it.", code="not_owner", status_code=409
+        )
     _take_over(conversation, actor)
     conversation.save()
     _system(conversation, f"{actor.label} joined the conversation.")
@@ -284,13 +335,13 @@ def conversation_hand_back(*, actor: Actor, conversation: Conversation) -> Conve
     return conversation
 
 
-@transaction.atomic
-def conversation_escalate(*, conversation_id: int, reason: str, epoch: int) -> bool:
-    """The AI hands over: owner becomes the queue. False when the epoch moved on."""
-    conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
-    if conversation.epoch != epoch or conversation.owner != Conversation.Owner.AI:
-        return False
+def move_to_queue(conversation: Conversation, *, team: Any, reason: str, priority: int) -> None:
+    """Owner becomes the queue of `team` (call under the conversation's row lock)."""
     conversation.owner = Conversation.Owner.QUEUE
+    conversation.assignee = None
+    conversation.team = team
+    conversation.priority = priority
+    conversation.queued_at = timezone.now()
     conversation.epoch += 1
     conversation.attributes = {**conversation.attributes, "escalation_reason": reason[:300]}
     conversation.save()
@@ -298,9 +349,58 @@ def conversation_escalate(*, conversation_id: int, reason: str, epoch: int) -> b
         conversation_group(_schema(), conversation.pk),
         {"type": "conv.frame", "frame": {"type": "handoff", "status": "queued"}},
     )
-    _system(conversation, "Waiting for a member of the team.")
-    _audit(None, "conversations.escalated", conversation, {"reason": reason[:300]})
-    return True
+    _notify(conversation, event="conversation.queued")
+
+
+def assign_to(conversation: Conversation, *, user_id: int, by: Actor | None) -> None:
+    """A person becomes the owner (call under the conversation's row lock)."""
+    from apps.accounts.models import User
+
+    user = User.objects.get(pk=user_id)
+    conversation.owner = Conversation.Owner.HUMAN
+    conversation.assignee = user
+    conversation.epoch += 1
+    conversation.save()
+    publish_on_commit(
+        conversation_group(_schema(), conversation.pk),
+        {"type": "conv.frame", "frame": {"type": "handoff", "status": "assigned"}},
+    )
+    name = user.full_name or user.email.split("@")[0]
+    _system(conversation, f"{name} joined the conversation.")
+    _audit(by, "conversations.assigned", conversation, {"assignee": user_id, "epoch": conversation.epoch})
+
+
+@transaction.atomic
+def conversation_assign(*, actor: Actor, conversation: Conversation, user_id: int) -> Conversation:
+    """Manual assignment or reassignment to a member of the workspace (admins, or the owner
+    handing their own conversation on)."""
+    from apps.accounts.models import Membership
+
+    _require(actor, Role.AGENT)
+    conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+    own = conversation.assignee_id == getattr(actor.user, "pk", None)
+    if not (actor.has_role(Role.ADMIN) or own or conversation.owner != Conversation.Owner.HUMAN):
+        raise ApplicationError("Only admins reassign other people's conversations.", code="not_owner", status_code=409)
+    membership = Membership.objects.filter(tenant=actor.tenant, user_id=user_id).first()
+    if membership is None or not membership.has_role(Role.AGENT):
+        raise ApplicationError(
+            "Assign to a member with the agent role or above.", code="invalid", fields={"assignee": ["Not staff."]}
+        )
+    assign_to(conversation, user_id=user_id, by=actor)
+    return conversation
+
+
+def add_note(conversation: Conversation, text: str) -> None:
+    """A private note in the transcript (staff only), e.g. the AI's handoff summary."""
+    message, _ = get_store().append(schema=_schema(), conversation_id=conversation.pk, role="note", text=text)
+    conversation.last_seq = max(conversation.last_seq, message.seq)
+    conversation.save(update_fields=["last_seq", "updated_at"])
+    _notify(conversation, seq=message.seq, event="message.created")
+
+
+def system_message(conversation: Conversation, text: str) -> None:
+    _system(conversation, text)
+    conversation.save(update_fields=["last_seq", "updated_at"])
 
 
 @transaction.atomic
@@ -318,12 +418,18 @@ def conversation_set_status(
     conversation.status = status
     conversation.snoozed_until = snoozed_until if status == Conversation.Status.SNOOZED else None
     if status == Conversation.Status.RESOLVED:
+        from apps.routing.services import sla_met
+
         conversation.epoch += 1
         conversation.summary_until_seq = conversation.last_seq
         conversation.abstentions = 0
-        if conversation.inbox.agent_id:
+        conversation.resolved_at = timezone.now()
+        conversation.queued_at = None
+        if _ai_agent_id(conversation):
             conversation.owner = Conversation.Owner.AI
             conversation.assignee = None
+        sla_met(conversation, "resolution")
+        _system(conversation, "This conversation was resolved. How did we do? Rate it from 1 to 5.")
     conversation.save()
     _notify(conversation)
     _audit(actor, "conversations.status_changed", conversation, {"status": status})
@@ -402,8 +508,8 @@ def ai_reply(*, conversation_id: int, trigger_seq: int, epoch: int) -> str:
     arrived (that one's reply answers both)."""
     from apps.agents.runtime import Delta, TurnInput, TurnResult, run_turn
 
-    conversation = Conversation.objects.select_related("inbox__agent", "contact").get(pk=conversation_id)
-    agent = conversation.inbox.agent
+    conversation = Conversation.objects.select_related("agent", "inbox__agent", "contact").get(pk=conversation_id)
+    agent = conversation.agent or conversation.inbox.agent
     if agent is None or conversation.epoch != epoch or conversation.owner != Conversation.Owner.AI:
         return "skipped: not the AI's turn"
     if conversation.last_seq > trigger_seq and _newer_visitor_message(conversation, trigger_seq):
@@ -422,6 +528,7 @@ def ai_reply(*, conversation_id: int, trigger_seq: int, epoch: int) -> str:
             contact=conversation.contact,
             attributes=dict(conversation.attributes),
             abstentions=conversation.abstentions,
+            visitor_turns=conversation.visitor_turns,
             channel=conversation.channel,
         ),
     ):
@@ -456,10 +563,15 @@ def ai_reply(*, conversation_id: int, trigger_seq: int, epoch: int) -> str:
             audit=audit,
             client_id=f"ai-{epoch}-{trigger_seq}",
         )
-        if result.decision == "escalate":
-            conversation_escalate(
-                conversation_id=conversation_id, reason=result.escalation_reason or "escalated", epoch=epoch
-            )
+    if result.decision == "escalate":
+        from apps.routing.services import escalate
+
+        escalate(
+            conversation_id=conversation_id,
+            reason=result.escalation_reason or "escalated",
+            epoch=current.epoch,
+            summary=result.handoff_summary,
+        )
     return f"replied: {result.decision}"
 
 

@@ -26,4 +26,6 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "knowledge.requeue_due",
         "schedule": float(env_int("KNOWLEDGE_REQUEUE_INTERVAL", 60)),
     },
+    # Waiting conversations offered to people who came online; SLA targets passed unmet.
+    "routing-sweep": {"task": "routing.sweep", "schedule": float(env_int("ROUTING_SWEEP_INTERVAL", 30))},
 }

@@ -30,6 +30,7 @@ TENANT_APPS = [
     "apps.crm",
     "apps.agents",
     "apps.conversations",
+    "apps.routing",
 ]
 
 INSTALLED_APPS = list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS]

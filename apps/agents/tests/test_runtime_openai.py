@@ -125,7 +125,10 @@ def test_escalation_tool_hands_over(openai_agent: Any, owner: Any, standin: Open
     standin.reply(tool_calls=[("escalate_to_human", {"reason": "asks about a custom contract"})])
     result = _turn(openai_agent, owner, "We need a custom enterprise contract.")
     assert result.decision == "escalate" and result.escalation_reason == "asks about a custom contract"
-    assert len(standin.chat_requests) == 1  # no further round once handed over
+    # No further answering round once handed over; the second request writes the handoff summary.
+    _first, summary_request = standin.chat_requests
+    assert "tools" not in summary_request and "Update the running summary" in _system(summary_request)
+    assert result.handoff_summary.startswith("Reason: asks about a custom contract.")
 
 
 def test_provider_failure_becomes_an_honest_abstention(openai_agent: Any, owner: Any, standin: OpenAIStandIn) -> None:

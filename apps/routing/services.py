@@ -1,0 +1,314 @@
+"""Routing writes: where a conversation goes (rules), the human queue, assignment, SLA.
+See docs/subsystems/routing.md.
+
+Every ownership change goes through `apps.conversations.services` (row lock, epoch bump,
+transcript event, audit, realtime), so the single-owner rule holds whatever the caller.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from apps.accounts.models import Role
+from apps.accounts.services import Actor
+from apps.audit.services import audit_record
+from apps.conversations.models import Conversation
+from apps.tenants.db import connection
+from syntera.errors import ApplicationError
+from syntera.realtime import publish_on_commit, staff_group
+
+from . import assignment, hours, intents
+from .models import Intent, RoutingRule, SLAEvent, Team, TeamMember
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_WAIT_MINUTES = 3
+
+
+def _require_admin(actor: Actor) -> None:
+    if not actor.has_role(Role.ADMIN):
+        raise ApplicationError("Only owners and admins change routing.", code="permission_denied", status_code=403)
+
+
+def _audit(actor: Actor | None, action: str, target: Any, data: dict[str, Any]) -> None:
+    audit_record(
+        tenant=actor.tenant if actor else connection.tenant,
+        action=action,
+        actor=actor.user if actor else None,
+        actor_label=actor.label if actor else "system",
+        target=target,
+        data=data,
+        ip=actor.ip if actor else None,
+    )
+
+
+# --- configuration ----------------------------------------------------------------------------
+
+
+def default_team() -> Team:
+    """The team conversations wait in when no rule names one (created on first need)."""
+    team = Team.objects.filter(is_default=True).first() or Team.objects.order_by("id").first()
+    if team is None:
+        team, _ = Team.objects.get_or_create(name="Support", defaults={"is_default": True})
+    return team
+
+
+@transaction.atomic
+def team_save(
+    *, actor: Actor, team: Team | None = None, members: list[tuple[int, int]] | None = None, **fields: Any
+) -> Team:
+    """Create or change a team; `members` is the full list of (user id, capacity)."""
+    _require_admin(actor)
+    if "business_hours" in fields:
+        try:
+            fields["business_hours"] = hours.validate(fields["business_hours"])
+        except hours.HoursError as exc:
+            raise ApplicationError(str(exc), code="invalid", fields={"business_hours": [str(exc)]}) from exc
+    team = team or Team()
+    for key, value in fields.items():
+        setattr(team, key, value)
+    if team.is_default:
+        Team.objects.exclude(pk=team.pk).filter(is_default=True).update(is_default=False)
+    team.save()
+    if members is not None:
+        from apps.accounts.models import Membership
+
+        allowed = set(Membership.objects.filter(tenant=actor.tenant).values_list("user_id", flat=True))
+        unknown = sorted({u for u, _ in members} - allowed)
+        if unknown:
+            raise ApplicationError(
+                "Team members must be members of this workspace.", code="invalid", fields={"members": ["Unknown."]}
+            )
+        TeamMember.objects.filter(team=team).delete()
+        TeamMember.objects.bulk_create([TeamMember(team=team, user_id=u, capacity=max(1, c)) for u, c in members])
+    _audit(actor, "routing.team_saved", team, {"fields": sorted(fields), "members": len(members or [])})
+    return team
+
+
+def team_delete(*, actor: Actor, team: Team) -> None:
+    _require_admin(actor)
+    _audit(actor, "routing.team_deleted", None, {"team_id": team.pk, "name": team.name})
+    team.delete()
+
+
+@transaction.atomic
+def intent_save(*, actor: Actor, intent: Intent | None = None, **fields: Any) -> Intent:
+    _require_admin(actor)
+    intent = intent or Intent()
+    for key, value in fields.items():
+        setattr(intent, key, value)
+    intent.save()
+    _audit(actor, "routing.intent_saved", intent, {"name": intent.name})
+    return intent
+
+
+@transaction.atomic
+def rule_save(*, actor: Actor, rule: RoutingRule | None = None, **fields: Any) -> RoutingRule:
+    _require_admin(actor)
+    rule = rule or RoutingRule()
+    for key, value in fields.items():
+        setattr(rule, key, value)
+    if (rule.agent_id is None) == (rule.team_id is None):
+        raise ApplicationError(
+            "A rule routes to exactly one target: an AI agent or a team.",
+            code="invalid",
+            fields={"agent": ["Choose an agent or a team."], "team": ["Choose an agent or a team."]},
+        )
+    rule.save()
+    _audit(actor, "routing.rule_saved", rule, {"name": rule.name})
+    return rule
+
+
+# --- routing a conversation -------------------------------------------------------------------
+
+
+def _rule_matches(rule: RoutingRule, conversation: Conversation, intent: str, language: str) -> bool:
+    if rule.intent_id and (rule.intent is None or rule.intent.name != intent):
+        return False
+    if rule.channel and rule.channel != conversation.channel:
+        return False
+    if rule.language and rule.language != language:
+        return False
+    if rule.contact_attribute:
+        contact = conversation.contact
+        attributes = {**(contact.attributes if contact else {}), **conversation.attributes}
+        if str(attributes.get(rule.contact_attribute, "")) != rule.contact_value:
+            return False
+    if rule.hours != "any":
+        team = rule.team or default_team()
+        open_now = hours.is_open(team.business_hours, timezone.now())
+        if open_now != (rule.hours == "open"):
+            return False
+    return True
+
+
+@transaction.atomic
+def route_first_message(*, conversation_id: int, text: str, language: str = "en") -> dict[str, Any]:
+    """Detect the intent of a conversation's first visitor message and apply the first
+    matching rule: an AI agent answers, or the conversation waits for a team."""
+    conversation = Conversation.objects.select_for_update().select_related("contact").get(pk=conversation_id)
+    detection = intents.detect(text)
+    conversation.intent = detection.intent if detection else ""
+    conversation.intent_confidence = detection.confidence if detection else None
+    decision: dict[str, Any] = {"intent": conversation.intent, "confidence": conversation.intent_confidence}
+    for rule in RoutingRule.objects.filter(is_active=True).select_related("intent", "team"):
+        if not _rule_matches(rule, conversation, conversation.intent, language):
+            continue
+        decision["rule"] = rule.name
+        if rule.agent_id:
+            conversation.agent_id = rule.agent_id
+            decision["agent"] = rule.agent_id
+        else:
+            conversation.team = rule.team
+            decision["team"] = rule.team_id
+        break
+    conversation.save()
+    if "team" in decision:
+        transaction.on_commit(
+            lambda: escalate(conversation_id=conversation_id, reason=f"routing rule {decision['rule']}", epoch=None)
+        )
+    return decision
+
+
+def queue_position(conversation: Conversation) -> int:
+    ahead = [c.pk for c in assignment.queue(conversation.team)]
+    return ahead.index(conversation.pk) + 1 if conversation.pk in ahead else 0
+
+
+def expected_wait_minutes(team: Team, position: int) -> int:
+    """Position times the team's recent average wait (first response after queueing), shared by
+    the people online; DEFAULT_WAIT_MINUTES when there is no history."""
+    recent = Conversation.objects.filter(team=team, queued_at__isnull=False, first_response_at__isnull=False).order_by(
+        "-queued_at"
+    )[:50]
+    waits = [
+        (c.first_response_at - c.queued_at).total_seconds() / 60 for c in recent if c.first_response_at and c.queued_at
+    ]
+    average = sum(waits) / len(waits) if waits else DEFAULT_WAIT_MINUTES
+    online = max(1, len(assignment.candidates(team)))
+    return max(1, round(position * average / online))
+
+
+def escalate(*, conversation_id: int, reason: str, epoch: int | None, summary: str = "") -> bool:
+    """Put the conversation in its team's queue (owner queue), tell the visitor what happens
+    next, give staff the handoff summary, start the SLA clock and try to assign someone.
+    `epoch` fences a stale AI decision (None: a routing decision, not fenced)."""
+    from apps.conversations import services as conversations
+
+    with transaction.atomic():
+        conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
+        if epoch is not None and (conversation.epoch != epoch or conversation.owner != Conversation.Owner.AI):
+            return False
+        if conversation.owner == Conversation.Owner.QUEUE and conversation.queued_at:
+            return False
+        team = conversation.team or default_team()
+        vip = _is_vip(conversation)
+        conversations.move_to_queue(
+            conversation, team=team, reason=reason, priority=max(conversation.priority, 10 if vip else 0)
+        )
+        if summary:
+            conversations.add_note(conversation, f"Handoff summary (AI): {summary}")
+        _start_sla(conversation, team, SLAEvent.Kind.FIRST_RESPONSE, team.first_response_minutes)
+        _start_sla(conversation, team, SLAEvent.Kind.RESOLUTION, team.resolution_minutes)
+        now = timezone.now()
+        if hours.is_open(team.business_hours, now):
+            position = queue_position(conversation)
+            minutes = expected_wait_minutes(team, position)
+            text = (
+                f"I've passed your conversation to our team. You're number {position} in the queue; "
+                f"the expected wait is about {minutes} minute{'s' if minutes != 1 else ''}."
+            )
+        else:
+            reopen = hours.next_open(team.business_hours, now)
+            when = f" We're back {reopen.astimezone(_tz(team)).strftime('%A at %H:%M')}." if reopen else ""
+            text = (
+                (team.out_of_hours_message or "Our team is offline right now.")
+                + when
+                + (" Leave your email address here and we'll follow up by email.")
+            )
+        conversations.system_message(conversation, text)
+        _audit(None, "routing.escalated", conversation, {"reason": reason[:300], "team": team.pk, "vip": vip})
+    try_assign(conversation_id=conversation_id)
+    return True
+
+
+def _tz(team: Team) -> Any:
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(str(team.business_hours.get("timezone") or "UTC"))
+
+
+def _is_vip(conversation: Conversation) -> bool:
+    contact = conversation.contact
+    values = [conversation.attributes.get("vip"), contact.attributes.get("vip") if contact else None]
+    return any(str(v).lower() in ("1", "true", "yes") for v in values if v is not None) or "vip" in conversation.tags
+
+
+def _start_sla(conversation: Conversation, team: Team, kind: str, minutes: int) -> None:
+    SLAEvent.objects.update_or_create(
+        conversation=conversation,
+        kind=kind,
+        defaults={
+            "team": team,
+            "due_at": timezone.now() + timedelta(minutes=minutes),
+            "breached_at": None,
+            "met_at": None,
+        },
+    )
+
+
+def try_assign(*, conversation_id: int) -> int | None:
+    """Assign a waiting conversation by its team's strategy; the chosen user id or None."""
+    from apps.conversations import services as conversations
+
+    with transaction.atomic():
+        conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
+        if conversation.owner != Conversation.Owner.QUEUE or conversation.status == Conversation.Status.RESOLVED:
+            return None
+        team = Team.objects.select_for_update().get(pk=(conversation.team or default_team()).pk)
+        user_id = assignment.choose(team)
+        if user_id is None:
+            return None
+        team.rr_last_user_id = user_id
+        team.save(update_fields=["rr_last_user_id"])
+        conversations.assign_to(conversation, user_id=user_id, by=None)
+    return user_id
+
+
+def assign_waiting() -> int:
+    """Beat: offer waiting conversations (queue order) to people who came online."""
+    assigned = 0
+    for conversation in assignment.queue():
+        if try_assign(conversation_id=conversation.pk) is None:
+            continue
+        assigned += 1
+    return assigned
+
+
+def sla_met(conversation: Conversation, kind: str) -> None:
+    SLAEvent.objects.filter(conversation=conversation, kind=kind, met_at__isnull=True).update(met_at=timezone.now())
+
+
+def sla_check() -> int:
+    """Beat: mark SLA targets passed without being met; each breach is an audit event and a
+    staff event (visible, filterable, usable by workflows)."""
+    now = timezone.now()
+    breached = 0
+    for event in SLAEvent.objects.filter(breached_at__isnull=True, met_at__isnull=True, due_at__lte=now):
+        event.breached_at = now
+        event.save(update_fields=["breached_at"])
+        _audit(None, "routing.sla_breached", event.conversation, {"kind": event.kind, "team": event.team_id})
+        publish_on_commit(
+            staff_group(connection.schema_name),
+            {
+                "type": "staff.event",
+                "event": {"type": "sla.breached", "conversation": event.conversation_id, "kind": event.kind},
+            },
+        )
+        breached += 1
+    return breached

@@ -1,0 +1,19 @@
+"""Routing background jobs (beat). Tasks only call services; each tenant in its schema."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django_tenants.utils import get_tenant_model, tenant_context
+
+from . import services
+
+
+@shared_task(name="routing.sweep")
+def sweep() -> dict[str, int]:
+    """Per tenant: assign waiting conversations to people now free, mark SLA breaches."""
+    totals = {"assigned": 0, "breached": 0}
+    for tenant in get_tenant_model().objects.exclude(schema_name="public").filter(is_active=True):
+        with tenant_context(tenant):
+            totals["assigned"] += services.assign_waiting()
+            totals["breached"] += services.sla_check()
+    return totals

@@ -1,0 +1,295 @@
+"""Escalation, the human queue and assignment as the product runs them: the visitor is told
+what happens next, staff get a handoff summary, SLA clocks start, round robin and least busy
+respect capacity, the queue is ordered by priority and waiting time, and ownership races have
+exactly one winner with the AI's late reply never stored."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from django.db import connection as default_connection
+from django_tenants.utils import schema_context
+
+from apps.accounts.models import Role
+from apps.accounts.services import Actor
+from apps.conversations import services as conversations
+from apps.conversations.models import Conversation
+from apps.conversations.stores import get_store
+from apps.routing import presence
+from apps.routing import services as routing
+from apps.routing.models import SLAEvent, Team, TeamMember
+from syntera.errors import ApplicationError
+
+
+def _messages(conversation: Conversation) -> list[Any]:
+    return get_store().after(schema=default_connection.schema_name, conversation_id=conversation.pk, after_seq=0)
+
+
+def _staff(alpha: Any, make_member: Any, count: int, role: str = "agent") -> list[Actor]:
+    from django_tenants.utils import get_tenant_model
+
+    tenant = get_tenant_model().objects.get(schema_name=alpha.schema)
+    people = []
+    for i in range(count):
+        user, _ = make_member(alpha, role, email=f"{role}{i}-{id(people)}@alpha.example")
+        people.append(Actor(tenant=tenant, role=role, user=user, label=user.email))
+    default_connection.set_schema(alpha.schema)
+    return people
+
+
+def _visit(inbox: Any, text: str) -> Conversation:
+    conversation, _ = conversations.conversation_start(inbox=inbox)
+    conversations.message_post(conversation_id=conversation.pk, role="visitor", text=text, client_id="v1")
+    return Conversation.objects.get(pk=conversation.pk)
+
+
+@pytest.fixture
+def eager(django_capture_on_commit_callbacks: Any) -> Callable[[Callable[[], Any]], Any]:
+    def run(fn: Callable[[], Any]) -> Any:
+        with django_capture_on_commit_callbacks(execute=True):
+            return fn()
+
+    return run
+
+
+def test_asking_for_a_human_queues_with_position_summary_and_sla(inbox: Any, eager: Any, alpha: Any) -> None:
+    conversation = eager(lambda: _visit(inbox, "How long does standard shipping take?"))
+    eager(lambda: conversations.message_post(
+        conversation_id=conversation.pk, role="visitor", text="Thanks, but can I talk to a real person?", client_id="v2"
+    ))  # fmt: skip
+    conversation.refresh_from_db()
+    assert conversation.owner == "queue" and conversation.team is not None and conversation.queued_at
+    assert conversation.attributes["escalation_reason"] == "the visitor asked for a human"
+    roles_texts = [(m.role, m.text) for m in _messages(conversation)]
+    notes = [t for r, t in roles_texts if r == "note"]
+    assert notes and notes[0].startswith("Handoff summary (AI): Reason: the visitor asked for a human.")
+    assert "shipping" in notes[0].lower()  # the summary covers what was asked before
+    system = [t for r, t in roles_texts if r == "system"]
+    assert any("You're number 1 in the queue" in t and "minute" in t for t in system), system
+    assert set(SLAEvent.objects.filter(conversation=conversation).values_list("kind", flat=True)) == {
+        "first_response",
+        "resolution",
+    }
+
+
+def test_out_of_hours_message_and_email_offer(inbox: Any, eager: Any) -> None:
+    team = routing.default_team()
+    team.business_hours = {"timezone": "UTC", "weekly": {}, "holidays": []}  # never open
+    team.out_of_hours_message = "We're closed."
+    team.save()
+    conversation = eager(lambda: _visit(inbox, "I want to speak to a human"))
+    system = [m.text for m in _messages(conversation) if m.role == "system"]
+    assert any(t.startswith("We're closed.") and "email" in t for t in system), system
+
+
+def test_round_robin_is_fair_and_respects_capacity(inbox: Any, eager: Any, alpha: Any, make_member: Any) -> None:
+    staff = _staff(alpha, make_member, 3)
+    team = routing.default_team()
+    team.strategy = Team.Strategy.ROUND_ROBIN
+    team.save()
+    for actor in staff:
+        TeamMember.objects.create(team=team, user=actor.user, capacity=4)
+        presence.set_status(alpha.schema, actor.user.pk, "online")
+    conversations_ = [eager(lambda: _visit(inbox, "agent please")) for _ in range(13)]
+    for c in conversations_:
+        c.refresh_from_db()
+    assigned = [c.assignee_id for c in conversations_ if c.owner == "human"]
+    assert len(assigned) == 12 and conversations_[-1].owner == "queue"
+    assert {u: assigned.count(u) for u in set(assigned)} == {a.user.pk: 4 for a in staff}
+    assert assigned[:3] == sorted(a.user.pk for a in staff)  # strict rotation
+    # Someone frees a slot: the waiting conversation is assigned on the next sweep.
+    eager(
+        lambda: conversations.conversation_set_status(actor=staff[0], conversation=conversations_[0], status="resolved")
+    )
+    assert routing.assign_waiting() == 1
+    conversations_[-1].refresh_from_db()
+    assert conversations_[-1].assignee_id == staff[0].user.pk
+
+
+def test_least_busy_and_presence(inbox: Any, eager: Any, alpha: Any, make_member: Any) -> None:
+    busy, free, away = _staff(alpha, make_member, 3)
+    team = routing.default_team()
+    team.strategy = Team.Strategy.LEAST_BUSY
+    team.save()
+    for actor in (busy, free, away):
+        TeamMember.objects.create(team=team, user=actor.user, capacity=10)
+    presence.set_status(alpha.schema, busy.user.pk, "online")
+    presence.set_status(alpha.schema, away.user.pk, "away")
+    early = [eager(lambda: _visit(inbox, "human please")) for _ in range(2)]
+    for c in early:
+        c.refresh_from_db()
+    assert [c.assignee_id for c in early] == [busy.user.pk, busy.user.pk]  # the only one online
+    presence.set_status(alpha.schema, free.user.pk, "online")
+    later = [eager(lambda: _visit(inbox, "human please")) for _ in range(3)]
+    for c in later:
+        c.refresh_from_db()
+    # free has 0, busy 2: free takes the next two, then they are level and the lower id goes first.
+    assert [c.assignee_id for c in later[:2]] == [free.user.pk, free.user.pk]
+    assert later[2].assignee_id == min(busy.user.pk, free.user.pk)
+    assert presence.status_of(alpha.schema, away.user.pk) == "away"
+    assert not Conversation.objects.filter(assignee=away.user).exists()
+
+
+def test_queue_is_ordered_by_priority_then_waiting_time(inbox: Any, eager: Any) -> None:
+    from apps.crm.models import Contact
+
+    routing.default_team()  # nobody online: everything waits
+    first = eager(lambda: _visit(inbox, "talk to a human"))
+    second = eager(lambda: _visit(inbox, "talk to a human"))
+    vip_conversation, _ = conversations.conversation_start(
+        inbox=inbox, contact=Contact.objects.create(name="Big", attributes={"vip": "true"})
+    )
+    eager(lambda: conversations.message_post(
+        conversation_id=vip_conversation.pk, role="visitor", text="talk to a human", client_id="x"
+    ))  # fmt: skip
+    waiting = [c.pk for c in routing.assignment.queue() if c.inbox_id == inbox.pk]
+    assert waiting == [vip_conversation.pk, first.pk, second.pk]
+    second.refresh_from_db()
+    assert routing.queue_position(second) == 3
+
+
+def test_only_the_owner_replies_and_takeovers_are_explicit(
+    inbox: Any, eager: Any, alpha: Any, make_member: Any
+) -> None:
+    sam, kim = _staff(alpha, make_member, 2)
+    conversation = eager(lambda: _visit(inbox, "hello there, my order is late"))
+    conversations.conversation_take_over(actor=sam, conversation=conversation)
+    with pytest.raises(ApplicationError) as refused:
+        conversations.message_post(conversation_id=conversation.pk, role="agent", text="Kim here", actor=kim)
+    assert refused.value.code == "not_owner"
+    with pytest.raises(ApplicationError):
+        conversations.conversation_take_over(actor=kim, conversation=conversation)
+    # A private note is fine for anyone on the team.
+    conversations.message_post(conversation_id=conversation.pk, role="note", text="kim: check the courier", actor=kim)
+    conversations.message_post(conversation_id=conversation.pk, role="agent", text="Sam here", actor=sam)
+    conversation.refresh_from_db()
+    assert conversation.first_response_at is not None
+    assert SLAEvent.objects.filter(conversation=conversation, kind="first_response").count() in (0, 1)
+
+
+def test_ai_reply_racing_a_takeover_is_discarded(inbox: Any, alpha: Any, make_member: Any, monkeypatch: Any) -> None:
+    """The AI is still writing when a person takes over: its text is never stored."""
+    (sam,) = _staff(alpha, make_member, 1)
+    conversation = _visit(inbox, "How long does standard shipping take?")  # AI reply not run (no commit)
+    from apps.agents import runtime
+
+    real = runtime.run_turn
+
+    def slow_turn(**kwargs: Any) -> Iterator[Any]:
+        for event in real(**kwargs):
+            if isinstance(event, runtime.TurnResult):
+                conversations.conversation_take_over(actor=sam, conversation=conversation)
+            yield event
+
+    monkeypatch.setattr(runtime, "run_turn", slow_turn)
+    outcome = conversations.ai_reply(conversation_id=conversation.pk, trigger_seq=1, epoch=conversation.epoch)
+    assert outcome == "discarded: ownership changed"
+    assert [m.role for m in _messages(conversation)] == ["visitor", "system"]  # "... joined", no AI text
+
+
+def test_two_people_taking_over_at_once_exactly_one_wins(alpha: Any) -> None:
+    """Two threads, each on its own connection, race for the conversation's row lock. The
+    rows they race for are committed (by a setup thread) and removed afterwards."""
+    from apps.accounts.models import Membership, User
+    from apps.audit.models import AuditEvent
+    from apps.conversations.models import Inbox
+    from apps.tenants.models import Tenant
+
+    schema = alpha.schema
+    made: dict[str, Any] = {}
+
+    def setup() -> None:
+        tenant = Tenant.objects.get(schema_name=schema)
+        people = []
+        for name in ("racer-sam", "racer-kim"):
+            user = User.objects.create_user(email=f"{name}@alpha.example", password="x" * 20)
+            Membership.objects.create(tenant=tenant, user=user, role=Role.AGENT)
+            people.append(Actor(tenant=tenant, role=Role.AGENT, user=user, label=user.email))
+        with schema_context(schema):
+            race_inbox = Inbox.objects.create(name="race")
+            conversation, _ = conversations.conversation_start(inbox=race_inbox)
+        made.update(people=people, inbox=race_inbox.pk, conversation=conversation.pk)
+
+    def teardown() -> None:
+        with schema_context(schema):
+            AuditEvent.objects.filter(actor__email__startswith="racer-").delete()
+            Conversation.objects.filter(pk=made["conversation"]).delete()
+            Inbox.objects.filter(pk=made["inbox"]).delete()
+            # In the tenant's schema: deleting a user cascades to tenant tables (team members).
+            User.objects.filter(email__startswith="racer-").delete()
+
+    _in_thread(setup)
+    results: dict[str, str] = {}
+    barrier = threading.Barrier(2)
+
+    def race(actor: Actor) -> None:
+        with schema_context(schema):
+            barrier.wait(timeout=10)
+            try:
+                conversations.conversation_take_over(actor=actor, conversation=Conversation(pk=made["conversation"]))
+                results[actor.label] = "won"
+            except ApplicationError as exc:
+                results[actor.label] = exc.code
+
+    try:
+        threads = [threading.Thread(target=_closing(race), args=(a,)) for a in made["people"]]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        assert sorted(results.values()) == ["not_owner", "won"], results
+        with schema_context(schema):
+            winner = Conversation.objects.get(pk=made["conversation"])
+        assert winner.owner == "human" and winner.assignee.email == next(k for k, v in results.items() if v == "won")
+    finally:
+        _in_thread(teardown)
+
+
+def _closing(fn: Callable[..., None]) -> Callable[..., None]:
+    def run(*args: Any) -> None:
+        from django.db import connection
+
+        try:
+            fn(*args)
+        finally:
+            connection.close()
+
+    return run
+
+
+def _in_thread(fn: Callable[[], None]) -> None:
+    """Run `fn` on a thread with its own connection (autocommit: its writes are committed)."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            fn()
+        except BaseException as exc:  # re-raised on the test's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=_closing(run))
+    thread.start()
+    thread.join(timeout=30)
+    if errors:
+        raise errors[0]
+
+
+def test_sla_breaches_are_recorded_by_the_sweep(inbox: Any, eager: Any, alpha: Any) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.audit.models import AuditEvent
+    from apps.routing.tasks import sweep
+
+    conversation = eager(lambda: _visit(inbox, "I need a human"))
+    SLAEvent.objects.filter(conversation=conversation).update(due_at=timezone.now() - timedelta(minutes=1))
+    assert sweep()["breached"] >= 2
+    default_connection.set_schema(alpha.schema)
+    events = SLAEvent.objects.filter(conversation=conversation)
+    assert all(e.breached_at for e in events)
+    assert AuditEvent.objects.filter(action="routing.sla_breached").count() >= 2
+    assert sweep()["breached"] == 0  # recorded once
