@@ -37,6 +37,10 @@ PAGES = [
     "/dashboard/agents/",
     "/dashboard/ai/",
     "/dashboard/contacts/",
+    "/dashboard/inbox/",
+    "/dashboard/inbox/?status=any",
+    "/dashboard/inbox/conversations.json?status=any",
+    "/dashboard/inboxes/",
 ]
 ADMIN_PAGES = [
     "/admin/",
@@ -52,6 +56,9 @@ ADMIN_PAGES = [
     "/admin/agents/usagecounter/",
     "/admin/crm/contact/",
     "/admin/crm/lead/",
+    "/admin/conversations/inbox/",
+    "/admin/conversations/conversation/",
+    "/admin/conversations/message/",
 ]
 
 
@@ -61,6 +68,8 @@ def _canaries(info: Any) -> list[bytes]:
         info.canary_invite_email.encode(),
         info.canary_action.encode(),
         info.owner_email.encode(),
+        f"canary-{info.slug} inbox".encode(),
+        f"canary-{info.slug} message".encode(),
     ]
 
 
@@ -169,3 +178,27 @@ def test_search_never_returns_another_tenants_chunks(alpha: Any, beta: Any, api_
     unknown = sorted(set(beta_ids) - set(alpha_ids)) or [max(beta_ids) + 1000]
     refused = client.post("/api/v1/knowledge/search", {"query": "canary", "knowledge_bases": unknown}, format="json")
     assert refused.status_code == 400 and b"canary-beta" not in refused.content
+
+
+def test_inbox_pages_show_only_their_tenants_conversations(alpha: Any, beta: Any, login: Any) -> None:
+    """Conversation and inbox ids are per schema, so alpha's and beta's canary conversations
+    share an id: alpha's pages for that id show alpha's canary, never beta's."""
+    from django_tenants.utils import schema_context
+
+    from apps.conversations.models import Conversation, Inbox
+
+    with schema_context(alpha.schema):
+        conversation = Conversation.objects.get(inbox__name="canary-alpha inbox").pk
+        inbox = Inbox.objects.get(name="canary-alpha inbox").pk
+    client = login(alpha, alpha.owner_email)
+    for path in (
+        f"/dashboard/inbox/{conversation}/",
+        f"/dashboard/inbox/{conversation}/messages.json?after=0",
+        f"/dashboard/inboxes/{inbox}/",
+        f"/admin/conversations/conversation/{conversation}/change/",
+        f"/admin/conversations/inbox/{inbox}/change/",
+    ):
+        response = client.get(path)
+        assert response.status_code == 200, path
+        assert b"canary-alpha" in response.content, path
+        _assert_clean(response.content, beta)

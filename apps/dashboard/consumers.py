@@ -4,27 +4,75 @@ Accepts only a logged-in member of the host's tenant (session cookie); joins the
 tenant's staff group, whose name carries the schema. Frames are JSON objects with a `type`.
 Refusals accept the handshake and close at once with a code the client can read:
 4401 not logged in, 4403 not a member; logout and removal close open sockets the same way.
+
+Server events (`staff.event` on the staff group: conversation.created, conversation.updated,
+message.created, visitor.typing) are forwarded as frames. They only wake the inbox up: the
+page re-reads the list or the transcript from the server, so a lost event costs a delay,
+never a wrong screen. Client frames besides `ping`: `typing` (a staff member is writing a
+reply: the visitor sees `{"type":"typing","role":"agent"}`) and `read` (mark a conversation
+read), both for the agent role and up. See docs/subsystems/realtime.md.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import time
 from typing import Any
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from apps.accounts.models import Membership
+from apps.accounts.models import Membership, Role
+from apps.accounts.services import Actor
+from apps.conversations import services as conversations
+from apps.conversations.consumers import Bucket
+from apps.conversations.models import Conversation
 from apps.tenants.channels import tenant_db
+from syntera.errors import ApplicationError
 from syntera.realtime import session_group, staff_group, staff_user_group
 
+logger = logging.getLogger(__name__)
+
 MAX_FRAME = 16 * 1024
+FRAME_RATE = 60  # client frames per 10 s per socket
+TYPING_INTERVAL = 2.0  # seconds: typing frames closer together than this are not relayed
 
 
 @tenant_db
 def _membership(tenant: Any, user_id: int) -> Membership | None:
     return (
-        Membership.objects.select_related("user").filter(tenant=tenant, user_id=user_id, user__is_active=True).first()
+        Membership.objects.select_related("user", "tenant")
+        .filter(tenant=tenant, user_id=user_id, user__is_active=True)
+        .first()
     )
+
+
+def _staff_conversation(tenant: Any, user_id: int, conversation_id: int) -> tuple[Actor, Conversation]:
+    """This member (role read again: it may have changed since the socket opened) and the
+    conversation, in the tenant's schema; ApplicationError when either is not allowed."""
+    membership = (
+        Membership.objects.select_related("user", "tenant")
+        .filter(tenant=tenant, user_id=user_id, user__is_active=True)
+        .first()
+    )
+    if membership is None or not membership.has_role(Role.AGENT):
+        raise ApplicationError("Viewers cannot do this.", code="permission_denied", status_code=403)
+    conversation = Conversation.objects.filter(pk=conversation_id).first()
+    if conversation is None:
+        raise ApplicationError("No such conversation.", code="not_found", status_code=404)
+    return Actor.for_membership(membership), conversation
+
+
+@tenant_db
+def _typing(tenant: Any, user_id: int, conversation_id: int) -> None:
+    _staff_conversation(tenant, user_id, conversation_id)
+    conversations.notify_frame(conversation_id, {"type": "typing", "role": "agent"})
+
+
+@tenant_db
+def _read(tenant: Any, user_id: int, conversation_id: int) -> None:
+    actor, conversation = _staff_conversation(tenant, user_id, conversation_id)
+    conversations.conversation_mark_read(actor=actor, conversation=conversation)
 
 
 class StaffConsumer(AsyncWebsocketConsumer):
@@ -43,7 +91,10 @@ class StaffConsumer(AsyncWebsocketConsumer):
             await self.refuse(4403)
             return
         self.tenant = tenant
+        self.user_id = user.pk
         self.membership = membership
+        self.frames = Bucket(FRAME_RATE, 10.0)
+        self.typing_sent: dict[int, float] = {}
         self.groups_joined = [staff_group(tenant.schema_name), staff_user_group(tenant.schema_name, user.pk)]
         if session is not None and session.session_key:
             self.groups_joined.append(session_group(session.session_key))
@@ -61,39 +112,75 @@ class StaffConsumer(AsyncWebsocketConsumer):
         for group in getattr(self, "groups_joined", []):
             await self.channel_layer.group_discard(group, self.channel_name)
 
+    async def error(self, code: str, detail: str, **extra: Any) -> None:
+        await self.send_json({"type": "error", "code": code, "detail": detail, **extra})
+
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if text_data is None or len(text_data) > MAX_FRAME:
-            await self.send_json(
-                {
-                    "type": "error",
-                    "code": "frame_too_large" if text_data else "binary_unsupported",
-                    "detail": f"Send JSON text frames of at most {MAX_FRAME} bytes.",
-                }
+            await self.error(
+                "frame_too_large" if text_data else "binary_unsupported",
+                f"Send JSON text frames of at most {MAX_FRAME} bytes.",
             )
+            return
+        if not self.frames.take():
+            await self.error("rate_limited", "Too many frames; slow down.")
             return
         try:
             frame = json.loads(text_data)
-        except ValueError:
+        except (ValueError, RecursionError):
             frame = None
         if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
-            await self.send_json(
-                {"type": "error", "code": "invalid_frame", "detail": "Send a JSON object with a type."}
-            )
+            await self.error("invalid_frame", "Send a JSON object with a type.")
             return
-        if frame["type"] == "ping":
-            await self.send_json({"type": "pong"})
-        else:
-            await self.send_json(
-                {"type": "error", "code": "unknown_type", "detail": f"Unknown type {frame['type'][:40]!r}."}
-            )
+        handler = {"ping": self.on_ping, "typing": self.on_typing, "read": self.on_read}.get(frame["type"])
+        if handler is None:
+            await self.error("unknown_type", f"Unknown type {frame['type'][:40]!r}.")
+            return
+        try:
+            await handler(frame)
+        except ApplicationError as exc:
+            await self.error(exc.code, exc.detail, conversation=frame.get("conversation"))
+        except Exception:
+            logger.exception("staff frame failed")
+            await self.error("server_error", "Something went wrong; try again.")
+
+    async def _conversation_id(self, frame: dict[str, Any]) -> int | None:
+        value = frame.get("conversation")
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 < value < 2**31:
+            await self.error("invalid_frame", f"A {frame['type']} frame needs conversation: a conversation id.")
+            return None
+        return value
+
+    async def on_ping(self, frame: dict[str, Any]) -> None:
+        await self.send_json({"type": "pong"})
+
+    async def on_typing(self, frame: dict[str, Any]) -> None:
+        conversation_id = await self._conversation_id(frame)
+        if conversation_id is None:
+            return
+        now = time.monotonic()
+        if now - self.typing_sent.get(conversation_id, 0.0) < TYPING_INTERVAL:
+            return  # the visitor already shows "typing"; no need to tell them again so soon
+        if len(self.typing_sent) > 100:
+            self.typing_sent.clear()
+        self.typing_sent[conversation_id] = now
+        await _typing(self.tenant, self.user_id, conversation_id)
+
+    async def on_read(self, frame: dict[str, Any]) -> None:
+        conversation_id = await self._conversation_id(frame)
+        if conversation_id is not None:
+            await _read(self.tenant, self.user_id, conversation_id)
 
     async def staff_disconnect(self, event: dict[str, Any]) -> None:
         """Logout or removal from the workspace: this socket is no longer authorised."""
         await self.close(code=int(event.get("code", 4401)))
 
     async def staff_event(self, event: dict[str, Any]) -> None:
-        """Group message `{"type": "staff.event", "payload": {...}}` → forwarded to the browser."""
-        await self.send_json(event["payload"])
+        """Group message `{"type": "staff.event", "event": {...}}` (the conversation services)
+        or `{"type": "staff.event", "payload": {...}}` → forwarded to the browser as is."""
+        frame = event.get("event", event.get("payload"))
+        if isinstance(frame, dict):
+            await self.send_json(frame)
 
     async def send_json(self, content: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(content))

@@ -1,7 +1,7 @@
 from django.urls import path
 from django.views.generic import TemplateView
 
-from . import agent_views, crm_views, knowledge_views, views
+from . import agent_views, crm_views, inbox_views, knowledge_views, views
 from .widget_views import widget_demo
 
 urlpatterns = [
@@ -55,5 +55,31 @@ urlpatterns = [
     path("dashboard/contacts/", crm_views.contacts, name="dashboard-contacts"),
     path("dashboard/contacts/<int:contact_id>/", crm_views.contact_detail, name="dashboard-contact"),
     path("dashboard/contacts/<int:contact_id>/delete/", crm_views.contact_delete, name="dashboard-contact-delete"),
+    path("dashboard/inbox/", inbox_views.inbox, name="dashboard-inbox"),
+    path("dashboard/inbox/conversations.json", inbox_views.inbox_json, name="dashboard-inbox-json"),
+    path("dashboard/inbox/<int:conversation_id>/", inbox_views.conversation_detail, name="dashboard-conversation"),
+    path(
+        "dashboard/inbox/<int:conversation_id>/messages.json",
+        inbox_views.conversation_messages,
+        name="dashboard-conversation-messages",
+    ),
+    path(
+        "dashboard/inbox/<int:conversation_id>/reply/",
+        inbox_views.conversation_reply,
+        name="dashboard-conversation-reply",
+    ),
+    path(
+        "dashboard/inbox/<int:conversation_id>/action/",
+        inbox_views.conversation_action,
+        name="dashboard-conversation-action",
+    ),
+    path("dashboard/inboxes/", inbox_views.inboxes, name="dashboard-inboxes"),
+    path("dashboard/inboxes/<int:inbox_id>/", inbox_views.inbox_settings, name="dashboard-inbox-settings"),
+    path(
+        "dashboard/inboxes/<int:inbox_id>/rotate-key/",
+        inbox_views.inbox_rotate_key,
+        name="dashboard-inbox-rotate-key",
+    ),
+    path("dashboard/inboxes/<int:inbox_id>/active/", inbox_views.inbox_active, name="dashboard-inbox-active"),
     path("dashboard/inboxes/<int:inbox_id>/demo/", widget_demo, name="dashboard-inbox-demo"),
 ]
