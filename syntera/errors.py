@@ -221,6 +221,7 @@ _ERROR_STATUSES = {
     "404": "Not found",
     "405": "Method not allowed",
     "406": "Not acceptable",
+    "409": "Conflicts with the current state (e.g. another person owns the conversation)",
     "415": "Unsupported media type",
     "429": "Rate limited; see Retry-After",
 }

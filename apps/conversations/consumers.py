@@ -70,8 +70,15 @@ def _valid_ip(ip: str) -> str | None:
 
 @tenant_db
 def _start(tenant: Any, inbox: Inbox, ip: str, contact: dict[str, str]) -> tuple[Conversation, str]:
-    attributes = {k: str(v)[:200] for k, v in contact.items() if k in ("name", "email", "phone")}
-    return services.conversation_start(inbox=inbox, ip=_valid_ip(ip), attributes=attributes)
+    conversation, token = services.conversation_start(inbox=inbox, ip=_valid_ip(ip))
+    if contact:
+        conversation = services.conversation_identify(conversation_id=conversation.pk, fields=contact)
+    return conversation, token
+
+
+@tenant_db
+def _identify(tenant: Any, conversation_id: int, contact: dict[str, str]) -> None:
+    services.conversation_identify(conversation_id=conversation_id, fields=contact)
 
 
 @tenant_db
@@ -236,12 +243,16 @@ class WidgetConsumer(AsyncWebsocketConsumer):
     async def on_hello(self, frame: dict[str, Any]) -> None:
         conversation = None
         token = self.token
+        raw = frame.get("contact")
+        contact = {k: str(v) for k, v in raw.items() if isinstance(v, str | int)} if isinstance(raw, dict) else {}
         if token:
             conversation = await _resume_conversation(self.tenant, self.inbox.pk, token)
         if conversation is None:
-            contact = frame.get("contact") if isinstance(frame.get("contact"), dict) else {}
             conversation, token = await _start(self.tenant, self.inbox, self.ip, contact)
             self.token = token
+        elif contact and conversation.last_seq == 0:
+            # The pre-chat form of a conversation the visitor opened but has not written in yet.
+            await _identify(self.tenant, conversation.pk, contact)
         await self._join(conversation.pk)
         state = await _conversation_state(self.tenant, conversation.pk)
         self.sent_seq = 0

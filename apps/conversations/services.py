@@ -13,6 +13,7 @@ on resolve; an AI reply computed under an older epoch is discarded, never stored
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import secrets
@@ -184,6 +185,33 @@ def conversation_start(
     return conversation, token
 
 
+@transaction.atomic
+def conversation_identify(*, conversation_id: int, fields: dict[str, str]) -> Conversation:
+    """Attach what the visitor told about themselves (pre-chat form, API) to the conversation:
+    the CRM contact with that email or phone, else a new one, with the facts remembered."""
+    from apps.crm.models import Contact
+    from apps.crm.services import contact_remember
+
+    conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
+    fields = {k: " ".join(str(v).split())[:200] for k, v in fields.items() if k in ("name", "email", "phone") and v}
+    if not fields:
+        return conversation
+    contact = conversation.contact
+    if contact is None and fields.get("email"):
+        contact = Contact.objects.filter(email__iexact=fields["email"]).first()
+    if contact is None and fields.get("phone"):
+        contact = Contact.objects.filter(phone=fields["phone"]).first()
+    if contact is None:
+        contact = Contact.objects.create()
+    with contextlib.suppress(ApplicationError):  # a value the CRM refuses is simply not remembered
+        contact_remember(tenant=connection.tenant, contact=contact, facts=list(fields.items()))
+    conversation.contact = contact
+    conversation.attributes = {**conversation.attributes, **fields}
+    conversation.save(update_fields=["contact", "attributes", "updated_at"])
+    _notify(conversation)
+    return conversation
+
+
 def message_post(
     *,
     conversation_id: int,
@@ -211,7 +239,7 @@ def message_post(
             text=text,
             client_id=client_id,
             author_id=actor.user.pk if actor and actor.user else None,
-            author_label=actor.label if actor else "",
+            author_label=display_name(actor),
             citations=citations,
             audit=audit,
         )
@@ -245,6 +273,16 @@ def message_post(
 
             enqueue_on_commit(ai_reply, conversation.pk, message.seq, conversation.epoch, queue="llm")
     return message, True
+
+
+def display_name(actor: Actor | None) -> str:
+    """How a staff member is named to visitors: their name, never their email address."""
+    if actor is None:
+        return ""
+    user = actor.user
+    if user is None:
+        return "Support team"
+    return str(getattr(user, "full_name", "") or "").strip() or user.email.split("@")[0]
 
 
 def _check_owner(conversation: Conversation, role: str, actor: Actor | None) -> None:
@@ -310,7 +348,7 @@ def conversation_take_over(*, actor: Actor, conversation: Conversation) -> Conve
         )
     _take_over(conversation, actor)
     conversation.save()
-    _system(conversation, f"{actor.label} joined the conversation.")
+    _system(conversation, f"{display_name(actor)} joined the conversation.")
     _audit(actor, "conversations.taken_over", conversation, {"epoch": conversation.epoch})
     return conversation
 

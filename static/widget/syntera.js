@@ -613,6 +613,16 @@
 
   function setHandoff(value) {
     handoff = value;
+    if (value !== "bot") {
+      // A person has the conversation now: an AI reply still streaming is discarded by the
+      // server and never stored, so its partial text goes too.
+      Object.keys(streams).forEach(function (key) {
+        var s = streams[key];
+        clearTimeout(s.timer);
+        delete streams[key];
+        if (s.li.parentNode && !s.li.getAttribute("data-seq")) s.li.parentNode.removeChild(s.li);
+      });
+    }
     var text = "";
     if (value === "queued") text = "Connecting you with a person…";
     else if (value === "assigned") text = lastAgent ? lastAgent + " joined the conversation" : "A person joined the conversation";

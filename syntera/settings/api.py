@@ -58,6 +58,9 @@ SPECTACULAR_SETTINGS = {
         "NewSourceTypeEnum": ["url", "text", "faq"],
         "UploadSourceTypeEnum": ["file", "faq"],
         "RoleEnum": "apps.accounts.models.Role",
+        "AgentProviderEnum": "apps.agents.models.Agent.Provider",
+        "ConversationStatusEnum": "apps.conversations.models.Conversation.Status",
+        "LeadStatusEnum": "apps.crm.models.Lead.Status",
     },
 }
 

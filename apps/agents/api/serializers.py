@@ -6,7 +6,6 @@ from django.conf import settings
 from rest_framework import serializers
 
 from ..models import TOOL_NAMES, Agent, PromptVersion, ProviderCredential
-from ..providers import PROVIDER_MODULES
 
 _VARIABLES = serializers.DictField(
     child=serializers.CharField(max_length=500, allow_blank=True), required=False, help_text="Template variables."
@@ -65,7 +64,7 @@ class AgentUpdateInput(serializers.Serializer):
     variables = _VARIABLES
     guidance_rules = serializers.ListField(child=serializers.CharField(max_length=500), max_length=30, required=False)
     knowledge_bases = serializers.ListField(child=serializers.IntegerField(min_value=1), max_length=50, required=False)
-    provider = serializers.ChoiceField(choices=list(PROVIDER_MODULES), required=False)
+    provider = serializers.ChoiceField(choices=Agent.Provider.choices, required=False)
     model = serializers.CharField(max_length=100, required=False, allow_blank=True)
     temperature = serializers.FloatField(min_value=0.0, max_value=2.0, required=False)
     max_tokens = serializers.IntegerField(min_value=16, max_value=8192, required=False)

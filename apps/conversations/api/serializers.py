@@ -73,7 +73,7 @@ class ConversationOutput(serializers.ModelSerializer):
         ]
 
 
-class ContactInput(serializers.Serializer):
+class VisitorContactInput(serializers.Serializer):
     name = serializers.CharField(max_length=200, required=False, allow_blank=True)
     email = serializers.EmailField(required=False, allow_blank=True)
     phone = serializers.RegexField(r"^\+?[0-9 ().-]{5,30}$", required=False, allow_blank=True)
@@ -81,7 +81,7 @@ class ContactInput(serializers.Serializer):
 
 class ConversationCreateInput(serializers.Serializer):
     inbox = serializers.IntegerField(min_value=1)
-    contact = ContactInput(required=False)
+    contact = VisitorContactInput(required=False)
     text = serializers.CharField(max_length=4000, required=False, allow_blank=True)
     client_id = serializers.CharField(max_length=64, required=False)
 

@@ -135,8 +135,9 @@ class ConversationListView(generics.ListAPIView):  # type: ignore[type-arg]
                 status_code=400,
                 fields={"inbox": ["Not an active API inbox."]},
             )
-        contact = _contact(values.get("contact") or {})
-        conversation, token = services.conversation_start(inbox=inbox, contact=contact)
+        conversation, token = services.conversation_start(inbox=inbox)
+        if values.get("contact"):
+            conversation = services.conversation_identify(conversation_id=conversation.pk, fields=values["contact"])
         if values.get("text"):
             services.message_post(
                 conversation_id=conversation.pk, role="visitor", text=values["text"], client_id=values.get("client_id")
@@ -144,25 +145,6 @@ class ConversationListView(generics.ListAPIView):  # type: ignore[type-arg]
             conversation.refresh_from_db()
         body = {**s.ConversationOutput(conversation).data, "visitor_token": token}
         return Response(body, status=status.HTTP_201_CREATED)
-
-
-def _contact(fields: dict[str, str]) -> Any:
-    from apps.crm.models import Contact
-    from apps.crm.services import contact_remember
-
-    fields = {k: v for k, v in fields.items() if v}
-    if not fields:
-        return None
-    contact = None
-    if fields.get("email"):
-        contact = Contact.objects.filter(email__iexact=fields["email"]).first()
-    if contact is None and fields.get("phone"):
-        contact = Contact.objects.filter(phone=fields["phone"]).first()
-    if contact is None:
-        contact = Contact.objects.create()
-    contact_remember(tenant=connection.tenant, contact=contact, facts=list(fields.items()))
-    contact.refresh_from_db()
-    return contact
 
 
 class ConversationDetailView(APIView):
