@@ -1,0 +1,821 @@
+"""Widget WebSocket under load: daphne against uvicorn, the same ASGI app, in the same run.
+
+Set-up (all on this machine, loopback only):
+- three tenants (`chata`, `chatb`, `chatc`) in the bench database, each with a help knowledge
+  base ingested for real, an agent on it (the offline responder: no network), and a web
+  inbox; committed, so the server processes see them;
+- for each load point and each server: a fresh ASGI server process serving
+  `syntera.asgi:application` with one worker (uvicorn: `--workers 1`, its `auto` WebSocket
+  implementation, which is websockets' sans-I/O protocol when `websockets` is installed, and
+  its `auto` loop, uvloop; daphne: Twisted on the asyncio reactor), both with a 1 MiB
+  WebSocket message limit, a listen backlog of 2048 and no access log (uvicorn
+  `--no-access-log`, daphne `-v 0`); the points alternate the servers (500: uvicorn, daphne;
+  2,000: uvicorn, daphne; ...) so a change in the machine's other load hits both;
+- opt-in experiments, `uvicorn-pool` and `daphne-pool` in SYNTERA_BENCH_CHAT_SERVERS: the same
+  server and options, with the consumer's database work (`apps.tenants.channels.tenant_db`
+  and the tenant lookup) patched at start-up to run on the event loop's thread pool
+  (`thread_sensitive=False`) instead of asgiref's one shared thread. Not the product: a
+  measured proposal, reported beside it;
+- one Celery worker for the `llm` queue (prefork, concurrency 2, as the Procfile), writing to
+  the same database and channel layer; Redis database 12 (`SYNTERA_BENCH_CHAT_REDIS_DB`) of
+  the Redis named by REDIS_URL holds the broker, cache and channel layer of this bench only;
+  DEBUG is off in the servers and the worker, as in production;
+- the load generator `tests/bench/chat_load.py` as its own process (see its docstring for
+  what it measures and checks; one process is enough: it uses about 5 % of a core at 5,000
+  connections);
+- server, worker and client RSS and CPU sampled once a second (psutil, else /proc), and, at
+  the largest point, the server profiled with py-spy (sampling, non-blocking, 100 Hz) when it
+  is installed (`pip install py-spy`): on-CPU stacks over the first half of the measured
+  window, every thread's wall-clock stacks (`--idle`) over the second half; the summaries
+  (CPU by thread, package and function; the share of each thread spent inside `tenant_db`
+  and what it waits on there) go into the results.
+
+Results: var/bench/chat_load.json (every figure, the machine, its load average before and after
+each point, the commit and any local changes on the message path), the generator's own
+reports var/bench/chat_load_<server>_<n>.json and the raw profiles
+var/bench/chat_load_profile_<server>_<n>[_wall].txt (collapsed stacks).
+
+Targets (issue): 5,000 connections held, ack p95 <= 100 ms, ack p95 at 5,000 <= 1.2 x p95 at
+500, zero lost or duplicated messages. Only the last is asserted (acked messages missing from
+the store, stored twice, gaps, or acked at another seq: guarantees of the protocol); the others
+are recorded as met or not. Messages stored but never sent live on a connection that stayed
+open (`missed_live`; resume delivers them) are reported, not asserted.
+
+Run: make bench PYTEST_ARGS="-k chat_load"   (about 20 minutes on 2 cores; 40 with the
+  two experiments)
+  or: SYNTERA_BENCH_DB_NAME=test_syntera_bench_chat python -m pytest tests/bench/test_chat_load.py -s
+Knobs: SYNTERA_BENCH_CHAT_POINTS ("500:500,2000:1000,5000:1000", connections:active),
+SYNTERA_BENCH_CHAT_SERVERS ("uvicorn,daphne"; add uvicorn-pool,daphne-pool for the
+experiments), SYNTERA_BENCH_CHAT_DURATION (60 s), SYNTERA_BENCH_CHAT_PROCESSES (1 client
+process), SYNTERA_BENCH_CHAT_PROFILE (1), SYNTERA_BENCH_CHAT_KEEP_LOGS (keep the server and
+worker logs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import pytest
+
+from .helpers import ROOT, record, results_dir, table
+
+pytestmark = [pytest.mark.timeout(3600)]
+
+POINTS = [
+    (int(c), int(a))
+    for c, a in (
+        p.split(":") for p in os.environ.get("SYNTERA_BENCH_CHAT_POINTS", "500:500,2000:1000,5000:1000").split(",")
+    )
+]
+SERVERS = os.environ.get("SYNTERA_BENCH_CHAT_SERVERS", "uvicorn,daphne").split(",")
+DURATION = float(os.environ.get("SYNTERA_BENCH_CHAT_DURATION", "60"))
+PROCESSES = int(os.environ.get("SYNTERA_BENCH_CHAT_PROCESSES", "1"))
+PROFILE = os.environ.get("SYNTERA_BENCH_CHAT_PROFILE", "1") == "1"
+REDIS_DB = int(os.environ.get("SYNTERA_BENCH_CHAT_REDIS_DB", "12"))
+INTERVAL = 10.0
+SETTLE = 30.0
+RAMP_RATE = 250.0
+WS_MAX_SIZE = 1024 * 1024
+BACKLOG = 2048
+PRODUCT_SERVERS = ("uvicorn", "daphne")  # the Procfile's candidates; others are experiments
+TENANT_SLUGS = ("chata", "chatb", "chatc")
+START_TIMEOUT = 60.0
+
+ARTICLES = {
+    "Shipping times": "# Shipping\n\nStandard shipping takes 3 to 5 business days within the EU. "
+    "Express shipping arrives the next business day when ordered before 2 pm.",
+    "Returns policy": "# Returns\n\nYou can return any unused item within 30 days of delivery for a full refund. "
+    "Print the prepaid return label from your account page and drop the parcel at any post office.",
+    "Resetting your password": "# Password reset\n\nTo reset your password, open the login page and click "
+    "'Forgot password'. We email you a reset link that stays valid for one hour.",
+}
+
+
+def _with_path(url: str, path: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=path))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# --- data --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def inboxes(tenants: Any, django_db_blocker: Any) -> list[tuple[str, str]]:
+    """(tenant host without port, widget key) for each bench tenant; committed."""
+    from django.db import connection
+    from django_tenants.utils import tenant_context
+
+    from apps.accounts.models import Role
+    from apps.accounts.services import Actor, signup_company
+    from apps.agents.services import agent_create
+    from apps.conversations.services import inbox_create
+    from apps.knowledge import services as knowledge
+    from apps.knowledge.models import Source
+    from tests.support import PASSWORD
+
+    found = []
+    with django_db_blocker.unblock():
+        assert str(connection.settings_dict["NAME"]).startswith("test_"), "benchmark data only in a test database"
+        for slug in TENANT_SLUGS:
+            result = signup_company(
+                company_name=f"{slug.title()} Shop", slug=slug, email=f"owner@{slug}.example", password=PASSWORD
+            )
+            actor = Actor(tenant=result.tenant, role=Role.OWNER, user=result.user, label=result.user.email)
+            with tenant_context(result.tenant):
+                kb = knowledge.knowledge_base_create(editor=actor, name="Help")
+                for title, text in ARTICLES.items():
+                    source = knowledge.source_add_text(editor=actor, kb=kb, title=title, text=text)
+                    source.refresh_from_db()
+                    if source.status != Source.Status.READY:
+                        knowledge.ingest_source(source_id=source.pk, run=source.run)
+                        source.refresh_from_db()
+                    assert source.status == Source.Status.READY, (slug, title, source.status)
+                agent = agent_create(editor=actor, name="Ava", knowledge_bases=[kb.pk], greeting="Hi! Ask me.")
+                inbox = inbox_create(actor=actor, name="Website", agent_id=agent.pk, title="Help")
+                found.append((f"{slug}.localhost", inbox.widget_key))
+            connection.set_schema_to_public()
+    return found
+
+
+# --- processes ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Proc:
+    name: str
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    def tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def check(self) -> None:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"{self.name} exited with {self.proc.returncode}:\n{self.tail()}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=15)
+
+
+def start(name: str, args: list[str], env: dict[str, str], log_dir: Path) -> Proc:
+    log_path = log_dir / f"{name}.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    return Proc(name=name, proc=proc, log_path=log_path)
+
+
+def server_command(kind: str, port: int) -> list[str]:
+    python = sys.executable
+    if kind == "uvicorn":
+        return [
+            python, "-m", "uvicorn", "syntera.asgi:application",
+            "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+            "--proxy-headers", "--ws-max-size", str(WS_MAX_SIZE), "--backlog", str(BACKLOG),
+            "--no-access-log", "--log-level", "warning",
+        ]  # fmt: skip
+    if kind == "daphne":
+        return [
+            python, "-m", "daphne", "-e", f"tcp:port={port}:interface=127.0.0.1:backlog={BACKLOG}",
+            "--proxy-headers", "--websocket-max-message-size", str(WS_MAX_SIZE),
+            "--websocket-max-frame-size", str(WS_MAX_SIZE), "-v", "0",
+            "syntera.asgi:application",
+        ]  # fmt: skip
+    if kind.endswith("-pool"):
+        # Not the product: the proposed change (the consumer's database work on the loop's
+        # thread pool instead of asgiref's single thread) measured beside it, same server
+        # options. The patch is applied before the ASGI app is imported.
+        base = server_command(kind.removesuffix("-pool"), port)
+        patch = (
+            "import os, sys, django\n"
+            "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'syntera.settings'); django.setup()\n"
+            "from channels.db import DatabaseSyncToAsync\n"
+            "import apps.tenants.channels as tc\n"
+            "tc.database_sync_to_async = lambda f: DatabaseSyncToAsync(f, thread_sensitive=False)\n"
+            "tc._resolve = DatabaseSyncToAsync(tc.tenant_for_host, thread_sensitive=False)\n"
+        )
+        module = base[2]  # [python, "-m", module, *args]
+        run = {
+            "uvicorn": "from uvicorn.main import main as run",
+            "daphne": "from daphne.cli import CommandLineInterface",
+        }
+        call = {"uvicorn": "run(sys.argv[1:])", "daphne": "CommandLineInterface().run(sys.argv[1:])"}
+        code = patch + run[module] + "\n" + call[module] + "\n"
+        return [python, "-c", code, *base[3:]]
+    raise ValueError(kind)
+
+
+def server_implementation(kind: str) -> dict[str, str]:
+    """What each server actually runs with here (recorded with the figures)."""
+    change = "tenant_db and tenant resolution with thread_sensitive=False (the loop's thread pool)"
+    if kind.startswith("uvicorn"):
+        import uvicorn
+        from uvicorn.loops.auto import auto_loop_factory  # noqa: F401
+        from uvicorn.protocols.websockets.auto import AutoWebSocketsProtocol
+
+        try:
+            import uvloop  # noqa: F401
+
+            loop = "uvloop"
+        except ImportError:
+            loop = "asyncio"
+        ws = getattr(AutoWebSocketsProtocol, "__module__", "none").rsplit(".", 1)[-1]
+        info = {"version": uvicorn.__version__, "ws": ws, "loop": loop, "http": "httptools/h11 auto"}
+        if kind.endswith("-pool"):
+            info["change"] = change
+        return info
+    import daphne
+    import twisted
+
+    info = {
+        "version": daphne.__version__,
+        "ws": "autobahn",
+        "loop": "twisted asyncioreactor",
+        "twisted": twisted.__version__,
+    }
+    if kind.endswith("-pool"):
+        info["change"] = change
+    return info
+
+
+def wait_http(port: int, proc: Proc) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        proc.check()
+        try:
+            response = httpx.get(f"http://127.0.0.1:{port}/healthz", headers={"Host": f"127.0.0.1:{port}"}, timeout=2)
+            if response.status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{proc.name} did not answer /healthz in {START_TIMEOUT:.0f}s:\n{proc.tail()}")
+
+
+def wait_worker(proc: Proc) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        proc.check()
+        if " ready." in proc.log_path.read_text(errors="replace"):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the Celery worker was not ready in {START_TIMEOUT:.0f}s:\n{proc.tail()}")
+
+
+# --- sampling ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Sampler:
+    """Once a second: (time, cpu seconds, rss bytes) of each named process tree."""
+
+    pids: dict[str, int]
+    samples: dict[str, list[tuple[float, float, int]]] = field(default_factory=dict)
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop_event.is_set():
+            now = time.time()
+            for name, pid in self.pids.items():
+                sample = tree_usage(pid)
+                if sample is not None:
+                    self.samples.setdefault(name, []).append((now, *sample))
+            self.stop_event.wait(1.0)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        if self.thread:
+            self.thread.join(timeout=5)
+
+    def window(self, name: str, start_at: float, end_at: float) -> dict[str, Any]:
+        """CPU % (100 = one core) and RSS over [start_at, end_at]."""
+        rows = [s for s in self.samples.get(name, []) if start_at - 1.0 <= s[0] <= end_at + 1.0]
+        if len(rows) < 2:
+            return {"cpu_percent": None, "rss_mb_max": None, "rss_mb_start": None}
+        first, last = rows[0], rows[-1]
+        cpu = (last[1] - first[1]) / max(0.001, last[0] - first[0]) * 100
+        return {
+            "cpu_percent": round(cpu, 1),
+            "rss_mb_start": round(first[2] / 2**20, 1),
+            "rss_mb_max": round(max(r[2] for r in rows) / 2**20, 1),
+        }
+
+    def at(self, name: str, when: float) -> float | None:
+        rows = self.samples.get(name, [])
+        before = [r for r in rows if r[0] <= when]
+        return round(before[-1][2] / 2**20, 1) if before else None
+
+
+def tree_usage(pid: int) -> tuple[float, int] | None:
+    """(cpu seconds, rss bytes) of a process and its children: psutil, else /proc."""
+    try:
+        import psutil
+
+        try:
+            root = psutil.Process(pid)
+            procs = [root, *root.children(recursive=True)]
+            cpu, rss = 0.0, 0
+            for p in procs:
+                try:
+                    times = p.cpu_times()
+                    cpu += times.user + times.system
+                    rss += p.memory_info().rss
+                except psutil.Error:
+                    continue
+            return cpu, rss
+        except psutil.Error:
+            return None
+    except ImportError:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks = os.sysconf("SC_CLK_TCK")
+            cpu = (int(fields[11]) + int(fields[12])) / ticks
+            rss = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+            return cpu, rss
+        except (OSError, IndexError, ValueError):
+            return None
+
+
+# --- profiling ---------------------------------------------------------------------------------
+
+
+def profiler() -> str | None:
+    found = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    return found if Path(found).is_file() else None
+
+
+def record_profiles(pid: int, path: Path) -> None:
+    """Over the measured window: first half on-CPU samples (where the server's CPU goes), then
+    second half every thread's wall-clock stack (`--idle`: where a request waits)."""
+    half = max(5, int(DURATION / 2) - 3)
+    spy = str(profiler())
+    common = ["record", "--pid", str(pid), "--nonblocking", "--threads", "--rate", "100", "--format", "raw"]
+    for extra, out in (([], path), (["--idle"], path.with_name(path.stem + "_wall.txt"))):
+        subprocess.run(
+            [spy, *common, "--duration", str(half), *extra, "-o", str(out)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=half + 30,
+            check=False,
+        )
+
+
+def _stacks(path: Path) -> list[tuple[str, list[str], int]]:
+    """(thread, frames outermost first, count) from py-spy's raw output with --threads."""
+    rows = []
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        frames = stack.split(";")
+        thread = "?"
+        if frames and frames[0].startswith("thread ("):
+            thread = frames[0].split(":", 1)[-1].strip() or frames[0]
+            thread = thread.rstrip("0123456789").rstrip("_-") or thread
+            frames = frames[1:]
+        if frames and frames[0].startswith("process "):
+            frames = frames[1:]
+        if frames:
+            rows.append((thread, frames, int(count_text)))
+    return rows
+
+
+def summarize_wall(path: Path, top: int = 12) -> dict[str, Any]:
+    """Wall-clock samples: per thread, the share spent inside `tenant_db` (the consumer's
+    database work) and, within it, where the time goes."""
+    per_thread: Counter[str] = Counter()
+    in_db: Counter[str] = Counter()
+    where: Counter[str] = Counter()
+    for thread, frames, count in _stacks(path):
+        per_thread[thread] += count
+        positions = [
+            n for n, f in enumerate(frames) if "apps/tenants/channels.py" in f and f.split(" (")[0].endswith("run")
+        ]
+        if not positions:
+            continue
+        in_db[thread] += count
+        inner = frames[positions[0] + 1 :]
+        ours = [f for f in inner if _is_ours(f)]
+        label = _short(ours[-1]).split(" (")[0] if ours else "?"
+        where[f"{label}: {_waiting_on(inner[-1]) if inner else '?'}"] += count
+    busy = {t: round(100 * in_db[t] / n, 1) for t, n in per_thread.items() if in_db[t]}
+    total_db = sum(in_db.values()) or 1
+    wall = per_thread.get("MainThread") or 1  # samples of one thread = the recorded wall time
+    return {
+        "samples_per_thread": dict(per_thread.most_common(8)),
+        "percent_of_thread_in_tenant_db": busy,
+        # 1.0 = one thread always inside tenant_db (a single DB thread is then saturated).
+        "threads_busy_in_tenant_db": round(sum(in_db.values()) / wall, 2),
+        "tenant_db_time_percent": [(k, round(100 * v / total_db, 1)) for k, v in where.most_common(top)],
+    }
+
+
+def _is_ours(frame: str) -> bool:
+    _name, where = _location(frame)
+    return "site-packages/" not in where and any(top in where for top in ("apps/", "syntera/"))
+
+
+def _waiting_on(leaf: str) -> str:
+    """What a thread's innermost frame says it is doing."""
+    _name, where = _location(leaf)
+    if "psycopg" in where:
+        return "PostgreSQL round trip"
+    if "redis/" in where or "kombu/" in where:
+        return "Redis round trip"
+    if where.endswith("threading.py"):
+        return "waiting for the event loop (async_to_sync)"
+    return "Python"
+
+
+def summarize_profile(path: Path, top: int = 15) -> dict[str, Any]:
+    """Collapsed stacks (py-spy raw) -> sample shares: by package of the innermost frame,
+    the hottest innermost functions, and the hottest functions anywhere on the stack."""
+    leaf_pkg: Counter[str] = Counter()
+    leaf_fn: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    threads: Counter[str] = Counter()
+    total = 0
+    for thread, frames, count in _stacks(path):
+        total += count
+        threads[thread] += count
+        leaf_pkg[_package(frames[-1])] += count
+        leaf_fn[_short(frames[-1])] += count
+        for name in {_short(f) for f in frames}:
+            inclusive[name] += count
+    if not total:
+        return {"samples": 0}
+
+    def shares(counter: Counter[str]) -> list[tuple[str, float]]:
+        return [(name, round(100 * n / total, 1)) for name, n in counter.most_common(top)]
+
+    return {
+        "samples": total,
+        "by_thread_percent": shares(threads),
+        "self_by_package_percent": shares(leaf_pkg),
+        "self_by_function_percent": shares(leaf_fn),
+        "inclusive_by_function_percent": shares(inclusive),
+    }
+
+
+def _location(frame: str) -> tuple[str, str]:
+    name, _, where = frame.partition(" (")
+    return name, where.rstrip(")").rsplit(":", 1)[0]
+
+
+def _package(frame: str) -> str:
+    _name, where = _location(frame)
+    if "site-packages/" in where:
+        return where.split("site-packages/", 1)[1].split("/", 1)[0]
+    if "/lib/python3" in where:
+        return "stdlib:" + where.rsplit("/", 1)[-1]
+    for top in ("apps/", "syntera/"):
+        if top in where:
+            return where[where.index(top) :].split("/")[0] + "/" + where[where.index(top) :].split("/")[1]
+    return where or frame
+
+
+def _short(frame: str) -> str:
+    name, where = _location(frame)
+    if "site-packages/" in where:
+        where = where.split("site-packages/", 1)[1]
+    elif "/lib/python3" in where:
+        where = where.rsplit("/lib/", 1)[1]
+    else:
+        where = where.replace(str(ROOT) + "/", "")
+    return f"{name} ({where})"
+
+
+# --- one point ---------------------------------------------------------------------------------
+
+
+def run_point(
+    kind: str,
+    connections: int,
+    active: int,
+    *,
+    env: dict[str, str],
+    inboxes: list[tuple[str, str]],
+    worker: Proc,
+    log_dir: Path,
+    profile: bool,
+) -> dict[str, Any]:
+    import redis
+
+    # The AI replies still queued from the previous point would be answered during this one.
+    redis.Redis.from_url(env["REDIS_URL"]).delete("llm")
+    port = free_port()
+    server = start(f"{kind}-{connections}", server_command(kind, port), env, log_dir)
+    load_before = os.getloadavg()
+    try:
+        wait_http(port, server)
+        time.sleep(1.0)  # let it finish importing before it is measured
+        out = results_dir() / f"chat_load_{kind}_{connections}.json"
+        profile_path = results_dir() / f"chat_load_profile_{kind}_{connections}.txt"
+        client_args = [
+            sys.executable, str(ROOT / "tests" / "bench" / "chat_load.py"),
+            "--port", str(port), "--connections", str(connections), "--active", str(active),
+            "--interval", str(INTERVAL), "--duration", str(DURATION), "--settle", str(SETTLE),
+            "--ramp-rate", str(RAMP_RATE), "--processes", str(PROCESSES), "--out", str(out),
+            "--ramp-timeout", "300", "--max-seconds", str(DURATION + SETTLE + 600),
+        ]  # fmt: skip
+        for host, key in inboxes:
+            client_args += ["--target", f"{host}:{port}={key}"]
+        client = subprocess.Popen(
+            client_args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
+        )
+        sampler = Sampler(pids={"server": server.proc.pid, "worker": worker.proc.pid, "client": client.pid})
+        sampler.start()
+        spy: threading.Thread | None = None
+        phases: dict[str, float] = {}
+        assert client.stdout is not None
+        for raw in client.stdout:
+            try:
+                event = json.loads(raw)
+            except ValueError:
+                continue
+            phases[event["phase"]] = event["at"]
+            if event["phase"] == "measure_start" and profile and profiler():
+                spy = threading.Thread(target=record_profiles, args=(server.proc.pid, profile_path), daemon=True)
+                spy.start()
+        client.wait(timeout=60)
+        stderr = client.stderr.read().decode(errors="replace") if client.stderr else ""
+        sampler.stop()
+        if spy is not None:
+            spy.join(timeout=DURATION + 30)
+        server.check()
+        assert out.is_file(), f"the load generator wrote no report (exit {client.returncode}):\n{stderr[-3000:]}"
+        result: dict[str, Any] = json.loads(out.read_text())
+        if stderr.strip():
+            result["client_stderr_tail"] = stderr[-2000:]
+        p = result["phases"]
+        window = (p.get("ramp_done", 0.0), p.get("measure_end", 0.0))
+        result["server"] = {
+            "kind": kind,
+            **sampler.window("server", *window),
+            "rss_mb_before_ramp": sampler.at("server", p.get("start", 0.0)),
+            "rss_mb_after_ramp": sampler.at("server", p.get("ramp_done", 0.0) + 1.0),
+        }
+        before, after = result["server"]["rss_mb_before_ramp"], result["server"]["rss_mb_after_ramp"]
+        if before and after and result["connections"]["sessions"]:
+            result["server"]["kib_per_connection"] = round((after - before) * 1024 / result["connections"]["sessions"])
+        result["worker"] = sampler.window("worker", *window)
+        result["client_process"] = sampler.window("client", *window)
+        result["loadavg_before"] = [round(x, 2) for x in load_before]
+        result["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+        wall_path = profile_path.with_name(profile_path.stem + "_wall.txt")
+        if spy is not None and profile_path.is_file():
+            result["profile"] = {
+                "cpu": {"file": str(profile_path), **summarize_profile(profile_path)},
+                "wall": {"file": str(wall_path), **summarize_wall(wall_path)} if wall_path.is_file() else None,
+            }
+        elif profile:
+            result["profile"] = {"skipped": "py-spy is not installed" if not profiler() else "py-spy wrote nothing"}
+        server_log = server.tail(15)
+        if "Traceback" in server_log or "ERROR" in server_log:
+            result["server_log_tail"] = server_log
+        return result
+    finally:
+        server.stop()
+
+
+def headline(result: dict[str, Any]) -> dict[str, Any]:
+    m, c, i = result["messages"], result["connections"], result["integrity"]
+    return {
+        "held": c["held"],
+        "ack_p50": m["ack_ms"]["p50"],
+        "ack_p95": m["ack_ms"]["p95"],
+        "ack_p99": m["ack_ms"]["p99"],
+        "ai_p50": m["ai_reply_ms"]["p50"],
+        "ai_p95": m["ai_reply_ms"]["p95"],
+        "msgs_per_s": m["per_second"],
+        "errors": result["errors"]["total"],
+        "lost": i["lost"],
+        "duplicated": i["duplicated"] + i["live_duplicated"],
+        "missed_live": i["live_missed"],
+        "dropped": sum(result["connections"]["unexpected_closes"].values()),
+        "rss_mb": result["server"]["rss_mb_max"],
+        "cpu_percent": result["server"]["cpu_percent"],
+    }
+
+
+def choose(by_server: dict[str, dict[int, dict[str, Any]]], pair: tuple[str, str] = PRODUCT_SERVERS) -> dict[str, Any]:
+    """The faster of `pair`: more connections held at the largest point; then the lower ack
+    p95 there (a difference under 10 % is a tie); then the lower ack p95 summed over all points;
+    then less server CPU at the largest point."""
+    top = max(POINTS)[0]
+    rows = {kind: headline(points[top]) for kind, points in by_server.items() if top in points and kind in pair}
+    if len(rows) < 2:
+        return {"winner": next(iter(rows), None), "reason": "only one server measured"}
+    (a, ra), (b, rb) = sorted(rows.items())
+    if ra["held"] != rb["held"]:
+        winner = a if ra["held"] > rb["held"] else b
+        return {"winner": winner, "reason": f"holds more connections at {top}"}
+    pa, pb = ra["ack_p95"] or float("inf"), rb["ack_p95"] or float("inf")
+    if abs(pa - pb) > 0.1 * min(pa, pb):
+        return {"winner": a if pa < pb else b, "reason": f"lower ack p95 at {top} ({min(pa, pb)} vs {max(pa, pb)} ms)"}
+    sa = sum(headline(r)["ack_p95"] or 0 for r in by_server[a].values())
+    sb = sum(headline(r)["ack_p95"] or 0 for r in by_server[b].values())
+    if abs(sa - sb) > 0.1 * min(sa, sb):
+        return {"winner": a if sa < sb else b, "reason": "lower ack p95 over all points"}
+    ca, cb = ra["cpu_percent"] or 0, rb["cpu_percent"] or 0
+    return {"winner": a if ca <= cb else b, "reason": f"ack latency within 10 %; less server CPU at {top}"}
+
+
+def targets(points: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    low, high = min(points), max(points)
+    h_low, h_high = headline(points[low]), headline(points[high])
+    p95_low, p95_high = h_low["ack_p95"], h_high["ack_p95"]
+    return {
+        f"held_{high}": h_high["held"] >= high,
+        "ack_p95_le_100ms_all_points": all((headline(r)["ack_p95"] or 1e9) <= 100 for r in points.values()),
+        f"ack_p95_{high}_le_1.2x_{low}": bool(p95_low and p95_high and p95_high <= 1.2 * p95_low),
+        "zero_lost_or_duplicated": all(
+            headline(r)["lost"] == 0 and headline(r)["duplicated"] == 0 for r in points.values()
+        ),
+    }
+
+
+# --- the benchmark -----------------------------------------------------------------------------
+
+
+def test_chat_load(inboxes: list[tuple[str, str]]) -> None:
+    from django.db import connection
+
+    base_db = os.environ.get("DATABASE_URL")
+    base_redis = os.environ.get("REDIS_URL")
+    if not base_db or not base_redis:
+        pytest.skip("DATABASE_URL / REDIS_URL not set: run through `make bench` (python -m syntera.embedded run)")
+    database_url = _with_path(base_db, f"/{connection.settings_dict['NAME']}")
+    redis_url = _with_path(base_redis, f"/{REDIS_DB}")
+    import redis
+
+    redis.Redis.from_url(redis_url).flushdb()  # this bench's own database: broker, cache, layer
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "syntera.settings",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "CACHE_KEY_PREFIX": f"benchchat{uuid.uuid4().hex[:6]}",
+        "LOG_FORMAT": "text",
+        "LOG_LEVEL": "WARNING",
+        "PYTHONUNBUFFERED": "1",
+        "CELERY_TASK_ALWAYS_EAGER": "false",
+        # Each visitor gets its own address (X-Forwarded-For, loopback values) so the per-
+        # address message limit applies per visitor, as behind the production proxy.
+        "WIDGET_TRUST_X_FORWARDED_FOR": "1",
+        "HF_HUB_OFFLINE": "1",
+        # As in production: with DEBUG on, every query is also kept in connection.queries.
+        "DEBUG": "false",
+    }
+    for key in (
+        "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "CACHE_URL", "CHANNEL_LAYER_URL", "SENTRY_DSN",
+        "OPENAI_API_KEY", "DATABASE_TEST_NAME",
+    ):  # fmt: skip
+        env.pop(key, None)
+    log_dir = Path(tempfile.mkdtemp(prefix="syntera-chat-load-"))
+    worker = start(
+        "celery",
+        [
+            sys.executable, "-m", "celery", "-A", "syntera", "worker", "-Q", "llm", "--pool", "prefork",
+            "--concurrency", "2", "--loglevel", "INFO", "--without-gossip", "--without-mingle",
+            "--hostname", f"benchchat{os.getpid()}@%h",
+        ],
+        env,
+        log_dir,
+    )  # fmt: skip
+    by_server: dict[str, dict[int, dict[str, Any]]] = {kind: {} for kind in SERVERS}
+    started = time.time()
+    try:
+        wait_worker(worker)
+        largest = max(POINTS)[0]
+        for connections, active in POINTS:
+            for kind in SERVERS:
+                print(f"\n[chat_load] {kind}: {connections} connections, {active} active, {DURATION:.0f} s")
+                result = run_point(
+                    kind,
+                    connections,
+                    active,
+                    env=env,
+                    inboxes=inboxes,
+                    worker=worker,
+                    log_dir=log_dir,
+                    profile=PROFILE and connections == largest,
+                )
+                by_server[kind][connections] = result
+                print(json.dumps(headline(result)))
+                worker.check()
+    finally:
+        worker.stop()
+    task_times = _task_times(worker.log_path)
+    if os.environ.get("SYNTERA_BENCH_CHAT_KEEP_LOGS"):
+        print(f"\n[chat_load] logs kept in {log_dir}")
+    else:
+        shutil.rmtree(log_dir, ignore_errors=True)
+
+    rows = []
+    for kind, points in by_server.items():
+        for connections, result in sorted(points.items()):
+            h = headline(result)
+            rows.append([kind, connections, result["config"]["active"], *h.values()])
+    headers = ["server", "N", "active", *headline(next(iter(next(iter(by_server.values())).values()))).keys()]
+    print("\n" + table(headers, rows))
+    decision = choose(by_server)
+    print(f"\n[chat_load] faster: {decision}")
+    pooled = choose(by_server, ("uvicorn-pool", "daphne-pool"))
+    if pooled["winner"] and pooled["reason"] != "only one server measured":
+        decision["with_the_pool_change"] = pooled
+        print(f"[chat_load] faster with the pool change: {pooled}")
+    record(
+        "chat_load",
+        {
+            "what": "widget WebSocket load: daphne vs uvicorn, same ASGI app (tests/bench/test_chat_load.py)",
+            "servers": {kind: {"command": server_command(kind, 0), **server_implementation(kind)} for kind in SERVERS},
+            "worker": "celery -Q llm --pool prefork --concurrency 2 (offline responder)",
+            "worker_task_seconds": task_times,
+            "points": [{"connections": c, "active": a} for c, a in POINTS],
+            "duration_s": DURATION,
+            "interval_s": INTERVAL,
+            "client_processes": PROCESSES,
+            "seconds_total": round(time.time() - started),
+            "code": _code_state(),
+            "table": {"headers": headers, "rows": rows},
+            "targets": {kind: targets(points) for kind, points in by_server.items() if points},
+            "decision": decision,
+            "results": {kind: {str(n): r for n, r in points.items()} for kind, points in by_server.items()},
+        },
+    )
+    for kind, points in by_server.items():
+        for connections, result in points.items():
+            integrity = result["integrity"]
+            assert integrity["lost"] == 0 and integrity["duplicated"] == 0, (kind, connections, integrity)
+            assert integrity["ack_seq_mismatch"] == 0, (kind, connections, integrity)
+
+
+def _code_state() -> dict[str, Any]:
+    """The commit measured, and whether the files on the message path had local changes."""
+    paths = ["apps/conversations", "apps/tenants/channels.py", "syntera"]
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", *paths], cwd=ROOT, capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    return {"commit": head.stdout.strip(), "uncommitted_on_message_path": dirty.stdout.splitlines()[:20]}
+
+
+def _task_times(log_path: Path) -> dict[str, Any]:
+    """Run times of the worker's ai_reply tasks, from its log ("succeeded in 0.05s")."""
+    import re
+
+    values = []
+    try:
+        text = log_path.read_text(errors="replace")
+    except OSError:
+        return {}
+    for match in re.finditer(r"conversations\.ai_reply\[[^\]]+\] succeeded in ([0-9.]+)s", text):
+        values.append(float(match.group(1)))
+    failed = len(re.findall(r"conversations\.ai_reply\[[^\]]+\] raised", text))
+    if not values:
+        return {"n": 0, "failed": failed}
+    values.sort()
+    return {
+        "n": len(values),
+        "p50": round(values[len(values) // 2], 3),
+        "p95": round(values[int(len(values) * 0.95) - 1], 3),
+        "mean": round(sum(values) / len(values), 3),
+        "failed": failed,
+    }
