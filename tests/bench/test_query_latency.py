@@ -4,7 +4,8 @@ Corpus: 100,000 distinct chunks in tenant beta, cut from the SciFact abstracts: 
 every sentence, then windows of two and three consecutive sentences (in a seeded random
 order). Vectors (`SYNTERA_BENCH_VECTORS`):
 - `minilm` (default): the real all-MiniLM-L6-v2 embeddings of those texts, computed by the
-  product's local provider at the start of the run (2-4 minutes on 2 cores);
+  product's local provider at the start of the run (2-4 minutes on 2 cores; cached under
+  var/bench/cache for the next run);
 - `random`: random unit vectors (Gaussian, normalised, seeded), the worst case for HNSW:
   in 384 dimensions uniformly spread points have no neighbourhood structure to exploit.
 Queries: the SciFact test claims, embedded the same way (random unit vectors for `random`).
@@ -14,21 +15,30 @@ at random, so a knowledge-base filter is spread over the whole vector space (the
 HNSW post-filtering loses results).
 
 Loading bypasses ingestion (measured by the quality benchmark): one source and document per
-knowledge base, chunks written with COPY. The HNSW index is dropped before the load and
-recreated after it from its own definition (migration 0001: m=16, ef_construction=64,
-cosine), faster than inserting into a live graph; then VACUUM ANALYZE, as autovacuum does.
+knowledge base (its `chunk_count` set as ingestion leaves it), chunks written with COPY. The
+HNSW index is dropped before the load and recreated after it from its own definition
+(migration 0001: m=16, ef_construction=64, cosine), faster than inserting into a live graph;
+the covering index of migration 0003 stays and is filled by the COPY; then VACUUM ANALYZE,
+as autovacuum does.
 
 Latency is of `apps.knowledge.search.search` (top_k=10, through the ORM and the store,
-results hydrated), in-process, warm cache, one query at a time:
+results hydrated), in-process, warm cache (one untimed pass over the queries first, then 20
+warm-up queries per case), one query at a time, dense and hybrid, for all three knowledge
+bases together (100k chunks) and each alone:
 - "excluding embedding": the query vector comes precomputed (the provider is stubbed);
 - "including embedding": the real local MiniLM provider embeds the query text first.
-Recall@10: the ids `search` returns in dense mode against the exact top 10 (NumPy).
+Recall@10: the ids `search` returns in dense mode against the exact top 10 (NumPy), computed
+after the timed loop. The "plan" column is what the pgvector store chose for the dense leg
+(exact search, or HNSW and its ef_search). Then the time of each statement alone (including
+the ones the store ran before: a count(*) per query, exact search reading the chunk rows),
+an ef_search sweep of the raw HNSW scan, and the post-filter recall of a raw HNSW scan.
 
 Run: make bench PYTEST_ARGS="-k query_latency"
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import re
@@ -40,7 +50,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from .helpers import data_dir, load_beir, mean, percentile, record, table
+from .helpers import data_dir, load_beir, mean, percentile, record, results_dir, table
 
 VECTORS = os.environ.get("SYNTERA_BENCH_VECTORS", "minilm")
 SCIFACT = data_dir() / "beir-scifact"
@@ -90,9 +100,19 @@ def unit_vectors(rng: np.random.Generator, count: int) -> np.ndarray:
 
 
 def embed(texts: list[str]) -> np.ndarray:
-    from apps.knowledge.embeddings import LocalMiniLM
+    """The local provider's vectors of `texts`, cached under var/bench/cache (keyed by the
+    texts and the local backend): embedding the corpus is most of a run's time and measures
+    nothing here."""
+    from apps.knowledge.embeddings import LocalMiniLM, local_backend
 
-    return np.asarray(LocalMiniLM().embed(texts), dtype=np.float32)
+    digest = hashlib.sha256("\x00".join([local_backend(), *texts]).encode()).hexdigest()[:16]
+    path = results_dir() / "cache" / f"minilm-{digest}.npy"
+    if path.is_file():
+        return np.load(path)
+    vectors = np.asarray(LocalMiniLM().embed(texts), dtype=np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, vectors)
+    return vectors
 
 
 def vector_text(vector: np.ndarray) -> str:
@@ -243,7 +263,7 @@ class Measured:
     recall: float | None
 
 
-HEADERS = ["filter", "exact ≤", "mode", "p50 excl. emb.", "p95 excl. emb.", "p50 incl.", "p95 incl.", "recall@10"]
+HEADERS = ["filter", "plan", "mode", "p50 excl. emb.", "p95 excl. emb.", "p50 incl.", "p95 incl.", "recall@10"]
 
 
 def measure(loaded: Loaded, kb_names: list[str], mode: str, *, stub_embedding: bool) -> Measured:
@@ -260,16 +280,21 @@ def measure(loaded: Loaded, kb_names: list[str], mode: str, *, stub_embedding: b
         for text in loaded.queries[:WARMUP]:
             search(query=text, knowledge_base_ids=kb_ids, top_k=TOP_K, mode=mode)
         stub.position = 0
-        latencies, recalls = [], []
-        for number, text in enumerate(loaded.queries):
+        latencies, found = [], []
+        for text in loaded.queries:
             started = time.perf_counter()
             hits = search(query=text, knowledge_base_ids=kb_ids, top_k=TOP_K, mode=mode)
             latencies.append((time.perf_counter() - started) * 1000)
-            if stub_embedding and mode == "dense":
-                truth = exact_top(loaded, loaded.query_vectors[number], kb_names, TOP_K)
-                recalls.append(overlap(truth, [h.chunk_id for h in hits]))
+            found.append([h.chunk_id for h in hits])
     finally:
         embeddings.get_provider = original  # type: ignore[assignment]
+    # Recall after the timing: NumPy's BLAS threads keep spinning for a while after a product
+    # and would slow down the next query measured.
+    recalls = [
+        overlap(exact_top(loaded, loaded.query_vectors[number], kb_names, TOP_K), ids)
+        for number, ids in enumerate(found)
+        if stub_embedding and mode == "dense"
+    ]
     return Measured(latencies, mean(recalls) if recalls else None)
 
 
@@ -285,51 +310,72 @@ def timed(call: Callable[[int], Any], count: int) -> tuple[float, float]:
 
 
 def components(loaded: Loaded) -> dict[str, tuple[float, float]]:
-    """Where the time of one hybrid search over all 100k chunks goes, leg by leg."""
+    """Where the time of a search goes, statement by statement: the store's plan for all
+    100k chunks (HNSW) and for the medium knowledge base (exact), the full-text leg, the
+    hydration, and for comparison the statements the store ran before (a count(*) of the
+    candidates per query; exact search reading the chunk rows and their TOASTed vectors)."""
     from django.db import connection, transaction
 
     from apps.knowledge import embeddings, search
     from apps.knowledge.stores import get_store
+    from apps.knowledge.stores.pgvector import PgVectorStore, candidate_counts, plan
 
     kb_ids = list(loaded.kb_ids.values())
+    medium = [loaded.kb_ids["medium"]]
     schema = connection.schema_name  # type: ignore[attr-defined]
     store = get_store()
+    assert isinstance(store, PgVectorStore)
     provider = embeddings.get_provider("local-minilm")
     pool = search.POOL
     literals = [vector_text(v) for v in loaded.query_vectors]
     texts = loaded.queries
+    candidates, indexed = candidate_counts(model="local-minilm", knowledge_base_ids=kb_ids)
+    ef_search = plan(candidates=candidates, indexed=indexed, top_k=pool)
+    assert ef_search is not None
+    ids = [loaded.ids[i] for i in range(TOP_K)]
 
-    def count_sql(i: int) -> None:  # the statement PgVectorStore.query runs first
+    def count_sql(i: int) -> None:
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT count(*) FROM knowledge_chunk WHERE knowledge_base_id = ANY(%s) AND embedding IS NOT NULL",
                 [kb_ids],
             )
 
-    def hnsw_sql(i: int) -> None:  # then the index scan itself (ef_search as the store sets it)
+    def exact_from_rows(i: int) -> None:
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(f"SET LOCAL hnsw.ef_search = {max(100, pool * 2)}")
+            cursor.execute("SET LOCAL enable_indexscan = off")
             cursor.execute(
                 "SELECT id, 1 - (embedding <=> %s::vector) FROM knowledge_chunk WHERE knowledge_base_id = ANY(%s) "
                 "AND embedding IS NOT NULL ORDER BY embedding <=> %s::vector LIMIT %s",
-                [literals[i % len(literals)], kb_ids, literals[i % len(literals)], pool],
+                [literals[i % len(literals)], medium, literals[i % len(literals)], pool],
             )
             cursor.fetchall()
 
-    legs: dict[str, Callable[[int], Any]] = {
-        "query embedding (local MiniLM, one text)": lambda i: provider.embed([texts[i % len(texts)]]),
-        f"vector store query, top {pool} (PgVectorStore.query)": lambda i: store.query(
+    def query(kbs: list[int]) -> Callable[[int], Any]:
+        return lambda i: store.query(
             schema=schema,
             model="local-minilm",
             vector=loaded.query_vectors[i % len(texts)].tolist(),
-            knowledge_base_ids=kb_ids,
+            knowledge_base_ids=kbs,
             top_k=pool,
+        )
+
+    legs: dict[str, Callable[[int], Any]] = {
+        "query embedding (local MiniLM, one text)": lambda i: provider.embed([texts[i % len(texts)]]),
+        f"vector store query, all 100k, top {pool} (PgVectorStore.query: HNSW)": query(kb_ids),
+        "  of which: chunk counts of the sources (candidate_counts)": lambda i: candidate_counts(
+            model="local-minilm", knowledge_base_ids=kb_ids
         ),
-        "  of which: count(*) of candidate chunks": count_sql,
-        f"  of which: HNSW index scan (ef_search {max(100, pool * 2)})": hnsw_sql,
-        f"full-text leg, top {pool} (search._lexical, BM25)": lambda i: search._lexical(
+        f"  of which: HNSW index scan (ef_search {ef_search})": lambda i: store._hnsw(
+            "embedding", literals[i % len(literals)], kb_ids, pool, ef_search
+        ),
+        f"vector store query, medium KB, top {pool} (exact, covering index)": query(medium),
+        f"before: exact search of the medium KB reading the rows, top {pool}": exact_from_rows,
+        "before: count(*) of candidate chunks, all 100k": count_sql,
+        f"full-text leg, all 100k, top {pool} (search._lexical, BM25)": lambda i: search._lexical(
             texts[i % len(texts)], kb_ids, pool
         ),
+        f"hydration of {TOP_K} hits (search._hydrate)": lambda i: search._hydrate(ids),
     }
     return {name: timed(call, len(texts)) for name, call in legs.items()}
 
@@ -355,8 +401,9 @@ def ef_sweep(loaded: Loaded) -> dict[int, dict[str, float]]:
                 ids = [row[0] for row in cursor.fetchall()]
             seconds.append((time.perf_counter() - started) * 1000)
             if number >= 10:  # the first ones warm the cache
-                found.append(overlap(exact_top(loaded, vector, list(KB_SIZES), TOP_K), ids))
-        out[ef] = {"recall@10": mean(found), "p50_ms": percentile(seconds[10:], 50)}
+                found.append((number, ids))
+        recalls = [overlap(exact_top(loaded, loaded.query_vectors[n], list(KB_SIZES), TOP_K), ids) for n, ids in found]
+        out[ef] = {"recall@10": mean(recalls), "p50_ms": percentile(seconds[10:], 50)}
     return out
 
 
@@ -368,60 +415,65 @@ def measured(loaded: Loaded, committed_tenant: Any) -> dict[str, Any]:
     from django.conf import settings
     from django.db import connection
 
-    from apps.knowledge.stores.pgvector import PgVectorStore
+    from apps.knowledge.search import POOL
+    from apps.knowledge.stores.pgvector import PgVectorStore, candidate_counts, plan
 
-    default_exact = settings.KNOWLEDGE_EXACT_SEARCH_MAX
-    # (label, knowledge bases, KNOWLEDGE_EXACT_SEARCH_MAX). With the default (20,000) the
-    # medium and small bases are searched exactly; with 100 they go through HNSW first and
-    # fall back to exact search when the post-filter leaves fewer rows than asked for.
     cases = [
-        ("all 3 KBs (100k)", list(KB_SIZES), default_exact),
-        ("medium KB (10k)", ["medium"], default_exact),
-        ("small KB (1k)", ["small"], default_exact),
-        ("medium KB (10k)", ["medium"], 100),
-        ("small KB (1k)", ["small"], 100),
+        ("all 3 KBs (100k)", list(KB_SIZES)),
+        ("big KB (89k)", ["big"]),
+        ("medium KB (10k)", ["medium"]),
+        ("small KB (1k)", ["small"]),
     ]
     rows = []
     results: dict[str, Any] = {}
     with committed_tenant("beta"):
         assert not connection.in_atomic_block
-        try:
-            for label, kb_names, exact_limit in cases:
-                settings.KNOWLEDGE_EXACT_SEARCH_MAX = exact_limit
-                for mode in ("dense", "hybrid"):
-                    without = measure(loaded, kb_names, mode, stub_embedding=True)
-                    with_embedding = measure(loaded, kb_names, mode, stub_embedding=False)
-                    results[f"{label} | exact<={exact_limit} | {mode}"] = r = {
-                        "p50_ms_excl_embedding": percentile(without.latencies_ms, 50),
-                        "p95_ms_excl_embedding": percentile(without.latencies_ms, 95),
-                        "p50_ms_incl_embedding": percentile(with_embedding.latencies_ms, 50),
-                        "p95_ms_incl_embedding": percentile(with_embedding.latencies_ms, 95),
-                        "recall@10": without.recall,
-                    }
-                    rows.append(
-                        (
-                            label,
-                            exact_limit,
-                            mode,
-                            r["p50_ms_excl_embedding"],
-                            r["p95_ms_excl_embedding"],
-                            r["p50_ms_incl_embedding"],
-                            r["p95_ms_incl_embedding"],
-                            "" if r["recall@10"] is None else r["recall@10"],
-                        )
+        # One untimed pass first: the indexes were just built, and 20 warm-up queries per
+        # case do not bring the HNSW graph's hot pages into shared_buffers.
+        for mode in ("dense", "hybrid"):
+            measure(loaded, list(KB_SIZES), mode, stub_embedding=True)
+        for label, kb_names in cases:
+            candidates, indexed = candidate_counts(
+                model="local-minilm", knowledge_base_ids=[loaded.kb_ids[n] for n in kb_names]
+            )
+            ef_search = plan(candidates=candidates, indexed=indexed, top_k=POOL)
+            strategy = "exact" if ef_search is None else f"HNSW ef {ef_search}"
+            for mode in ("dense", "hybrid"):
+                without = measure(loaded, kb_names, mode, stub_embedding=True)
+                with_embedding = measure(loaded, kb_names, mode, stub_embedding=False)
+                results[f"{label} | {mode}"] = r = {
+                    "plan": strategy,
+                    "p50_ms_excl_embedding": percentile(without.latencies_ms, 50),
+                    "p95_ms_excl_embedding": percentile(without.latencies_ms, 95),
+                    "p50_ms_incl_embedding": percentile(with_embedding.latencies_ms, 50),
+                    "p95_ms_incl_embedding": percentile(with_embedding.latencies_ms, 95),
+                    "recall@10": without.recall,
+                }
+                rows.append(
+                    (
+                        label,
+                        strategy,
+                        mode,
+                        r["p50_ms_excl_embedding"],
+                        r["p95_ms_excl_embedding"],
+                        r["p50_ms_incl_embedding"],
+                        r["p95_ms_incl_embedding"],
+                        "" if r["recall@10"] is None else r["recall@10"],
                     )
-                    print(table(HEADERS, rows[-1:]).splitlines()[-1], flush=True)
-        finally:
-            settings.KNOWLEDGE_EXACT_SEARCH_MAX = default_exact
+                )
+                print(table(HEADERS, rows[-1:]).splitlines()[-1], flush=True)
         breakdown = components(loaded)
         sweep = ef_sweep(loaded)
-        # The post-filter pitfall on the raw HNSW query (no exact fallback), for comparison.
+        # The post-filter pitfall on the raw HNSW query (the least ef_search, no fallback): why
+        # selective filters are searched exactly.
         store = PgVectorStore()
         raw_recall = {}
         for name in ("medium", "small"):
             found = []
             for vector in loaded.query_vectors[:50]:
-                hits = store._search("embedding", vector_text(vector), [loaded.kb_ids[name]], TOP_K, exact=False)
+                hits = store._hnsw(
+                    "embedding", vector_text(vector), [loaded.kb_ids[name]], TOP_K, settings.KNOWLEDGE_HNSW_EF_SEARCH
+                )
                 found.append(overlap(exact_top(loaded, vector, [name], TOP_K), [h.chunk_id for h in hits]))
             raw_recall[name] = mean(found)
         with connection.cursor() as cursor:
@@ -432,7 +484,8 @@ def measured(loaded: Loaded, committed_tenant: Any) -> dict[str, Any]:
             cursor.execute(
                 "SELECT pg_size_pretty(pg_relation_size('knowledge_chunk')), "
                 "pg_size_pretty(pg_total_relation_size('knowledge_chunk')), "
-                "pg_size_pretty(pg_relation_size('chunk_embedding_hnsw'))"
+                "pg_size_pretty(pg_relation_size('chunk_embedding_hnsw')), "
+                "pg_size_pretty(pg_relation_size('chunk_embedding_kb_cover'))"
             )
             sizes = cursor.fetchone()
     return {
@@ -445,7 +498,8 @@ def measured(loaded: Loaded, committed_tenant: Any) -> dict[str, Any]:
         "shared_buffers": shared_buffers,
         "sizes": sizes,
         "ef_search_setting": settings.KNOWLEDGE_HNSW_EF_SEARCH,
-        "default_exact": default_exact,
+        "exact_search_max": settings.KNOWLEDGE_EXACT_SEARCH_MAX,
+        "loadavg_at_end": os.getloadavg(),
     }
 
 
@@ -453,16 +507,20 @@ def test_query_latency_100k(loaded: Loaded, measured: dict[str, Any]) -> None:
     m = measured
     sizes = m["sizes"]
     print(f"\n[bench] vectors: {VECTORS}; pgvector {m['pgvector']}; shared_buffers {m['shared_buffers']}")
-    print(f"[bench] knowledge_chunk heap {sizes[0]}, with indexes and TOAST {sizes[1]}, HNSW index {sizes[2]}")
+    print(
+        f"[bench] knowledge_chunk heap {sizes[0]}, with indexes and TOAST {sizes[1]}, HNSW index {sizes[2]}, "
+        f"covering index {sizes[3]}"
+    )
     print(table(HEADERS, m["rows"]))
     breakdown = m["components_ms"]
-    print(table(["component (all 3 KBs, 100k)", "p50 ms", "p95 ms"], [(k, *v) for k, v in breakdown.items()]))
+    print(table(["component", "p50 ms", "p95 ms"], [(k, *v) for k, v in breakdown.items()]))
     sweep = m["ef_sweep"]
     print(
         table(["hnsw.ef_search", "recall@10", "p50 ms"], [(ef, v["recall@10"], v["p50_ms"]) for ef, v in sweep.items()])
     )
     print(
-        f"[bench] raw HNSW scan with a knowledge-base filter, no fallback, recall@10: {m['raw_hnsw_postfilter_recall@10']}"
+        f"[bench] raw HNSW scan (ef_search {m['ef_search_setting']}) with a knowledge-base filter, no fallback, "
+        f"recall@10: {m['raw_hnsw_postfilter_recall@10']}"
     )
     record(
         f"query_latency_{VECTORS}",
@@ -478,6 +536,7 @@ def test_query_latency_100k(loaded: Loaded, measured: dict[str, Any]) -> None:
             **{k: v for k, v in m.items() if k != "rows"},
         },
     )
-    headline = m["results"][f"all 3 KBs (100k) | exact<={m['default_exact']} | dense"]
-    assert headline["recall@10"] >= 0.95, headline
-    assert headline["p95_ms_excl_embedding"] <= 20, headline
+    dense, hybrid = m["results"]["all 3 KBs (100k) | dense"], m["results"]["all 3 KBs (100k) | hybrid"]
+    assert dense["recall@10"] >= 0.95, dense
+    assert dense["p95_ms_excl_embedding"] <= 20, dense
+    assert hybrid["p95_ms_excl_embedding"] <= 20, hybrid
