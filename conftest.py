@@ -15,13 +15,33 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-# In-process tests use their own Redis database so they never touch a running dev stack's.
-os.environ["REDIS_URL"] = urlunsplit(
-    urlsplit(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))._replace(path="/15")
-)
+# In-process tests use their own Redis database and key space, so they never touch a running
+# dev stack's data, and two test sessions on one Redis (a developer's and an editor's) never
+# wipe each other's rate-limit counters or presence marks: clearing "the cache" between tests
+# deletes this session's keys only. pytest-django has loaded the settings before this file
+# runs, so the values are set on the settings themselves (caches and channel layers are built
+# lazily from them) and in the environment (for processes the tests start).
+REDIS_TEST_URL = urlunsplit(urlsplit(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))._replace(path="/15"))
+CACHE_PREFIX = f"test{os.getpid()}"
+os.environ["REDIS_URL"] = REDIS_TEST_URL
+os.environ["CACHE_KEY_PREFIX"] = CACHE_PREFIX
 os.environ.setdefault("LOG_FORMAT", "text")
 
-from tests.support import PASSWORD, TenantInfo
+
+def _use_test_redis() -> None:
+    from django.conf import settings
+
+    settings.REDIS_URL = REDIS_TEST_URL
+    for alias, config in settings.CACHES.items():
+        config["LOCATION"] = REDIS_TEST_URL
+        config["KEY_PREFIX"] = CACHE_PREFIX + (":sessions" if alias == "sessions" else "")
+    settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [REDIS_TEST_URL]
+    settings.CELERY_BROKER_URL = REDIS_TEST_URL
+
+
+_use_test_redis()
+
+from tests.support import PASSWORD, TenantInfo  # noqa: E402  (after the settings are adjusted)
 
 
 def _seed_canaries(slug: str) -> TenantInfo:
@@ -122,7 +142,10 @@ def _clean_cache_and_schema() -> Any:
 
     yield
     with contextlib.suppress(Exception):  # tests that stop Redis on purpose
-        cache.clear()
+        client = cache._cache.get_client(write=True)  # type: ignore[attr-defined]
+        keys = list(client.scan_iter(match=f"*{CACHE_PREFIX}*", count=1000))
+        if keys:
+            client.delete(*keys)
     connection.set_schema_to_public()  # type: ignore[attr-defined]
 
 

@@ -486,12 +486,30 @@ def conversation_set_tags(*, actor: Actor, conversation: Conversation, tags: lis
 
 @transaction.atomic
 def conversation_mark_read(*, actor: Actor, conversation: Conversation) -> Conversation:
+    _require(actor, Role.AGENT)
     conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
     if conversation.unread:
         conversation.unread = 0
         conversation.save(update_fields=["unread", "updated_at"])
         _notify(conversation)
     return conversation
+
+
+def conversations_wake_snoozed() -> int:
+    """Beat: snoozed conversations whose time has come are open again (and told to staff)."""
+    woken = 0
+    due = Conversation.objects.filter(status=Conversation.Status.SNOOZED, snoozed_until__lte=timezone.now())
+    for conversation_id in due.values_list("pk", flat=True):
+        with transaction.atomic():
+            conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
+            if conversation.status != Conversation.Status.SNOOZED:
+                continue
+            conversation.status = Conversation.Status.OPEN
+            conversation.snoozed_until = None
+            conversation.save(update_fields=["status", "snoozed_until", "updated_at"])
+            _notify(conversation)
+            woken += 1
+    return woken
 
 
 @transaction.atomic

@@ -10,10 +10,14 @@ from . import services
 
 @shared_task(name="routing.sweep")
 def sweep() -> dict[str, int]:
-    """Per tenant: assign waiting conversations to people now free, mark SLA breaches."""
-    totals = {"assigned": 0, "breached": 0}
+    """Per tenant: reopen snoozed conversations that are due, assign waiting conversations to
+    people now free, mark SLA breaches."""
+    from apps.conversations.services import conversations_wake_snoozed
+
+    totals = {"woken": 0, "assigned": 0, "breached": 0}
     for tenant in get_tenant_model().objects.exclude(schema_name="public").filter(is_active=True):
         with tenant_context(tenant):
+            totals["woken"] += conversations_wake_snoozed()
             totals["assigned"] += services.assign_waiting()
             totals["breached"] += services.sla_check()
     return totals

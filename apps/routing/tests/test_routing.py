@@ -293,3 +293,22 @@ def test_sla_breaches_are_recorded_by_the_sweep(inbox: Any, eager: Any, alpha: A
     assert all(e.breached_at for e in events)
     assert AuditEvent.objects.filter(action="routing.sla_breached").count() >= 2
     assert sweep()["breached"] == 0  # recorded once
+
+
+def test_snoozed_conversations_wake_up(inbox: Any, owner: Any) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.routing.tasks import sweep
+
+    conversation, _ = conversations.conversation_start(inbox=inbox)
+    conversations.conversation_set_status(
+        actor=owner, conversation=conversation, status="snoozed", snoozed_until=timezone.now() + timedelta(hours=1)
+    )
+    assert sweep()["woken"] == 0
+    Conversation.objects.filter(pk=conversation.pk).update(snoozed_until=timezone.now() - timedelta(seconds=1))
+    assert sweep()["woken"] == 1
+    default_connection.set_schema(owner.tenant.schema_name)
+    conversation.refresh_from_db()
+    assert conversation.status == "open" and conversation.snoozed_until is None
