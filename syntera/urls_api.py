@@ -9,4 +9,5 @@ urlpatterns = [
     path("", include("apps.agents.api.urls")),
     path("", include("apps.crm.api.urls")),
     path("", include("apps.conversations.api.urls")),
+    path("", include("apps.routing.api.urls")),
 ]

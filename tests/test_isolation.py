@@ -27,6 +27,12 @@ API_LISTS = [
     "/api/v1/ai-usage",
     "/api/v1/contacts/",
     "/api/v1/leads/",
+    "/api/v1/teams/",
+    "/api/v1/intents/",
+    "/api/v1/routing-rules/",
+    "/api/v1/queue/",
+    "/api/v1/presence/",
+    "/api/v1/sla-events/",
 ]
 PAGES = [
     "/dashboard/knowledge/",
@@ -41,6 +47,11 @@ PAGES = [
     "/dashboard/inbox/?status=any",
     "/dashboard/inbox/conversations.json?status=any",
     "/dashboard/inboxes/",
+    "/dashboard/queue/",
+    "/dashboard/teams/",
+    "/dashboard/intents/",
+    "/dashboard/routing/",
+    "/dashboard/sla/",
 ]
 ADMIN_PAGES = [
     "/admin/",
@@ -59,6 +70,10 @@ ADMIN_PAGES = [
     "/admin/conversations/inbox/",
     "/admin/conversations/conversation/",
     "/admin/conversations/message/",
+    "/admin/routing/team/",
+    "/admin/routing/intent/",
+    "/admin/routing/routingrule/",
+    "/admin/routing/slaevent/",
 ]
 
 
@@ -202,3 +217,54 @@ def test_inbox_pages_show_only_their_tenants_conversations(alpha: Any, beta: Any
         assert response.status_code == 200, path
         assert b"canary-alpha" in response.content, path
         _assert_clean(response.content, beta)
+
+
+def test_routing_rows_and_presence_stay_in_their_tenant(
+    alpha: Any, beta: Any, make_member: Any, login: Any, api_for: Any
+) -> None:
+    """Teams, intents, rules, the queue, SLA events and presence of beta never reach alpha's
+    API or pages; presence is per workspace even for a person who works in both."""
+    from django_tenants.utils import tenant_context
+
+    from apps.accounts.models import Role, User
+    from apps.accounts.services import Actor
+    from apps.conversations import services as conversations
+    from apps.routing import presence
+    from apps.routing import services as routing
+    from apps.tenants.models import Tenant
+
+    both, _ = make_member(alpha, "agent", email="routing-both@example.com")
+    make_member(beta, "agent", email="routing-both@example.com")
+    tenant = Tenant.objects.get(schema_name=beta.schema)
+    owner = User.objects.get(email=beta.owner_email)
+    actor = Actor(tenant=tenant, role=Role.OWNER, user=owner, label=owner.email)
+    with tenant_context(tenant):
+        team = routing.team_save(actor=actor, name="canary-beta team", members=[(both.pk, 2)])
+        intent = routing.intent_save(actor=actor, name="canary-beta intent", keywords=["canary-beta"])
+        routing.rule_save(actor=actor, name="canary-beta rule", intent_id=intent.pk, team_id=team.pk)
+        inbox = conversations.inbox_create(actor=actor, name="canary-beta queue")
+        conversation, _ = conversations.conversation_start(inbox=inbox)
+        conversations.message_post(conversation_id=conversation.pk, role="visitor", text="canary-beta waiting")
+        routing.escalate(conversation_id=conversation.pk, reason="canary-beta", epoch=None)
+        presence.set_status(beta.schema, both.pk, "away")
+
+    client = api_for(alpha.host, alpha.api_key)
+    for path in ("teams/", "intents/", "routing-rules/", "queue/", "sla-events/", "presence/"):
+        response = client.get(f"/api/v1/{path}")
+        assert response.status_code == 200, path
+        assert b"canary-beta" not in response.content, path
+    detected = client.post("/api/v1/intents/detect", {"text": "canary-beta"}, format="json").json()
+    assert detected["intent"] is None
+    statuses = {r["user"]: r["status"] for r in client.get("/api/v1/presence/").json()["results"]}
+    assert statuses[both.pk] != "away"  # away in beta only
+    page_client = login(alpha, alpha.owner_email)
+    for path in (
+        "/dashboard/teams/",
+        "/dashboard/intents/",
+        "/dashboard/routing/",
+        "/dashboard/queue/",
+        "/dashboard/sla/",
+    ):
+        assert b"canary-beta" not in page_client.get(path).content, path
+    with tenant_context(tenant):
+        assert presence.status_of(beta.schema, both.pk) == "away"

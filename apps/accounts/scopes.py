@@ -1,12 +1,25 @@
 """API key scopes. Each API view names a resource; GET/HEAD/OPTIONS need `<resource>:read`,
 other methods `<resource>:write`. Later apps add their resources here."""
 
-RESOURCES = ("tenant", "members", "invitations", "api_keys", "audit", "knowledge", "agents", "crm", "conversations")
+RESOURCES = (
+    "tenant",
+    "members",
+    "invitations",
+    "api_keys",
+    "audit",
+    "knowledge",
+    "agents",
+    "crm",
+    "conversations",
+    "routing",
+)
 
 ALL_SCOPES: tuple[str, ...] = tuple(f"{r}:{a}" for r in RESOURCES for a in ("read", "write"))
 
 
-# What a person's role lets them do, in scope terms (reported by /api/v1/me/).
+# What a person's role lets them do, in scope terms (reported by /api/v1/me/). Routing
+# configuration is written by owners and admins; agents read it, and what they do there
+# (assigning a conversation, setting their own presence) is `conversations:write`.
 ROLE_SCOPES: dict[str, tuple[str, ...]] = {
     "owner": ALL_SCOPES,
     "admin": ALL_SCOPES,

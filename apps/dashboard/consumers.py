@@ -11,6 +11,13 @@ page re-reads the list or the transcript from the server, so a lost event costs 
 never a wrong screen. Client frames besides `ping`: `typing` (a staff member is writing a
 reply: the visitor sees `{"type":"typing","role":"agent"}`) and `read` (mark a conversation
 read), both for the agent role and up. See docs/subsystems/realtime.md.
+
+Presence (apps/routing/presence.py), for the agent role and up: a socket marks its person
+online when it opens (away stays away), a `ping` or a `{"type":"presence","status":"online"|
+"away"}` frame renews the mark (the latter also sets it), and the person goes offline when
+their last socket closes. A change is the staff event `presence.changed` `{"user", "status"}`;
+a socket announces its own arrival before it joins the group, so its first frame after
+`hello` is never its own presence.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from apps.accounts.services import Actor
 from apps.conversations import services as conversations
 from apps.conversations.consumers import Bucket
 from apps.conversations.models import Conversation
+from apps.routing import presence
 from apps.tenants.channels import tenant_db
 from syntera.errors import ApplicationError
 from syntera.realtime import session_group, staff_group, staff_user_group
@@ -75,6 +83,21 @@ def _read(tenant: Any, user_id: int, conversation_id: int) -> None:
     conversations.conversation_mark_read(actor=actor, conversation=conversation)
 
 
+@tenant_db
+def _presence_alive(tenant: Any, user_id: int, socket: str, status: str | None = None) -> None:
+    # In the tenant's schema: presence cache keys depend on it (as for the API and routing).
+    before, after = presence.socket_alive(tenant.schema_name, user_id, socket, status)
+    if before != after:
+        presence.announce(tenant.schema_name, user_id, after)
+
+
+@tenant_db
+def _presence_gone(tenant: Any, user_id: int, socket: str) -> None:
+    before, after = presence.socket_closed(tenant.schema_name, user_id, socket)
+    if before != after:
+        presence.announce(tenant.schema_name, user_id, after)
+
+
 class StaffConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         tenant = self.scope.get("tenant")
@@ -95,6 +118,9 @@ class StaffConsumer(AsyncWebsocketConsumer):
         self.membership = membership
         self.frames = Bucket(FRAME_RATE, 10.0)
         self.typing_sent: dict[int, float] = {}
+        self.has_presence = membership.has_role(Role.AGENT)
+        if self.has_presence:
+            await self.presence_alive()
         self.groups_joined = [staff_group(tenant.schema_name), staff_user_group(tenant.schema_name, user.pk)]
         if session is not None and session.session_key:
             self.groups_joined.append(session_group(session.session_key))
@@ -111,6 +137,17 @@ class StaffConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         for group in getattr(self, "groups_joined", []):
             await self.channel_layer.group_discard(group, self.channel_name)
+        if getattr(self, "has_presence", False):
+            try:
+                await _presence_gone(self.tenant, self.user_id, self.channel_name)
+            except Exception:  # Redis unreachable: the mark runs out on its own
+                logger.warning("presence update failed", exc_info=True)
+
+    async def presence_alive(self, status: str | None = None) -> None:
+        try:
+            await _presence_alive(self.tenant, self.user_id, self.channel_name, status)
+        except Exception:  # presence is best effort: never refuse or break the socket for it
+            logger.warning("presence update failed", exc_info=True)
 
     async def error(self, code: str, detail: str, **extra: Any) -> None:
         await self.send_json({"type": "error", "code": code, "detail": detail, **extra})
@@ -132,7 +169,12 @@ class StaffConsumer(AsyncWebsocketConsumer):
         if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
             await self.error("invalid_frame", "Send a JSON object with a type.")
             return
-        handler = {"ping": self.on_ping, "typing": self.on_typing, "read": self.on_read}.get(frame["type"])
+        handler = {
+            "ping": self.on_ping,
+            "typing": self.on_typing,
+            "read": self.on_read,
+            "presence": self.on_presence,
+        }.get(frame["type"])
         if handler is None:
             await self.error("unknown_type", f"Unknown type {frame['type'][:40]!r}.")
             return
@@ -152,7 +194,20 @@ class StaffConsumer(AsyncWebsocketConsumer):
         return value
 
     async def on_ping(self, frame: dict[str, Any]) -> None:
+        if self.has_presence:
+            await self.presence_alive()
         await self.send_json({"type": "pong"})
+
+    async def on_presence(self, frame: dict[str, Any]) -> None:
+        """Heartbeat and status: `{"type":"presence","status":"online"|"away"}`."""
+        status = frame.get("status")
+        if status not in ("online", "away"):
+            await self.error("invalid_frame", 'A presence frame needs status: "online" or "away".')
+            return
+        if not self.has_presence:
+            await self.error("permission_denied", "Viewers take no conversations and have no presence.")
+            return
+        await self.presence_alive(str(status))
 
     async def on_typing(self, frame: dict[str, Any]) -> None:
         conversation_id = await self._conversation_id(frame)

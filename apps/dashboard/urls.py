@@ -1,7 +1,7 @@
 from django.urls import path
 from django.views.generic import TemplateView
 
-from . import agent_views, crm_views, inbox_views, knowledge_views, views
+from . import agent_views, crm_views, inbox_views, knowledge_views, routing_views, views
 from .widget_views import widget_demo
 
 urlpatterns = [
@@ -82,4 +82,25 @@ urlpatterns = [
     ),
     path("dashboard/inboxes/<int:inbox_id>/active/", inbox_views.inbox_active, name="dashboard-inbox-active"),
     path("dashboard/inboxes/<int:inbox_id>/demo/", widget_demo, name="dashboard-inbox-demo"),
+    # routing (apps/dashboard/routing_views/)
+    path("dashboard/queue/", routing_views.queue, name="dashboard-queue"),
+    path("dashboard/queue/<int:conversation_id>/accept/", routing_views.queue_accept, name="dashboard-queue-accept"),
+    path("dashboard/teams/", routing_views.teams, name="dashboard-teams"),
+    path("dashboard/teams/new/", routing_views.team_new, name="dashboard-team-new"),
+    path("dashboard/teams/<int:team_id>/", routing_views.team_detail, name="dashboard-team"),
+    path("dashboard/teams/<int:team_id>/delete/", routing_views.team_delete, name="dashboard-team-delete"),
+    path("dashboard/intents/", routing_views.intent_list, name="dashboard-intents"),
+    path("dashboard/intents/<int:intent_id>/", routing_views.intent_edit, name="dashboard-intent"),
+    path("dashboard/intents/<int:intent_id>/delete/", routing_views.intent_delete, name="dashboard-intent-delete"),
+    path("dashboard/routing/", routing_views.rule_list, name="dashboard-rules"),
+    path("dashboard/routing/<int:rule_id>/", routing_views.rule_edit, name="dashboard-rule"),
+    path("dashboard/routing/<int:rule_id>/move/", routing_views.rule_move, name="dashboard-rule-move"),
+    path("dashboard/routing/<int:rule_id>/delete/", routing_views.rule_delete, name="dashboard-rule-delete"),
+    path("dashboard/sla/", routing_views.sla, name="dashboard-sla"),
+    path("dashboard/presence/", routing_views.presence_set, name="dashboard-presence"),
+    path(
+        "dashboard/inbox/<int:conversation_id>/assign/",
+        routing_views.conversation_assign,
+        name="dashboard-conversation-assign",
+    ),
 ]

@@ -107,6 +107,19 @@ def intent_save(*, actor: Actor, intent: Intent | None = None, **fields: Any) ->
     return intent
 
 
+def intent_delete(*, actor: Actor, intent: Intent) -> None:
+    """Rules that name the intent go with it."""
+    _require_admin(actor)
+    _audit(actor, "routing.intent_deleted", None, {"intent_id": intent.pk, "name": intent.name})
+    intent.delete()
+
+
+def rule_delete(*, actor: Actor, rule: RoutingRule) -> None:
+    _require_admin(actor)
+    _audit(actor, "routing.rule_deleted", None, {"rule_id": rule.pk, "name": rule.name})
+    rule.delete()
+
+
 @transaction.atomic
 def rule_save(*, actor: Actor, rule: RoutingRule | None = None, **fields: Any) -> RoutingRule:
     _require_admin(actor)

@@ -61,6 +61,8 @@ SPECTACULAR_SETTINGS = {
         "AgentProviderEnum": "apps.agents.models.Agent.Provider",
         "ConversationStatusEnum": "apps.conversations.models.Conversation.Status",
         "LeadStatusEnum": "apps.crm.models.Lead.Status",
+        "PresenceStatusEnum": ["online", "away", "offline"],
+        "RoutingRuleHoursEnum": ["any", "open", "closed"],
     },
 }
 

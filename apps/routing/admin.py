@@ -1,0 +1,65 @@
+"""Teams, intents, routing rules and SLA events in the tenant admin
+(apps/dashboard/admin_site.py), read-only: changes go through the dashboard and the API,
+where the services validate, audit and tell the sockets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from apps.dashboard.admin_site import TenantScopedAdmin, tenant_admin_site
+
+from .models import Intent, RoutingRule, SLAEvent, Team, TeamMember
+
+
+class TeamMemberInline(admin.TabularInline):  # type: ignore[type-arg]
+    model = TeamMember
+    fields = ["user", "capacity"]
+    readonly_fields = ["user", "capacity"]
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return tenant_admin_site.has_permission(request)
+
+
+@admin.register(Team, site=tenant_admin_site)
+class TeamAdmin(TenantScopedAdmin):
+    tenant_field = None  # lives in the tenant schema already
+    list_display = ["name", "strategy", "is_default", "first_response_minutes", "resolution_minutes", "created_at"]
+    list_filter = ["strategy", "is_default"]
+    search_fields = ["name"]
+    exclude = ["rr_last_user_id"]
+    inlines = [TeamMemberInline]
+
+
+@admin.register(Intent, site=tenant_admin_site)
+class IntentAdmin(TenantScopedAdmin):
+    tenant_field = None
+    list_display = ["name", "threshold", "created_at"]
+    search_fields = ["name"]
+
+
+@admin.register(RoutingRule, site=tenant_admin_site)
+class RoutingRuleAdmin(TenantScopedAdmin):
+    tenant_field = None
+    list_display = ["position", "name", "intent", "channel", "language", "hours", "agent", "team", "is_active"]
+    list_filter = ["is_active", "hours", "channel"]
+    list_select_related = ["intent", "agent", "team"]
+    search_fields = ["name"]
+
+
+@admin.register(SLAEvent, site=tenant_admin_site)
+class SLAEventAdmin(TenantScopedAdmin):
+    tenant_field = None
+    list_display = ["conversation", "kind", "team", "due_at", "breached_at", "met_at"]
+    list_filter = ["kind", "team"]
+    list_select_related = ["team", "conversation"]
