@@ -89,6 +89,11 @@ def _presence_alive(tenant: Any, user_id: int, socket: str, status: str | None =
     before, after = presence.socket_alive(tenant.schema_name, user_id, socket, status)
     if before != after:
         presence.announce(tenant.schema_name, user_id, after)
+        if after == "online":
+            # Someone came online: offer them the conversations already waiting.
+            from apps.routing.services import assign_waiting
+
+            assign_waiting()
 
 
 @tenant_db
