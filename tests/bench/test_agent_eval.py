@@ -31,8 +31,7 @@ tuned min_similarity 0.3, support threshold 0.72. First turns, gold-citation tun
 0.402 for the bare question (+0.112). Through the runtime: 0.699 gold-citation, 0.975
 abstention, follow-ups 0.504. Latency p50/p95 113/241 ms with search; responder 17/51 ms.
 
-Run: source /tmp/devenv.sh && SYNTERA_BENCH_DB_NAME=test_syntera_bench_agents \
-     .venv/bin/python -m pytest tests/bench/test_agent_eval.py -p no:cacheprovider -s
+Run: make bench PYTEST_ARGS="-k agent_eval"
 Results: var/bench/agent_eval.json (and agent_eval_items.jsonl, one line per question).
 """
 
