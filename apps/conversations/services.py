@@ -266,6 +266,10 @@ def message_post(
                 sla_met(conversation, "first_response")
         conversation.save()
         _notify(conversation, seq=message.seq, event="message.created")
+        if role == "visitor" and conversation.owner != Conversation.Owner.AI:
+            # Waiting for (or talking to) a person, e.g. after the out-of-hours offer of an email
+            # follow-up: what the visitor says about themselves still reaches the contact.
+            _learn_from_visitor(conversation, text)
         if role == "visitor" and conversation.owner == Conversation.Owner.AI and _ai_agent_id(conversation):
             if conversation.visitor_turns == 1 and _routes_to_team(conversation, text):
                 return message, True
@@ -273,6 +277,14 @@ def message_post(
 
             enqueue_on_commit(ai_reply, conversation.pk, message.seq, conversation.epoch, queue="llm")
     return message, True
+
+
+def _learn_from_visitor(conversation: Conversation, text: str) -> None:
+    from apps.agents.memory import extract_facts
+
+    facts = {k: v for k, v in extract_facts(text) if k in ("name", "email", "phone")}
+    if facts:
+        conversation_identify(conversation_id=conversation.pk, fields=facts)
 
 
 def display_name(actor: Actor | None) -> str:

@@ -83,6 +83,12 @@ def test_out_of_hours_message_and_email_offer(inbox: Any, eager: Any) -> None:
     conversation = eager(lambda: _visit(inbox, "I want to speak to a human"))
     system = [m.text for m in _messages(conversation) if m.role == "system"]
     assert any(t.startswith("We're closed.") and "email" in t for t in system), system
+    # The visitor leaves an address: it reaches the conversation's contact for the follow-up.
+    eager(lambda: conversations.message_post(
+        conversation_id=conversation.pk, role="visitor", text="Sure, it's ola@example.no", client_id="mail"
+    ))  # fmt: skip
+    conversation.refresh_from_db()
+    assert conversation.contact is not None and conversation.contact.email == "ola@example.no"
 
 
 def test_round_robin_is_fair_and_respects_capacity(inbox: Any, eager: Any, alpha: Any, make_member: Any) -> None:
