@@ -284,8 +284,8 @@ class Shard:
         elif kind == "error":
             code = str(frame.get("code"))
             self.stats.errors[code] += 1
-            client_id = frame.get("client_id")
-            waiter = visitor.ack_waiters.pop(str(client_id), None) if client_id else None
+            refers_to = frame.get("client_id")
+            waiter = visitor.ack_waiters.pop(str(refers_to), None) if refers_to else None
             if waiter is not None and not waiter.done():
                 waiter.set_exception(RuntimeError(code))
         else:

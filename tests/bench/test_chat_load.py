@@ -153,7 +153,7 @@ def inboxes(tenants: Any, django_db_blocker: Any) -> list[tuple[str, str]]:
                 agent = agent_create(editor=actor, name="Ava", knowledge_bases=[kb.pk], greeting="Hi! Ask me.")
                 inbox = inbox_create(actor=actor, name="Website", agent_id=agent.pk, title="Help")
                 found.append((f"{slug}.localhost", inbox.widget_key))
-            connection.set_schema_to_public()
+            connection.set_schema_to_public()  # type: ignore[attr-defined]
     return found
 
 
