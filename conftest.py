@@ -37,6 +37,9 @@ def _use_test_redis() -> None:
         config["KEY_PREFIX"] = CACHE_PREFIX + (":sessions" if alias == "sessions" else "")
     settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [REDIS_TEST_URL]
     settings.CELERY_BROKER_URL = REDIS_TEST_URL
+    # In-process consumer tests run the consumers' database calls on the test's own thread
+    # and connection (inside its transaction); the live-server suite runs the pooled default.
+    settings.CHANNELS_DB_SHARED_THREAD = True
 
 
 _use_test_redis()

@@ -11,11 +11,10 @@ Set-up (all on this machine, loopback only):
   WebSocket message limit, a listen backlog of 2048 and no access log (uvicorn
   `--no-access-log`, daphne `-v 0`); the points alternate the servers (500: uvicorn, daphne;
   2,000: uvicorn, daphne; ...) so a change in the machine's other load hits both;
-- opt-in experiments, `uvicorn-pool` and `daphne-pool` in SYNTERA_BENCH_CHAT_SERVERS: the same
-  server and options, with the consumer's database work (`apps.tenants.channels.tenant_db`
-  and the tenant lookup) patched at start-up to run on the event loop's thread pool
-  (`thread_sensitive=False`) instead of asgiref's one shared thread. Not the product: a
-  measured proposal, reported beside it;
+- opt-in experiments, `uvicorn-shared` and `daphne-shared` in SYNTERA_BENCH_CHAT_SERVERS: the
+  same server and options with CHANNELS_DB_SHARED_THREAD=true, i.e. the consumers' database
+  work on asgiref's one shared thread (Channels' default) instead of the product's thread
+  pool: the configuration before the change, reported beside it;
 - one Celery worker for the `llm` queue (prefork, concurrency 2, as the Procfile), writing to
   the same database and channel layer; Redis database 12 (`SYNTERA_BENCH_CHAT_REDIS_DB`) of
   the Redis named by REDIS_URL holds the broker, cache and channel layer of this bench only;
@@ -45,7 +44,7 @@ Run: make bench PYTEST_ARGS="-k chat_load"   (about 20 minutes on 2 cores; 40 wi
   two experiments)
   or: SYNTERA_BENCH_DB_NAME=test_syntera_bench_chat python -m pytest tests/bench/test_chat_load.py -s
 Knobs: SYNTERA_BENCH_CHAT_POINTS ("500:500,2000:1000,5000:1000", connections:active),
-SYNTERA_BENCH_CHAT_SERVERS ("uvicorn,daphne"; add uvicorn-pool,daphne-pool for the
+SYNTERA_BENCH_CHAT_SERVERS ("uvicorn,daphne"; add uvicorn-shared,daphne-shared for the
 experiments), SYNTERA_BENCH_CHAT_DURATION (60 s), SYNTERA_BENCH_CHAT_PROCESSES (1 client
 process), SYNTERA_BENCH_CHAT_PROFILE (1), SYNTERA_BENCH_CHAT_KEEP_LOGS (keep the server and
 worker logs).
@@ -209,33 +208,15 @@ def server_command(kind: str, port: int) -> list[str]:
             "--websocket-max-frame-size", str(WS_MAX_SIZE), "-v", "0",
             "syntera.asgi:application",
         ]  # fmt: skip
-    if kind.endswith("-pool"):
-        # Not the product: the proposed change (the consumer's database work on the loop's
-        # thread pool instead of asgiref's single thread) measured beside it, same server
-        # options. The patch is applied before the ASGI app is imported.
-        base = server_command(kind.removesuffix("-pool"), port)
-        patch = (
-            "import os, sys, django\n"
-            "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'syntera.settings'); django.setup()\n"
-            "from channels.db import DatabaseSyncToAsync\n"
-            "import apps.tenants.channels as tc\n"
-            "tc.database_sync_to_async = lambda f: DatabaseSyncToAsync(f, thread_sensitive=False)\n"
-            "tc._resolve = DatabaseSyncToAsync(tc.tenant_for_host, thread_sensitive=False)\n"
-        )
-        module = base[2]  # [python, "-m", module, *args]
-        run = {
-            "uvicorn": "from uvicorn.main import main as run",
-            "daphne": "from daphne.cli import CommandLineInterface",
-        }
-        call = {"uvicorn": "run(sys.argv[1:])", "daphne": "CommandLineInterface().run(sys.argv[1:])"}
-        code = patch + run[module] + "\n" + call[module] + "\n"
-        return [python, "-c", code, *base[3:]]
+    if kind.endswith("-shared"):
+        # The same server and options; `run_point` sets CHANNELS_DB_SHARED_THREAD=true for it.
+        return server_command(kind.removesuffix("-shared"), port)
     raise ValueError(kind)
 
 
 def server_implementation(kind: str) -> dict[str, str]:
     """What each server actually runs with here (recorded with the figures)."""
-    change = "tenant_db and tenant resolution with thread_sensitive=False (the loop's thread pool)"
+    change = "CHANNELS_DB_SHARED_THREAD=true: the consumers' database calls on asgiref's one shared thread"
     if kind.startswith("uvicorn"):
         import uvicorn
         from uvicorn.loops.auto import auto_loop_factory  # noqa: F401
@@ -249,7 +230,7 @@ def server_implementation(kind: str) -> dict[str, str]:
             loop = "asyncio"
         ws = getattr(AutoWebSocketsProtocol, "__module__", "none").rsplit(".", 1)[-1]
         info = {"version": uvicorn.__version__, "ws": ws, "loop": loop, "http": "httptools/h11 auto"}
-        if kind.endswith("-pool"):
+        if kind.endswith("-shared"):
             info["change"] = change
         return info
     import daphne
@@ -261,7 +242,7 @@ def server_implementation(kind: str) -> dict[str, str]:
         "loop": "twisted asyncioreactor",
         "twisted": twisted.__version__,
     }
-    if kind.endswith("-pool"):
+    if kind.endswith("-shared"):
         info["change"] = change
     return info
 
@@ -537,7 +518,8 @@ def run_point(
     # The AI replies still queued from the previous point would be answered during this one.
     redis.Redis.from_url(env["REDIS_URL"]).delete("llm")
     port = free_port()
-    server = start(f"{kind}-{connections}", server_command(kind, port), env, log_dir)
+    server_env = {**env, "CHANNELS_DB_SHARED_THREAD": "true"} if kind.endswith("-shared") else env
+    server = start(f"{kind}-{connections}", server_command(kind, port), server_env, log_dir)
     load_before = os.getloadavg()
     try:
         wait_http(port, server)
@@ -754,10 +736,10 @@ def test_chat_load(inboxes: list[tuple[str, str]]) -> None:
     print("\n" + table(headers, rows))
     decision = choose(by_server)
     print(f"\n[chat_load] faster: {decision}")
-    pooled = choose(by_server, ("uvicorn-pool", "daphne-pool"))
-    if pooled["winner"] and pooled["reason"] != "only one server measured":
-        decision["with_the_pool_change"] = pooled
-        print(f"[chat_load] faster with the pool change: {pooled}")
+    shared = choose(by_server, ("uvicorn-shared", "daphne-shared"))
+    if shared["winner"] and shared["reason"] != "only one server measured":
+        decision["with_the_shared_thread"] = shared
+        print(f"[chat_load] faster with the shared thread: {shared}")
     record(
         "chat_load",
         {
