@@ -74,6 +74,8 @@ class SearchHit:
 #   exact for every count a chunk holds (checked against `unnest(tsvector)` on SciFact). The
 #   candidates' tsvectors are copied once (`|| ''`) instead of de-TOASTed once per word.
 # - document length: the chunk's token count, averaged over the candidates.
+# - k1 and b are cast to float8: the driver sends Python floats as numeric literals, and
+#   numeric arithmetic on every hit cost ~5 % of the statement.
 _BM25_SQL = r"""
 WITH terms AS (
     SELECT t.lexeme, ('''' || replace(replace(t.lexeme, '\', '\\'), '''', '''''') || '''') AS quoted
@@ -132,7 +134,9 @@ scored AS (
            greatest(1.0, round(1.0 / greatest(1e-6, 1.64493406685 * (1.0 - h.r)) - 0.5)) AS tf
     FROM hits h JOIN df USING (lexeme) CROSS JOIN corpus CROSS JOIN avgdl
 )
-SELECT id, sum(idf * tf * (%(k1)s + 1) / (tf + %(k1)s * (1 - %(b)s + %(b)s * dl / avgdl))) AS score
+SELECT id,
+       sum(idf * tf * (%(k1)s::float8 + 1) / (tf + %(k1)s::float8 * (1 - %(b)s::float8 + %(b)s::float8 * dl / avgdl)))
+       AS score
 FROM scored
 GROUP BY id
 ORDER BY score DESC, id

@@ -33,8 +33,10 @@ from . import VectorHit, VectorRecord
 COLUMNS = {384: "embedding", 1536: "embedding_1536"}
 # pgvector's upper bound for hnsw.ef_search.
 MAX_EF_SEARCH = 1000
-# The graph walk is sized to return this many times `top_k` matching rows on average.
-HNSW_OVERFETCH = 2.0
+# The graph walk is sized to return this many times `top_k` matching rows on average: for
+# top_k = 100, fewer than 100 match only more than 4 standard deviations below the mean (and
+# the exact fallback catches that). Recall and time by ef_search: docs/benchmarks.md.
+HNSW_OVERFETCH = 1.5
 
 
 def _column(model: str) -> str:
@@ -85,8 +87,9 @@ def plan(*, candidates: int, indexed: int, top_k: int) -> int | None:
     """The `hnsw.ef_search` of an HNSW query, or None for exact search."""
     if candidates <= max(settings.KNOWLEDGE_EXACT_SEARCH_MAX, top_k):
         return None
-    selectivity = min(1.0, candidates / max(indexed, candidates))
-    ef_search = max(settings.KNOWLEDGE_HNSW_EF_SEARCH, math.ceil(top_k * HNSW_OVERFETCH / selectivity))
+    # top_k * overfetch / selectivity, where selectivity = candidates / indexed (at most 1)
+    walked = math.ceil(top_k * HNSW_OVERFETCH * max(indexed, candidates) / candidates)
+    ef_search = max(settings.KNOWLEDGE_HNSW_EF_SEARCH, walked)
     return ef_search if ef_search <= MAX_EF_SEARCH else None
 
 
