@@ -133,15 +133,15 @@ def test_plan_exact_for_small_or_very_selective_sets(settings: Any) -> None:
     settings.KNOWLEDGE_HNSW_EF_SEARCH = 100
     assert plan(candidates=0, indexed=0, top_k=100) is None
     assert plan(candidates=5000, indexed=1_000_000, top_k=100) is None
-    # 10 % of the index: 1500 rows would have to be walked to keep 150 of them
+    # 10 % of the index: 2000 rows would have to be walked to keep 200 of them
     assert plan(candidates=10_000, indexed=100_000, top_k=100) is None
-    assert plan(candidates=10_000, indexed=100_000, top_k=10) == 150
-    assert plan(candidates=89_000, indexed=100_000, top_k=100) == 169
-    assert plan(candidates=100_000, indexed=100_000, top_k=100) == 150
+    assert plan(candidates=10_000, indexed=100_000, top_k=10) == 200
+    assert plan(candidates=89_000, indexed=100_000, top_k=100) == 225
+    assert plan(candidates=100_000, indexed=100_000, top_k=100) == 200
     assert plan(candidates=100_000, indexed=100_000, top_k=10) == 100  # KNOWLEDGE_HNSW_EF_SEARCH at least
-    assert plan(candidates=300_000, indexed=1_000_000, top_k=100) == 500
-    assert plan(candidates=150_000, indexed=1_000_000, top_k=100) == MAX_EF_SEARCH
-    assert plan(candidates=140_000, indexed=1_000_000, top_k=100) is None  # would need > MAX_EF_SEARCH
+    assert plan(candidates=300_000, indexed=1_000_000, top_k=100) == 667
+    assert plan(candidates=200_000, indexed=1_000_000, top_k=100) == MAX_EF_SEARCH
+    assert plan(candidates=190_000, indexed=1_000_000, top_k=100) is None  # would need > MAX_EF_SEARCH
     assert plan(candidates=20_000, indexed=10_000, top_k=10) == 100  # counts out of date: never > 1
     settings.KNOWLEDGE_EXACT_SEARCH_MAX = 0
     assert plan(candidates=10, indexed=10, top_k=10) is None  # never fewer candidates than asked for
