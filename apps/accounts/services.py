@@ -22,7 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from apps.audit.services import audit_record
+from apps.audit.services import audit_action, audit_record
 from apps.tenants.models import Tenant
 from apps.tenants.selectors import forget_host
 from apps.tenants.services import tenant_create
@@ -93,7 +93,7 @@ def _owned_tenant(*, name: str, slug: str, email: str, password: str, full_name:
     if user is None:
         user = User.objects.create_user(email=email, password=password, full_name=full_name[:150])
     Membership.objects.create(user=user, tenant=tenant, role=Role.OWNER)
-    _audit(
+    audit_action(
         Actor(tenant=tenant, role=Role.OWNER, user=user, label=user.email),
         "tenant.created",
         tenant,
@@ -170,18 +170,6 @@ class Actor:
         return ROLE_RANK[Role(self.role)] >= ROLE_RANK[Role(minimum)]
 
 
-def _audit(actor: Actor, action: str, target: Any, data: dict[str, Any]) -> None:
-    audit_record(
-        tenant=actor.tenant,
-        action=action,
-        actor=actor.user,
-        actor_label=actor.label,
-        target=target,
-        data=data,
-        ip=actor.ip,
-    )
-
-
 def _guard_owner_change(*, actor: Actor, target: Membership, new_role: str | None) -> None:
     if not actor.has_role(Role.ADMIN):
         raise ApplicationError("Only owners and admins manage members.", code="permission_denied", status_code=403)
@@ -203,7 +191,9 @@ def membership_set_role(*, actor: Actor, membership: Membership, role: str) -> M
     old = membership.role
     membership.role = new_role
     membership.save(update_fields=["role"])
-    _audit(actor, "member.role_changed", membership, {"email": membership.user.email, "from": old, "to": new_role})
+    audit_action(
+        actor, "member.role_changed", membership, {"email": membership.user.email, "from": old, "to": new_role}
+    )
     return membership
 
 
@@ -216,7 +206,7 @@ def membership_remove(*, actor: Actor, membership: Membership) -> None:
         and Membership.objects.filter(tenant=membership.tenant, role=Role.OWNER).count() <= 1
     ):
         raise ApplicationError("A workspace needs at least one owner.", code="last_owner", status_code=409)
-    _audit(actor, "member.removed", membership, {"email": membership.user.email, "role": membership.role})
+    audit_action(actor, "member.removed", membership, {"email": membership.user.email, "role": membership.role})
     realtime.disconnect_user(membership.tenant.schema_name, membership.user_id)
     membership.delete()
 
@@ -271,7 +261,7 @@ def invitation_create(*, actor: Actor, email: str, role: str = Role.AGENT) -> tu
         invited_by=actor.user,
         expires_at=timezone.now() + timedelta(hours=settings.INVITATION_TTL_HOURS),
     )
-    _audit(actor, "invitation.created", invitation, {"email": email, "role": new_role})
+    audit_action(actor, "invitation.created", invitation, {"email": email, "role": new_role})
     from .tasks import send_invitation_email
 
     enqueue_on_commit(send_invitation_email, invitation.pk, invitation_url(tenant=tenant, token=token))
@@ -356,7 +346,7 @@ def invitation_accept(
     membership, _ = Membership.objects.get_or_create(user=existing, tenant=tenant, defaults={"role": invitation.role})
     invitation.accepted_at = timezone.now()
     invitation.save(update_fields=["accepted_at"])
-    _audit(
+    audit_action(
         Actor(tenant=tenant, role=membership.role, user=existing, label=existing.email),
         "invitation.accepted",
         invitation,
@@ -372,7 +362,7 @@ def invitation_revoke(*, actor: Actor, invitation: Invitation) -> Invitation:
     if invitation.accepted_at is None and invitation.revoked_at is None:
         invitation.revoked_at = timezone.now()
         invitation.save(update_fields=["revoked_at"])
-        _audit(actor, "invitation.revoked", invitation, {"email": invitation.email})
+        audit_action(actor, "invitation.revoked", invitation, {"email": invitation.email})
     return invitation
 
 
@@ -435,7 +425,7 @@ def api_key_create(
         expires_at=expires_at,
         created_by=actor.user,
     )
-    _audit(actor, "api_key.created", key, {"name": name, "scopes": key.scopes, "public_id": public_id})
+    audit_action(actor, "api_key.created", key, {"name": name, "scopes": key.scopes, "public_id": public_id})
     return key, raw
 
 
@@ -446,7 +436,7 @@ def api_key_revoke(*, actor: Actor, key: APIKey) -> APIKey:
     if key.revoked_at is None:
         key.revoked_at = timezone.now()
         key.save(update_fields=["revoked_at"])
-        _audit(actor, "api_key.revoked", key, {"name": key.name, "public_id": key.public_id})
+        audit_action(actor, "api_key.revoked", key, {"name": key.name, "public_id": key.public_id})
     return key
 
 
@@ -522,5 +512,5 @@ def workspace_rename(*, actor: Actor, name: str) -> Tenant:
 
     transaction.on_commit(forget)
     tenant.name = name
-    _audit(actor, "tenant.renamed", tenant, {"from": old, "to": name})
+    audit_action(actor, "tenant.renamed", tenant, {"from": old, "to": name})
     return tenant

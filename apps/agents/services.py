@@ -9,7 +9,7 @@ from django.db import transaction
 
 from apps.accounts.models import Role
 from apps.accounts.services import Actor
-from apps.audit.services import audit_record
+from apps.audit.services import audit_action
 from apps.knowledge.models import KnowledgeBase
 from syntera.errors import ApplicationError
 
@@ -39,18 +39,6 @@ SETTABLE_FIELDS = (*VERSIONED_FIELDS, "escalation_policy", "is_active")
 def _require_admin(editor: Actor) -> None:
     if not editor.has_role(Role.ADMIN):
         raise ApplicationError("Only owners and admins change agents.", code="permission_denied", status_code=403)
-
-
-def _audit(editor: Actor, action: str, target: Any, data: dict[str, Any]) -> None:
-    audit_record(
-        tenant=editor.tenant,
-        action=action,
-        actor=editor.user,
-        actor_label=editor.label,
-        target=target,
-        data=data,
-        ip=editor.ip,
-    )
 
 
 def _snapshot(agent: Agent) -> dict[str, Any]:
@@ -105,7 +93,7 @@ def agent_create(*, editor: Actor, name: str, knowledge_bases: list[int] | None 
     if knowledge_bases:
         _set_knowledge_bases(agent, knowledge_bases)
     version = _new_version(agent, editor)
-    _audit(editor, "agents.agent_created", agent, {"name": name, "prompt_version": version.number})
+    audit_action(editor, "agents.agent_created", agent, {"name": name, "prompt_version": version.number})
     return agent
 
 
@@ -126,7 +114,7 @@ def agent_update(*, editor: Actor, agent: Agent, knowledge_bases: list[int] | No
     changed = sorted(k for k in after if before.get(k) != after.get(k))
     if changed:
         _new_version(agent, editor)
-    _audit(
+    audit_action(
         editor,
         "agents.agent_updated",
         agent,
@@ -140,7 +128,7 @@ def agent_update(*, editor: Actor, agent: Agent, knowledge_bases: list[int] | No
 
 def agent_delete(*, editor: Actor, agent: Agent) -> None:
     _require_admin(editor)
-    _audit(editor, "agents.agent_deleted", None, {"agent_id": agent.pk, "name": agent.name})
+    audit_action(editor, "agents.agent_deleted", None, {"agent_id": agent.pk, "name": agent.name})
     agent.delete()
 
 
@@ -155,11 +143,11 @@ def provider_credential_set(
     credential = credentials.credential_set(
         provider=provider, api_key=api_key, base_url=base_url, organization=organization, label=editor.label
     )
-    _audit(editor, "agents.credentials_set", credential, {"provider": provider, "key_changed": bool(api_key)})
+    audit_action(editor, "agents.credentials_set", credential, {"provider": provider, "key_changed": bool(api_key)})
     return credential
 
 
 def provider_credential_delete(*, editor: Actor, credential: ProviderCredential) -> None:
     _require_admin(editor)
-    _audit(editor, "agents.credentials_deleted", None, {"provider": credential.provider})
+    audit_action(editor, "agents.credentials_deleted", None, {"provider": credential.provider})
     credential.delete()

@@ -32,3 +32,36 @@ def audit_record(
             data=data or {},
             ip_address=ip,
         )
+
+
+def audit_action(
+    actor: Any,
+    action: str,
+    target: models.Model | None = None,
+    data: dict[str, Any] | None = None,
+    *,
+    tenant: Any = None,
+    system_label: str = "system",
+) -> AuditEvent:
+    """`audit_record` for an `apps.accounts.services.Actor` (a person or an API key), or, when
+    `actor` is None, for the platform itself (`system_label`) in `tenant` (default: the tenant
+    of the current connection)."""
+    if actor is None:
+        from django.db import connection
+
+        return audit_record(
+            tenant=tenant or connection.tenant,  # type: ignore[attr-defined]
+            action=action,
+            actor_label=system_label,
+            target=target,
+            data=data,
+        )
+    return audit_record(
+        tenant=actor.tenant,
+        action=action,
+        actor=actor.user,
+        actor_label=actor.label,
+        target=target,
+        data=data,
+        ip=actor.ip,
+    )

@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from apps.accounts.models import Role
 from apps.accounts.services import Actor
-from apps.audit.services import audit_record
+from apps.audit.services import audit_action
 from apps.tenants.db import connection
 from syntera.errors import ApplicationError
 from syntera.realtime import publish, publish_on_commit, staff_group
@@ -50,18 +50,6 @@ def token_hash(token: str) -> str:
 
 def _schema() -> str:
     return str(connection.schema_name)
-
-
-def _audit(actor: Actor | None, action: str, target: Any, data: dict[str, Any]) -> None:
-    audit_record(
-        tenant=actor.tenant if actor else connection.tenant,
-        action=action,
-        actor=actor.user if actor else None,
-        actor_label=actor.label if actor else "system",
-        target=target,
-        data=data,
-        ip=actor.ip if actor else None,
-    )
 
 
 def _require(actor: Actor, role: str) -> None:
@@ -116,7 +104,7 @@ def inbox_create(
     inbox = Inbox(name=name, channel=channel, agent_id=agent_id)
     inbox.settings = {**inbox.settings, **settings}
     inbox.save()
-    _audit(actor, "conversations.inbox_created", inbox, {"name": name, "channel": channel})
+    audit_action(actor, "conversations.inbox_created", inbox, {"name": name, "channel": channel})
     return inbox
 
 
@@ -129,7 +117,7 @@ def inbox_update(*, actor: Actor, inbox: Inbox, **changes: Any) -> Inbox:
     if changes:
         inbox.settings = {**inbox.settings, **changes}
     inbox.save()
-    _audit(actor, "conversations.inbox_updated", inbox, {"fields": sorted(changes)})
+    audit_action(actor, "conversations.inbox_updated", inbox, {"fields": sorted(changes)})
     return inbox
 
 
@@ -139,7 +127,7 @@ def inbox_rotate_key(*, actor: Actor, inbox: Inbox) -> Inbox:
     _require(actor, Role.ADMIN)
     inbox.widget_key = new_widget_key()
     inbox.save(update_fields=["widget_key"])
-    _audit(actor, "conversations.inbox_key_rotated", inbox, {})
+    audit_action(actor, "conversations.inbox_key_rotated", inbox, {})
     return inbox
 
 
@@ -147,7 +135,7 @@ def inbox_delete(*, actor: Actor, inbox: Inbox) -> None:
     _require(actor, Role.ADMIN)
     if inbox.conversations.exists():
         raise ApplicationError("This inbox has conversations; deactivate it instead.", code="conflict", status_code=409)
-    _audit(actor, "conversations.inbox_deleted", None, {"inbox_id": inbox.pk, "name": inbox.name})
+    audit_action(actor, "conversations.inbox_deleted", None, {"inbox_id": inbox.pk, "name": inbox.name})
     inbox.delete()
 
 
@@ -361,7 +349,7 @@ def conversation_take_over(*, actor: Actor, conversation: Conversation) -> Conve
     _take_over(conversation, actor)
     conversation.save()
     _system(conversation, f"{display_name(actor)} joined the conversation.")
-    _audit(actor, "conversations.taken_over", conversation, {"epoch": conversation.epoch})
+    audit_action(actor, "conversations.taken_over", conversation, {"epoch": conversation.epoch})
     return conversation
 
 
@@ -381,7 +369,7 @@ def conversation_hand_back(*, actor: Actor, conversation: Conversation) -> Conve
         {"type": "conv.frame", "frame": {"type": "handoff", "status": "bot"}},
     )
     _system(conversation, "The AI assistant is back in the conversation.")
-    _audit(actor, "conversations.handed_back", conversation, {"epoch": conversation.epoch})
+    audit_action(actor, "conversations.handed_back", conversation, {"epoch": conversation.epoch})
     return conversation
 
 
@@ -417,7 +405,7 @@ def assign_to(conversation: Conversation, *, user_id: int, by: Actor | None) -> 
     )
     name = user.full_name or user.email.split("@")[0]
     _system(conversation, f"{name} joined the conversation.")
-    _audit(by, "conversations.assigned", conversation, {"assignee": user_id, "epoch": conversation.epoch})
+    audit_action(by, "conversations.assigned", conversation, {"assignee": user_id, "epoch": conversation.epoch})
 
 
 @transaction.atomic
@@ -482,7 +470,7 @@ def conversation_set_status(
         _system(conversation, "This conversation was resolved. How did we do? Rate it from 1 to 5.")
     conversation.save()
     _notify(conversation)
-    _audit(actor, "conversations.status_changed", conversation, {"status": status})
+    audit_action(actor, "conversations.status_changed", conversation, {"status": status})
     return conversation
 
 
@@ -539,7 +527,7 @@ def conversation_rate(*, conversation_id: int, rating: int, comment: str = "") -
 def conversation_delete(*, actor: Actor, conversation: Conversation) -> None:
     _require(actor, Role.ADMIN)
     get_store().delete_conversation(schema=_schema(), conversation_id=conversation.pk)
-    _audit(actor, "conversations.deleted", None, {"conversation_id": conversation.pk})
+    audit_action(actor, "conversations.deleted", None, {"conversation_id": conversation.pk})
     conversation.delete()
 
 

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from apps.accounts.models import Role
 from apps.accounts.services import Actor
-from apps.audit.services import audit_record
+from apps.audit.services import audit_action
 from syntera.errors import ApplicationError
 
 from .models import Contact, Lead
@@ -27,18 +27,6 @@ MEMORY_KEYS = SINGLE_KEYS + MULTI_KEYS
 MAX_FACTS = 50
 MAX_VALUE = 300
 IDENTITY_FIELDS = ("name", "email", "phone", "company")
-
-
-def _audit(actor: Actor | None, tenant: Any, action: str, target: Any, data: dict[str, Any]) -> None:
-    audit_record(
-        tenant=tenant if actor is None else actor.tenant,
-        action=action,
-        actor=None if actor is None else actor.user,
-        actor_label="ai" if actor is None else actor.label,
-        target=target,
-        data=data,
-        ip=None if actor is None else actor.ip,
-    )
 
 
 def _require_staff(actor: Actor) -> None:
@@ -96,7 +84,7 @@ def contact_create(*, actor: Actor | None, tenant: Any = None, **fields: Any) ->
         if getattr(contact, key):
             _apply_fact(contact, key, getattr(contact, key), "staff" if actor else "conversation")
     contact.save()
-    _audit(actor, tenant, "crm.contact_created", contact, {})
+    audit_action(actor, "crm.contact_created", contact, {}, tenant=tenant, system_label="ai")
     return contact
 
 
@@ -114,13 +102,13 @@ def contact_update(*, actor: Actor, contact: Contact, **fields: Any) -> Contact:
                 contact.memory = [f for f in contact.memory if f.get("key") != key]
                 setattr(contact, key, "")
     contact.save()
-    _audit(actor, None, "crm.contact_updated", contact, {"fields": sorted(fields)})
+    audit_action(actor, "crm.contact_updated", contact, {"fields": sorted(fields)})
     return contact
 
 
 def contact_delete(*, actor: Actor, contact: Contact) -> None:
     _require_staff(actor)
-    _audit(actor, None, "crm.contact_deleted", None, {"contact_id": contact.pk})
+    audit_action(actor, "crm.contact_deleted", None, {"contact_id": contact.pk})
     contact.delete()
 
 
@@ -138,7 +126,7 @@ def contact_remember(*, tenant: Any, contact: Contact, facts: Iterable[tuple[str
             changed.append(key)
     if changed:
         contact.save()
-        _audit(None, tenant, "crm.memory_learned", contact, {"keys": changed})
+        audit_action(None, "crm.memory_learned", contact, {"keys": changed}, tenant=tenant, system_label="ai")
     return changed
 
 
@@ -148,7 +136,7 @@ def contact_memory_set(*, actor: Actor, contact: Contact, key: str, value: str) 
     contact = Contact.objects.select_for_update().get(pk=contact.pk)
     _apply_fact(contact, key, _clean_value(value), "staff")
     contact.save()
-    _audit(actor, None, "crm.memory_set", contact, {"key": key})
+    audit_action(actor, "crm.memory_set", contact, {"key": key})
     return contact
 
 
@@ -169,7 +157,7 @@ def contact_memory_erase(
         if fact.get("key") in IDENTITY_FIELDS:
             setattr(contact, str(fact["key"]), "")
     contact.save()
-    _audit(actor, None, "crm.memory_erased", contact, {"key": key or "*", "facts": len(erased)})
+    audit_action(actor, "crm.memory_erased", contact, {"key": key or "*", "facts": len(erased)})
     return contact
 
 
@@ -211,5 +199,5 @@ def lead_capture(
         contact_remember(tenant=tenant, contact=contact, facts=facts)
         contact.refresh_from_db()
     lead = Lead.objects.create(contact=contact, need=(need or "")[:2000], origin=origin)
-    _audit(actor, tenant, "crm.lead_captured", lead, {"origin": origin})
+    audit_action(actor, "crm.lead_captured", lead, {"origin": origin}, tenant=tenant, system_label="ai")
     return lead

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from apps.accounts.models import Role
 from apps.accounts.services import Actor
-from apps.audit.services import audit_record
+from apps.audit.services import audit_action
 from syntera.errors import ApplicationError
 from syntera.tasks import enqueue_on_commit
 
@@ -44,18 +44,6 @@ EMBED_BATCH = 64
 def _require_admin(editor: Actor) -> None:
     if not editor.has_role(Role.ADMIN):
         raise ApplicationError("Only owners and admins change knowledge.", code="permission_denied", status_code=403)
-
-
-def _audit(editor: Actor, action: str, target: Any, data: dict[str, Any]) -> None:
-    audit_record(
-        tenant=editor.tenant,
-        action=action,
-        actor=editor.user,
-        actor_label=editor.label,
-        target=target,
-        data=data,
-        ip=editor.ip,
-    )
 
 
 def _sha256(data: bytes) -> str:
@@ -84,7 +72,7 @@ def knowledge_base_create(
     kb = KnowledgeBase.objects.create(
         name=name.strip(), description=description, embedding_model=embedding_model, created_by=editor.user
     )
-    _audit(editor, "knowledge_base.created", kb, {"name": kb.name})
+    audit_action(editor, "knowledge_base.created", kb, {"name": kb.name})
     return kb
 
 
@@ -103,7 +91,7 @@ def knowledge_base_update(*, editor: Actor, kb: KnowledgeBase, **changes: Any) -
     if model_changed:
         for source in kb.sources.all():
             _queue(source, force=True)
-    _audit(editor, "knowledge_base.updated", kb, {k: str(v) for k, v in changes.items()})
+    audit_action(editor, "knowledge_base.updated", kb, {k: str(v) for k, v in changes.items()})
     return kb
 
 
@@ -112,7 +100,7 @@ def knowledge_base_delete(*, editor: Actor, kb: KnowledgeBase) -> None:
     _require_admin(editor)
     chunk_ids = list(Chunk.objects.filter(knowledge_base=kb).values_list("id", flat=True))
     files = [str(s.file.name) for s in kb.sources.exclude(file="")]
-    _audit(editor, "knowledge_base.deleted", kb, {"name": kb.name, "chunks": len(chunk_ids)})
+    audit_action(editor, "knowledge_base.deleted", kb, {"name": kb.name, "chunks": len(chunk_ids)})
     kb.delete()
     _after_delete(chunk_ids, files)
 
@@ -187,7 +175,7 @@ def source_add_file(*, editor: Actor, kb: KnowledgeBase, upload: UploadedFile, t
     source.save()
     source.file.save(name.replace("/", "_")[-200:], upload, save=True)
     _queue(source)
-    _audit(editor, "source.created", source, {"type": "file", "title": source.title})
+    audit_action(editor, "source.created", source, {"type": "file", "title": source.title})
     return source
 
 
@@ -207,7 +195,7 @@ def source_add_text(*, editor: Actor, kb: KnowledgeBase, text: str, title: str =
         created_by=editor.user,
     )
     _queue(source)
-    _audit(editor, "source.created", source, {"type": "text", "title": source.title})
+    audit_action(editor, "source.created", source, {"type": "text", "title": source.title})
     return source
 
 
@@ -238,7 +226,7 @@ def source_add_url(
         created_by=editor.user,
     )
     _queue(source)
-    _audit(editor, "source.created", source, {"type": "url", "url": url})
+    audit_action(editor, "source.created", source, {"type": "url", "url": url})
     return source
 
 
@@ -287,7 +275,7 @@ def source_add_faq(
         [FAQEntry(source=source, question=q, answer=a, position=i) for i, (q, a) in enumerate(pairs)]
     )
     _queue(source)
-    _audit(editor, "source.created", source, {"type": "faq", "entries": len(pairs)})
+    audit_action(editor, "source.created", source, {"type": "faq", "entries": len(pairs)})
     return source
 
 
@@ -303,7 +291,7 @@ def faq_replace_entries(*, editor: Actor, source: Source, entries: Sequence[dict
         [FAQEntry(source=source, question=q, answer=a, position=i) for i, (q, a) in enumerate(pairs)]
     )
     _queue(source)
-    _audit(editor, "source.updated", source, {"entries": len(pairs)})
+    audit_action(editor, "source.updated", source, {"entries": len(pairs)})
     return source
 
 
@@ -322,7 +310,7 @@ def source_update(
             timezone.now() + timedelta(hours=source.sync_interval_hours) if source.sync_interval_hours else None
         )
     source.save()
-    _audit(editor, "source.updated", source, {"title": source.title})
+    audit_action(editor, "source.updated", source, {"title": source.title})
     return source
 
 
@@ -333,7 +321,7 @@ def source_resync(*, editor: Actor | None, source: Source) -> Source:
     source = Source.objects.select_for_update().get(pk=source.pk)
     _queue(source)
     if editor is not None:
-        _audit(editor, "source.resync", source, {"title": source.title})
+        audit_action(editor, "source.resync", source, {"title": source.title})
     return source
 
 
@@ -343,7 +331,7 @@ def source_delete(*, editor: Actor, source: Source) -> None:
     _require_admin(editor)
     chunk_ids = list(source.chunks.values_list("id", flat=True))
     files = [str(source.file.name)] if source.file else []
-    _audit(editor, "source.deleted", source, {"title": source.title, "chunks": len(chunk_ids)})
+    audit_action(editor, "source.deleted", source, {"title": source.title, "chunks": len(chunk_ids)})
     source.delete()
     _after_delete(chunk_ids, files)
 

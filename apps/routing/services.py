@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from apps.accounts.models import Role
 from apps.accounts.services import Actor
-from apps.audit.services import audit_record
+from apps.audit.services import audit_action
 from apps.conversations.models import Conversation
 from apps.tenants.db import connection
 from syntera.errors import ApplicationError
@@ -33,18 +33,6 @@ DEFAULT_WAIT_MINUTES = 3
 def _require_admin(actor: Actor) -> None:
     if not actor.has_role(Role.ADMIN):
         raise ApplicationError("Only owners and admins change routing.", code="permission_denied", status_code=403)
-
-
-def _audit(actor: Actor | None, action: str, target: Any, data: dict[str, Any]) -> None:
-    audit_record(
-        tenant=actor.tenant if actor else connection.tenant,
-        action=action,
-        actor=actor.user if actor else None,
-        actor_label=actor.label if actor else "system",
-        target=target,
-        data=data,
-        ip=actor.ip if actor else None,
-    )
 
 
 # --- configuration ----------------------------------------------------------------------------
@@ -86,13 +74,13 @@ def team_save(
             )
         TeamMember.objects.filter(team=team).delete()
         TeamMember.objects.bulk_create([TeamMember(team=team, user_id=u, capacity=max(1, c)) for u, c in members])
-    _audit(actor, "routing.team_saved", team, {"fields": sorted(fields), "members": len(members or [])})
+    audit_action(actor, "routing.team_saved", team, {"fields": sorted(fields), "members": len(members or [])})
     return team
 
 
 def team_delete(*, actor: Actor, team: Team) -> None:
     _require_admin(actor)
-    _audit(actor, "routing.team_deleted", None, {"team_id": team.pk, "name": team.name})
+    audit_action(actor, "routing.team_deleted", None, {"team_id": team.pk, "name": team.name})
     team.delete()
 
 
@@ -103,20 +91,20 @@ def intent_save(*, actor: Actor, intent: Intent | None = None, **fields: Any) ->
     for key, value in fields.items():
         setattr(intent, key, value)
     intent.save()
-    _audit(actor, "routing.intent_saved", intent, {"name": intent.name})
+    audit_action(actor, "routing.intent_saved", intent, {"name": intent.name})
     return intent
 
 
 def intent_delete(*, actor: Actor, intent: Intent) -> None:
     """Rules that name the intent go with it."""
     _require_admin(actor)
-    _audit(actor, "routing.intent_deleted", None, {"intent_id": intent.pk, "name": intent.name})
+    audit_action(actor, "routing.intent_deleted", None, {"intent_id": intent.pk, "name": intent.name})
     intent.delete()
 
 
 def rule_delete(*, actor: Actor, rule: RoutingRule) -> None:
     _require_admin(actor)
-    _audit(actor, "routing.rule_deleted", None, {"rule_id": rule.pk, "name": rule.name})
+    audit_action(actor, "routing.rule_deleted", None, {"rule_id": rule.pk, "name": rule.name})
     rule.delete()
 
 
@@ -133,7 +121,7 @@ def rule_save(*, actor: Actor, rule: RoutingRule | None = None, **fields: Any) -
             fields={"agent": ["Choose an agent or a team."], "team": ["Choose an agent or a team."]},
         )
     rule.save()
-    _audit(actor, "routing.rule_saved", rule, {"name": rule.name})
+    audit_action(actor, "routing.rule_saved", rule, {"name": rule.name})
     return rule
 
 
@@ -245,7 +233,7 @@ def escalate(*, conversation_id: int, reason: str, epoch: int | None, summary: s
                 + (" Leave your email address here and we'll follow up by email.")
             )
         conversations.system_message(conversation, text)
-        _audit(None, "routing.escalated", conversation, {"reason": reason[:300], "team": team.pk, "vip": vip})
+        audit_action(None, "routing.escalated", conversation, {"reason": reason[:300], "team": team.pk, "vip": vip})
     try_assign(conversation_id=conversation_id)
     return True
 
@@ -315,7 +303,7 @@ def sla_check() -> int:
     for event in SLAEvent.objects.filter(breached_at__isnull=True, met_at__isnull=True, due_at__lte=now):
         event.breached_at = now
         event.save(update_fields=["breached_at"])
-        _audit(None, "routing.sla_breached", event.conversation, {"kind": event.kind, "team": event.team_id})
+        audit_action(None, "routing.sla_breached", event.conversation, {"kind": event.kind, "team": event.team_id})
         publish_on_commit(
             staff_group(connection.schema_name),
             {
