@@ -118,7 +118,9 @@ class Document(models.Model):
 class Chunk(models.Model):
     """A retrievable passage. `embedding` holds 384-d vectors (local model),
     `embedding_1536` 1536-d ones (OpenAI); a generated `search` tsvector column and its GIN
-    index (added in migration SQL) serve full-text search."""
+    index (added in migration SQL) serve full-text search. `context` is the title of the
+    chunk's document: it is embedded with the text (`embedding_input`) and indexed with it, so
+    a passage that never names its subject ("You can apply online") is still found by it."""
 
     knowledge_base = models.ForeignKey(KnowledgeBase, on_delete=models.CASCADE, related_name="chunks")
     source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="chunks")
@@ -126,6 +128,7 @@ class Chunk(models.Model):
     ordinal = models.PositiveIntegerField()
     text = models.TextField()
     heading = models.CharField(max_length=500, blank=True)
+    context = models.CharField(max_length=300, blank=True)  # the document's title
     anchor = models.CharField(max_length=2000, blank=True)  # URL#fragment, "page=3", ...
     page = models.PositiveIntegerField(null=True, blank=True)
     token_count = models.PositiveIntegerField(default=0)
@@ -155,3 +158,9 @@ class Chunk(models.Model):
 
     def __str__(self) -> str:
         return f"{self.document_id}#{self.ordinal}"
+
+
+def embedding_input(context: str, text: str) -> str:
+    """What is embedded for a chunk: its document's title, then its text."""
+    context = " ".join((context or "").split())
+    return f"{context}\n{text}" if context and not text.startswith(context) else text

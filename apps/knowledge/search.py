@@ -23,7 +23,7 @@ import numpy as np
 from django.db import connection
 
 from . import embeddings
-from .models import Chunk, KnowledgeBase
+from .models import Chunk, KnowledgeBase, embedding_input
 from .stores import StoredVectors, get_store
 
 # Reciprocal rank fusion: a chunk scores Σ wᵢ / (RRF_K + rankᵢ). A small k trusts the top
@@ -53,12 +53,14 @@ class SearchHit:
     page: int | None
     knowledge_base_id: int
     source: dict[str, Any] = field(default_factory=dict)
+    context: str = ""  # the document's title
 
 
 # BM25 in one statement. Plain BM25 has to read every chunk that holds any query word, and at
 # 100k chunks a common word ("cell", "increase") is in tens of thousands of them. So:
-# - terms: the query's distinct lexemes (the tsvector's own `english` configuration), each
-#   quoted so it parses as exactly one lexeme;
+# - terms: the query's distinct lexemes (the tsvector's own `english` configuration) but its
+#   CONVERSATIONAL ones, unless nothing else is left; each quoted so it parses as exactly one
+#   lexeme;
 # - the planner's statistics on the tsvector column (pg_stats.most_common_elems, kept by
 #   ANALYZE/autovacuum) estimate how many rows hold each word. Words from the rarest up, while
 #   their estimated postings add up to at most LEXICAL_POSTINGS_BUDGET rows (and always the
@@ -77,9 +79,16 @@ class SearchHit:
 # - k1 and b are cast to float8: the driver sends Python floats as numeric literals, and
 #   numeric arithmetic on every hit cost ~5 % of the statement.
 _BM25_SQL = r"""
-WITH terms AS (
+WITH asked AS (
+    SELECT t.lexeme FROM unnest(to_tsvector('english'::regconfig, %(query)s)) AS t
+),
+subject AS (
+    SELECT a.lexeme FROM asked a
+    WHERE a.lexeme NOT IN (SELECT c.lexeme FROM unnest(to_tsvector('english'::regconfig, %(conversational)s)) AS c)
+),
+terms AS (
     SELECT t.lexeme, ('''' || replace(replace(t.lexeme, '\', '\\'), '''', '''''') || '''') AS quoted
-    FROM unnest(to_tsvector('english'::regconfig, %(query)s)) AS t
+    FROM (SELECT lexeme FROM subject UNION ALL SELECT lexeme FROM asked WHERE NOT EXISTS (SELECT FROM subject)) AS t
     LIMIT %(max_terms)s
 ),
 corpus AS MATERIALIZED (
@@ -144,12 +153,24 @@ LIMIT %(limit)s
 """
 
 
+# Words of a chat message that say how the visitor asks, not what about ("Hello, I need some
+# information about ..."): the full-text leg leaves them out of the query unless nothing else is
+# left (the dense leg sees them all). A help centre uses "help", "information" and "question"
+# on many pages, so they would match everywhere and favour pages that say them most often.
+CONVERSATIONAL = (
+    "hello hi hey hiya greetings thanks thank please pls kindly help assist assistance need want wondering"
+    " wonder know tell explain information info question questions ask asking regarding concerning something"
+    " anything someone anybody guys yes ok okay oh"
+)
+
+
 def _lexical(query: str, kb_ids: Sequence[int], limit: int) -> list[tuple[int, float]]:
-    """Full-text ranking by BM25. Any query word may match (a natural question rarely has
-    every word of its answer); rare words weigh more, repeats saturate, long chunks are
-    normalised."""
+    """Full-text ranking by BM25 (the query's CONVERSATIONAL words left out). Any query word
+    may match (a natural question rarely has every word of its answer); rare words weigh more,
+    repeats saturate, long chunks are normalised."""
     params: dict[str, Any] = {
         "query": query,
+        "conversational": CONVERSATIONAL,
         "kb_ids": list(kb_ids),
         "limit": limit,
         "max_terms": MAX_QUERY_TERMS,
@@ -205,7 +226,9 @@ def _similarities(hits: list[SearchHit], model_of: dict[int, str], schema: str) 
         if isinstance(store, StoredVectors):
             stored = store.vectors(schema=schema, model=model, chunk_ids=ids)
         else:
-            texts = embeddings.get_provider(model).embed([hits[p].text for p in positions])
+            texts = embeddings.get_provider(model).embed(
+                [embedding_input(hits[p].context, hits[p].text) for p in positions]
+            )
             stored = dict(zip(ids, texts, strict=True))
         known = [p for p in positions if hits[p].chunk_id in stored]
         if not known:
@@ -223,6 +246,7 @@ def _hydrate(chunk_ids: list[int]) -> dict[int, dict[str, Any]]:
         "id",
         "text",
         "heading",
+        "context",
         "anchor",
         "page",
         "knowledge_base_id",
@@ -314,6 +338,7 @@ def search(
                 lexical_score=lexical.get(cid),
                 text=row["text"],
                 heading=row["heading"],
+                context=row["context"],
                 anchor=row["anchor"],
                 page=row["page"],
                 knowledge_base_id=row["knowledge_base_id"],
@@ -331,3 +356,26 @@ def _source_url(row: dict[str, Any]) -> str:
         return ""
     base = row["document__ref"]
     return base + row["anchor"] if row["anchor"].startswith("#") else base
+
+
+_UNKNOWN_SQL = """
+SELECT w FROM unnest(%(words)s::text[]) AS w
+WHERE numnode(plainto_tsquery('english'::regconfig, w)) > 0
+  AND NOT EXISTS (
+    SELECT FROM knowledge_chunk c
+    WHERE c.knowledge_base_id = ANY(%(kb_ids)s) AND c.search @@ plainto_tsquery('english'::regconfig, w)
+  )
+"""
+
+
+def unknown_words(words: Sequence[str], knowledge_base_ids: Sequence[int]) -> set[str]:
+    """The words (at most MAX_QUERY_TERMS of them) that no chunk of these knowledge bases
+    contains, compared as full-text lexemes ("renewing" is known when a chunk says "renewal").
+    Stop words are never unknown. A question about something the knowledge never mentions
+    ("acupuncture") is rarely answered by it, however close its other words come."""
+    asked = list(dict.fromkeys(w.strip().lower() for w in words if w and w.strip()))[:MAX_QUERY_TERMS]
+    if not asked or not knowledge_base_ids:
+        return set()
+    with connection.cursor() as cursor:
+        cursor.execute(_UNKNOWN_SQL, {"words": asked, "kb_ids": list(knowledge_base_ids)})
+        return {row[0] for row in cursor.fetchall()}

@@ -33,7 +33,7 @@ from .crawl import CrawlLimits, crawl
 from .extractors import ACCEPTED_EXTENSIONS, Extracted, ExtractionError, Section, extract, kind_for
 from .extractors.csvfile import faq_pairs
 from .fetch import check_url, fetch
-from .models import Chunk, Document, FAQEntry, KnowledgeBase, Source
+from .models import Chunk, Document, FAQEntry, KnowledgeBase, Source, embedding_input
 from .stores import VectorRecord, get_store
 
 logger = logging.getLogger(__name__)
@@ -459,10 +459,11 @@ def _index_documents(source: Source, run: int, documents: list[tuple[str, str, b
         drafts = chunk_sections(
             extracted.sections, max_tokens=settings.KNOWLEDGE_CHUNK_TOKENS, overlap=settings.KNOWLEDGE_CHUNK_OVERLAP
         )
+        context = " ".join((title or source.title or "").split())[:300]
         vectors: list[list[float]] = []
         for start in range(0, len(drafts), EMBED_BATCH):
             batch = drafts[start : start + EMBED_BATCH]
-            vectors.extend(provider.embed([d.text for d in batch]))
+            vectors.extend(provider.embed([embedding_input(context, d.text) for d in batch]))
             share = (number + (start + len(batch)) / max(1, len(drafts))) / len(documents)
             _progress(source.pk, run, 0.4 + 0.55 * share)
         with transaction.atomic():
@@ -485,6 +486,7 @@ def _index_documents(source: Source, run: int, documents: list[tuple[str, str, b
                         ordinal=i,
                         text=d.text,
                         heading=d.heading[:500],
+                        context=context,
                         anchor=d.anchor[:2000],
                         page=d.page,
                         token_count=d.token_count,

@@ -92,6 +92,67 @@ def test_text_source_ingests_and_is_found_with_citation_fields(api: Any) -> None
     assert top["source"] == {"id": body["id"], "title": "Shipping policy", "url": ""}
 
 
+def test_a_passage_is_found_by_its_documents_title(api: Any) -> None:
+    """Help pages rarely repeat their subject in every paragraph: the page title is embedded
+    and indexed with each chunk, so "passport renewal" finds the page's second section, which
+    never says "passport"."""
+    kb = _kb(api)
+    for title, text in (
+        ("Passport renewal", "# Online\n\nYou can apply online in ten minutes.\n\n# Timing\n\nIt takes two weeks."),
+        ("Driving licence renewal", "# Online\n\nRenew your licence online.\n\n# Timing\n\nIt takes five days."),
+    ):
+        api.post(
+            f"/api/v1/knowledge-bases/{kb}/sources/", {"type": "text", "title": title, "text": text}, format="json"
+        )
+    for mode in ("lexical", "dense", "hybrid"):
+        top = _search(api, kb, "how long does passport renewal take", mode=mode)[0]
+        assert (top["source"]["title"], top["text"]) == ("Passport renewal", "Timing\nIt takes two weeks."), mode
+    # The title is context, not content: a citation quotes the passage itself.
+    assert "Passport" not in top["text"]
+
+
+def test_greetings_and_asking_words_do_not_steer_full_text_search(api: Any) -> None:
+    """A chat message says how it asks ("Hello, I need some help and information about ...");
+    the full-text leg searches for what it asks about, so a page that talks about help and
+    questions does not outrank the one about the subject."""
+    kb = _kb(api)
+    for title, text in (
+        ("Contact us", "Need help? Ask us any question. We help with information and questions every day. Hello!"),
+        ("Refunds", "Refunds are paid to your card within five days."),
+    ):
+        api.post(
+            f"/api/v1/knowledge-bases/{kb}/sources/", {"type": "text", "title": title, "text": text}, format="json"
+        )
+    results = _search(api, kb, "Hello, I need some help and information about a refund please", mode="lexical")
+    assert [r["source"]["title"] for r in results] == ["Refunds"]
+    # Nothing but asking words: they are searched for after all.
+    assert _search(api, kb, "hello, I need help", mode="lexical")[0]["source"]["title"] == "Contact us"
+
+
+def test_unknown_words_are_the_ones_no_chunk_mentions(api: Any, alpha: Any) -> None:
+    """Compared as full-text lexemes ("renewing" is known from "renewal"), stop words never
+    unknown, and only this workspace's chunks count: beta's canary word is unknown to alpha
+    even with every one of alpha's knowledge bases searched."""
+    from django_tenants.utils import schema_context
+
+    from apps.knowledge.models import KnowledgeBase
+    from apps.knowledge.search import unknown_words
+
+    kb = _kb(api)
+    text = "# Renewal\n\nPassport renewal takes two weeks. Refunds are paid within five days."
+    api.post(
+        f"/api/v1/knowledge-bases/{kb}/sources/", {"type": "text", "title": "Passports", "text": text}, format="json"
+    )
+    with schema_context(alpha.schema):
+        asked = ["Renewing", "refund", "the", "acupuncture", "passports", ""]
+        assert unknown_words(asked, [kb]) == {"acupuncture"}
+        assert unknown_words(asked, []) == set()
+        # A word too long to be a lexeme is ignored, not an error.
+        assert unknown_words(["x" * 5000, "acupuncture"], [kb]) == {"acupuncture"}
+        everything = list(KnowledgeBase.objects.values_list("id", flat=True))
+        assert unknown_words(["canary-alpha", "canary-beta"], everything) == {"canary-beta"}
+
+
 def test_file_uploads_of_each_type(api: Any) -> None:
     kb = _kb(api)
     files = {

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from apps.knowledge import embeddings, search, services
-from apps.knowledge.models import Chunk, Source
+from apps.knowledge.models import Chunk, Source, embedding_input
 from apps.knowledge.stores import _store
 from apps.knowledge.stores.pinecone import namespace_for
 from syntera.errors import ApplicationError
@@ -106,12 +106,14 @@ def test_openai_knowledge_base_ingests_and_searches(
         assert (source.status, source.chunk_count) == ("ready", 2)
         chunks = list(Chunk.objects.filter(source=source))
         assert all(c.embedding is None and c.embedding_1536 is not None for c in chunks)
-        for chunk in chunks:  # the stand-in's vector for the chunk text, in the 1536-d column
-            assert float(np.asarray(chunk.embedding_1536) @ embed_text(chunk.text)) == pytest.approx(1.0, abs=1e-5)
+        for chunk in chunks:  # the stand-in's vector for title + text, in the 1536-d column
+            assert chunk.context == source.title
+            embedded = embed_text(embedding_input(chunk.context, chunk.text))
+            assert float(np.asarray(chunk.embedding_1536) @ embedded) == pytest.approx(1.0, abs=1e-5)
         query = "return unused items refund"
         hits = search.search(query=query, knowledge_base_ids=[kb.pk], mode="dense")
         assert "30 days" in hits[0].text
-        expected = float(embed_text(query) @ embed_text(hits[0].text))
+        expected = float(embed_text(query) @ embed_text(embedding_input(hits[0].context, hits[0].text)))
         assert hits[0].dense_score == pytest.approx(expected, abs=1e-4)
         assert "9 EUR" in search.search(query="express delivery cost", knowledge_base_ids=[kb.pk])[0].text
     # the query was embedded by the same provider (one request per search)
