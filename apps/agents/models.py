@@ -50,7 +50,7 @@ class Agent(models.Model):
     tools = models.JSONField(default=default_tools, blank=True)
     escalation_policy = models.JSONField(default=default_escalation_policy, blank=True)
     min_similarity = models.FloatField(default=0.3)
-    top_k = models.PositiveSmallIntegerField(default=8)
+    top_k = models.PositiveSmallIntegerField(default=12)
     is_active = models.BooleanField(default=True)
     prompt_version = models.PositiveIntegerField(default=1)
     created_by = models.ForeignKey(

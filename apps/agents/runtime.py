@@ -20,11 +20,11 @@ from typing import Any, Literal
 from django.conf import settings
 
 from apps.crm import services as crm
-from apps.knowledge.search import search
+from apps.knowledge.search import search, unknown_words
 
 from . import escalation, guardrails, memory, smalltalk
 from .credentials import resolve_provider
-from .followup import standalone_query
+from .followup import standalone_query, terms
 from .models import Agent
 from .prompting import build_prompt
 from .providers import (
@@ -135,6 +135,13 @@ def _parse_citations(text: str, context: list[ContextChunk]) -> tuple[str, list[
     cleaned = MARKER.sub(replace, text)
     cleaned = re.sub(r"[ \t]+([.,;:!?])", r"\1", cleaned)
     return cleaned.strip(), list(cited.values())
+
+
+def unknown_query_words(query: str, knowledge_base_ids: list[int]) -> tuple[str, ...]:
+    """The content words of `query` that nothing in these knowledge bases mentions, in order."""
+    asked = list(dict.fromkeys(word for _, word in terms(query)))
+    absent = unknown_words(asked, knowledge_base_ids)
+    return tuple(w for w in asked if w in absent)
 
 
 def _context_from_hits(hits: list[Any]) -> tuple[list[ContextChunk], int]:
@@ -280,9 +287,11 @@ def run_turn(*, agent: Agent, tenant: Any, conversation: TurnInput) -> Iterator[
         hits = search(query=query, knowledge_base_ids=ctx.knowledge_base_ids, top_k=agent.top_k) if not kind else []
         ctx.context, sanitized = _context_from_hits(hits)
         best = max((c.similarity for c in ctx.context if c.similarity is not None), default=None)
+        unknown = unknown_query_words(query, ctx.knowledge_base_ids) if hits else ()
         audit["retrieval"] = {
             "query": query,
             "best_similarity": best,
+            "unknown_words": list(unknown),
             "sanitized_chunks": sanitized,
             "chunks": [
                 {
@@ -327,6 +336,7 @@ def run_turn(*, agent: Agent, tenant: Any, conversation: TurnInput) -> Iterator[
                 query=query,
                 turns=parts.turns,
                 context=parts.context,
+                unknown_words=unknown if ctx.context else (),
                 summary=summary,
                 contact_facts=facts_known,
                 language=agent.language,

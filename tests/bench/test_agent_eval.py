@@ -53,7 +53,7 @@ from .helpers import ROOT, data_dir, record, results_dir, table
 
 DOC2DIAL = data_dir() / "doc2dial-val"
 UNANSWERABLE = ROOT / "tests" / "data" / "doc2dial_unanswerable.jsonl"
-TOP_K = 8
+TOP_K = 12
 
 pytestmark = [
     pytest.mark.timeout(5400),
@@ -81,6 +81,7 @@ class Indexed:
 class Retrieved:
     hits: list[Any]
     seconds: float
+    unknown: tuple[str, ...] = ()  # query words the knowledge base never mentions
 
 
 @dataclass
@@ -181,13 +182,15 @@ class Pipeline:
         self.searches: dict[str, Retrieved] = {}
 
     def retrieve(self, query: str) -> Retrieved:
+        from apps.agents.runtime import unknown_query_words
         from apps.knowledge.search import search
 
         if query not in self.searches:
             with self.committed_tenant("alpha"):
                 started = time.perf_counter()
                 hits = search(query=query, knowledge_base_ids=[self.indexed.kb_id], top_k=TOP_K)
-                self.searches[query] = Retrieved(hits, time.perf_counter() - started)
+                unknown = unknown_query_words(query, [self.indexed.kb_id]) if hits else ()
+                self.searches[query] = Retrieved(hits, time.perf_counter() - started, unknown)
         return self.searches[query]
 
     @staticmethod
@@ -230,7 +233,7 @@ class Pipeline:
         best = max((c.similarity or 0.0 for c in context), default=0.0)
         prepared = Prepared(query, retrieved, best, context)
         if context:
-            prepared.analysis = analyse_cached(responder, query, context)
+            prepared.analysis = analyse_cached(responder, query, context, retrieved.unknown)
         return prepared
 
     def cited_docs(self, text: str, context: Sequence[Any]) -> tuple[str, ...]:
@@ -254,16 +257,20 @@ class Pipeline:
         from apps.agents.smalltalk import classify
 
         context: list[Any] = []
+        unknown: tuple[str, ...] = ()
         search_seconds = 0.0
         if classify(query) is None:
             retrieved = self.retrieve(query)
             search_seconds = retrieved.seconds
             context = self.context(retrieved.hits)
+            unknown = retrieved.unknown
             best = max((c.similarity or 0.0 for c in context), default=0.0)
             if best < min_similarity:
                 context = []
         turns = [Turn(role="assistant" if r == "assistant" else "user", text=t) for r, t in history]
-        request = ChatRequest(messages=[], model="offline", query=query, turns=turns, context=context)
+        request = ChatRequest(
+            messages=[], model="offline", query=query, turns=turns, context=context, unknown_words=unknown
+        )
         responder_started = time.perf_counter()
         text, reason = "", ""
         for event in responder.stream(request):
@@ -283,12 +290,12 @@ class Pipeline:
 _ANALYSES: dict[tuple[str, tuple[int, ...]], Any] = {}
 
 
-def analyse_cached(responder: Any, query: str, context: Sequence[Any]) -> Any:
+def analyse_cached(responder: Any, query: str, context: Sequence[Any], unknown: Sequence[str]) -> Any:
     from apps.agents.providers.offline import analyse
 
     key = (query, tuple(c.chunk_id for c in context))
     if key not in _ANALYSES:
-        _ANALYSES[key] = analyse(query, context, embed=responder.embedder())
+        _ANALYSES[key] = analyse(query, context, embed=responder.embedder(), unknown=unknown)
     return _ANALYSES[key]
 
 

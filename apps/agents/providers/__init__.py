@@ -64,6 +64,9 @@ class ChatRequest:
     query: str = ""  # the visitor's latest message, rewritten to stand alone when possible
     turns: list[Turn] = field(default_factory=list)
     context: list[ContextChunk] = field(default_factory=list)
+    # Words of `query` that nothing in the agent's knowledge bases mentions (not only the
+    # retrieved chunks): a strong sign the knowledge does not answer the question.
+    unknown_words: tuple[str, ...] = ()
     summary: str = ""
     contact_facts: dict[str, str] = field(default_factory=dict)
     language: str = "en"

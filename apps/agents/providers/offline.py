@@ -16,7 +16,9 @@ How a sentence is scored (all numbers in [0, 1]):
 Whether to answer at all: `answerability` = best support + COVERAGE_WEIGHT·(share of the
 question's content words found anywhere in the reference text) - MISSING_PENALTY·(number of
 *specific* question words the text lacks: not generic, not among the common English words of
-the MiniLM vocabulary, not a misspelling of a word of the text — "placard", "acupuncture").
+the MiniLM vocabulary, not a misspelling of a word of the text — "placard", "acupuncture"),
+each costing UNKNOWN_PENALTY instead when the whole knowledge base lacks it too
+(`request.unknown_words`, found by the runtime with `apps.knowledge.search.unknown_words`).
 Below `support_threshold` it abstains: Finish("no_answer"), the no-answer template offering a
 person, no marker. A question whose specific words appear nowhere in the retrieved text is
 rarely answered by it, however similar the chunks look.
@@ -60,12 +62,13 @@ from . import (
     register,
 )
 
-SUPPORT_THRESHOLD = 0.72  # answerability needed to answer (tuned on doc2dial)
+SUPPORT_THRESHOLD = 0.70  # answerability needed to answer (tuned on doc2dial)
 DENSE_WEIGHT = 0.40
 LEXICAL_WEIGHT = 0.30
 CHUNK_WEIGHT = 0.30
 COVERAGE_WEIGHT = 0.18  # answerability: bonus for the share of question words the text covers
 MISSING_PENALTY = 0.10  # answerability: penalty per specific question word the text lacks
+UNKNOWN_PENALTY = 0.20  # ... instead, when the whole knowledge base lacks it (request.unknown_words)
 COMMON_RANK = 8000  # words up to this rank in the MiniLM vocabulary count as common English
 HEADING_WEIGHT = 0.5  # a query word found only in the sentence's section heading counts half
 MAX_SENTENCES = 3
@@ -188,6 +191,7 @@ class Analysis:
     coverage: float  # weighted share of the query's content words found in the reference text
     missing: tuple[str, ...]  # specific query words the reference text lacks (see `_specific`)
     candidates: tuple[Candidate, ...]  # scored, best first
+    unknown: tuple[str, ...] = ()  # those of `missing` that the whole knowledge base lacks
 
     @property
     def best_support(self) -> float:
@@ -196,10 +200,12 @@ class Analysis:
     @property
     def answerability(self) -> float:
         """Best support, plus a little for covering the question's words, minus a penalty for
-        each specific question word the reference text lacks: compared with the threshold."""
+        each specific question word the reference text lacks (a larger one when the whole
+        knowledge base lacks it): compared with the threshold."""
         if not self.candidates:
             return 0.0
-        return self.best_support + COVERAGE_WEIGHT * self.coverage - MISSING_PENALTY * len(self.missing)
+        penalty = MISSING_PENALTY * (len(self.missing) - len(self.unknown)) + UNKNOWN_PENALTY * len(self.unknown)
+        return self.best_support + COVERAGE_WEIGHT * self.coverage - penalty
 
 
 def _query_weights(query: str) -> dict[str, float]:
@@ -317,8 +323,11 @@ def _dot(a: Sequence[float], b: Sequence[float]) -> float:
     return float(sum(x * y for x, y in zip(a, b, strict=False)))
 
 
-def analyse(query: str, context: Sequence[ContextChunk], *, embed: Embedder | None = None) -> Analysis:
-    """Score the quotable sentences of `context` against `query` (see the module docstring)."""
+def analyse(
+    query: str, context: Sequence[ContextChunk], *, embed: Embedder | None = None, unknown: Sequence[str] = ()
+) -> Analysis:
+    """Score the quotable sentences of `context` against `query` (see the module docstring);
+    `unknown`: the query words the whole knowledge base lacks (`ChatRequest.unknown_words`)."""
     weights = _query_weights(query)
     total = sum(weights.values())
     vocabulary: set[str] = set()
@@ -379,7 +388,8 @@ def analyse(query: str, context: Sequence[ContextChunk], *, embed: Embedder | No
         for c in scored
     ]
     scored.sort(key=lambda c: (-c.support, c.chunk.index, c.position))
-    return Analysis(tuple(sorted(weights)), coverage, missing, tuple(scored))
+    absent = {w.lower() for w in unknown}
+    return Analysis(tuple(sorted(weights)), coverage, missing, tuple(scored), tuple(w for w in missing if w in absent))
 
 
 def select(analysis: Analysis, *, max_sentences: int = MAX_SENTENCES) -> list[Candidate]:
@@ -466,7 +476,7 @@ class OfflineResponder:
         return users[-1] if users else ""
 
     def analyse(self, request: ChatRequest) -> Analysis:
-        return analyse(self._query(request), request.context, embed=self.embedder())
+        return analyse(self._query(request), request.context, embed=self.embedder(), unknown=request.unknown_words)
 
     def choose(self, analysis: Analysis) -> list[Candidate]:
         """The sentences to quote, or none (abstain): see the module docstring."""

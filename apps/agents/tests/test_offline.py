@@ -18,6 +18,7 @@ from apps.agents.providers import (
     Turn,
     Usage,
     get_provider,
+    offline,
 )
 from apps.agents.providers.offline import (
     OfflineResponder,
@@ -312,3 +313,18 @@ def test_specific_words_missing_from_the_reference_text_count_against_answering(
         )
     )
     assert typo.missing == ()
+    # A word the whole knowledge base lacks (the runtime says which) costs more than one that
+    # only the retrieved passages lack.
+    unknown = responder.analyse(
+        ChatRequest(
+            messages=[],
+            model="x",
+            query="How long does shipping take for a placard?",
+            context=CONTEXT,
+            unknown_words=("placard",),
+        )
+    )
+    assert unknown.unknown == ("placard",)
+    assert unknown.answerability == pytest.approx(
+        uncovered.answerability - (offline.UNKNOWN_PENALTY - offline.MISSING_PENALTY)
+    )

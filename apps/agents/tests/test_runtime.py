@@ -59,6 +59,15 @@ def test_grounding_audit_records_what_produced_the_answer(agent: Any, owner: Any
     assert cited and cited <= retrieved
 
 
+def test_audit_names_the_question_words_the_knowledge_never_mentions(agent: Any, owner: Any) -> None:
+    """Staff see why an answer was doubted: "acupuncture" is in no article of the agent's
+    knowledge ("shipping" and "express" are), and the responder weighs that."""
+    result = _turn(agent, owner, "Does express shipping include acupuncture needles?")
+    assert result.audit["retrieval"]["unknown_words"] == ["include", "acupuncture", "needles"]
+    answered = _turn(agent, owner, "When does express shipping arrive?")
+    assert answered.audit["retrieval"]["unknown_words"] == []
+
+
 def test_threshold_makes_the_agent_abstain(agent: Any, owner: Any) -> None:
     agent.min_similarity = 0.99
     agent.save()
