@@ -4,7 +4,7 @@ The 273 doc2dial help pages are added as raw-text sources of one knowledge base 
 per page, title = page title) and ingested by the product's own path
 (`services.source_add_text` → `ingest_source`, eager Celery). Each question then goes:
 `followup.standalone_query` (with the dialogue history) → `apps.knowledge.search.search`
-(hybrid, top 8) → the agent's `min_similarity` gate (abstain when the best chunk's cosine
+(hybrid, top 12) → the agent's `min_similarity` gate (abstain when the best chunk's cosine
 similarity is below it) → a `ChatRequest` → the offline provider → `[n]` markers mapped back
 to the cited pages. `apps.agents.evaluation` scores it (see its docstring for the metrics).
 
@@ -24,12 +24,12 @@ with the offline provider at its defaults): the figures a deployment gets.
 Each near-miss in the unanswerable file also lists, in `absent`, the words that make it
 unanswerable; `test_unanswerable_questions_are_not_covered` checks that no page has them.
 
-Figures of 26 Nov 2026 (2 cores, load average ~6 from other work, so latencies are high):
-tuned min_similarity 0.3, support threshold 0.72. First turns, gold-citation tune/test/all
-0.698/0.728/0.713, token-F1 0.203/0.218/0.210; abstention on unanswerable 0.964/0.987/0.975
-(off-topic 1.0, near-miss 0.953 on all); follow-up turns gold-citation with memory 0.514 vs
-0.402 for the bare question (+0.112). Through the runtime: 0.699 gold-citation, 0.975
-abstention, follow-ups 0.504. Latency p50/p95 113/241 ms with search; responder 17/51 ms.
+Figures of 26 Nov 2026 05:40 UTC (2 cores, load ~1), 12 passages per question: tuned
+min_similarity 0.3, support threshold 0.70. First turns, gold-citation tune/test/all
+0.757/0.780/0.769, token-F1 0.205/0.228/0.216; abstention on unanswerable 0.952/0.974/0.963
+(off-topic 1.0, near-miss 0.930 on all); follow-up turns gold-citation with memory 0.552 vs
+0.417 for the bare question (+0.135). Through the runtime: 0.760 gold-citation, 0.963
+abstention, follow-ups 0.541. Latency p50/p95 44/78 ms with search; responder 9/15 ms.
 
 Run: make bench PYTEST_ARGS="-k agent_eval"
 Results: var/bench/agent_eval.json (and agent_eval_items.jsonl, one line per question).
