@@ -294,6 +294,12 @@
           )
         );
       }
+      if (g.unknown_words && g.unknown_words.length) {
+        var unknown = el("p", "unknown-words");
+        unknown.appendChild(el("small", "", "Not mentioned anywhere in the knowledge:"));
+        unknown.appendChild(document.createTextNode(" " + g.unknown_words.join(", ")));
+        details.appendChild(unknown);
+      }
     } else {
       details.appendChild(el("p", "chunks none", "No passages retrieved."));
     }

@@ -112,6 +112,10 @@
       box.appendChild(table);
       box.appendChild(el("small", "", "Best similarity " + number(retrieval.best_similarity, 3) +
         " (threshold " + number(audit.min_similarity, 2) + ")"));
+      if (retrieval.unknown_words && retrieval.unknown_words.length) {
+        box.appendChild(el("p", "unknown-words",
+          "Not mentioned anywhere in the knowledge: " + retrieval.unknown_words.join(", ")));
+      }
     } else {
       box.appendChild(el("div", "chunks none", "No passages found."));
     }

@@ -98,6 +98,7 @@ def test_test_chat_answers_with_citations_then_abstains(live_stack: LiveStack, p
     assert "couldn't find an answer" in (second.locator(".bubble").text_content() or "")
     assert second.locator(".citations").text_content() == "none"
     assert second.locator(".decision").text_content() == "abstained"
+    assert "football" in (second.locator(".unknown-words").text_content() or "")  # staff see why
     assert page.locator("#chat-log li.user").count() == 2
 
     page.screenshot(path=str(SCREENSHOT_DIR / "syntera-screenshot-test-chat.png"), full_page=True)

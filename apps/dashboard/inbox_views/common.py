@@ -191,6 +191,7 @@ def grounding(audit: dict[str, Any], links: dict[int, str]) -> dict[str, Any]:
         "skipped": str(retrieval.get("skipped") or ""),
         "below_threshold": bool(retrieval.get("below_threshold")),
         "best_similarity": _number(retrieval.get("best_similarity")),
+        "unknown_words": [str(w) for w in retrieval.get("unknown_words") or [] if isinstance(w, str)][:32],
         "min_similarity": _number(audit.get("min_similarity")),
         "cited_chunks": cited,
         "chunks": chunks,

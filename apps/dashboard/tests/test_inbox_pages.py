@@ -188,6 +188,26 @@ def test_the_inbox_json_costs_the_same_few_queries_for_many_conversations(
 # --- one conversation -----------------------------------------------------------------------
 
 
+def test_grounding_names_the_question_words_the_knowledge_never_mentions(
+    alpha: Any, owner_client: Any, help_agent: int, django_capture_on_commit_callbacks: Any
+) -> None:
+    inbox = _inbox(alpha, "Website", agent_id=help_agent)
+    with schema_context(alpha.schema):
+        conversation, _ = conversations.conversation_start(inbox=inbox)
+        with django_capture_on_commit_callbacks(execute=True):
+            conversations.message_post(
+                conversation_id=conversation.pk, role="visitor", text="Is acupuncture covered by standard shipping?"
+            )
+    body = owner_client.get(f"/dashboard/inbox/{conversation.pk}/").content.decode()
+    grounding = body.split('<details class="grounding">')[1].split("</details>")[0]
+    assert re.search(
+        r'class="unknown-words"><small>Not mentioned anywhere in the knowledge:</small> [^<]*acupuncture', grounding
+    )
+    url = f"/dashboard/inbox/{conversation.pk}/messages.json?after=0"
+    ai = json.loads(owner_client.get(url).content)["messages"][1]
+    assert "acupuncture" in ai["grounding"]["unknown_words"]
+
+
 def test_conversation_shows_transcript_with_grounding_contact_and_rating(
     alpha: Any, owner_client: Any, help_agent: int, django_capture_on_commit_callbacks: Any
 ) -> None:
