@@ -300,9 +300,11 @@ def source_update(
     *, editor: Actor, source: Source, title: str | None = None, sync_interval_hours: int | str | None = "unchanged"
 ) -> Source:
     _require_admin(editor)
+    retitled = False
     if title is not None:
         if not title.strip():
             raise ApplicationError("Title cannot be empty.", fields={"title": ["Required."]})
+        retitled = title.strip()[:300] != source.title
         source.title = title.strip()[:300]
     if sync_interval_hours != "unchanged":
         source.sync_interval_hours = _clean_interval(sync_interval_hours)  # type: ignore[arg-type]
@@ -310,6 +312,8 @@ def source_update(
             timezone.now() + timedelta(hours=source.sync_interval_hours) if source.sync_interval_hours else None
         )
     source.save()
+    if retitled:
+        _queue(source)  # chunks that take their context from the source's title are indexed again
     audit_action(editor, "source.updated", source, {"title": source.title})
     return source
 
@@ -452,14 +456,15 @@ def _index_documents(source: Source, run: int, documents: list[tuple[str, str, b
             Document.objects.filter(pk__in=[d.pk for d in stale]).delete()
         store.delete(schema=schema, chunk_ids=ids)
     for number, (ref, title, data, extracted) in enumerate(documents):
-        digest = _sha256(data)
+        # The title is embedded with every chunk: a renamed document is indexed again.
+        context = " ".join((title or source.title or "").split())[:300]
+        digest = _sha256(data + b"\0" + context.encode())
         existing = source.documents.filter(ref=ref).first()
         if existing is not None and existing.content_hash == digest and existing.chunks.exists():
             continue  # unchanged since the last sync
         drafts = chunk_sections(
             extracted.sections, max_tokens=settings.KNOWLEDGE_CHUNK_TOKENS, overlap=settings.KNOWLEDGE_CHUNK_OVERLAP
         )
-        context = " ".join((title or source.title or "").split())[:300]
         vectors: list[list[float]] = []
         for start in range(0, len(drafts), EMBED_BATCH):
             batch = drafts[start : start + EMBED_BATCH]

@@ -1,7 +1,8 @@
 """The document title on every chunk (`Chunk.context`), embedded with the chunk's text and
 indexed for full text with the heading (weight A), so a passage that never names its subject
 is still found by it. Existing chunks get their document's (or source's) title; their vectors
-keep what they were embedded from until the source is synced again.
+keep what they were embedded from until the source is synced again (the document hash now
+covers the title, so that sync embeds them anew).
 """
 
 from django.db import migrations, models

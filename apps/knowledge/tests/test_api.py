@@ -109,6 +109,13 @@ def test_a_passage_is_found_by_its_documents_title(api: Any) -> None:
         assert (top["source"]["title"], top["text"]) == ("Passport renewal", "Timing\nIt takes two weeks."), mode
     # The title is context, not content: a citation quotes the passage itself.
     assert "Passport" not in top["text"]
+    # Renaming the page indexes it again under its new title.
+    source = top["source"]["id"]
+    renamed = api.patch(f"/api/v1/knowledge-bases/{kb}/sources/{source}/", {"title": "Visa renewal"}, format="json")
+    assert renamed.status_code == 200 and _source(api, kb, source)["status"] == "ready"
+    assert set(Chunk.objects.filter(source_id=source).values_list("context", flat=True)) == {"Visa renewal"}
+    top = _search(api, kb, "how long does visa renewal take", mode="dense")[0]
+    assert (top["source"]["title"], top["text"]) == ("Visa renewal", "Timing\nIt takes two weeks.")
 
 
 def test_greetings_and_asking_words_do_not_steer_full_text_search(api: Any) -> None:
