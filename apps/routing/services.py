@@ -22,7 +22,7 @@ from apps.tenants.db import connection
 from syntera.errors import ApplicationError
 from syntera.realtime import publish_on_commit, staff_group
 
-from . import assignment, hours, intents
+from . import assignment, hours, intents, selectors
 from .models import Intent, RoutingRule, SLAEvent, Team, TeamMember
 
 logger = logging.getLogger(__name__)
@@ -64,13 +64,11 @@ def team_save(
         Team.objects.exclude(pk=team.pk).filter(is_default=True).update(is_default=False)
     team.save()
     if members is not None:
-        from apps.accounts.models import Membership
-
-        allowed = set(Membership.objects.filter(tenant=actor.tenant).values_list("user_id", flat=True))
-        unknown = sorted({u for u, _ in members} - allowed)
-        if unknown:
+        if {u for u, _ in members} - selectors.staff_ids(tenant=actor.tenant):
             raise ApplicationError(
-                "Team members must be members of this workspace.", code="invalid", fields={"members": ["Unknown."]}
+                "Team members must be staff (agent role or above) of this workspace.",
+                code="invalid",
+                fields={"members": ["Not staff of this workspace."]},
             )
         TeamMember.objects.filter(team=team).delete()
         TeamMember.objects.bulk_create([TeamMember(team=team, user_id=u, capacity=max(1, c)) for u, c in members])

@@ -21,6 +21,7 @@ from apps.routing import presence
 from apps.routing import services as routing
 from apps.routing.models import SLAEvent, Team
 from apps.tenants.models import Tenant
+from syntera.errors import ApplicationError
 
 HOURS = {
     "timezone": "Europe/Amsterdam",
@@ -167,6 +168,13 @@ def test_team_input_is_validated(alpha: Any, beta: Any, owner_api: Any, person: 
         assert response.status_code == 400, (body, response.content)
         assert field in response.json()["error"]["fields"], (body, response.json())
     assert owner_api.post("/api/v1/teams/", "[1, 2]", content_type="application/json").status_code == 400
+    # The service holds every caller to the same rule, not only the API's validation.
+    with _in_schema(alpha.schema):
+        for user in (viewer, outsider):
+            with pytest.raises(ApplicationError) as refused:
+                routing.team_save(actor=_owner(alpha), name="Side desk", members=[(agent.pk, 2), (user.pk, 2)])
+            assert "members" in refused.value.fields
+        assert not Team.objects.filter(name="Side desk").exists()
 
 
 # --- intents ----------------------------------------------------------------------------------
