@@ -13,6 +13,11 @@
 - `mongodb-mongomock`: otherwise, against `mongomock`'s in-process fake (MONGODB_URL=mongomock://).
   It checks the store's logic (seq allocation and retries, idempotency, paging, per-tenant
   databases), not pymongo's wire path or a server's index behaviour.
+- `mongodb-wire`: always, through `pymongo` against `tests/standins/mongo_server.py`, a local
+  stand-in that speaks MongoDB's documented wire protocol over a mongomock engine, so
+  pymongo's request path really runs: the handshake and server selection, OP_MSG, cursors
+  paged with getMore, and the decoding of duplicate-key write errors (with the `keyPattern`
+  a server puts in them, which the store uses to tell a seq clash from a repeated client_id).
 
 The test id says which MongoDB ran.
 """
@@ -35,6 +40,7 @@ from django.db import connection
 from django_tenants.utils import schema_context
 
 from apps.conversations.stores import ConversationStore, StoredMessage
+from tests.standins.mongo_server import MongoStandIn
 
 pytestmark = pytest.mark.django_db
 T = TypeVar("T")
@@ -210,13 +216,9 @@ def _postgres(schemas: tuple[str, str]) -> Iterator[Backend]:
         committer.close()
 
 
-@pytest.fixture(scope="module")
-def mongodb_url() -> Iterator[str]:
-    """One database prefix for this module's MongoDB tests; its databases are dropped after."""
+def _drop_test_databases(url: str) -> None:
     from apps.conversations.stores.mongodb import client_for, database_prefix
 
-    url = _test_url(MONGODB_BASE_URL)
-    yield url
     client = client_for(url)
     prefix = database_prefix(url)
     for name in client.list_database_names():
@@ -224,10 +226,36 @@ def mongodb_url() -> Iterator[str]:
             client.drop_database(name)
 
 
+@pytest.fixture(scope="module")
+def mongodb_url() -> Iterator[str]:
+    """One database prefix for this module's MongoDB tests; its databases are dropped after."""
+    url = _test_url(MONGODB_BASE_URL)
+    yield url
+    _drop_test_databases(url)
+
+
+@pytest.fixture(scope="session")
+def mongo_standin() -> Iterator[MongoStandIn]:
+    standin = MongoStandIn().start()
+    yield standin
+    standin.close()
+
+
+@pytest.fixture(scope="module")
+def mongodb_wire_url(mongo_standin: MongoStandIn) -> Iterator[str]:
+    """Like `mongodb_url`, on the stand-in; the process's client for it is closed after."""
+    from apps.conversations.stores.mongodb import client_for
+
+    url = _test_url(mongo_standin.url)
+    yield url
+    _drop_test_databases(url)
+    client_for(url).close()
+
+
 _mongo_ids = itertools.count(1)
 
 
-@pytest.fixture(params=["postgres", f"mongodb-{MONGODB_KIND}"])
+@pytest.fixture(params=["postgres", f"mongodb-{MONGODB_KIND}", "mongodb-wire"])
 def backend(request: Any, alpha: Any, beta: Any, settings: Any) -> Iterator[Backend]:
     """A store with its helpers, for alpha's and beta's schemas."""
     schemas = (alpha.schema, beta.schema)
@@ -237,7 +265,9 @@ def backend(request: Any, alpha: Any, beta: Any, settings: Any) -> Iterator[Back
     else:
         from apps.conversations.stores.mongodb import Store
 
-        settings.MONGODB_URL = request.getfixturevalue("mongodb_url")
+        settings.MONGODB_URL = request.getfixturevalue(
+            "mongodb_wire_url" if request.param == "mongodb-wire" else "mongodb_url"
+        )
         yield Backend(request.param, Store(), schemas, lambda _schema, pk: pk or next(_mongo_ids) * 1000)
 
 
