@@ -44,6 +44,11 @@ def test_bad_memory_and_contact_input(alpha: Any, api_for: Any) -> None:
     assert api.post("/api/v1/contacts/", {"email": "not-an-email"}, format="json").status_code == 400
     assert api.post("/api/v1/contacts/", {"phone": "call me maybe"}, format="json").status_code == 400
     assert api.get("/api/v1/contacts/999999/memory").status_code == 404
+    # PostgreSQL cannot store U+0000: refused as a client error wherever it hides in the body.
+    for attributes in ({"plan\x00": "gold"}, {"plan": "go\x00ld"}):
+        response = api.patch(f"/api/v1/contacts/{contact['id']}/", {"attributes": attributes}, format="json")
+        assert response.status_code == 400 and response.json()["error"]["code"] == "parse_error", attributes
+    assert api.get(f"/api/v1/contacts/{contact['id']}/").json()["attributes"] == {}
 
 
 def test_roles_and_isolation(alpha: Any, beta: Any, api_for: Any, make_member: Any, jwt_for: Any) -> None:

@@ -9,13 +9,14 @@ from django.db.models import Count, QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiRequest, extend_schema
 from rest_framework import generics, status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.api.views import actor_for
 from syntera.errors import ApplicationError
+from syntera.parsers import StrictJSONParser
 
 from .. import search as search_service
 from .. import services
@@ -82,7 +83,7 @@ class SourceListView(generics.ListAPIView):  # type: ignore[type-arg]
 
     scope_resource = "knowledge"
     serializer_class = s.SourceOutput
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    parser_classes = [StrictJSONParser, MultiPartParser, FormParser]
     ordering_fields = ["id", "created_at", "status"]
     filterset_fields = ["status", "type"]
 
