@@ -1,14 +1,16 @@
 """Local stand-in servers for services that cannot be reached from here.
 
-Each stand-in is a small HTTP server on 127.0.0.1 (a free port, a background thread) that
-speaks the documented wire protocol of the service it replaces, so the official SDK's real
-request path runs in tests: URL building, headers, JSON encoding, retries, response decoding.
-A stand-in is used only where the real component is unavailable (see the brief's rule).
+Each stand-in is a small server on 127.0.0.1 (a free port, background threads) that speaks
+the documented wire protocol of the service it replaces, so the official SDK's real request
+path runs in tests: URL building, headers, encoding, retries, response decoding. A stand-in is
+used only where the real component is unavailable (see the brief's rule).
 
-- `pinecone_server`: Pinecone's control plane (describe/list indexes) and data plane
+- `pinecone_server` (HTTP): Pinecone's control plane (describe/list indexes) and data plane
   (upsert, query with metadata filters, delete, fetch, list, describe_index_stats).
-- `openai_server`: OpenAI's `POST /v1/embeddings` and `POST /v1/chat/completions` (JSON and
-  streamed server-sent events).
+- `openai_server` (HTTP): OpenAI's `POST /v1/embeddings` and `POST /v1/chat/completions`
+  (JSON and streamed server-sent events).
+- `mongo_server` (MongoDB wire protocol over TCP: OP_MSG, and OP_QUERY for the handshake):
+  the commands pymongo sends for the conversation store, executed on a mongomock engine.
 
 `JSONServer` is the shared base: routing by method and path, JSON bodies with a size cap,
 keep-alive HTTP/1.1, a request log for assertions, and injected failures (`fail_next`) to
