@@ -126,6 +126,33 @@ def agent_update(*, editor: Actor, agent: Agent, knowledge_bases: list[int] | No
     return agent
 
 
+@transaction.atomic
+def agent_restore_version(*, editor: Actor, agent: Agent, number: int) -> Agent:
+    """Put back the settings of prompt version `number`: they become a new version (history
+    is never rewritten), unless they are the current ones. Knowledge bases deleted since are
+    left out."""
+    _require_admin(editor)
+    version = agent.versions.filter(number=number).first()
+    if version is None:
+        raise ApplicationError(f"Agent {agent.pk} has no prompt version {number}.", code="not_found", status_code=404)
+    snapshot = dict(version.snapshot)
+    wanted = [int(k) for k in snapshot.pop("knowledge_bases", []) or []]
+    kept = sorted(KnowledgeBase.objects.filter(pk__in=wanted).values_list("pk", flat=True))
+    fields = {k: v for k, v in snapshot.items() if k in VERSIONED_FIELDS}
+    agent = agent_update(editor=editor, agent=agent, knowledge_bases=kept, **fields)
+    audit_action(
+        editor,
+        "agents.version_restored",
+        agent,
+        {
+            "restored": number,
+            "prompt_version": agent.prompt_version,
+            "missing_knowledge_bases": sorted(set(wanted) - set(kept)),
+        },
+    )
+    return agent
+
+
 def agent_delete(*, editor: Actor, agent: Agent) -> None:
     _require_admin(editor)
     audit_action(editor, "agents.agent_deleted", None, {"agent_id": agent.pk, "name": agent.name})

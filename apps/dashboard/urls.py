@@ -44,6 +44,11 @@ urlpatterns = [
     path("dashboard/agents/", agent_views.agents, name="dashboard-agents"),
     path("dashboard/agents/<int:agent_id>/", agent_views.agent_edit, name="dashboard-agent"),
     path("dashboard/agents/<int:agent_id>/delete/", agent_views.agent_delete, name="dashboard-agent-delete"),
+    path(
+        "dashboard/agents/<int:agent_id>/versions/<int:number>/restore/",
+        agent_views.agent_version_restore,
+        name="dashboard-agent-version-restore",
+    ),
     path("dashboard/agents/<int:agent_id>/test/", agent_views.agent_test, name="dashboard-agent-test"),
     path("dashboard/agents/<int:agent_id>/test/turn", agent_views.agent_test_turn, name="dashboard-agent-test-turn"),
     path("dashboard/ai/", agent_views.ai_settings, name="dashboard-ai-settings"),

@@ -6,6 +6,11 @@ urlpatterns = [
     path("agents/", views.AgentListView.as_view(), name="api-agents"),
     path("agents/<int:agent_id>/", views.AgentDetailView.as_view(), name="api-agent"),
     path("agents/<int:agent_id>/versions/", views.AgentVersionsView.as_view(), name="api-agent-versions"),
+    path(
+        "agents/<int:agent_id>/versions/<int:number>/restore",
+        views.AgentVersionRestoreView.as_view(),
+        name="api-agent-version-restore",
+    ),
     path("agents/<int:agent_id>/test", views.AgentTestView.as_view(), name="api-agent-test"),
     path("llm-credentials/", views.CredentialListView.as_view(), name="api-llm-credentials"),
     path("llm-credentials/<str:provider>", views.CredentialDetailView.as_view(), name="api-llm-credential"),

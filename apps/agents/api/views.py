@@ -88,6 +88,16 @@ class AgentVersionsView(generics.ListAPIView):  # type: ignore[type-arg]
         return agent.versions.order_by("-number")
 
 
+class AgentVersionRestoreView(AgentsView):
+    """Put back the settings of an earlier prompt version; they become the newest version."""
+
+    @extend_schema(request=None, responses={200: s.AgentOutput})
+    def post(self, request: Request, agent_id: int, number: int) -> Response:
+        agent = get_object_or_404(Agent, pk=agent_id)
+        services.agent_restore_version(editor=actor_for(request), agent=agent, number=number)
+        return Response(s.AgentOutput(agent_list().get(pk=agent.pk)).data)
+
+
 class AgentTestView(AgentsView):
     """One AI turn for the given messages, through the same service the channels use, without
     creating a conversation or writing CRM data. Staff (agent role and up) or a key with

@@ -93,6 +93,35 @@ def test_agent_defaults_and_prompt_versions(api: Any, help_kb: int) -> None:
     assert api.get(f"/api/v1/agents/{agent['id']}/").status_code == 404
 
 
+def test_an_earlier_prompt_version_is_restored_as_a_new_version(
+    api: Any, help_kb: int, alpha: Any, api_for: Any, make_member: Any, jwt_for: Any, beta: Any
+) -> None:
+    agent = _agent(api, help_kb)
+    url = f"/api/v1/agents/{agent['id']}"
+    original = agent["instructions"]
+    api.patch(f"{url}/", {"instructions": "Be brief.", "temperature": 0.9, "knowledge_bases": []}, format="json")
+    restored = api.post(f"{url}/versions/1/restore")
+    assert restored.status_code == 200, restored.content
+    body = restored.json()
+    assert (body["prompt_version"], body["instructions"]) == (3, original)
+    assert body["temperature"] == agent["temperature"] and body["knowledge_bases"] == [help_kb]
+    versions = api.get(f"{url}/versions/").json()["results"]
+    assert [v["number"] for v in versions] == [3, 2, 1]  # history is never rewritten
+    assert versions[0]["snapshot"] == versions[2]["snapshot"]
+    # Answers record the version that produced them: the restored one.
+    answer = _ask(api, agent["id"], "How long does standard shipping take?")
+    assert answer["audit"]["prompt_version"] == 3
+    # Restoring what is already current makes no version.
+    assert api.post(f"{url}/versions/3/restore").json()["prompt_version"] == 3
+    # Bad input, roles, other workspaces.
+    assert api.post(f"{url}/versions/99/restore").status_code == 404
+    assert api.post("/api/v1/agents/999999/versions/1/restore").status_code == 404
+    viewer, _ = make_member(alpha, "viewer")
+    assert api_for(alpha.host, jwt_for(alpha, viewer.email)).post(f"{url}/versions/2/restore").status_code == 403
+    assert api_for(beta.host, beta.api_key).post(f"{url}/versions/2/restore").status_code == 404
+    assert api.get(f"{url}/").json()["prompt_version"] == 3
+
+
 def test_test_turn_answers_with_citations_and_audit(api: Any, help_kb: int) -> None:
     agent = _agent(api, help_kb)
     reply = _ask(api, agent["id"], "How long does standard shipping take?")

@@ -1,6 +1,6 @@
 """Dashboard pages for AI agents (see pages.py and test_chat.py)."""
 
-from .pages import agent_delete, agent_edit, agents, ai_credential_delete, ai_settings
+from .pages import agent_delete, agent_edit, agent_version_restore, agents, ai_credential_delete, ai_settings
 from .test_chat import agent_test, agent_test_turn
 
 __all__ = [
@@ -8,6 +8,7 @@ __all__ = [
     "agent_edit",
     "agent_test",
     "agent_test_turn",
+    "agent_version_restore",
     "agents",
     "ai_credential_delete",
     "ai_settings",

@@ -129,6 +129,19 @@ def agent_delete(request: HttpRequest, agent_id: int) -> HttpResponse:
     return redirect("dashboard-agents")
 
 
+@require_POST
+@member_required(Role.ADMIN)
+def agent_version_restore(request: HttpRequest, agent_id: int, number: int) -> HttpResponse:
+    agent = get_object_or_404(Agent, pk=agent_id)
+    try:
+        agent = services.agent_restore_version(editor=_actor(request), agent=agent, number=number)
+    except ApplicationError as exc:
+        messages.error(request, exc.detail)
+    else:
+        messages.success(request, f"Settings of version {number} restored as version {agent.prompt_version}.")
+    return redirect("dashboard-agent", agent_id=agent.pk)
+
+
 def _provider_label(provider: str) -> str:
     return dict(Agent.Provider.choices).get(provider, provider)
 

@@ -164,6 +164,18 @@ def test_admin_creates_configures_and_versions_an_agent(alpha: Any, owner_client
     with schema_context(alpha.schema):
         assert Agent.objects.get(pk=agent_id).prompt_version == 2
 
+    # An earlier version's settings come back as a new version (v1 had no business_hours).
+    assert len(re.findall(r'class="restore-form"', again)) == 1  # every version but the current one
+    restored = client.post(f"/dashboard/agents/{agent_id}/versions/1/restore/", follow=True).content.decode()
+    assert "Settings of version 1 restored as version 3." in restored
+    assert '<strong id="prompt-version">3</strong>' in restored
+    assert re.findall(r'<tr data-version="(\d+)">', restored) == ["3", "2", "1"]
+    missing = client.post(f"/dashboard/agents/{agent_id}/versions/42/restore/", follow=True).content.decode()
+    assert "has no prompt version 42" in missing
+    with schema_context(alpha.schema):
+        assert Agent.objects.get(pk=agent_id).prompt_version == 3
+        assert "business_hours" not in Agent.objects.get(pk=agent_id).variables
+
     unknown_kb = client.post(f"/dashboard/agents/{agent_id}/", _settings_form(help_kb, knowledge_bases=[999999]))
     assert unknown_kb.status_code == 400 and "Select a valid choice" in unknown_kb.content.decode()
     empty_name = client.post("/dashboard/agents/", {"name": "", "instructions": "x"})
