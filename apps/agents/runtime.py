@@ -22,7 +22,7 @@ from django.conf import settings
 from apps.crm import services as crm
 from apps.knowledge.search import search, unknown_words
 
-from . import escalation, guardrails, memory, smalltalk
+from . import escalation, guardrails, guidance, memory, smalltalk
 from .credentials import resolve_provider
 from .followup import standalone_query, terms
 from .models import Agent
@@ -114,6 +114,10 @@ def escalation_text() -> str:
 
 def refusal_text() -> str:
     return "I can't share that. Is there something else I can help you with?"
+
+
+def restricted_text() -> str:
+    return "That's not something I can help with here. Would you like me to connect you with a member of our team?"
 
 
 def _parse_citations(text: str, context: list[ContextChunk]) -> tuple[str, list[Citation]]:
@@ -266,9 +270,13 @@ def run_turn(*, agent: Agent, tenant: Any, conversation: TurnInput) -> Iterator[
     reason = ""
 
     visitor_turns = conversation.visitor_turns or sum(1 for t in conversation.turns if t.role == "user")
+    restrictions = guidance.restrictions(list(agent.guidance_rules or []))
+    restricted = guidance.violated(restrictions, latest.text)
     trigger = None
     if policy.get("on_request", True) and escalation.wants_human(latest.text):
         trigger = "the visitor asked for a human"
+    elif restricted is not None and restricted.hand_over:
+        trigger = f"guidance rule: {restricted.rule}"
     elif (word := escalation.keyword_hit(policy, latest.text)) is not None:
         trigger = f"sensitive keyword: {word}"
     elif (score := escalation.negative_sentiment(policy, latest.text)) is not None:
@@ -282,6 +290,9 @@ def run_turn(*, agent: Agent, tenant: Any, conversation: TurnInput) -> Iterator[
         decision, reason, text = "escalate", trigger, escalation_text()
         ctx.escalation_reason = trigger
         audit["retrieval"] = {"skipped": "escalation"}
+    elif restricted is not None:
+        decision, reason, text = "abstained", f"guidance rule: {restricted.rule}", restricted_text()
+        audit["retrieval"] = {"skipped": "guidance rule"}
     else:
         query = latest.text if kind else standalone_query(recent[:-1], latest.text)
         hits = search(query=query, knowledge_base_ids=ctx.knowledge_base_ids, top_k=agent.top_k) if not kind else []
@@ -353,7 +364,7 @@ def run_turn(*, agent: Agent, tenant: Any, conversation: TurnInput) -> Iterator[
             # replaced by an abstention (no citation) is never streamed. Once grounded, the
             # rest streams as it comes, watched for prompt leaks.
             held = ""
-            grounded = False
+            grounded = withheld = False
             for _round in range(settings.AGENT_MAX_TOOL_ROUNDS + 1):
                 calls: list[ToolCall] = []
                 round_text = ""
@@ -363,7 +374,9 @@ def run_turn(*, agent: Agent, tenant: Any, conversation: TurnInput) -> Iterator[
                             round_text += event.text
                             if guardrails.leaks_prompt(text + round_text, parts.secret_parts):
                                 streamed_leak = True
-                            elif not streamed_leak:
+                            elif guidance.violated(restrictions, text + round_text) is not None:
+                                withheld = True  # off-limits: nothing more streams (checked below)
+                            elif not streamed_leak and not withheld:
                                 held += event.text
                                 if not grounded:
                                     grounded = bool(_parse_citations(text + round_text, ctx.context)[1])
@@ -412,6 +425,15 @@ def run_turn(*, agent: Agent, tenant: Any, conversation: TurnInput) -> Iterator[
             if streamed_leak or guardrails.leaks_prompt(text, parts.secret_parts):
                 decision, reason, text, citations = "abstained", "answer repeated the system prompt", refusal_text(), []
                 audit["flags"]["prompt_leak_blocked"] = True
+            elif (broken := guidance.violated(restrictions, text)) is not None:
+                # The answer brought up a topic a guidance rule forbids: it is not sent.
+                audit["flags"]["guidance_blocked"] = broken.rule
+                citations = []
+                if broken.hand_over:
+                    decision, reason, text = "escalate", f"guidance rule: {broken.rule}", escalation_text()
+                    ctx.escalation_reason = reason
+                else:
+                    decision, reason, text = "abstained", f"guidance rule: {broken.rule}", restricted_text()
             elif ctx.escalation_reason:
                 decision, reason = "escalate", ctx.escalation_reason
                 text = text or escalation_text()

@@ -68,6 +68,42 @@ def test_audit_names_the_question_words_the_knowledge_never_mentions(agent: Any,
     assert answered.audit["retrieval"]["unknown_words"] == []
 
 
+def test_guidance_rules_that_forbid_a_topic_are_enforced_offline(agent: Any, owner: Any) -> None:
+    """The offline responder cannot read prose, so "never discuss X" rules are enforced by the
+    runtime: a question on the topic is handed over (or declined), and an answer that would
+    bring the topic up is not sent, not even streamed in part."""
+    agent.guidance_rules = [
+        "Never discuss pricing or competitors' products; hand over instead.",
+        "Do not mention the post office.",
+        "Be warm and brief.",  # left to a model
+    ]
+    agent.save()
+    asked = _turn(agent, owner, "What are your prices for express delivery?")
+    assert (asked.decision, asked.citations) == ("escalate", [])
+    assert asked.audit["reason"].startswith("guidance rule: Never discuss pricing")
+    assert asked.audit["retrieval"] == {"skipped": "escalation"} and "passing this conversation" in asked.text
+
+    events = list(
+        run_turn(
+            agent=agent,
+            tenant=owner.tenant,
+            conversation=TurnInput(turns=[Turn("user", "Where do I drop the parcel with the return label?")]),
+        )
+    )
+    final = events[-1]
+    assert isinstance(final, TurnResult) and final.decision == "abstained" and final.citations == []
+    assert final.audit["flags"]["guidance_blocked"] == "Do not mention the post office."
+    streamed = "".join(e.text for e in events if isinstance(e, Delta))
+    assert "post office" not in streamed.lower() and "post office" not in final.text.lower()
+    assert "not something I can help with" in final.text
+
+    declined = _turn(agent, owner, "Which post office is closest?")
+    assert declined.decision == "abstained" and declined.audit["retrieval"] == {"skipped": "guidance rule"}
+    # Everything else is answered as before.
+    assert _turn(agent, owner, "How do I reset my password?").decision == "answered"
+    assert _turn(agent, owner, "Tell me about your products").decision != "escalate"
+
+
 def test_threshold_makes_the_agent_abstain(agent: Any, owner: Any) -> None:
     agent.min_similarity = 0.99
     agent.save()

@@ -148,6 +148,17 @@ def test_leaked_system_prompt_is_blocked(openai_agent: Any, owner: Any, standin:
     assert result.audit["flags"]["prompt_leak_blocked"] is True and result.audit["flags"]["injection_attempt"]
 
 
+def test_an_answer_breaking_a_guidance_rule_is_not_sent(openai_agent: Any, owner: Any, standin: OpenAIStandIn) -> None:
+    """The rule is in the system prompt, and the server still checks what the model wrote."""
+    openai_agent.guidance_rules = ["Never mention competitors; hand over to a human instead."]
+    openai_agent.save()
+    standin.reply("Standard shipping takes 3 to 5 business days [1], faster than our competitors.")
+    result = _turn(openai_agent, owner, "How long does standard shipping take?")
+    assert "Never mention competitors" in _system(standin.chat_requests[0])
+    assert result.decision == "escalate" and result.citations == [] and "competitor" not in result.text
+    assert result.audit["flags"]["guidance_blocked"] == "Never mention competitors; hand over to a human instead."
+
+
 def test_poisoned_documents_never_reach_the_model_as_instructions(
     owner: Any, standin: OpenAIStandIn, settings: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
