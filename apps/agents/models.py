@@ -110,3 +110,27 @@ class UsageCounter(models.Model):
 
     def __str__(self) -> str:
         return f"AI usage {self.day}"
+
+
+class KnowledgeGap(models.Model):
+    """A question an agent could not answer from its knowledge (it abstained), counted per
+    distinct wording, with the words the knowledge never mentions: what to write next.
+    Dismissing hides it until it is asked again."""
+
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="knowledge_gaps")
+    key = models.CharField(max_length=64)  # the normalised question's hash
+    question = models.CharField(max_length=500)
+    unknown_words = models.JSONField(default=list, blank=True)
+    channel = models.CharField(max_length=20, blank=True)
+    count = models.PositiveIntegerField(default=1)
+    first_asked_at = models.DateTimeField(auto_now_add=True)
+    last_asked_at = models.DateTimeField()
+    dismissed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-count", "-last_asked_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["agent", "key"], name="agents_gap_unique")]
+        indexes = [models.Index(fields=["agent", "dismissed_at", "-count"])]
+
+    def __str__(self) -> str:
+        return self.question[:80]

@@ -23,6 +23,7 @@ from apps.crm import services as crm
 from apps.knowledge.search import search, unknown_words
 
 from . import escalation, guardrails, guidance, memory, smalltalk
+from . import services as agent_services
 from .credentials import resolve_provider
 from .followup import standalone_query, terms
 from .models import Agent
@@ -96,6 +97,10 @@ class TurnResult:
     handoff_summary: str = ""
     lead_id: int | None = None
     contact_id: int | None = None
+
+
+BELOW_THRESHOLD = "retrieval below the agent's threshold"
+UNCITED = "the answer cited no reference material"
 
 
 def abstention_text(company: str) -> str:
@@ -324,7 +329,7 @@ def run_turn(*, agent: Agent, tenant: Any, conversation: TurnInput) -> Iterator[
             audit["retrieval"]["below_threshold"] = True
             ctx.context = []
         if below and provider_name == "offline":
-            decision, reason, text = "abstained", "retrieval below the agent's threshold", abstention_text(company)
+            decision, reason, text = "abstained", BELOW_THRESHOLD, abstention_text(company)
         else:
             parts = build_prompt(
                 agent_name=agent.name,
@@ -442,13 +447,15 @@ def run_turn(*, agent: Agent, tenant: Any, conversation: TurnInput) -> Iterator[
             elif kind and not citations and finish != "no_answer":
                 decision, reason = "answered", f"small talk ({kind})"
             elif below:
-                decision, reason, text = "abstained", "retrieval below the agent's threshold", abstention_text(company)
+                decision, reason, text = "abstained", BELOW_THRESHOLD, abstention_text(company)
                 citations = []
             elif not citations:
-                decision, reason, text = "abstained", "the answer cited no reference material", abstention_text(company)
+                decision, reason, text = "abstained", UNCITED, abstention_text(company)
             else:
                 decision, reason = "answered", "grounded in cited reference material"
 
+    # The knowledge had no answer (not a rule, a failure or a leak): a gap worth writing up.
+    unanswered = decision == "abstained" and reason in (BELOW_THRESHOLD, UNCITED)
     limit = escalation.abstention_limit(policy)
     if decision == "abstained" and limit and conversation.abstentions + 1 >= limit:
         decision = "escalate"
@@ -485,6 +492,11 @@ def run_turn(*, agent: Agent, tenant: Any, conversation: TurnInput) -> Iterator[
         if contact is not None:
             learned = crm.contact_remember(tenant=tenant, contact=contact, facts=facts)
     audit["memory"]["learned"] = learned if not conversation.dry_run else [k for k, _ in facts]
+    if unanswered and not conversation.dry_run:
+        unknown_list = list((audit.get("retrieval") or {}).get("unknown_words") or [])
+        agent_services.knowledge_gap_record(
+            agent=agent, question=latest.text, unknown_words=unknown_list, channel=conversation.channel
+        )
 
     if not prompt_tokens and not completion_tokens:
         prompt_tokens = sum(count(t.text) for t in recent)

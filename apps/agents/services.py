@@ -3,9 +3,13 @@ Every change is audited. See docs/subsystems/agents.md."""
 
 from __future__ import annotations
 
+import hashlib
+import re
 from typing import Any
 
 from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
 
 from apps.accounts.models import Role
 from apps.accounts.services import Actor
@@ -14,7 +18,7 @@ from apps.knowledge.models import KnowledgeBase
 from syntera.errors import ApplicationError
 
 from . import credentials
-from .models import TOOL_NAMES, Agent, PromptVersion, ProviderCredential
+from .models import TOOL_NAMES, Agent, KnowledgeGap, PromptVersion, ProviderCredential
 from .providers import PROVIDER_MODULES
 
 # Fields whose change makes a new prompt version (they change what the model is told).
@@ -178,3 +182,47 @@ def provider_credential_delete(*, editor: Actor, credential: ProviderCredential)
     _require_admin(editor)
     audit_action(editor, "agents.credentials_deleted", None, {"provider": credential.provider})
     credential.delete()
+
+
+# --- knowledge gaps -------------------------------------------------------------------------
+
+
+def _gap_key(question: str) -> str:
+    normalised = " ".join(re.findall(r"[\w']+", question.lower()))
+    return hashlib.sha256(normalised.encode()).hexdigest()
+
+
+def knowledge_gap_record(*, agent: Agent, question: str, unknown_words: list[str], channel: str = "") -> KnowledgeGap:
+    """Count a question the agent could not answer (by its normalised wording); asking a
+    dismissed one again brings it back."""
+    question = " ".join(question.replace("\x00", "").split())[:500]
+    key = _gap_key(question)
+    now = timezone.now()
+    with transaction.atomic():
+        gap, created = KnowledgeGap.objects.select_for_update().get_or_create(
+            agent=agent,
+            key=key,
+            defaults={
+                "question": question,
+                "unknown_words": unknown_words[:32],
+                "channel": channel[:20],
+                "last_asked_at": now,
+            },
+        )
+        if not created:
+            gap.count = F("count") + 1
+            gap.last_asked_at = now
+            gap.unknown_words = unknown_words[:32]
+            gap.channel = channel[:20]
+            gap.dismissed_at = None
+            gap.save(update_fields=["count", "last_asked_at", "unknown_words", "channel", "dismissed_at"])
+            gap.refresh_from_db(fields=["count"])
+    return gap
+
+
+def knowledge_gap_dismiss(*, editor: Actor, gap: KnowledgeGap) -> None:
+    """Hide a gap (its answer was written, or it is out of scope) until it is asked again."""
+    _require_admin(editor)
+    gap.dismissed_at = timezone.now()
+    gap.save(update_fields=["dismissed_at"])
+    audit_action(editor, "agents.knowledge_gap_dismissed", gap, {"agent_id": gap.agent_id, "count": gap.count})

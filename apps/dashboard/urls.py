@@ -45,6 +45,11 @@ urlpatterns = [
     path("dashboard/agents/<int:agent_id>/", agent_views.agent_edit, name="dashboard-agent"),
     path("dashboard/agents/<int:agent_id>/delete/", agent_views.agent_delete, name="dashboard-agent-delete"),
     path(
+        "dashboard/agents/<int:agent_id>/gaps/<int:gap_id>/dismiss/",
+        agent_views.knowledge_gap_dismiss,
+        name="dashboard-agent-gap-dismiss",
+    ),
+    path(
         "dashboard/agents/<int:agent_id>/versions/<int:number>/restore/",
         agent_views.agent_version_restore,
         name="dashboard-agent-version-restore",

@@ -5,7 +5,7 @@ from typing import Any
 from django.conf import settings
 from rest_framework import serializers
 
-from ..models import TOOL_NAMES, Agent, PromptVersion, ProviderCredential
+from ..models import TOOL_NAMES, Agent, KnowledgeGap, PromptVersion, ProviderCredential
 
 _VARIABLES = serializers.DictField(
     child=serializers.CharField(max_length=500, allow_blank=True), required=False, help_text="Template variables."
@@ -92,6 +92,21 @@ class PromptVersionOutput(serializers.ModelSerializer):
     class Meta:
         model = PromptVersion
         fields = ["number", "snapshot", "created_by_label", "created_at"]
+
+
+class KnowledgeGapOutput(serializers.ModelSerializer):
+    class Meta:
+        model = KnowledgeGap
+        fields = [
+            "id",
+            "question",
+            "count",
+            "unknown_words",
+            "channel",
+            "first_asked_at",
+            "last_asked_at",
+            "dismissed_at",
+        ]
 
 
 class TestMessage(serializers.Serializer):

@@ -12,6 +12,12 @@ urlpatterns = [
         name="api-agent-version-restore",
     ),
     path("agents/<int:agent_id>/test", views.AgentTestView.as_view(), name="api-agent-test"),
+    path("agents/<int:agent_id>/knowledge-gaps/", views.KnowledgeGapListView.as_view(), name="api-agent-gaps"),
+    path(
+        "agents/<int:agent_id>/knowledge-gaps/<int:gap_id>",
+        views.KnowledgeGapDetailView.as_view(),
+        name="api-agent-gap",
+    ),
     path("llm-credentials/", views.CredentialListView.as_view(), name="api-llm-credentials"),
     path("llm-credentials/<str:provider>", views.CredentialDetailView.as_view(), name="api-llm-credential"),
     path("ai-usage", views.UsageView.as_view(), name="api-ai-usage"),

@@ -16,10 +16,10 @@ from apps.accounts.api.views import actor_for
 from apps.accounts.models import Role
 
 from .. import guardrails, services
-from ..models import Agent, ProviderCredential, UsageCounter
+from ..models import Agent, KnowledgeGap, ProviderCredential, UsageCounter
 from ..providers import PROVIDER_MODULES, Turn
 from ..runtime import TurnInput, answer_turn
-from ..selectors import agent_list
+from ..selectors import agent_list, knowledge_gaps
 from . import serializers as s
 
 
@@ -86,6 +86,32 @@ class AgentVersionsView(generics.ListAPIView):  # type: ignore[type-arg]
             return Agent.objects.none()
         agent = get_object_or_404(Agent, pk=self.kwargs["agent_id"])
         return agent.versions.order_by("-number")
+
+
+class KnowledgeGapListView(generics.ListAPIView):  # type: ignore[type-arg]
+    """Questions the agent could not answer from its knowledge, most asked first;
+    `?dismissed=true` lists the dismissed ones."""
+
+    scope_resource = "agents"
+    serializer_class = s.KnowledgeGapOutput
+    ordering_fields = ["count", "last_asked_at"]
+    filterset_fields: list[str] = []
+
+    def get_queryset(self) -> QuerySet[KnowledgeGap]:
+        if getattr(self, "swagger_fake_view", False):
+            return KnowledgeGap.objects.none()
+        agent = get_object_or_404(Agent, pk=self.kwargs["agent_id"])
+        dismissed = str(self.request.query_params.get("dismissed", "")).lower() in ("1", "true", "yes")
+        return knowledge_gaps(agent, dismissed=dismissed)
+
+
+class KnowledgeGapDetailView(AgentsView):
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, agent_id: int, gap_id: int) -> Response:
+        """Dismiss the question until it is asked again."""
+        gap = get_object_or_404(KnowledgeGap, pk=gap_id, agent_id=agent_id)
+        services.knowledge_gap_dismiss(editor=actor_for(request), gap=gap)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class AgentVersionRestoreView(AgentsView):

@@ -122,6 +122,36 @@ def test_an_earlier_prompt_version_is_restored_as_a_new_version(
     assert api.get(f"{url}/").json()["prompt_version"] == 3
 
 
+def test_knowledge_gaps_are_listed_and_dismissed(
+    api: Any, help_kb: int, alpha: Any, api_for: Any, make_member: Any, jwt_for: Any, beta: Any
+) -> None:
+    from django_tenants.utils import schema_context
+
+    from apps.agents import services
+    from apps.agents.models import Agent
+
+    agent = _agent(api, help_kb)
+    url = f"/api/v1/agents/{agent['id']}/knowledge-gaps/"
+    with schema_context(alpha.schema):
+        model = Agent.objects.get(pk=agent["id"])
+        services.knowledge_gap_record(agent=model, question="Do you ship to Mars?", unknown_words=["mars"])
+        services.knowledge_gap_record(agent=model, question="do you ship to mars", unknown_words=["mars"])
+        services.knowledge_gap_record(agent=model, question="<b>Gift wrap?</b>", unknown_words=["gift", "wrap"])
+    listed = api.get(url).json()["results"]
+    assert [(g["question"], g["count"]) for g in listed] == [("Do you ship to Mars?", 2), ("<b>Gift wrap?</b>", 1)]
+    assert set(listed[0]) >= {"id", "unknown_words", "channel", "first_asked_at", "last_asked_at", "dismissed_at"}
+    viewer, _ = make_member(alpha, "viewer")
+    as_viewer = api_for(alpha.host, jwt_for(alpha, viewer.email))
+    assert as_viewer.get(url).status_code == 200
+    assert as_viewer.delete(f"{url}{listed[0]['id']}").status_code == 403
+    assert api_for(beta.host, beta.api_key).get(url).status_code == 404
+    assert api.delete(f"/api/v1/agents/999999/knowledge-gaps/{listed[0]['id']}").status_code == 404
+    assert api.delete(f"{url}{listed[0]['id']}").status_code == 204
+    assert [g["count"] for g in api.get(url).json()["results"]] == [1]
+    dismissed = api.get(f"{url}?dismissed=true").json()["results"]
+    assert [g["question"] for g in dismissed] == ["Do you ship to Mars?"] and dismissed[0]["dismissed_at"]
+
+
 def test_test_turn_answers_with_citations_and_audit(api: Any, help_kb: int) -> None:
     agent = _agent(api, help_kb)
     reply = _ask(api, agent["id"], "How long does standard shipping take?")

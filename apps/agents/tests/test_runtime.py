@@ -104,6 +104,29 @@ def test_guidance_rules_that_forbid_a_topic_are_enforced_offline(agent: Any, own
     assert _turn(agent, owner, "Tell me about your products").decision != "escalate"
 
 
+def test_questions_the_knowledge_cannot_answer_are_counted_as_gaps(agent: Any, owner: Any) -> None:
+    from apps.agents.models import KnowledgeGap
+
+    for text in ("Do you ship to Antarctica?", "do you ship to antarctica", "Do you ship to ANTARCTICA?!"):
+        assert _turn(agent, owner, text, channel="widget").decision == "abstained"
+    gap = KnowledgeGap.objects.get(agent=agent)
+    assert (gap.count, gap.channel, gap.question) == (3, "widget", "Do you ship to Antarctica?")  # first wording
+    assert "antarctica" in gap.unknown_words
+    # Not gaps: answers, the test chat (dry run), topics a guidance rule declines.
+    _turn(agent, owner, "How long does standard shipping take?")
+    _turn(agent, owner, "Can I pay with seashells?", dry_run=True)
+    agent.guidance_rules = ["Do not discuss the weather."]
+    agent.save()
+    assert _turn(agent, owner, "What is the weather like?").decision == "abstained"
+    assert KnowledgeGap.objects.filter(agent=agent).count() == 1
+    # A dismissed question comes back when it is asked again.
+    gap.dismissed_at = gap.last_asked_at
+    gap.save()
+    _turn(agent, owner, "Do you ship to Antarctica?")
+    gap.refresh_from_db()
+    assert (gap.count, gap.dismissed_at) == (4, None)
+
+
 def test_threshold_makes_the_agent_abstain(agent: Any, owner: Any) -> None:
     agent.min_similarity = 0.99
     agent.save()

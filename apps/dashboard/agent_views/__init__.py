@@ -1,6 +1,14 @@
 """Dashboard pages for AI agents (see pages.py and test_chat.py)."""
 
-from .pages import agent_delete, agent_edit, agent_version_restore, agents, ai_credential_delete, ai_settings
+from .pages import (
+    agent_delete,
+    agent_edit,
+    agent_version_restore,
+    agents,
+    ai_credential_delete,
+    ai_settings,
+    knowledge_gap_dismiss,
+)
 from .test_chat import agent_test, agent_test_turn
 
 __all__ = [
@@ -12,4 +20,5 @@ __all__ = [
     "agents",
     "ai_credential_delete",
     "ai_settings",
+    "knowledge_gap_dismiss",
 ]

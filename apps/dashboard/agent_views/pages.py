@@ -15,6 +15,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
@@ -22,7 +23,7 @@ from apps.accounts.models import Role
 from apps.accounts.services import Actor
 from apps.agents import guardrails, services
 from apps.agents import selectors as agent_selectors
-from apps.agents.models import Agent, ProviderCredential, UsageCounter
+from apps.agents.models import Agent, KnowledgeGap, ProviderCredential, UsageCounter
 from apps.agents.providers import PROVIDER_MODULES
 from syntera.errors import ApplicationError
 
@@ -70,11 +71,14 @@ def agents(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboard/agent_list.html", context, status=status)
 
 
+GAPS_SHOWN = 50
+
+
 def _versions(agent: Agent) -> list[dict[str, Any]]:
     """The latest 50 prompt versions with the settings each changed from the one before."""
     versions = list(agent.versions.order_by("-number")[:51])
     rows = []
-    for version, previous in zip(versions, [*versions[1:], None], strict=True):
+    for version, previous in zip(versions, [*versions[1:], None][: len(versions)], strict=True):
         before = previous.snapshot if previous is not None else {}
         changed = sorted(k for k in version.snapshot if previous is None or before.get(k) != version.snapshot[k])
         rows.append(
@@ -115,6 +119,7 @@ def agent_edit(request: HttpRequest, agent_id: int) -> HttpResponse:
         "can_manage": can_manage,
         "can_test": _can(request, Role.AGENT),
         "versions": _versions(agent),
+        "gaps": list(agent_selectors.knowledge_gaps(agent)[:GAPS_SHOWN]),
         "variables_help": VARIABLES_HELP,
     }
     return render(request, "dashboard/agent_edit.html", context, status=status)
@@ -140,6 +145,15 @@ def agent_version_restore(request: HttpRequest, agent_id: int, number: int) -> H
     else:
         messages.success(request, f"Settings of version {number} restored as version {agent.prompt_version}.")
     return redirect("dashboard-agent", agent_id=agent.pk)
+
+
+@require_POST
+@member_required(Role.ADMIN)
+def knowledge_gap_dismiss(request: HttpRequest, agent_id: int, gap_id: int) -> HttpResponse:
+    gap = get_object_or_404(KnowledgeGap, pk=gap_id, agent_id=agent_id)
+    services.knowledge_gap_dismiss(editor=_actor(request), gap=gap)
+    messages.success(request, "Question dismissed until it is asked again.")
+    return redirect(f"{reverse('dashboard-agent', args=[agent_id])}#gaps")
 
 
 def _provider_label(provider: str) -> str:

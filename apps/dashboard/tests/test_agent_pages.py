@@ -187,6 +187,29 @@ def test_admin_creates_configures_and_versions_an_agent(alpha: Any, owner_client
         assert not Agent.objects.filter(pk=agent_id).exists()
 
 
+def test_agent_page_lists_unanswered_questions_and_dismisses_them(alpha: Any, owner_client: Any, help_kb: int) -> None:
+    from apps.agents import services as agent_services
+
+    with schema_context(alpha.schema):
+        agent = Agent.objects.create(name="Gaps")
+        for _ in range(2):
+            agent_services.knowledge_gap_record(
+                agent=agent,
+                question="<script>alert(1)</script> ship to Mars?",
+                unknown_words=["mars"],
+                channel="widget",
+            )
+    page = owner_client.get(f"/dashboard/agents/{agent.pk}/").content.decode()
+    gaps = page.split('id="gaps"')[1].split("</section>")[0]
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; ship to Mars?" in gaps and "<script>alert" not in gaps
+    assert re.search(r'class="count">2<', gaps) and 'class="unknown-words">mars<' in gaps
+    gap_id = re.search(r'data-gap="(\d+)"', gaps).group(1)  # type: ignore[union-attr]
+    dismissed = owner_client.post(f"/dashboard/agents/{agent.pk}/gaps/{gap_id}/dismiss/", follow=True).content.decode()
+    assert "dismissed until it is asked again" in dismissed
+    assert "No unanswered questions." in dismissed.split('id="gaps"')[1].split("</section>")[0]
+    assert owner_client.post(f"/dashboard/agents/{agent.pk}/gaps/999999/dismiss/").status_code == 404
+
+
 def test_roles_viewers_read_agents_test_only_admins_change(
     alpha: Any, make_member: Any, login: Any, help_kb: int
 ) -> None:
