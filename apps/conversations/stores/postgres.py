@@ -1,9 +1,16 @@
 """PostgreSQL conversation store: `conversations_message` in the tenant's schema.
 
-`seq` is allocated under a row lock on the conversation (SELECT ... FOR UPDATE), as
-max(seq) + 1 read through the (conversation, seq) unique index, so concurrent writers queue
-on the lock and never leave a gap. The (conversation, client_id) unique index makes a
-repeated client_id a no-op even if two writers race past the check.
+`seq` comes from the conversation's `last_seq` counter, raised by one in the statement that
+locks its row (`UPDATE ... SET last_seq = ... + 1 RETURNING last_seq`), so one round trip both
+queues concurrent writers and allocates; a writer that waited for the lock re-reads the
+counter as its holder committed it, so no seq is skipped or taken twice. The counter never
+falls behind what is stored: it is raised from the larger of itself and max(seq) (one step
+down the (conversation, seq) unique index, in the same statement), so a conversation record
+saved from a stale copy cannot make a later append collide.
+
+A repeated client_id is caught by the (conversation, client_id) unique index: the insert fails,
+the savepoint around the append rolls the counter back with it (no gap), and the stored message
+is returned. Checking first would cost every message a round trip to spare the rare retry one.
 """
 
 from __future__ import annotations
@@ -11,11 +18,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
 
 from ..models import Conversation, Message
 from . import StoredMessage
+
+_conversations = Conversation._meta.db_table
+_messages = Message._meta.db_table
+# Locks the conversation's row and returns its next seq (no row: no such conversation).
+ALLOCATE_SEQ = (
+    f"UPDATE {_conversations} SET last_seq = GREATEST(last_seq, "  # noqa: S608 (table names only)
+    f"(SELECT COALESCE(MAX(seq), 0) FROM {_messages} WHERE conversation_id = %s)) + 1 "
+    "WHERE id = %s RETURNING last_seq"
+)
 
 
 def _stored(m: Message) -> StoredMessage:
@@ -51,15 +67,14 @@ class Store:
     ) -> tuple[StoredMessage, bool]:
         try:
             with transaction.atomic():
-                Conversation.objects.select_for_update().only("id").get(pk=conversation_id)
-                if client_id:
-                    existing = Message.objects.filter(conversation_id=conversation_id, client_id=client_id).first()
-                    if existing is not None:
-                        return _stored(existing), False
-                top = Message.objects.filter(conversation_id=conversation_id).aggregate(top=Max("seq"))["top"] or 0
+                with connection.cursor() as cursor:
+                    cursor.execute(ALLOCATE_SEQ, [conversation_id, conversation_id])
+                    row = cursor.fetchone()
+                if row is None:
+                    raise Conversation.DoesNotExist(f"Conversation {conversation_id} does not exist.")
                 message = Message.objects.create(
                     conversation_id=conversation_id,
-                    seq=top + 1,
+                    seq=row[0],
                     role=role,
                     text=text,
                     client_id=client_id or None,
