@@ -14,7 +14,7 @@ import ipaddress
 import json
 import logging
 import time
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -23,6 +23,7 @@ from django.core.cache import cache
 
 from apps.tenants.channels import tenant_db
 from syntera.errors import ApplicationError
+from syntera.realtime import staff_group
 
 from . import services
 from .models import Conversation, Inbox
@@ -81,20 +82,35 @@ def _identify(tenant: Any, conversation_id: int, contact: dict[str, str]) -> Non
     services.conversation_identify(conversation_id=conversation_id, fields=contact)
 
 
-@tenant_db
-def _post(tenant: Any, conversation_id: int, text: str, client_id: str) -> tuple[int, bool]:
-    message, created = services.message_post(
-        conversation_id=conversation_id, role="visitor", text=text, client_id=client_id
+class Posted(NamedTuple):
+    seq: int
+    frames: list[dict[str, Any]]  # as `_after` returns them
+    wakeups: list[tuple[str, dict[str, Any]]]  # (group, event) to publish
+
+
+def _frames_after(schema: str, conversation_id: int, after_seq: int) -> list[dict[str, Any]]:
+    """The visible `message` frames after `after_seq`, then a `_cursor` with the last seq read."""
+    messages = get_store().after(schema=schema, conversation_id=conversation_id, after_seq=after_seq)
+    return [m.frame() for m in messages if m.role in services.VISIBLE_TO_VISITOR] + (
+        [{"type": "_cursor", "seq": messages[-1].seq}] if messages else []
     )
-    return message.seq, created
+
+
+@tenant_db
+def _post(tenant: Any, conversation_id: int, text: str, client_id: str, sent_seq: int) -> Posted:
+    """Store the visitor's message and, in the same trip to the database thread, read what the
+    socket has not sent yet. The wake-ups for the other sockets are handed back, not published
+    here: the thread is free as soon as the database work is done."""
+    with services.wakeups_held() as wakeups:
+        message, _created = services.message_post(
+            conversation_id=conversation_id, role="visitor", text=text, client_id=client_id
+        )
+    return Posted(message.seq, _frames_after(tenant.schema_name, conversation_id, sent_seq), wakeups)
 
 
 @tenant_db
 def _after(tenant: Any, conversation_id: int, after_seq: int) -> list[dict[str, Any]]:
-    messages = get_store().after(schema=tenant.schema_name, conversation_id=conversation_id, after_seq=after_seq)
-    return [m.frame() for m in messages if m.role in services.VISIBLE_TO_VISITOR] + (
-        [{"type": "_cursor", "seq": messages[-1].seq}] if messages else []
-    )
+    return _frames_after(tenant.schema_name, conversation_id, after_seq)
 
 
 @tenant_db
@@ -106,16 +122,6 @@ def _conversation_state(tenant: Any, conversation_id: int) -> dict[str, Any]:
 @tenant_db
 def _rate(tenant: Any, conversation_id: int, rating: int, comment: str) -> None:
     services.conversation_rate(conversation_id=conversation_id, rating=rating, comment=comment)
-
-
-@tenant_db
-def _visitor_typing(tenant: Any, conversation_id: int) -> None:
-    from syntera.realtime import publish, staff_group
-
-    publish(
-        staff_group(tenant.schema_name),
-        {"type": "staff.event", "event": {"type": "visitor.typing", "conversation": conversation_id}},
-    )
 
 
 class Bucket:
@@ -309,9 +315,12 @@ class WidgetConsumer(AsyncWebsocketConsumer):
             await self.error("rate_limited", "Too many messages; wait a moment and send again.", client_id=client_id)
             return
         assert self.conversation_id is not None
-        seq, _created = await _post(self.tenant, self.conversation_id, text, client_id)
-        await self.send_frame({"type": "ack", "client_id": client_id, "seq": seq})
-        await self._deliver()
+        posted = await _post(self.tenant, self.conversation_id, text, client_id, self.sent_seq)
+        await self.send_frame({"type": "ack", "client_id": client_id, "seq": posted.seq})
+        if await self._send_frames(posted.frames):
+            await self._deliver()
+        for group, event in posted.wakeups:
+            await self._publish(group, event)
 
     async def on_resume(self, frame: dict[str, Any]) -> None:
         if not await self._require_session():
@@ -325,7 +334,8 @@ class WidgetConsumer(AsyncWebsocketConsumer):
 
     async def on_typing(self, frame: dict[str, Any]) -> None:
         if self.conversation_id is not None:
-            await _visitor_typing(self.tenant, self.conversation_id)
+            event = {"type": "visitor.typing", "conversation": self.conversation_id}
+            await self._publish(staff_group(self.tenant.schema_name), {"type": "staff.event", "event": event})
 
     async def on_ping(self, frame: dict[str, Any]) -> None:
         await self.send_frame({"type": "pong"})
@@ -346,16 +356,25 @@ class WidgetConsumer(AsyncWebsocketConsumer):
     async def _deliver(self) -> None:
         """Send every visible message after the last one sent, read from the store."""
         assert self.conversation_id is not None
-        while True:
-            frames = await _after(self.tenant, self.conversation_id, self.sent_seq)
-            if not frames:
-                return
-            cursor = frames.pop()["seq"]
-            for frame in frames:
-                await self.send_frame(frame)
-            self.sent_seq = cursor
-            if len(frames) < 500:
-                return
+        while await self._send_frames(await _after(self.tenant, self.conversation_id, self.sent_seq)):
+            pass
+
+    async def _send_frames(self, frames: list[dict[str, Any]]) -> bool:
+        """Send what `_after` read and move the cursor; True when there may be more to read."""
+        if not frames:
+            return False
+        cursor = frames[-1]["seq"]
+        for frame in frames[:-1]:
+            await self.send_frame(frame)
+        self.sent_seq = cursor
+        return len(frames) > 500
+
+    async def _publish(self, group: str, event: dict[str, Any]) -> None:
+        """`syntera.realtime.publish` from the event loop: a channel-layer failure is logged."""
+        try:
+            await self.channel_layer.group_send(group, event)
+        except Exception:
+            logger.warning("channel layer publish failed for %s", group, exc_info=True)
 
     # Channel-layer handlers.
     async def conv_wake(self, event: dict[str, Any]) -> None:

@@ -17,7 +17,8 @@ import contextlib
 import hashlib
 import logging
 import secrets
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -75,6 +76,32 @@ def summary_row(conversation: Conversation) -> dict[str, Any]:
     }
 
 
+_held = threading.local()
+
+
+@contextlib.contextmanager
+def wakeups_held() -> Iterator[list[tuple[str, dict[str, Any]]]]:
+    """Collect the (group, event) pairs that `_notify` sends after a commit made inside the
+    block, instead of publishing them from this thread, for an async caller to send itself.
+    `publish` from a database thread waits for the event loop, holding the thread and its
+    connection meanwhile (the widget consumer's `_post`: docs/subsystems/realtime.md). A
+    commit after the block (an enclosing transaction) publishes as usual."""
+    held: list[tuple[str, dict[str, Any]]] = []
+    _held.events = held
+    try:
+        yield held
+    finally:
+        _held.events = None
+
+
+def _publish(group: str, event: dict[str, Any]) -> None:
+    held = getattr(_held, "events", None)
+    if held is None:
+        publish(group, event)
+    else:
+        held.append((group, event))
+
+
 def _notify(conversation: Conversation, *, seq: int | None = None, event: str = "conversation.updated") -> None:
     """After commit: wake the conversation's sockets and tell the staff inbox."""
     schema = _schema()
@@ -82,8 +109,8 @@ def _notify(conversation: Conversation, *, seq: int | None = None, event: str = 
 
     def send() -> None:
         if seq is not None:
-            publish(conversation_group(schema, conversation.pk), {"type": "conv.wake", "seq": seq})
-        publish(staff_group(schema), {"type": "staff.event", "event": {"type": event, "conversation": row}})
+            _publish(conversation_group(schema, conversation.pk), {"type": "conv.wake", "seq": seq})
+        _publish(staff_group(schema), {"type": "staff.event", "event": {"type": event, "conversation": row}})
 
     transaction.on_commit(send)
 
@@ -218,7 +245,10 @@ def message_post(
         raise ApplicationError("A message needs text.", code="invalid", status_code=400, fields={"text": ["Empty."]})
     store = get_store()
     with transaction.atomic():
-        conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
+        # The inbox comes along (its agent answers), unlocked: only the conversation's row is.
+        conversation = (
+            Conversation.objects.select_for_update(of=("self",)).select_related("inbox").get(pk=conversation_id)
+        )
         _check_owner(conversation, role, actor)
         message, created = store.append(
             schema=_schema(),
