@@ -8,6 +8,12 @@ falls behind what is stored: it is raised from the larger of itself and max(seq)
 down the (conversation, seq) unique index, in the same statement), so a conversation record
 saved from a stale copy cannot make a later append collide.
 
+One race is left to a retry: a writer that saves the conversation from a stale copy while an
+append waits for the lock can hand the append a counter behind the last message, which that
+statement's snapshot cannot see; the insert then clashes on (conversation, seq) and the append
+runs again as a new statement (APPEND_ATTEMPTS). The services lock the conversation before
+appending, so only direct callers of the store meet it.
+
 A repeated client_id is caught by the (conversation, client_id) unique index: the insert fails,
 the savepoint around the append rolls the counter back with it (no gap), and the stored message
 is returned. Checking first would cost every message a round trip to spare the rare retry one.
@@ -32,6 +38,8 @@ ALLOCATE_SEQ = (
     f"(SELECT COALESCE(MAX(seq), 0) FROM {_messages} WHERE conversation_id = %s)) + 1 "
     "WHERE id = %s RETURNING last_seq"
 )
+
+APPEND_ATTEMPTS = 3
 
 
 def _stored(m: Message) -> StoredMessage:
@@ -65,31 +73,37 @@ class Store:
         citations: Sequence[dict[str, Any]] = (),
         audit: dict[str, Any] | None = None,
     ) -> tuple[StoredMessage, bool]:
-        try:
-            with transaction.atomic():
-                with connection.cursor() as cursor:
-                    cursor.execute(ALLOCATE_SEQ, [conversation_id, conversation_id])
-                    row = cursor.fetchone()
-                if row is None:
-                    raise Conversation.DoesNotExist(f"Conversation {conversation_id} does not exist.")
-                message = Message.objects.create(
-                    conversation_id=conversation_id,
-                    seq=row[0],
-                    role=role,
-                    text=text,
-                    client_id=client_id or None,
-                    author_id=author_id,
-                    author_label=author_label,
-                    citations=list(citations),
-                    audit=audit or {},
-                )
-                return _stored(message), True
-        except IntegrityError:
-            if client_id:
-                existing = Message.objects.filter(conversation_id=conversation_id, client_id=client_id).first()
-                if existing is not None:
-                    return _stored(existing), False
-            raise
+        for attempt in range(APPEND_ATTEMPTS):
+            try:
+                with transaction.atomic():
+                    with connection.cursor() as cursor:
+                        cursor.execute(ALLOCATE_SEQ, [conversation_id, conversation_id])
+                        row = cursor.fetchone()
+                    if row is None:
+                        raise Conversation.DoesNotExist(f"Conversation {conversation_id} does not exist.")
+                    message = Message.objects.create(
+                        conversation_id=conversation_id,
+                        seq=row[0],
+                        role=role,
+                        text=text,
+                        client_id=client_id or None,
+                        author_id=author_id,
+                        author_label=author_label,
+                        citations=list(citations),
+                        audit=audit or {},
+                    )
+                    return _stored(message), True
+            except IntegrityError:
+                if client_id:
+                    existing = Message.objects.filter(conversation_id=conversation_id, client_id=client_id).first()
+                    if existing is not None:
+                        return _stored(existing), False
+                if attempt == APPEND_ATTEMPTS - 1:
+                    raise
+                # A seq clash: the counter was saved back from a stale copy while this statement
+                # waited for the lock, and its snapshot predates the last append. A new statement
+                # sees that append.
+        raise AssertionError("unreachable")
 
     def after(self, *, schema: str, conversation_id: int, after_seq: int, limit: int = 500) -> list[StoredMessage]:
         rows = Message.objects.filter(conversation_id=conversation_id, seq__gt=after_seq).order_by("seq")[:limit]

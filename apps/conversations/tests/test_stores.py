@@ -36,7 +36,7 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django_tenants.utils import schema_context
 
 from apps.conversations.stores import ConversationStore, StoredMessage
@@ -465,3 +465,81 @@ def test_large_and_unicode_texts_round_trip(backend: Backend) -> None:
     assert back == sent
     assert [m.text for m in back] == texts
     assert back[0].citations == citations and back[0].author_label == "Zoë"
+
+
+def test_postgres_append_survives_a_stale_counter_saved_while_it_waited(alpha: Any, beta: Any) -> None:
+    """The seq counter is raised in the statement that takes the conversation's lock. A writer
+    that saves the conversation from a stale copy (counter 5 after message 6 was appended) while
+    an append waits for the lock hands that append a counter its snapshot cannot correct: the
+    append retries with a fresh statement instead of failing, and the seq stays gap-free."""
+    from apps.conversations.models import Conversation
+
+    with _postgres((alpha.schema, beta.schema)) as backend:
+        conv = backend.conversation()
+        for n in range(5):
+            backend.append(conv, f"message {n + 1}")
+        schema = backend.schemas[0]
+        appended, release = threading.Event(), threading.Event()
+        results: dict[str, Any] = {}
+
+        def holder() -> None:
+            with schema_context(schema), transaction.atomic():
+                results["a"] = backend.store.append(schema=schema, conversation_id=conv, role="visitor", text="six")
+                appended.set()
+                release.wait(timeout=30)
+
+        def stale_writer() -> None:
+            appended.wait(timeout=30)
+            with schema_context(schema), transaction.atomic():
+                Conversation.objects.filter(pk=conv).update(last_seq=5)
+
+        def waiter() -> None:
+            appended.wait(timeout=30)
+            _wait_for_lock_waiters(1)  # queued behind the stale writer
+            with schema_context(schema):
+                results["c"] = backend.store.append(schema=schema, conversation_id=conv, role="visitor", text="seven")
+
+        errors: list[BaseException] = []
+        threads = [threading.Thread(target=_closing(f, errors)) for f in (holder, stale_writer, waiter)]
+        for thread in threads:
+            thread.start()
+        try:
+            _wait_for_lock_waiters(2)
+        finally:
+            release.set()
+            for thread in threads:
+                thread.join(timeout=60)
+        assert not errors, errors
+        assert (results["a"][0].seq, results["c"][0].seq) == (6, 7)
+        assert [m.seq for m in backend.after(conv)] == [1, 2, 3, 4, 5, 6, 7]
+
+
+def _closing(work: Callable[[], None], errors: list[BaseException]) -> Callable[[], None]:
+    def run() -> None:
+        try:
+            work()
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    return run
+
+
+def _wait_for_lock_waiters(count: int) -> None:
+    """Until `count` other backends of this database wait for a lock."""
+    import time
+
+    from django.db import connections
+
+    deadline = time.monotonic() + 30
+    with connections["default"].cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute("SELECT pg_stat_clear_snapshot()")  # the view is cached per transaction
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if cursor.fetchone()[0] >= count:
+                return
+            time.sleep(0.02)
+    raise AssertionError(f"{count} lock waiters never appeared")
