@@ -328,6 +328,10 @@ def live_stack(request: pytest.FixtureRequest) -> Iterator[LiveStack]:
         # A fresh key space per session: rate-limit counters and host lookups of an earlier
         # run (other tenant ids, same slugs) can never leak into this one.
         "CACHE_KEY_PREFIX": f"live{os.getpid()}x{uuid.uuid4().hex[:6]}",
+        # Every test logs in from 127.0.0.1: the production allowance (10 a minute per address)
+        # would make the suite's outcome depend on its speed. The limit itself is tested in
+        # process (apps/accounts/tests).
+        "RATELIMIT_LOGIN": "1000/m",
         "SITE_PORT": str(port),
         "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
         "EMAIL_FILE_PATH": str(mail_dir),
