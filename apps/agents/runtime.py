@@ -103,26 +103,20 @@ BELOW_THRESHOLD = "retrieval below the agent's threshold"
 UNCITED = "the answer cited no reference material"
 
 
-def abstention_text(company: str) -> str:
-    return (
-        f"I'm sorry, I couldn't find an answer to that in {company}'s help content, and I'd rather not guess. "
-        "Would you like me to connect you with a member of our team?"
-    )
+def abstention_text(company: str, language: str = "en") -> str:
+    return smalltalk.reply("no_answer", language=language, company=company)
 
 
-def escalation_text() -> str:
-    return (
-        "I'm passing this conversation to a member of our team. "
-        "They will see everything we've discussed, so you won't need to repeat yourself."
-    )
+def escalation_text(language: str = "en") -> str:
+    return smalltalk.reply("handover", language=language)
 
 
-def refusal_text() -> str:
-    return "I can't share that. Is there something else I can help you with?"
+def refusal_text(language: str = "en") -> str:
+    return smalltalk.reply("refusal", language=language)
 
 
-def restricted_text() -> str:
-    return "That's not something I can help with here. Would you like me to connect you with a member of our team?"
+def restricted_text(language: str = "en") -> str:
+    return smalltalk.reply("restricted", language=language)
 
 
 def _parse_citations(text: str, context: list[ContextChunk]) -> tuple[str, list[Citation]]:
@@ -292,11 +286,11 @@ def run_turn(*, agent: Agent, tenant: Any, conversation: TurnInput) -> Iterator[
         trigger = f"{turns_so_far} visitor messages without resolution"
 
     if trigger:
-        decision, reason, text = "escalate", trigger, escalation_text()
+        decision, reason, text = "escalate", trigger, escalation_text(agent.language)
         ctx.escalation_reason = trigger
         audit["retrieval"] = {"skipped": "escalation"}
     elif restricted is not None:
-        decision, reason, text = "abstained", f"guidance rule: {restricted.rule}", restricted_text()
+        decision, reason, text = "abstained", f"guidance rule: {restricted.rule}", restricted_text(agent.language)
         audit["retrieval"] = {"skipped": "guidance rule"}
     else:
         query = latest.text if kind else standalone_query(recent[:-1], latest.text)
@@ -329,7 +323,7 @@ def run_turn(*, agent: Agent, tenant: Any, conversation: TurnInput) -> Iterator[
             audit["retrieval"]["below_threshold"] = True
             ctx.context = []
         if below and provider_name == "offline":
-            decision, reason, text = "abstained", BELOW_THRESHOLD, abstention_text(company)
+            decision, reason, text = "abstained", BELOW_THRESHOLD, abstention_text(company, agent.language)
         else:
             parts = build_prompt(
                 agent_name=agent.name,
@@ -428,29 +422,47 @@ def run_turn(*, agent: Agent, tenant: Any, conversation: TurnInput) -> Iterator[
             audit["finish_reason"] = finish
             text, citations = _parse_citations(text, ctx.context)
             if streamed_leak or guardrails.leaks_prompt(text, parts.secret_parts):
-                decision, reason, text, citations = "abstained", "answer repeated the system prompt", refusal_text(), []
+                decision, reason, text, citations = (
+                    "abstained",
+                    "answer repeated the system prompt",
+                    refusal_text(agent.language),
+                    [],
+                )
                 audit["flags"]["prompt_leak_blocked"] = True
             elif (broken := guidance.violated(restrictions, text)) is not None:
                 # The answer brought up a topic a guidance rule forbids: it is not sent.
                 audit["flags"]["guidance_blocked"] = broken.rule
                 citations = []
                 if broken.hand_over:
-                    decision, reason, text = "escalate", f"guidance rule: {broken.rule}", escalation_text()
+                    decision, reason, text = (
+                        "escalate",
+                        f"guidance rule: {broken.rule}",
+                        escalation_text(agent.language),
+                    )
                     ctx.escalation_reason = reason
                 else:
-                    decision, reason, text = "abstained", f"guidance rule: {broken.rule}", restricted_text()
+                    decision, reason, text = (
+                        "abstained",
+                        f"guidance rule: {broken.rule}",
+                        restricted_text(agent.language),
+                    )
             elif ctx.escalation_reason:
                 decision, reason = "escalate", ctx.escalation_reason
-                text = text or escalation_text()
+                text = text or escalation_text(agent.language)
             elif finish == "error":
-                decision, reason, text, citations = "abstained", "the AI provider failed", abstention_text(company), []
+                decision, reason, text, citations = (
+                    "abstained",
+                    "the AI provider failed",
+                    abstention_text(company, agent.language),
+                    [],
+                )
             elif kind and not citations and finish != "no_answer":
                 decision, reason = "answered", f"small talk ({kind})"
             elif below:
-                decision, reason, text = "abstained", BELOW_THRESHOLD, abstention_text(company)
+                decision, reason, text = "abstained", BELOW_THRESHOLD, abstention_text(company, agent.language)
                 citations = []
             elif not citations:
-                decision, reason, text = "abstained", UNCITED, abstention_text(company)
+                decision, reason, text = "abstained", UNCITED, abstention_text(company, agent.language)
             else:
                 decision, reason = "answered", "grounded in cited reference material"
 
@@ -461,7 +473,7 @@ def run_turn(*, agent: Agent, tenant: Any, conversation: TurnInput) -> Iterator[
         decision = "escalate"
         reason = f"the AI could not answer {conversation.abstentions + 1} times in a row"
         ctx.escalation_reason = reason
-        text = f"{text}\n\n{escalation_text()}"
+        text = f"{text}\n\n{escalation_text(agent.language)}"
 
     handoff = ""
     if decision == "escalate":

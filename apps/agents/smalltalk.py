@@ -323,6 +323,14 @@ _REPLIES: dict[str, dict[str, str]] = {
             "I'm sorry, I couldn't find an answer to that in{company_possessive} help articles. "
             "Would you like me to connect you with a member of the team?"
         ),
+        "handover": (
+            "I'm passing this conversation to a member of our team. "
+            "They will see everything we've discussed, so you won't need to repeat yourself."
+        ),
+        "restricted": (
+            "That's not something I can help with here. Would you like me to connect you with a member of our team?"
+        ),
+        "refusal": "I can't share that. Is there something else I can help you with?",
     },
     "es": {
         "greeting": "¡Hola{name}! ¿En qué puedo ayudarte hoy?",
@@ -337,6 +345,15 @@ _REPLIES: dict[str, dict[str, str]] = {
             "Lo siento, no he encontrado la respuesta en nuestros artículos de ayuda. "
             "¿Quieres que te ponga en contacto con una persona del equipo?"
         ),
+        "handover": (
+            "Paso esta conversación a una persona de nuestro equipo. "
+            "Verá todo lo que hemos hablado, así que no tendrás que repetir nada."
+        ),
+        "restricted": (
+            "Eso no es algo en lo que pueda ayudarte aquí. "
+            "¿Quieres que te ponga en contacto con una persona del equipo?"
+        ),
+        "refusal": "No puedo compartir eso. ¿Puedo ayudarte en algo más?",
     },
     "fr": {
         "greeting": "Bonjour{name} ! Comment puis-je vous aider ?",
@@ -351,6 +368,15 @@ _REPLIES: dict[str, dict[str, str]] = {
             "Désolé, je n'ai pas trouvé la réponse dans nos articles d'aide. "
             "Voulez-vous que je vous mette en relation avec une personne de l'équipe ?"
         ),
+        "handover": (
+            "Je transmets cette conversation à une personne de notre équipe. "
+            "Elle verra tout notre échange, vous n'aurez rien à répéter."
+        ),
+        "restricted": (
+            "Je ne peux pas vous aider sur ce sujet ici. "
+            "Voulez-vous que je vous mette en relation avec une personne de l'équipe ?"
+        ),
+        "refusal": "Je ne peux pas partager cela. Puis-je vous aider pour autre chose ?",
     },
     "de": {
         "greeting": "Hallo{name}! Wie kann ich Ihnen helfen?",
@@ -365,12 +391,19 @@ _REPLIES: dict[str, dict[str, str]] = {
             "Leider habe ich dazu in unseren Hilfeartikeln keine Antwort gefunden. "
             "Soll ich Sie mit einer Person aus dem Team verbinden?"
         ),
+        "handover": (
+            "Ich gebe dieses Gespräch an eine Person aus unserem Team weiter. "
+            "Sie sieht alles, was wir besprochen haben, Sie müssen also nichts wiederholen."
+        ),
+        "restricted": "Dabei kann ich hier leider nicht helfen. Soll ich Sie mit einer Person aus dem Team verbinden?",
+        "refusal": "Das kann ich nicht weitergeben. Kann ich Ihnen sonst irgendwie helfen?",
     },
 }
 
 
 def reply(kind: str, *, language: str = "en", name: str = "", company: str = "") -> str:
-    """The fixed reply for a small-talk kind, or for "no_answer", in `language` (else English)."""
+    """The fixed reply for a small-talk kind, or for "no_answer", "handover" (to a person),
+    "restricted" (a topic the guidance rules forbid) or "refusal", in `language` (else English)."""
     templates = _REPLIES.get((language or "en").split("-")[0].lower(), _REPLIES["en"])
     template = templates.get(kind, _REPLIES["en"][kind])
     name = " ".join(name.split())[:60]

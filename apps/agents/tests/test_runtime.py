@@ -127,6 +127,21 @@ def test_questions_the_knowledge_cannot_answer_are_counted_as_gaps(agent: Any, o
     assert (gap.count, gap.dismissed_at) == (4, None)
 
 
+def test_fixed_replies_speak_the_agents_language(agent: Any, owner: Any) -> None:
+    agent.language = "de"
+    agent.guidance_rules = ["Never discuss pricing; hand over instead.", "Do not mention the weather."]
+    agent.save()
+    abstained = _turn(agent, owner, "Do you ship to Antarctica?")
+    assert abstained.decision == "abstained" and "keine Antwort gefunden" in abstained.text
+    handed = _turn(agent, owner, "What are your prices?")
+    assert handed.decision == "escalate" and "an eine Person aus unserem Team weiter" in handed.text
+    declined = _turn(agent, owner, "How is the weather?")
+    assert declined.decision == "abstained" and "nicht helfen" in declined.text
+    agent.language = "xx"  # no templates: English
+    agent.save()
+    assert "couldn't find an answer" in _turn(agent, owner, "Do you ship to Antarctica?").text
+
+
 def test_threshold_makes_the_agent_abstain(agent: Any, owner: Any) -> None:
     agent.min_similarity = 0.99
     agent.save()
