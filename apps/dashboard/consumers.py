@@ -158,7 +158,7 @@ class StaffConsumer(AsyncWebsocketConsumer):
         await self.send_json({"type": "error", "code": code, "detail": detail, **extra})
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if text_data is None or len(text_data) > MAX_FRAME:
+        if text_data is None or len(text_data.encode()) > MAX_FRAME:
             await self.error(
                 "frame_too_large" if text_data else "binary_unsupported",
                 f"Send JSON text frames of at most {MAX_FRAME} bytes.",

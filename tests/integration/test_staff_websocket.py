@@ -132,6 +132,9 @@ def test_member_gets_hello_and_pong(live_stack: LiveStack, staff: tuple[Staff, S
         pytest.param('{"type": 7}', "invalid_frame", id="type-not-a-string"),
         pytest.param('{"type": "launch-missiles"}', "unknown_type", id="unknown-type"),
         pytest.param(json.dumps({"type": "ping", "pad": "x" * (17 * 1024)}), "frame_too_large", id="oversized"),
+        pytest.param(  # 9,000 characters, 18 kB: the limit is in bytes
+            json.dumps({"type": "ping", "pad": "é" * 9000}, ensure_ascii=False), "frame_too_large", id="oversized-utf8"
+        ),
         pytest.param(b"\x00\x01binary", "binary_unsupported", id="binary"),
     ],
 )
