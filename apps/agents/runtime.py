@@ -15,6 +15,7 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any, Literal
 
 from django.conf import settings
@@ -25,7 +26,7 @@ from apps.knowledge.search import search, unknown_words
 from . import escalation, guardrails, guidance, memory, smalltalk
 from . import services as agent_services
 from .credentials import resolve_provider
-from .followup import standalone_query, terms
+from .followup import standalone_query, terms, words
 from .models import Agent
 from .prompting import build_prompt
 from .providers import (
@@ -141,8 +142,11 @@ def _parse_citations(text: str, context: list[ContextChunk]) -> tuple[str, list[
 
 
 def unknown_query_words(query: str, knowledge_base_ids: list[int]) -> tuple[str, ...]:
-    """The content words of `query` that nothing in these knowledge bases mentions, in order."""
-    asked = list(dict.fromkeys(word for _, word in terms(query)))
+    """The content words of `query` that nothing in these knowledge bases mentions, in order.
+    A word right after "how" frames the question ("how long", "how soon", "how expensive"): a
+    page answers it with a figure, not with that word, so it is never reported."""
+    framing = {word for before, word in pairwise(words(query)) if before == "how"}
+    asked = list(dict.fromkeys(word for _, word in terms(query) if word not in framing))
     absent = unknown_words(asked, knowledge_base_ids)
     return tuple(w for w in asked if w in absent)
 

@@ -66,6 +66,9 @@ def test_audit_names_the_question_words_the_knowledge_never_mentions(agent: Any,
     assert result.audit["retrieval"]["unknown_words"] == ["include", "acupuncture", "needles"]
     answered = _turn(agent, owner, "When does express shipping arrive?")
     assert answered.audit["retrieval"]["unknown_words"] == []
+    # "long" is in no article either, but "how long" only asks for a duration.
+    framed = _turn(agent, owner, "How long is a reset link valid in Antarctica?")
+    assert framed.audit["retrieval"]["unknown_words"] == ["antarctica"]
 
 
 def test_guidance_rules_that_forbid_a_topic_are_enforced_offline(agent: Any, owner: Any) -> None:
