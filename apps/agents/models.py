@@ -134,3 +134,28 @@ class KnowledgeGap(models.Model):
 
     def __str__(self) -> str:
         return self.question[:80]
+
+
+class AgentDailyStats(models.Model):
+    """What an agent did on one day (UTC) on one channel: its turns by decision, the tokens
+    and the time they took. Every turn that reaches a visitor adds to it (not the test chat)."""
+
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="daily_stats")
+    day = models.DateField()
+    channel = models.CharField(max_length=20, blank=True)
+    turns = models.PositiveIntegerField(default=0)
+    answered = models.PositiveIntegerField(default=0)
+    abstained = models.PositiveIntegerField(default=0)
+    escalated = models.PositiveIntegerField(default=0)
+    unanswered = models.PositiveIntegerField(default=0)  # abstained for want of knowledge (the gaps)
+    prompt_tokens = models.PositiveBigIntegerField(default=0)
+    completion_tokens = models.PositiveBigIntegerField(default=0)
+    latency_ms = models.PositiveBigIntegerField(default=0)  # summed over the turns
+    slowest_ms = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-day", "channel"]
+        constraints = [models.UniqueConstraint(fields=["agent", "day", "channel"], name="agents_daily_stats_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.agent_id} {self.day} {self.channel}"

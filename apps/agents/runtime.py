@@ -526,6 +526,16 @@ def run_turn(*, agent: Agent, tenant: Any, conversation: TurnInput) -> Iterator[
         usage={"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens},
         latency_ms=round((time.perf_counter() - started) * 1000, 1),
     )
+    if not conversation.dry_run:
+        agent_services.agent_stats_record(
+            agent=agent,
+            channel=conversation.channel,
+            decision=decision,
+            unanswered=unanswered,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            latency_ms=audit["latency_ms"],
+        )
     yield TurnResult(
         text=text,
         decision=decision,

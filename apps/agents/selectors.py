@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from collections import defaultdict
+from datetime import date, timedelta
+from typing import Any
 
-from .models import Agent, KnowledgeGap
+from django.db.models import QuerySet, Sum
+from django.utils import timezone
+
+from .models import Agent, AgentDailyStats, KnowledgeGap
+
+STATS_MAX_DAYS = 366
+FIELDS = (
+    "turns",
+    "answered",
+    "abstained",
+    "escalated",
+    "unanswered",
+    "prompt_tokens",
+    "completion_tokens",
+    "latency_ms",
+)
 
 
 def agent_list() -> QuerySet[Agent]:
@@ -14,3 +31,65 @@ def agent_list() -> QuerySet[Agent]:
 def knowledge_gaps(agent: Agent, *, dismissed: bool = False) -> QuerySet[KnowledgeGap]:
     """The agent's unanswered questions, most asked first (dismissed ones only if asked for)."""
     return agent.knowledge_gaps.filter(dismissed_at__isnull=not dismissed)
+
+
+def _rates(row: dict[str, Any]) -> dict[str, Any]:
+    """A stats row with its shares of the turns and the mean latency (None without turns)."""
+    turns = row["turns"]
+
+    def share(n: int) -> float | None:
+        return round(n / turns, 4) if turns else None
+
+    out = {k: v for k, v in row.items() if k != "latency_ms"}
+    out.update(
+        answer_rate=share(row["answered"]),
+        abstention_rate=share(row["abstained"]),
+        escalation_rate=share(row["escalated"]),
+        avg_latency_ms=round(row["latency_ms"] / turns) if turns else None,
+    )
+    return out
+
+
+def _sum(rows: list[AgentDailyStats]) -> dict[str, int]:
+    out = {name: sum(getattr(r, name) for r in rows) for name in FIELDS}
+    out["slowest_ms"] = max((r.slowest_ms for r in rows), default=0)
+    return out
+
+
+def agent_performance(agent: Agent, *, days: int = 30, today: date | None = None) -> dict[str, Any]:
+    """The agent's last `days` days (UTC, today included): totals with rates, every day (days
+    without turns as zeros, oldest first) and every channel (busiest first)."""
+    days = max(1, min(days, STATS_MAX_DAYS))
+    until = today or timezone.now().date()
+    since = until - timedelta(days=days - 1)
+    rows = list(AgentDailyStats.objects.filter(agent=agent, day__gte=since, day__lte=until))
+    per_day: dict[date, list[AgentDailyStats]] = defaultdict(list)
+    per_channel: dict[str, list[AgentDailyStats]] = defaultdict(list)
+    for row in rows:
+        per_day[row.day].append(row)
+        per_channel[row.channel].append(row)
+    by_day = []
+    for n in range(days):
+        day = since + timedelta(days=n)
+        by_day.append({"day": day.isoformat(), **_rates(_sum(per_day.get(day, [])))})
+    by_channel = [{"channel": channel, **_rates(_sum(group))} for channel, group in per_channel.items()]
+    by_channel.sort(key=lambda r: (-r["turns"], r["channel"]))
+    return {
+        "days": days,
+        "since": since.isoformat(),
+        "until": until.isoformat(),
+        "totals": _rates(_sum(rows)),
+        "by_day": by_day,
+        "by_channel": by_channel,
+    }
+
+
+def recent_turns(days: int = 30) -> dict[int, dict[str, int]]:
+    """Per agent, its turns and answers in the last `days` days (for the agents list)."""
+    since = timezone.now().date() - timedelta(days=days - 1)
+    rows = (
+        AgentDailyStats.objects.filter(day__gte=since)
+        .values("agent_id")
+        .annotate(all_turns=Sum("turns"), all_answered=Sum("answered"))
+    )
+    return {r["agent_id"]: {"turns": r["all_turns"], "answered": r["all_answered"]} for r in rows}

@@ -7,7 +7,7 @@ import hashlib
 import re
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -18,7 +18,7 @@ from apps.knowledge.models import KnowledgeBase
 from syntera.errors import ApplicationError
 
 from . import credentials
-from .models import TOOL_NAMES, Agent, KnowledgeGap, PromptVersion, ProviderCredential
+from .models import TOOL_NAMES, Agent, AgentDailyStats, KnowledgeGap, PromptVersion, ProviderCredential
 from .providers import PROVIDER_MODULES
 
 # Fields whose change makes a new prompt version (they change what the model is told).
@@ -226,3 +226,45 @@ def knowledge_gap_dismiss(*, editor: Actor, gap: KnowledgeGap) -> None:
     gap.dismissed_at = timezone.now()
     gap.save(update_fields=["dismissed_at"])
     audit_action(editor, "agents.knowledge_gap_dismissed", gap, {"agent_id": gap.agent_id, "count": gap.count})
+
+
+# --- performance ----------------------------------------------------------------------------
+
+DECISIONS = ("answered", "abstained", "escalate")
+
+
+def agent_stats_record(
+    *,
+    agent: Agent,
+    channel: str,
+    decision: str,
+    unanswered: bool,
+    prompt_tokens: int,
+    completion_tokens: int,
+    latency_ms: float,
+) -> None:
+    """Add one turn to the agent's row for today (UTC) and this channel: one INSERT ... ON
+    CONFLICT statement, so concurrent workers never lose a count."""
+    if decision not in DECISIONS:
+        raise ValueError(f"unknown decision {decision!r}")
+    ms = max(0, round(latency_ms))
+    counts = {
+        "answered": int(decision == "answered"),
+        "abstained": int(decision == "abstained"),
+        "escalated": int(decision == "escalate"),
+        "unanswered": int(unanswered),
+        "prompt_tokens": max(0, prompt_tokens),
+        "completion_tokens": max(0, completion_tokens),
+        "latency_ms": ms,
+    }
+    table = connection.ops.quote_name(AgentDailyStats._meta.db_table)
+    names = ", ".join(counts)
+    added = ", ".join(f"{name} = {table}.{name} + EXCLUDED.{name}" for name in counts)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (agent_id, day, channel, turns, {names}, slowest_ms) "  # noqa: S608 - fixed names
+            f"VALUES (%s, %s, %s, 1, {', '.join(['%s'] * len(counts))}, %s) "
+            f"ON CONFLICT (agent_id, day, channel) DO UPDATE SET turns = {table}.turns + 1, {added}, "
+            f"slowest_ms = GREATEST({table}.slowest_ms, EXCLUDED.slowest_ms)",
+            [agent.pk, timezone.now().date(), channel[:20], *counts.values(), ms],
+        )

@@ -317,5 +317,15 @@ def test_a_visitor_asks_for_a_person_gets_one_and_rates_the_conversation(shop: S
         assert staff.locator("#conv-rating").text_content() == f"4/5 · “{COMMENT}”"
         staff.screenshot(path=str(SCREENSHOT_DIR / "syntera-screenshot-handoff-staff.png"))
 
+        # --- the agent's page counts the turn the worker handed over ---------------------------
+        staff.click("header nav a:has-text('Agents')")
+        staff.click("#agents a:has-text('Ava')")
+        staff.wait_for_selector("#performance #perf-escalated")
+        assert int(staff.locator("#perf-turns .n").text_content() or 0) >= 1
+        assert re.search(r"handed over \([1-9]", staff.locator("#perf-escalated").text_content() or "")
+        assert staff.locator("#perf-channels tr[data-channel=web]").count() == 1
+        assert staff.locator(".perf-chart .perf-day").count() == 30
+        assert staff.locator(".perf-chart .perf-escalated").last.bounding_box()["height"] > 0  # type: ignore[index]
+
         assert visitor.problems == [] and staff.problems == [], (visitor.problems, staff.problems)
         stack.assert_running()

@@ -164,3 +164,39 @@ class UsageOutput(serializers.Serializer):
     completion_tokens = serializers.IntegerField()
     request_quota = serializers.IntegerField(help_text="0 means unlimited.")
     token_quota = serializers.IntegerField(help_text="0 means unlimited.")
+
+
+class StatsQuery(serializers.Serializer):
+    days = serializers.IntegerField(min_value=1, max_value=366, default=30, help_text="Days up to today (UTC).")
+
+
+class StatsRow(serializers.Serializer):
+    turns = serializers.IntegerField(help_text="AI turns that reached a visitor (the test chat is not counted).")
+    answered = serializers.IntegerField()
+    abstained = serializers.IntegerField()
+    escalated = serializers.IntegerField()
+    unanswered = serializers.IntegerField(help_text="Abstentions for want of knowledge (see knowledge-gaps).")
+    prompt_tokens = serializers.IntegerField()
+    completion_tokens = serializers.IntegerField()
+    slowest_ms = serializers.IntegerField()
+    answer_rate = serializers.FloatField(allow_null=True, help_text="Share of the turns; null without turns.")
+    abstention_rate = serializers.FloatField(allow_null=True)
+    escalation_rate = serializers.FloatField(allow_null=True)
+    avg_latency_ms = serializers.IntegerField(allow_null=True)
+
+
+class StatsDay(StatsRow):
+    day = serializers.DateField()
+
+
+class StatsChannel(StatsRow):
+    channel = serializers.CharField()
+
+
+class StatsOutput(serializers.Serializer):
+    days = serializers.IntegerField()
+    since = serializers.DateField()
+    until = serializers.DateField()
+    totals = StatsRow()
+    by_day = StatsDay(many=True)
+    by_channel = StatsChannel(many=True)

@@ -19,7 +19,7 @@ from .. import guardrails, services
 from ..models import Agent, KnowledgeGap, ProviderCredential, UsageCounter
 from ..providers import PROVIDER_MODULES, Turn
 from ..runtime import TurnInput, answer_turn
-from ..selectors import agent_list, knowledge_gaps
+from ..selectors import agent_list, agent_performance, knowledge_gaps
 from . import serializers as s
 
 
@@ -112,6 +112,18 @@ class KnowledgeGapDetailView(AgentsView):
         gap = get_object_or_404(KnowledgeGap, pk=gap_id, agent_id=agent_id)
         services.knowledge_gap_dismiss(editor=actor_for(request), gap=gap)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class AgentStatsView(AgentsView):
+    """What the agent did over the last `days` days: turns answered, abstained and handed over,
+    tokens and latency; per day and per channel."""
+
+    @extend_schema(parameters=[s.StatsQuery], responses={200: s.StatsOutput})
+    def get(self, request: Request, agent_id: int) -> Response:
+        agent = get_object_or_404(Agent, pk=agent_id)
+        query = s.StatsQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        return Response(s.StatsOutput(agent_performance(agent, days=query.validated_data["days"])).data)
 
 
 class AgentVersionRestoreView(AgentsView):

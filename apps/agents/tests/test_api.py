@@ -152,6 +152,48 @@ def test_knowledge_gaps_are_listed_and_dismissed(
     assert [g["question"] for g in dismissed] == ["Do you ship to Mars?"] and dismissed[0]["dismissed_at"]
 
 
+def test_agent_stats_count_the_turns_visitors_got_per_day_and_channel(
+    api: Any, help_kb: int, alpha: Any, api_for: Any, make_member: Any, jwt_for: Any, beta: Any
+) -> None:
+    from django_tenants.utils import schema_context
+
+    from apps.agents import services
+    from apps.agents.models import Agent
+
+    agent = _agent(api, help_kb)
+    url = f"/api/v1/agents/{agent['id']}/stats"
+    empty = api.get(url).json()
+    assert (empty["days"], len(empty["by_day"]), empty["by_channel"]) == (30, 30, [])
+    assert empty["totals"]["turns"] == 0 and empty["totals"]["answer_rate"] is None
+    with schema_context(alpha.schema):
+        model = Agent.objects.get(pk=agent["id"])
+        for decision, channel, ms in (("answered", "widget", 40), ("answered", "sms", 90), ("escalate", "widget", 20)):
+            services.agent_stats_record(
+                agent=model,
+                channel=channel,
+                decision=decision,
+                unanswered=False,
+                prompt_tokens=100,
+                completion_tokens=10,
+                latency_ms=ms,
+            )
+    _ask(api, agent["id"], "How long does standard shipping take?")  # the test turn is not counted
+    stats = api.get(f"{url}?days=7").json()
+    assert stats["days"] == 7 and stats["until"] == stats["by_day"][-1]["day"]
+    totals = stats["totals"]
+    assert (totals["turns"], totals["answered"], totals["escalated"], totals["abstained"]) == (3, 2, 1, 0)
+    assert (totals["answer_rate"], totals["avg_latency_ms"], totals["slowest_ms"]) == (0.6667, 50, 90)
+    assert (totals["prompt_tokens"], totals["completion_tokens"]) == (300, 30)
+    assert [(c["channel"], c["turns"]) for c in stats["by_channel"]] == [("widget", 2), ("sms", 1)]
+    viewer, _ = make_member(alpha, "viewer")
+    assert api_for(alpha.host, jwt_for(alpha, viewer.email)).get(url).status_code == 200
+    assert api_for(beta.host, beta.api_key).get(url).status_code == 404  # another workspace's agent
+    assert api.get("/api/v1/agents/999999/stats").status_code == 404
+    for bad in ("0", "367", "-3", "week", "1e3"):
+        refused = api.get(f"{url}?days={bad}")
+        assert refused.status_code == 400 and "days" in refused.json()["error"]["fields"], bad
+
+
 def test_test_turn_answers_with_citations_and_audit(api: Any, help_kb: int) -> None:
     agent = _agent(api, help_kb)
     reply = _ask(api, agent["id"], "How long does standard shipping take?")

@@ -67,11 +67,14 @@ def agents(request: HttpRequest) -> HttpResponse:
             else:
                 messages.success(request, f"Agent {agent.name} created. Review its settings below.")
                 return redirect("dashboard-agent", agent_id=agent.pk)
-    context = {"form": form, "agents": agent_selectors.agent_list(), "can_manage": can_manage}
+    recent = agent_selectors.recent_turns(PERFORMANCE_DAYS)
+    rows = [(agent, recent.get(agent.pk)) for agent in agent_selectors.agent_list()]
+    context = {"form": form, "rows": rows, "can_manage": can_manage, "days": PERFORMANCE_DAYS}
     return render(request, "dashboard/agent_list.html", context, status=status)
 
 
 GAPS_SHOWN = 50
+PERFORMANCE_DAYS = 30
 
 
 def _versions(agent: Agent) -> list[dict[str, Any]]:
@@ -89,6 +92,15 @@ def _versions(agent: Agent) -> list[dict[str, Any]]:
             }
         )
     return rows[:50]
+
+
+def _performance(agent: Agent) -> dict[str, Any]:
+    """The last PERFORMANCE_DAYS days, with each day's bar heights (% of the busiest day)."""
+    performance = agent_selectors.agent_performance(agent, days=PERFORMANCE_DAYS)
+    peak = max((d["turns"] for d in performance["by_day"]), default=0) or 1
+    for day in performance["by_day"]:
+        day["bars"] = [(kind, round(100 * day[kind] / peak, 1)) for kind in ("answered", "abstained", "escalated")]
+    return performance
 
 
 @member_required()
@@ -120,6 +132,7 @@ def agent_edit(request: HttpRequest, agent_id: int) -> HttpResponse:
         "can_test": _can(request, Role.AGENT),
         "versions": _versions(agent),
         "gaps": list(agent_selectors.knowledge_gaps(agent)[:GAPS_SHOWN]),
+        "performance": _performance(agent),
         "variables_help": VARIABLES_HELP,
     }
     return render(request, "dashboard/agent_edit.html", context, status=status)

@@ -210,6 +210,42 @@ def test_agent_page_lists_unanswered_questions_and_dismisses_them(alpha: Any, ow
     assert owner_client.post(f"/dashboard/agents/{agent.pk}/gaps/999999/dismiss/").status_code == 404
 
 
+def test_agent_pages_show_the_last_30_days(alpha: Any, owner_client: Any, help_kb: int) -> None:
+    """Staff see what each agent did: turns, the share answered, not answered (with those for
+    want of knowledge) and handed over, time, tokens, a bar per day and a row per channel."""
+    from apps.agents import services as agent_services
+
+    with schema_context(alpha.schema):
+        agent = Agent.objects.create(name="Busy")
+        idle = Agent.objects.create(name="Idle")
+        turns = [("answered", "widget", False)] * 3 + [("abstained", "widget", True), ("escalate", "email", False)]
+        for decision, channel, unanswered in turns:
+            agent_services.agent_stats_record(
+                agent=agent,
+                channel=channel,
+                decision=decision,
+                unanswered=unanswered,
+                prompt_tokens=200,
+                completion_tokens=20,
+                latency_ms=30,
+            )
+    page = owner_client.get(f"/dashboard/agents/{agent.pk}/").content.decode()
+    section = page.split('id="performance"')[1].split("</section>")[0]
+    assert re.search(r'id="perf-turns"><span class="n">5</span> AI turns', section)
+    assert re.search(r'id="perf-answered"><span class="n">60%</span> answered \(3\)', section)
+    assert "1 for want of knowledge</a>" in section and re.search(r'id="perf-escalated"><span class="n">20%', section)
+    assert '<span class="n">30 ms</span>' in section and '<span class="n">1100</span> tokens' in section
+    assert section.count('class="perf-day"') == 30  # today's bar is the busiest: 3 + 1 + 1 of 5
+    for kind, height in (("answered", "60.0"), ("abstained", "20.0"), ("escalated", "20.0")):
+        assert f'class="perf-{kind}" style="height:{height}%"' in section
+    assert re.findall(r'data-channel="(\w+)"><td>\w+</td><td>(\d+)<', section) == [("widget", "4"), ("email", "1")]
+    quiet = owner_client.get(f"/dashboard/agents/{idle.pk}/").content.decode()
+    assert "No AI turns in the last 30 days." in quiet
+    listing = owner_client.get("/dashboard/agents/").content.decode()
+    rows = dict(re.findall(r'data-agent-id="(\d+)">.*?class="recent">(.*?)</td>', listing, re.S))
+    assert rows[str(agent.pk)] == "5 turns · 60% answered" and "no turns" in rows[str(idle.pk)]
+
+
 def test_roles_viewers_read_agents_test_only_admins_change(
     alpha: Any, make_member: Any, login: Any, help_kb: int
 ) -> None:
