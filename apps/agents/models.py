@@ -136,9 +136,25 @@ class KnowledgeGap(models.Model):
         return self.question[:80]
 
 
+# The summed counters of AgentDailyStats (slowest_ms is a maximum).
+STATS_COUNTS = (
+    "turns",
+    "answered",
+    "abstained",
+    "escalated",
+    "unanswered",
+    "prompt_tokens",
+    "completion_tokens",
+    "latency_ms",
+    "helpful",
+    "unhelpful",
+)
+
+
 class AgentDailyStats(models.Model):
     """What an agent did on one day (UTC) on one channel: its turns by decision, the tokens
-    and the time they took. Every turn that reaches a visitor adds to it (not the test chat)."""
+    and the time they took, and the verdicts visitors gave its answers. Every turn that
+    reaches a visitor adds to it (not the test chat)."""
 
     agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="daily_stats")
     day = models.DateField()
@@ -152,6 +168,8 @@ class AgentDailyStats(models.Model):
     completion_tokens = models.PositiveBigIntegerField(default=0)
     latency_ms = models.PositiveBigIntegerField(default=0)  # summed over the turns
     slowest_ms = models.PositiveIntegerField(default=0)
+    helpful = models.PositiveIntegerField(default=0)  # visitors' verdicts given that day
+    unhelpful = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["-day", "channel"]

@@ -9,19 +9,9 @@ from typing import Any
 from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
-from .models import Agent, AgentDailyStats, KnowledgeGap
+from .models import STATS_COUNTS, Agent, AgentDailyStats, KnowledgeGap
 
 STATS_MAX_DAYS = 366
-FIELDS = (
-    "turns",
-    "answered",
-    "abstained",
-    "escalated",
-    "unanswered",
-    "prompt_tokens",
-    "completion_tokens",
-    "latency_ms",
-)
 
 
 def agent_list() -> QuerySet[Agent]:
@@ -46,12 +36,13 @@ def _rates(row: dict[str, Any]) -> dict[str, Any]:
         abstention_rate=share(row["abstained"]),
         escalation_rate=share(row["escalated"]),
         avg_latency_ms=round(row["latency_ms"] / turns) if turns else None,
+        helpful_rate=round(row["helpful"] / rated, 4) if (rated := row["helpful"] + row["unhelpful"]) else None,
     )
     return out
 
 
 def _sum(rows: list[AgentDailyStats]) -> dict[str, int]:
-    out = {name: sum(getattr(r, name) for r in rows) for name in FIELDS}
+    out = {name: sum(getattr(r, name) for r in rows) for name in STATS_COUNTS}
     out["slowest_ms"] = max((r.slowest_ms for r in rows), default=0)
     return out
 

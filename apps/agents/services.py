@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from datetime import date
 from typing import Any
 
 from django.db import connection, transaction
@@ -18,7 +19,7 @@ from apps.knowledge.models import KnowledgeBase
 from syntera.errors import ApplicationError
 
 from . import credentials
-from .models import TOOL_NAMES, Agent, AgentDailyStats, KnowledgeGap, PromptVersion, ProviderCredential
+from .models import STATS_COUNTS, TOOL_NAMES, Agent, AgentDailyStats, KnowledgeGap, PromptVersion, ProviderCredential
 from .providers import PROVIDER_MODULES
 
 # Fields whose change makes a new prompt version (they change what the model is told).
@@ -233,6 +234,31 @@ def knowledge_gap_dismiss(*, editor: Actor, gap: KnowledgeGap) -> None:
 DECISIONS = ("answered", "abstained", "escalate")
 
 
+def _stats_add(*, agent_id: int, day: date, channel: str, slowest_ms: int = 0, **deltas: int) -> None:
+    """Add `deltas` to the agent's row for `day` and `channel`: one INSERT ... ON CONFLICT
+    statement, so concurrent workers never lose a count (a count never goes below zero)."""
+    names = [name for name in deltas if name in STATS_COUNTS]
+    if len(names) != len(deltas):
+        raise ValueError(f"unknown counters {sorted(set(deltas) - set(names))}")
+    table = connection.ops.quote_name(AgentDailyStats._meta.db_table)
+    added = ", ".join(f"{name} = GREATEST(0, {table}.{name} + %s)" for name in names)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (agent_id, day, channel, {', '.join(STATS_COUNTS)}, slowest_ms) "  # noqa: S608
+            f"VALUES (%s, %s, %s, {', '.join(['%s'] * len(STATS_COUNTS))}, %s) "
+            f"ON CONFLICT (agent_id, day, channel) DO UPDATE SET {added}, "
+            f"slowest_ms = GREATEST({table}.slowest_ms, EXCLUDED.slowest_ms)",
+            [
+                agent_id,
+                day,
+                channel[:20],
+                *(max(0, deltas.get(name, 0)) for name in STATS_COUNTS),
+                max(0, slowest_ms),
+                *(deltas[name] for name in names),
+            ],
+        )
+
+
 def agent_stats_record(
     *,
     agent: Agent,
@@ -243,28 +269,28 @@ def agent_stats_record(
     completion_tokens: int,
     latency_ms: float,
 ) -> None:
-    """Add one turn to the agent's row for today (UTC) and this channel: one INSERT ... ON
-    CONFLICT statement, so concurrent workers never lose a count."""
+    """Count one turn that reached a visitor on the agent's row for today (UTC) and `channel`."""
     if decision not in DECISIONS:
         raise ValueError(f"unknown decision {decision!r}")
     ms = max(0, round(latency_ms))
-    counts = {
-        "answered": int(decision == "answered"),
-        "abstained": int(decision == "abstained"),
-        "escalated": int(decision == "escalate"),
-        "unanswered": int(unanswered),
-        "prompt_tokens": max(0, prompt_tokens),
-        "completion_tokens": max(0, completion_tokens),
-        "latency_ms": ms,
-    }
-    table = connection.ops.quote_name(AgentDailyStats._meta.db_table)
-    names = ", ".join(counts)
-    added = ", ".join(f"{name} = {table}.{name} + EXCLUDED.{name}" for name in counts)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (agent_id, day, channel, turns, {names}, slowest_ms) "  # noqa: S608 - fixed names
-            f"VALUES (%s, %s, %s, 1, {', '.join(['%s'] * len(counts))}, %s) "
-            f"ON CONFLICT (agent_id, day, channel) DO UPDATE SET turns = {table}.turns + 1, {added}, "
-            f"slowest_ms = GREATEST({table}.slowest_ms, EXCLUDED.slowest_ms)",
-            [agent.pk, timezone.now().date(), channel[:20], *counts.values(), ms],
-        )
+    _stats_add(
+        agent_id=agent.pk,
+        day=timezone.now().date(),
+        channel=channel,
+        slowest_ms=ms,
+        turns=1,
+        answered=int(decision == "answered"),
+        abstained=int(decision == "abstained"),
+        escalated=int(decision == "escalate"),
+        unanswered=int(unanswered),
+        prompt_tokens=max(0, prompt_tokens),
+        completion_tokens=max(0, completion_tokens),
+        latency_ms=ms,
+    )
+
+
+def agent_feedback_count(*, agent_id: int, channel: str, helpful: bool, day: date, undo: bool = False) -> None:
+    """Count a visitor's verdict on an answer on `day`'s row, or take back one given that day."""
+    _stats_add(
+        agent_id=agent_id, day=day, channel=channel, **{"helpful" if helpful else "unhelpful": -1 if undo else 1}
+    )

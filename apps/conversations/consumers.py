@@ -124,6 +124,11 @@ def _rate(tenant: Any, conversation_id: int, rating: int, comment: str) -> None:
     services.conversation_rate(conversation_id=conversation_id, rating=rating, comment=comment)
 
 
+@tenant_db
+def _feedback(tenant: Any, conversation_id: int, seq: int, helpful: bool) -> None:
+    services.answer_feedback(conversation_id=conversation_id, seq=seq, helpful=helpful)
+
+
 class Bucket:
     """A token bucket: `capacity` events per `per` seconds."""
 
@@ -225,6 +230,7 @@ class WidgetConsumer(AsyncWebsocketConsumer):
             "typing": self.on_typing,
             "ping": self.on_ping,
             "rate": self.on_rate,
+            "feedback": self.on_feedback,
         }.get(frame["type"])
         if handler is None:
             await self.error("unknown_type", f"Unknown frame type {str(frame['type'])[:40]!r}.")
@@ -352,6 +358,21 @@ class WidgetConsumer(AsyncWebsocketConsumer):
         assert self.conversation_id is not None
         await _rate(self.tenant, self.conversation_id, rating, comment[:2000])
         await self.send_frame({"type": "rated", "rating": rating})
+
+    async def on_feedback(self, frame: dict[str, Any]) -> None:
+        """`{"type": "feedback", "seq": N, "helpful": true|false}` on an AI answer; echoed back."""
+        if not await self._require_session():
+            return
+        seq, helpful = frame.get("seq"), frame.get("helpful")
+        if not isinstance(seq, int) or isinstance(seq, bool) or not 0 < seq <= self.sent_seq:
+            await self.error("invalid_frame", "seq is the number of an AI message this conversation showed.")
+            return
+        if not isinstance(helpful, bool):
+            await self.error("invalid_frame", "helpful is true or false.")
+            return
+        assert self.conversation_id is not None
+        await _feedback(self.tenant, self.conversation_id, seq, helpful)
+        await self.send_frame({"type": "feedback", "seq": seq, "helpful": helpful})
 
     async def _deliver(self) -> None:
         """Send every visible message after the last one sent, read from the store."""

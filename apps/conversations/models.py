@@ -162,3 +162,22 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.conversation_id}#{self.seq}"
+
+
+class AnswerFeedback(models.Model):
+    """A visitor's verdict on one AI answer (the widget's thumbs): helpful or not. One per
+    answer; a visitor who changes their mind replaces it. Kept here, not in the message
+    store, so it works the same with either store."""
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="answer_feedback")
+    seq = models.PositiveIntegerField()
+    agent = models.ForeignKey(Agent, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    helpful = models.BooleanField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["conversation", "seq"], name="answer_feedback_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.conversation_id}#{self.seq} {'helpful' if self.helpful else 'unhelpful'}"

@@ -33,7 +33,7 @@ from syntera.errors import ApplicationError
 from syntera.realtime import publish, publish_on_commit, staff_group
 from syntera.tasks import enqueue_on_commit
 
-from .models import Conversation, Inbox
+from .models import AnswerFeedback, Conversation, Inbox
 from .stores import StoredMessage, get_store
 
 logger = logging.getLogger(__name__)
@@ -552,6 +552,52 @@ def conversation_rate(*, conversation_id: int, rating: int, comment: str = "") -
     conversation.save(update_fields=["rating", "rating_comment", "updated_at"])
     _notify(conversation)
     return conversation
+
+
+def answer_feedback(*, conversation_id: int, seq: int, helpful: bool) -> AnswerFeedback:
+    """The visitor's verdict on the AI answer at `seq`: helpful or not. A second verdict on the
+    same answer replaces the first; the answering agent's daily stats count the latest only."""
+    from apps.agents.models import Agent
+    from apps.agents.services import agent_feedback_count
+
+    with transaction.atomic():
+        conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
+        found = get_store().after(schema=_schema(), conversation_id=conversation_id, after_seq=seq - 1, limit=1)
+        if not found or found[0].seq != seq or found[0].role != "ai":
+            raise ApplicationError(
+                "Feedback is given on the AI's answers; there is none with that seq.",
+                code="invalid_feedback",
+                status_code=400,
+                fields={"seq": ["Not an AI answer of this conversation."]},
+            )
+        wanted = found[0].audit.get("agent_id") or conversation.agent_id
+        agent_id = wanted if isinstance(wanted, int) and Agent.objects.filter(pk=wanted).exists() else None
+        feedback = AnswerFeedback.objects.filter(conversation=conversation, seq=seq).first()
+        if feedback is not None and feedback.helpful == helpful:
+            return feedback
+        if feedback is not None:
+            if feedback.agent_id:
+                agent_feedback_count(
+                    agent_id=feedback.agent_id,
+                    channel=conversation.channel,
+                    helpful=feedback.helpful,
+                    day=feedback.updated_at.date(),
+                    undo=True,
+                )
+            feedback.helpful = helpful
+            feedback.save(update_fields=["helpful", "updated_at"])
+        else:
+            feedback = AnswerFeedback.objects.create(
+                conversation=conversation, seq=seq, agent_id=agent_id, helpful=helpful
+            )
+        if feedback.agent_id:
+            agent_feedback_count(
+                agent_id=feedback.agent_id,
+                channel=conversation.channel,
+                helpful=helpful,
+                day=feedback.updated_at.date(),
+            )
+    return feedback
 
 
 def conversation_delete(*, actor: Actor, conversation: Conversation) -> None:

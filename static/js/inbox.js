@@ -358,6 +358,12 @@
       });
       li.appendChild(ol);
     }
+    if (m.feedback === true || m.feedback === false) {
+      var verdict = el("p", "visitor-feedback");
+      verdict.setAttribute("data-helpful", String(m.feedback));
+      verdict.appendChild(el("small", null, m.feedback ? "The visitor found this answer helpful" : "The visitor found this answer not helpful"));
+      li.appendChild(verdict);
+    }
     if (m.grounding) li.appendChild(groundingEl(m.grounding));
     return li;
   }

@@ -53,7 +53,8 @@
   // --- persisted state (per widget key) -------------------------------------------------
   // token: the visitor's key to their conversation; outbox: unacknowledged messages;
   // settings: the last widget settings seen (so the launcher looks right before a session);
-  // contactGiven: the pre-chat form was filled; rated: {c: conversation, seq} last rated.
+  // contactGiven: the pre-chat form was filled; rated: {c: conversation, seq} last rated;
+  // feedback: the visitor's verdicts on AI answers (see renderFeedback).
   var memoryStore = {};
   var persist = loadState();
   persist.outbox = (Array.isArray(persist.outbox) ? persist.outbox : []).filter(function (item) {
@@ -281,6 +282,10 @@
     ".sources{margin:4px 4px 0;font-size:12.5px;color:#475467}",
     ".sources ol{margin:2px 0 0;padding-left:18px}",
     ".sources a{color:var(--syn-color);text-decoration:underline;overflow-wrap:anywhere}",
+    ".feedback{display:flex;gap:4px;align-items:center;margin:3px 4px 0;font-size:12px;color:#667085}",
+    ".feedback button{font:inherit;line-height:1;padding:3px 8px;color:#344054;border-radius:12px;border:1px solid #d0d5dd;background:#fff;cursor:pointer;opacity:.7}",
+    ".feedback button:hover,.feedback button:focus-visible{opacity:1}",
+    ".feedback button[aria-pressed=true]{opacity:1;color:#fff;background:var(--syn-color);border-color:var(--syn-color)}",
     ".typing{margin:8px 4px 0;font-size:12.5px;color:#667085;font-style:italic}",
     ".form{padding:12px 16px;border-top:1px solid #e4e7ec;background:#fff;display:flex;flex-direction:column;gap:8px}",
     ".form h3{margin:0;font-size:14.5px}",
@@ -710,6 +715,54 @@
     if (old) old.parentNode.removeChild(old);
     var sources = renderCitations(frame.citations);
     if (sources) li.appendChild(sources);
+    var oldFeedback = li.querySelector(".feedback");
+    if (oldFeedback) oldFeedback.parentNode.removeChild(oldFeedback);
+    if (frame.role === "ai" && Number(frame.seq) > 0) li.appendChild(renderFeedback(li, Number(frame.seq)));
+  }
+
+  // --- the visitor's verdict on an AI answer --------------------------------------------
+  // persist.feedback: {c: conversation, given: {seq: true|false}} as the server confirmed it.
+
+  function renderFeedback(li, seq) {
+    var row = el("div", { class: "feedback", role: "group", "aria-label": "Was this answer helpful?" });
+    row.appendChild(el("span", { "aria-hidden": "true" }, "Helpful?"));
+    [
+      [true, "Yes", "Helpful"],
+      [false, "No", "Not helpful"],
+    ].forEach(function (choice) {
+      var button = el(
+        "button",
+        { type: "button", "data-helpful": String(choice[0]), "aria-label": choice[2], title: choice[2], "aria-pressed": "false" },
+        choice[1]
+      );
+      button.addEventListener("click", function () {
+        if (sendFrame({ type: "feedback", seq: seq, helpful: choice[0] })) markFeedback(row, choice[0], "sending");
+      });
+      row.appendChild(button);
+    });
+    var given = persist.feedback && persist.feedback.c === conversationId ? persist.feedback.given[seq] : undefined;
+    if (typeof given === "boolean") markFeedback(row, given, "sent");
+    return row;
+  }
+
+  function markFeedback(row, helpful, state) {
+    row.setAttribute("data-state", state);
+    var buttons = row.querySelectorAll("button");
+    for (var i = 0; i < buttons.length; i++) {
+      buttons[i].setAttribute("aria-pressed", String(buttons[i].getAttribute("data-helpful") === String(helpful)));
+    }
+  }
+
+  function onFeedback(frame) {
+    var seq = Number(frame.seq);
+    if (!(seq > 0) || typeof frame.helpful !== "boolean") return;
+    if (!persist.feedback || persist.feedback.c !== conversationId || typeof persist.feedback.given !== "object") {
+      persist.feedback = { c: conversationId, given: {} };
+    }
+    persist.feedback.given[seq] = frame.helpful;
+    saveState();
+    var row = bySeq[seq] && bySeq[seq].querySelector(".feedback");
+    if (row) markFeedback(row, frame.helpful, "sent");
   }
 
   function renderCitations(citations) {
@@ -1088,6 +1141,8 @@
         return setHandoff(String(frame.status || "bot"));
       case "rated":
         return onRated();
+      case "feedback":
+        return onFeedback(frame);
       case "error":
         return onError(frame);
       default:
@@ -1268,6 +1323,15 @@
         flushTimer = setTimeout(flushOutbox, RATE_LIMIT_RETRY + Math.floor(Math.random() * 2000));
       } else {
         markFailed(clientId, detail);
+      }
+      return;
+    }
+    if (code === "invalid_feedback") {
+      // The verdict was not taken: show the last confirmed one again (or none).
+      var rows = ui.messages.querySelectorAll(".feedback[data-state=sending]");
+      for (var i = 0; i < rows.length; i++) {
+        var li = rows[i].parentNode;
+        li.replaceChild(renderFeedback(li, Number(li.getAttribute("data-seq"))), rows[i]);
       }
       return;
     }

@@ -300,6 +300,14 @@ def test_a_visitor_on_another_site_chats_reloads_goes_offline_and_rates(site: Si
     assert link.get_attribute("rel") == "noopener noreferrer"
     assert link.get_attribute("target") == "_blank"
     assert page.locator("#syn-log li.msg.ai[data-state='streaming']").count() == 0
+    # The visitor says the answer helped: the server confirms, the agent's stats count it.
+    helpful = answer.locator(".feedback button[aria-label='Helpful']")
+    helpful.click()
+    answer.locator(".feedback[data-state='sent']").wait_for()
+    assert helpful.get_attribute("aria-pressed") == "true"
+    assert answer.locator(".feedback button[aria-label='Not helpful']").get_attribute("aria-pressed") == "false"
+    verdicts = f'SELECT helpful, seq FROM "{site.schema}".conversations_answerfeedback'
+    assert site.stack.sql(verdicts) == [(True, int(answer.get_attribute("data-seq") or 0))]
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOT_DIR / "syntera-screenshot-widget-answer.png"))
 
@@ -325,6 +333,8 @@ def test_a_visitor_on_another_site_chats_reloads_goes_offline_and_rates(site: Si
     page.evaluate("window.Syntera.open()")
     wait_for(lambda: transcript(page) == before, timeout=15, what="the transcript after a reload")
     assert page.locator("#syn-log li.msg.ai[data-seq] .sources a").first.text_content() == ARTICLE_TITLE
+    kept = page.locator("#syn-log li.msg.ai[data-seq] .feedback").first  # the verdict survives a reload
+    assert kept.locator("button[aria-label='Helpful']").get_attribute("aria-pressed") == "true"
     assert page.evaluate(f"JSON.parse(localStorage.getItem('syntera:{site.key}')).token") == token
     assert site.stack.sql(f'SELECT count(*) FROM "{site.schema}".conversations_conversation')[0][0] == 1
 

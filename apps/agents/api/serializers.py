@@ -183,6 +183,9 @@ class StatsRow(serializers.Serializer):
     abstention_rate = serializers.FloatField(allow_null=True)
     escalation_rate = serializers.FloatField(allow_null=True)
     avg_latency_ms = serializers.IntegerField(allow_null=True)
+    helpful = serializers.IntegerField(help_text="Answers visitors marked helpful (on the day they said so).")
+    unhelpful = serializers.IntegerField()
+    helpful_rate = serializers.FloatField(allow_null=True, help_text="helpful / (helpful + unhelpful).")
 
 
 class StatsDay(StatsRow):

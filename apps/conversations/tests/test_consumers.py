@@ -217,3 +217,68 @@ def test_rating(alpha: Any, inbox: Any, settings: Any) -> None:
     run(scenario)
     conversation = Conversation.objects.get(inbox=inbox)
     assert conversation.rating == 4 and conversation.rating_comment == "Quick and clear"
+
+
+def test_feedback_on_an_ai_answer_counts_for_its_agent_and_can_change(alpha: Any, inbox: Any, settings: Any) -> None:
+    """`{"type": "feedback", "seq": N, "helpful": bool}` (an extension of BRIEF.md's protocol):
+    echoed back once stored; only on the AI's answers the socket has shown; the latest verdict
+    is the one counted on the agent's stats."""
+    from django.db import connection
+
+    from apps.agents.selectors import agent_performance
+    from apps.conversations.models import AnswerFeedback
+    from apps.conversations.stores import get_store
+
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    session: dict[str, Any] = {}
+
+    async def ask() -> None:
+        comm, _, _ = await connect(alpha.host, inbox.widget_key)
+        session.update(await hello(comm))
+        await comm.send_to(text_data=json.dumps({"type": "feedback", "seq": 1, "helpful": True}))
+        (early,) = await frames(comm, 1)  # nothing shown yet
+        assert (early["type"], early["code"]) == ("error", "invalid_frame")
+        await comm.send_to(text_data=json.dumps({"type": "message", "client_id": "q1", "text": "Can I return it?"}))
+        await frames(comm, 2)  # ack, and the message itself
+        await comm.disconnect()
+
+    run(ask)
+    conversation = Conversation.objects.get(pk=session["conversation_id"])
+    answer, _ = get_store().append(
+        schema=connection.schema_name,
+        conversation_id=conversation.pk,
+        role="ai",
+        text="Within 30 days.",
+        audit={"agent_id": inbox.agent_id, "decision": "answered"},
+    )
+
+    async def judge() -> None:
+        comm, _, _ = await connect(alpha.host, inbox.widget_key, token=session["token"])
+        await hello(comm)
+        await comm.send_to(text_data=json.dumps({"type": "resume", "after_seq": 0}))
+        assert [f["seq"] for f in await frames(comm, 2)] == [1, answer.seq]
+        for bad in (
+            {"seq": answer.seq, "helpful": "yes"},
+            {"seq": str(answer.seq), "helpful": True},
+            {"seq": True, "helpful": True},
+            {"seq": 0, "helpful": True},
+            {"seq": answer.seq + 5, "helpful": True},  # not shown to this socket
+        ):
+            await comm.send_to(text_data=json.dumps({"type": "feedback", **bad}))
+            (refused,) = await frames(comm, 1)
+            assert (refused["type"], refused["code"]) == ("error", "invalid_frame"), bad
+        await comm.send_to(text_data=json.dumps({"type": "feedback", "seq": 1, "helpful": False}))
+        (visitor_message,) = await frames(comm, 1)  # seq 1 is the visitor's own message
+        assert (visitor_message["type"], visitor_message["code"]) == ("error", "invalid_feedback")
+        for helpful in (True, True, False):
+            await comm.send_to(text_data=json.dumps({"type": "feedback", "seq": answer.seq, "helpful": helpful}))
+            assert await frames(comm, 1) == [{"type": "feedback", "seq": answer.seq, "helpful": helpful}]
+        await comm.disconnect()
+
+    run(judge)
+    (stored,) = AnswerFeedback.objects.filter(conversation=conversation)
+    assert (stored.seq, stored.helpful, stored.agent_id) == (answer.seq, False, inbox.agent_id)
+    totals = agent_performance(inbox.agent, days=1)["totals"]
+    assert (totals["helpful"], totals["unhelpful"], totals["helpful_rate"]) == (0, 1, 0.0)
+    by_channel = agent_performance(inbox.agent, days=1)["by_channel"]
+    assert [(c["channel"], c["unhelpful"]) for c in by_channel] == [("web", 1)]

@@ -15,7 +15,7 @@ from django.urls import reverse
 
 from apps.accounts.middleware import end_session
 from apps.accounts.services import Actor
-from apps.conversations.models import Conversation
+from apps.conversations.models import AnswerFeedback, Conversation
 from apps.conversations.stores import StoredMessage
 from apps.knowledge.models import Source
 
@@ -202,8 +202,11 @@ def grounding(audit: dict[str, Any], links: dict[int, str]) -> dict[str, Any]:
     }
 
 
-def message_view(message: StoredMessage, links: dict[int, str], title: str = "Visitor") -> dict[str, Any]:
-    """A transcript entry for staff (notes included, marked private)."""
+def message_view(
+    message: StoredMessage, links: dict[int, str], title: str = "Visitor", feedback: bool | None = None
+) -> dict[str, Any]:
+    """A transcript entry for staff (notes included, marked private); `feedback`: the visitor's
+    verdict on an AI answer (True helpful, False not, None none)."""
     citations = []
     for citation in message.citations or []:
         if not isinstance(citation, dict):
@@ -227,9 +230,18 @@ def message_view(message: StoredMessage, links: dict[int, str], title: str = "Vi
         "created_at": message.created_at.isoformat(),
         "citations": citations,
         "grounding": grounding(message.audit, links) if message.role == "ai" else None,
+        "feedback": feedback,
     }
 
 
 def message_views(messages: list[StoredMessage], title: str) -> list[dict[str, Any]]:
     links = source_links(messages)
-    return [message_view(m, links, title) for m in messages]
+    answers = [m for m in messages if m.role == "ai"]
+    verdicts: dict[int, bool] = {}
+    if answers:
+        verdicts = dict(
+            AnswerFeedback.objects.filter(
+                conversation_id=answers[0].conversation_id, seq__in=[m.seq for m in answers]
+            ).values_list("seq", "helpful")
+        )
+    return [message_view(m, links, title, verdicts.get(m.seq)) for m in messages]

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from apps.accounts.models import Role, User
@@ -229,8 +230,14 @@ def test_agent_pages_show_the_last_30_days(alpha: Any, owner_client: Any, help_k
                 completion_tokens=20,
                 latency_ms=30,
             )
+        today = timezone.now().date()
+        for helpful in (True, True, True, False):
+            agent_services.agent_feedback_count(agent_id=agent.pk, channel="widget", helpful=helpful, day=today)
     page = owner_client.get(f"/dashboard/agents/{agent.pk}/").content.decode()
     section = page.split('id="performance"')[1].split("</section>")[0]
+    assert re.search(
+        r'id="perf-helpful"><span class="n">75%</span> found helpful by visitors \(3 of 4 verdicts\)', section
+    )
     assert re.search(r'id="perf-turns"><span class="n">5</span> AI turns', section)
     assert re.search(r'id="perf-answered"><span class="n">60%</span> answered \(3\)', section)
     assert "1 for want of knowledge</a>" in section and re.search(r'id="perf-escalated"><span class="n">20%', section)

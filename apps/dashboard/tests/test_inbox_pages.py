@@ -224,6 +224,7 @@ def test_conversation_shows_transcript_with_grounding_contact_and_rating(
                 conversation_id=conversation.pk, role="visitor", text="How long does standard shipping take?"
             )
         conversations.conversation_rate(conversation_id=conversation.pk, rating=4, comment="Quick answer")
+        conversations.answer_feedback(conversation_id=conversation.pk, seq=2, helpful=True)
     messages = _transcript(alpha, conversation.pk)
     assert [m.role for m in messages] == ["visitor", "ai"]
 
@@ -241,6 +242,7 @@ def test_conversation_shows_transcript_with_grounding_contact_and_rating(
     )
     assert f'href="/dashboard/contacts/{contact.pk}/"' in body and "Dana Visitor" in body
     assert "4/5" in body and "Quick answer" in body
+    assert '<p class="visitor-feedback" data-helpful="true"><small>The visitor found this answer helpful' in body
     assert '<dt class="attr">email</dt><dd class="attr">dana@example.com</dd>' in body
     assert 'id="conv-owner">AI agent<' in body and 'id="composer"' in body
     assert f'data-messages-url="/dashboard/inbox/{conversation.pk}/messages.json"' in body
@@ -250,6 +252,7 @@ def test_conversation_shows_transcript_with_grounding_contact_and_rating(
     assert [m["seq"] for m in data["messages"]] == [1, 2] and data["has_more"] is False
     ai = data["messages"][1]
     assert ai["role"] == "ai" and ai["citations"][0]["title"] == "Shipping times"
+    assert (ai["feedback"], data["messages"][0]["feedback"]) == (True, None)
     assert ai["citations"][0]["href"].startswith("/dashboard/knowledge/")
     g = ai["grounding"]
     assert g["decision"] == "answered" and g["prompt_version"] == 1 and g["model"] == "offline-extractive"
