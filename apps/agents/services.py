@@ -15,7 +15,7 @@ from django.utils import timezone
 from apps.accounts.models import Role
 from apps.accounts.services import Actor
 from apps.audit.services import audit_action
-from apps.knowledge.models import KnowledgeBase
+from apps.knowledge.models import KnowledgeBase, Source
 from syntera.errors import ApplicationError
 
 from . import credentials
@@ -227,6 +227,62 @@ def knowledge_gap_dismiss(*, editor: Actor, gap: KnowledgeGap) -> None:
     gap.dismissed_at = timezone.now()
     gap.save(update_fields=["dismissed_at"])
     audit_action(editor, "agents.knowledge_gap_dismissed", gap, {"agent_id": gap.agent_id, "count": gap.count})
+
+
+ANSWERED_FAQ_TITLE = "Answered questions"
+
+
+def knowledge_gap_answer(
+    *, editor: Actor, gap: KnowledgeGap, answer: str, question: str = "", knowledge_base_id: int | None = None
+) -> Source:
+    """Write the answer to an unanswered question into the agent's knowledge: a question and
+    answer added to the "Answered questions" FAQ of one of the agent's knowledge bases (made
+    on first use; the first of them unless `knowledge_base_id` says which), indexed again at
+    once; the gap is then dismissed until it is asked again."""
+    from apps.knowledge import services as knowledge
+
+    _require_admin(editor)
+    bases = list(gap.agent.knowledge_bases.order_by("pk"))
+    if not bases:
+        raise ApplicationError(
+            "This agent has no knowledge base to write the answer into; attach one first.",
+            code="no_knowledge_base",
+        )
+    kb = next((b for b in bases if b.pk == knowledge_base_id), None) if knowledge_base_id is not None else bases[0]
+    if kb is None:
+        raise ApplicationError(
+            "Answers go into one of the agent's own knowledge bases.",
+            fields={"knowledge_base": ["Not a knowledge base of this agent."]},
+        )
+    entry = {"question": " ".join((question or gap.question).split()), "answer": (answer or "").strip()}
+    if not entry["answer"]:
+        raise ApplicationError("Write the answer.", fields={"answer": ["Required."]})
+    with transaction.atomic():
+        faq = (
+            Source.objects.select_for_update()
+            .filter(knowledge_base=kb, type=Source.Type.FAQ, title=ANSWERED_FAQ_TITLE)
+            .order_by("pk")
+            .first()
+        )
+        if faq is None:
+            faq = knowledge.source_add_faq(editor=editor, kb=kb, entries=[entry], title=ANSWERED_FAQ_TITLE)
+        else:
+            # The same question answered again replaces its earlier answer.
+            kept = [
+                {"question": e.question, "answer": e.answer}
+                for e in faq.faq_entries.all()
+                if e.question.casefold() != entry["question"].casefold()
+            ]
+            faq = knowledge.faq_replace_entries(editor=editor, source=faq, entries=[*kept, entry])
+        gap.dismissed_at = timezone.now()
+        gap.save(update_fields=["dismissed_at"])
+        audit_action(
+            editor,
+            "agents.knowledge_gap_answered",
+            gap,
+            {"agent_id": gap.agent_id, "count": gap.count, "knowledge_base_id": kb.pk, "source_id": faq.pk},
+        )
+    return faq
 
 
 # --- performance ----------------------------------------------------------------------------

@@ -50,6 +50,11 @@ urlpatterns = [
         name="dashboard-agent-gap-dismiss",
     ),
     path(
+        "dashboard/agents/<int:agent_id>/gaps/<int:gap_id>/answer/",
+        agent_views.knowledge_gap_answer,
+        name="dashboard-agent-gap-answer",
+    ),
+    path(
         "dashboard/agents/<int:agent_id>/versions/<int:number>/restore/",
         agent_views.agent_version_restore,
         name="dashboard-agent-version-restore",

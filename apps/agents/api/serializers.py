@@ -203,3 +203,20 @@ class StatsOutput(serializers.Serializer):
     totals = StatsRow()
     by_day = StatsDay(many=True)
     by_channel = StatsChannel(many=True)
+
+
+class GapAnswerInput(serializers.Serializer):
+    answer = serializers.CharField(max_length=20000, help_text="What the agent should say.")
+    question = serializers.CharField(
+        max_length=1000, required=False, allow_blank=True, default="", help_text="Defaults to the question as asked."
+    )
+    knowledge_base = serializers.IntegerField(
+        required=False, allow_null=True, default=None, help_text="One of the agent's; defaults to its first."
+    )
+
+
+class GapAnswerOutput(serializers.Serializer):
+    source_id = serializers.IntegerField()
+    knowledge_base = serializers.IntegerField()
+    title = serializers.CharField()
+    entries = serializers.IntegerField()

@@ -19,6 +19,11 @@ urlpatterns = [
         views.KnowledgeGapDetailView.as_view(),
         name="api-agent-gap",
     ),
+    path(
+        "agents/<int:agent_id>/knowledge-gaps/<int:gap_id>/answer",
+        views.KnowledgeGapAnswerView.as_view(),
+        name="api-agent-gap-answer",
+    ),
     path("llm-credentials/", views.CredentialListView.as_view(), name="api-llm-credentials"),
     path("llm-credentials/<str:provider>", views.CredentialDetailView.as_view(), name="api-llm-credential"),
     path("ai-usage", views.UsageView.as_view(), name="api-ai-usage"),

@@ -126,6 +126,31 @@ class AgentStatsView(AgentsView):
         return Response(s.StatsOutput(agent_performance(agent, days=query.validated_data["days"])).data)
 
 
+class KnowledgeGapAnswerView(AgentsView):
+    """Answer an unanswered question: a question and answer in the agent's knowledge (its
+    "Answered questions" FAQ), indexed at once; the question is dismissed."""
+
+    @extend_schema(request=s.GapAnswerInput, responses={201: s.GapAnswerOutput})
+    def post(self, request: Request, agent_id: int, gap_id: int) -> Response:
+        gap = get_object_or_404(KnowledgeGap, pk=gap_id, agent_id=agent_id)
+        data = s.GapAnswerInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        faq = services.knowledge_gap_answer(
+            editor=actor_for(request),
+            gap=gap,
+            answer=data.validated_data["answer"],
+            question=data.validated_data["question"],
+            knowledge_base_id=data.validated_data["knowledge_base"],
+        )
+        body = {
+            "source_id": faq.pk,
+            "knowledge_base": faq.knowledge_base_id,
+            "title": faq.title,
+            "entries": faq.faq_entries.count(),
+        }
+        return Response(s.GapAnswerOutput(body).data, status=status.HTTP_201_CREATED)
+
+
 class AgentVersionRestoreView(AgentsView):
     """Put back the settings of an earlier prompt version; they become the newest version."""
 

@@ -128,14 +128,16 @@ def has_markup(text: str) -> bool:
 _SPLIT = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])|\n+")
 _REFERENCE_NUMBER = re.compile(r"\s*\[\s*\d+\s*\]")  # the source's own footnote marks, not ours
 _BULLET = re.compile(r"^\s*(?:[-*•·–—>]+|\d{1,2}[.)])\s+")
+_FAQ_LABEL = re.compile(r"^(?:Q|A):\s+")  # an FAQ chunk's "Q: ..." / "A: ..." lines (apps/knowledge)
 _SPACE_BEFORE_PUNCT = re.compile(r"\s+([,.;:!?)])")
 _SPACE_AFTER_OPEN = re.compile(r"([(])\s+")
 
 
 def clean_sentence(text: str) -> str:
-    """Stray whitespace removed, bullet marks and bracketed reference numbers dropped."""
+    """Stray whitespace removed; bullet marks, FAQ labels and bracketed reference numbers
+    dropped (an FAQ's question then equals its chunk heading, so only its answer is quoted)."""
     text = _REFERENCE_NUMBER.sub("", text)
-    text = _BULLET.sub("", " ".join(text.split()))
+    text = _FAQ_LABEL.sub("", _BULLET.sub("", " ".join(text.split())))
     text = _SPACE_BEFORE_PUNCT.sub(r"\1", text)
     return _SPACE_AFTER_OPEN.sub(r"\1", text).strip()
 

@@ -152,6 +152,41 @@ def test_knowledge_gaps_are_listed_and_dismissed(
     assert [g["question"] for g in dismissed] == ["Do you ship to Mars?"] and dismissed[0]["dismissed_at"]
 
 
+def test_a_knowledge_gap_is_answered_into_the_agents_knowledge(
+    api: Any, help_kb: int, alpha: Any, api_for: Any, make_member: Any, jwt_for: Any, beta: Any
+) -> None:
+    from django_tenants.utils import schema_context
+
+    from apps.agents import services
+    from apps.agents.models import Agent
+
+    agent = _agent(api, help_kb)
+    with schema_context(alpha.schema):
+        gap = services.knowledge_gap_record(
+            agent=Agent.objects.get(pk=agent["id"]), question="Do you ship to Mars?", unknown_words=["mars"]
+        )
+    url = f"/api/v1/agents/{agent['id']}/knowledge-gaps/{gap.pk}/answer"
+    for bad in ({}, {"answer": ""}, {"answer": "x" * 20001}, {"answer": "Yes.", "knowledge_base": help_kb + 999}):
+        refused = api.post(url, bad, format="json")
+        assert refused.status_code == 400 and refused.json()["error"]["fields"], bad
+    viewer, _ = make_member(alpha, "viewer")
+    assert (
+        api_for(alpha.host, jwt_for(alpha, viewer.email)).post(url, {"answer": "Yes."}, format="json").status_code
+        == 403
+    )
+    assert api_for(beta.host, beta.api_key).post(url, {"answer": "Yes."}, format="json").status_code == 404
+    assert api.post(f"/api/v1/agents/{agent['id']}/knowledge-gaps/999999/answer", {"answer": "Yes."}).status_code == 404
+    created = api.post(url, {"answer": "Not yet: we ship within the EU only."}, format="json")
+    assert created.status_code == 201, created.content
+    body = created.json()
+    assert (body["knowledge_base"], body["title"], body["entries"]) == (help_kb, "Answered questions", 1)
+    source = api.get(f"/api/v1/knowledge-bases/{help_kb}/sources/{body['source_id']}/").json()
+    assert source["type"] == "faq" and source["status"] == "ready"
+    assert api.get(f"/api/v1/agents/{agent['id']}/knowledge-gaps/").json()["results"] == []  # dismissed
+    reply = _ask(api, agent["id"], "Do you ship to Mars?")
+    assert reply["decision"] == "answered" and "EU only" in reply["text"] and "Mars?" not in reply["text"]
+
+
 def test_agent_stats_count_the_turns_visitors_got_per_day_and_channel(
     api: Any, help_kb: int, alpha: Any, api_for: Any, make_member: Any, jwt_for: Any, beta: Any
 ) -> None:

@@ -130,6 +130,51 @@ def test_questions_the_knowledge_cannot_answer_are_counted_as_gaps(agent: Any, o
     assert (gap.count, gap.dismissed_at) == (4, None)
 
 
+def test_answering_a_knowledge_gap_teaches_the_agent(
+    agent: Any, owner: Any, help_kb: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    """Staff write the answer to a question the agent could not answer: it joins the agent's
+    knowledge as an FAQ entry, is indexed, and the next visitor asking gets it, cited."""
+    from apps.accounts.models import Role
+    from apps.accounts.services import Actor
+    from apps.agents.models import KnowledgeGap
+    from apps.agents.services import knowledge_gap_answer
+    from apps.knowledge.models import Source
+    from syntera.errors import ApplicationError
+
+    question = "Do you ship to Antarctica?"
+    assert _turn(agent, owner, question, channel="widget").decision == "abstained"
+    gap = KnowledgeGap.objects.get(agent=agent)
+    viewer = Actor(tenant=owner.tenant, role=Role.VIEWER, user=owner.user, label="viewer")
+    for editor, kwargs in (
+        (viewer, {"answer": "Yes."}),
+        (owner, {"answer": "   "}),
+        (owner, {"answer": "Yes.", "knowledge_base_id": help_kb.pk + 1000}),  # not the agent's
+    ):
+        with pytest.raises(ApplicationError):
+            knowledge_gap_answer(editor=editor, gap=gap, **kwargs)
+    assert not Source.objects.filter(type=Source.Type.FAQ).exists()
+    answer = "Yes: we ship to research stations in Antarctica twice a year, in January and in July."
+    with django_capture_on_commit_callbacks(execute=True):
+        faq = knowledge_gap_answer(editor=owner, gap=gap, answer=answer)
+    faq.refresh_from_db()
+    assert (faq.title, faq.knowledge_base_id, faq.status) == ("Answered questions", help_kb.pk, "ready")
+    gap.refresh_from_db()
+    assert gap.dismissed_at is not None
+    reply = _turn(agent, owner, question, channel="widget")
+    assert reply.decision == "answered" and "twice a year" in reply.text
+    assert "Antarctica?" not in reply.text and "A:" not in reply.text  # the answer, not the FAQ's labels
+    assert [c.title for c in reply.citations] == ["Answered questions"]
+    # A second answer joins the same FAQ; answering the same question again replaces it.
+    with django_capture_on_commit_callbacks(execute=True):
+        knowledge_gap_answer(editor=owner, gap=gap, question="Do you ship to Mars?", answer="Not yet.")
+        knowledge_gap_answer(editor=owner, gap=gap, answer="Yes, every January.")
+    assert [(e.question, e.answer) for e in faq.faq_entries.all()] == [
+        ("Do you ship to Mars?", "Not yet."),
+        (question, "Yes, every January."),
+    ]
+
+
 def test_every_turn_that_reaches_a_visitor_is_counted_on_the_agent(agent: Any, owner: Any) -> None:
     """The agent's performance: turns by decision and channel, tokens and time; the test chat
     (a dry run) is not counted."""

@@ -7,6 +7,7 @@ from .pages import (
     agents,
     ai_credential_delete,
     ai_settings,
+    knowledge_gap_answer,
     knowledge_gap_dismiss,
 )
 from .test_chat import agent_test, agent_test_turn
@@ -20,5 +21,6 @@ __all__ = [
     "agents",
     "ai_credential_delete",
     "ai_settings",
+    "knowledge_gap_answer",
     "knowledge_gap_dismiss",
 ]

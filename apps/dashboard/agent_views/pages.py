@@ -169,6 +169,30 @@ def knowledge_gap_dismiss(request: HttpRequest, agent_id: int, gap_id: int) -> H
     return redirect(f"{reverse('dashboard-agent', args=[agent_id])}#gaps")
 
 
+@require_POST
+@member_required(Role.ADMIN)
+def knowledge_gap_answer(request: HttpRequest, agent_id: int, gap_id: int) -> HttpResponse:
+    gap = get_object_or_404(KnowledgeGap, pk=gap_id, agent_id=agent_id)
+    raw_kb = request.POST.get("knowledge_base", "")
+    try:
+        faq = services.knowledge_gap_answer(
+            editor=_actor(request),
+            gap=gap,
+            answer=request.POST.get("answer", "")[:20000],
+            question=request.POST.get("question", "")[:1000],
+            knowledge_base_id=int(raw_kb) if raw_kb.isdigit() and len(raw_kb) < 10 else None,
+        )
+    except ApplicationError as exc:
+        messages.error(request, f"The answer was not saved: {exc.detail}")
+    else:
+        messages.success(
+            request,
+            f"Answer added to \u201c{faq.title}\u201d in {faq.knowledge_base.name}; "
+            "the agent uses it as soon as it is indexed.",
+        )
+    return redirect(f"{reverse('dashboard-agent', args=[agent_id])}#gaps")
+
+
 def _provider_label(provider: str) -> str:
     return dict(Agent.Provider.choices).get(provider, provider)
 

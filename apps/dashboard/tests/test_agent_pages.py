@@ -211,6 +211,37 @@ def test_agent_page_lists_unanswered_questions_and_dismisses_them(alpha: Any, ow
     assert owner_client.post(f"/dashboard/agents/{agent.pk}/gaps/999999/dismiss/").status_code == 404
 
 
+def test_an_unanswered_question_is_answered_from_the_agent_page(
+    alpha: Any, owner_client: Any, help_kb: int, make_member: Any, login: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    from apps.agents import services as agent_services
+    from apps.knowledge.models import Source
+
+    with schema_context(alpha.schema):
+        agent = Agent.objects.create(name="Gaps")
+        agent.knowledge_bases.set([help_kb])
+        gap = agent_services.knowledge_gap_record(agent=agent, question="Do you gift wrap?", unknown_words=["gift"])
+    page = owner_client.get(f"/dashboard/agents/{agent.pk}/").content.decode()
+    gaps = page.split('id="gaps"')[1].split("</section>")[0]
+    assert f'action="/dashboard/agents/{agent.pk}/gaps/{gap.pk}/answer/"' in gaps
+    assert 'name="question" value="Do you gift wrap?"' in gaps
+    url = f"/dashboard/agents/{agent.pk}/gaps/{gap.pk}/answer/"
+    viewer, _ = make_member(alpha, "viewer")
+    assert login(alpha, viewer.email).post(url, {"answer": "Yes."}).status_code == 403
+    refused = owner_client.post(url, {"answer": "  "}, follow=True).content.decode()
+    assert "The answer was not saved: Write the answer." in refused
+    with django_capture_on_commit_callbacks(execute=True):
+        done = owner_client.post(url, {"answer": "Yes, for 3 euros per parcel at checkout."}, follow=True)
+    assert "Answer added to “Answered questions” in Help centre" in done.content.decode()
+    assert "No unanswered questions." in done.content.decode().split('id="gaps"')[1].split("</section>")[0]
+    with schema_context(alpha.schema):
+        (faq,) = Source.objects.filter(type=Source.Type.FAQ)
+        assert [(e.question, e.answer) for e in faq.faq_entries.all()] == [
+            ("Do you gift wrap?", "Yes, for 3 euros per parcel at checkout.")
+        ]
+    assert owner_client.post(f"/dashboard/agents/{agent.pk}/gaps/999999/answer/", {"answer": "x"}).status_code == 404
+
+
 def test_agent_pages_show_the_last_30_days(alpha: Any, owner_client: Any, help_kb: int) -> None:
     """Staff see what each agent did: turns, the share answered, not answered (with those for
     want of knowledge) and handed over, time, tokens, a bar per day and a row per channel."""
