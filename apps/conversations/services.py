@@ -597,6 +597,9 @@ def answer_feedback(*, conversation_id: int, seq: int, helpful: bool) -> AnswerF
                 helpful=helpful,
                 day=feedback.updated_at.date(),
             )
+        event = {"type": "message.feedback", "conversation": conversation.pk, "seq": seq, "helpful": helpful}
+        schema = _schema()
+        transaction.on_commit(lambda: _publish(staff_group(schema), {"type": "staff.event", "event": event}))
     return feedback
 
 

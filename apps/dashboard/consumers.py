@@ -6,9 +6,10 @@ Refusals accept the handshake and close at once with a code the client can read:
 4401 not logged in, 4403 not a member; logout and removal close open sockets the same way.
 
 Server events (`staff.event` on the staff group: conversation.created, conversation.updated,
-message.created, visitor.typing) are forwarded as frames. They only wake the inbox up: the
-page re-reads the list or the transcript from the server, so a lost event costs a delay,
-never a wrong screen. Client frames besides `ping`: `typing` (a staff member is writing a
+message.created, visitor.typing, message.feedback) are forwarded as frames. They only wake the
+inbox up: the page re-reads the list or the transcript from the server, so a lost event costs
+a delay, never a wrong screen (message.feedback carries the verdict, which the transcript also
+shows when it is next loaded). Client frames besides `ping`: `typing` (a staff member is writing a
 reply: the visitor sees `{"type":"typing","role":"agent"}`) and `read` (mark a conversation
 read), both for the agent role and up. See docs/subsystems/realtime.md.
 

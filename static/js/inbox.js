@@ -358,14 +358,25 @@
       });
       li.appendChild(ol);
     }
-    if (m.feedback === true || m.feedback === false) {
-      var verdict = el("p", "visitor-feedback");
-      verdict.setAttribute("data-helpful", String(m.feedback));
-      verdict.appendChild(el("small", null, m.feedback ? "The visitor found this answer helpful" : "The visitor found this answer not helpful"));
-      li.appendChild(verdict);
-    }
+    if (m.feedback === true || m.feedback === false) li.appendChild(verdictEl(m.feedback));
     if (m.grounding) li.appendChild(groundingEl(m.grounding));
     return li;
+  }
+
+  function verdictEl(helpful) {
+    var verdict = el("p", "visitor-feedback");
+    verdict.setAttribute("data-helpful", String(helpful));
+    verdict.appendChild(el("small", null, "The visitor found this answer " + (helpful ? "helpful" : "not helpful")));
+    return verdict;
+  }
+
+  function showVerdict(list, seq, helpful) {
+    var li = list.querySelector("li.msg.ai[data-seq='" + Number(seq) + "']");
+    if (!li || typeof helpful !== "boolean") return;
+    var old = li.querySelector(".visitor-feedback");
+    var verdict = verdictEl(helpful);
+    if (old) li.replaceChild(verdict, old);
+    else li.insertBefore(verdict, li.querySelector("details.grounding"));
   }
 
   function conversationPage(root) {
@@ -475,6 +486,7 @@
       event: function (frame) {
         if (conversationIdOf(frame) !== id) return;
         if (frame.type === "visitor.typing") showTyping();
+        else if (frame.type === "message.feedback") showVerdict(list, frame.seq, frame.helpful);
         else fetchNew();
       },
     });

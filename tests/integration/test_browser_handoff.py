@@ -291,6 +291,15 @@ def test_a_visitor_asks_for_a_person_gets_one_and_rates_the_conversation(shop: S
         _reply_reaches_the_visitor(staff, visitor, REPLY)
         assert shop.staff not in (visitor.locator("#syn-log").text_content() or "")
 
+        # --- the visitor's verdict on the AI's message reaches the open transcript live ---------
+        ai_message = visitor.locator("#syn-log li.msg.ai[data-seq]").first
+        seq = ai_message.get_attribute("data-seq")
+        ai_message.locator(".feedback button[aria-label='Not helpful']").click()
+        ai_message.locator(".feedback[data-state='sent']").wait_for()
+        verdict = staff.locator(f"#transcript li.msg.ai[data-seq='{seq}'] .visitor-feedback")
+        verdict.wait_for()
+        assert verdict.text_content() == "The visitor found this answer not helpful"
+
         # --- staff resolve it; the widget asks for a rating at once -------------------------
         staff.select_option("#status-form select[name=status]", "resolved")
         staff.locator("#status-form button:has-text('Change status')").click()
