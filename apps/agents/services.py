@@ -15,6 +15,7 @@ from django.utils import timezone
 from apps.accounts.models import Role
 from apps.accounts.services import Actor
 from apps.audit.services import audit_action
+from apps.knowledge import services as knowledge
 from apps.knowledge.models import KnowledgeBase, Source
 from syntera.errors import ApplicationError
 
@@ -239,8 +240,6 @@ def knowledge_gap_answer(
     answer added to the "Answered questions" FAQ of one of the agent's knowledge bases (made
     on first use; the first of them unless `knowledge_base_id` says which), indexed again at
     once; the gap is then dismissed until it is asked again."""
-    from apps.knowledge import services as knowledge
-
     _require_admin(editor)
     bases = list(gap.agent.knowledge_bases.order_by("pk"))
     if not bases:

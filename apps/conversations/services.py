@@ -27,6 +27,8 @@ from django.utils import timezone
 
 from apps.accounts.models import Role
 from apps.accounts.services import Actor
+from apps.agents.models import Agent
+from apps.agents.services import agent_feedback_count
 from apps.audit.services import audit_action
 from apps.tenants.db import connection
 from syntera.errors import ApplicationError
@@ -557,9 +559,6 @@ def conversation_rate(*, conversation_id: int, rating: int, comment: str = "") -
 def answer_feedback(*, conversation_id: int, seq: int, helpful: bool) -> AnswerFeedback:
     """The visitor's verdict on the AI answer at `seq`: helpful or not. A second verdict on the
     same answer replaces the first; the answering agent's daily stats count the latest only."""
-    from apps.agents.models import Agent
-    from apps.agents.services import agent_feedback_count
-
     with transaction.atomic():
         conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
         found = get_store().after(schema=_schema(), conversation_id=conversation_id, after_seq=seq - 1, limit=1)
