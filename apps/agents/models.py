@@ -177,3 +177,31 @@ class AgentDailyStats(models.Model):
 
     def __str__(self) -> str:
         return f"{self.agent_id} {self.day} {self.channel}"
+
+
+class BatchTest(models.Model):
+    """A batch of questions put to an agent as a dry run (nothing stored as a conversation):
+    what it would answer to each, with sources, and whether it cited the source expected."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="batch_tests")
+    prompt_version = models.PositiveIntegerField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    # [{"question", "expected"}] as given; results: one entry per question answered so far.
+    questions = models.JSONField(default=list)
+    results = models.JSONField(default=list, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+    created_by_label = models.CharField(max_length=254, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Batch test {self.pk} of agent {self.agent_id}"

@@ -61,6 +61,11 @@ urlpatterns = [
     ),
     path("dashboard/agents/<int:agent_id>/test/", agent_views.agent_test, name="dashboard-agent-test"),
     path("dashboard/agents/<int:agent_id>/test/turn", agent_views.agent_test_turn, name="dashboard-agent-test-turn"),
+    path(
+        "dashboard/agents/<int:agent_id>/test/batch/<int:batch_id>/",
+        agent_views.agent_batch,
+        name="dashboard-agent-batch",
+    ),
     path("dashboard/ai/", agent_views.ai_settings, name="dashboard-ai-settings"),
     path(
         "dashboard/ai/<str:provider>/delete/",

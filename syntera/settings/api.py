@@ -63,6 +63,7 @@ SPECTACULAR_SETTINGS = {
         "LeadStatusEnum": "apps.crm.models.Lead.Status",
         "PresenceStatusEnum": ["online", "away", "offline"],
         "RoutingRuleHoursEnum": ["any", "open", "closed"],
+        "BatchTestStatusEnum": "apps.agents.models.BatchTest.Status",
     },
 }
 

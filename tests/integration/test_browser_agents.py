@@ -5,8 +5,9 @@ Drives: chromium → uvicorn → the knowledge pages (create a base, add a text 
 Celery worker ingests it while the page polls) → the agents pages (create an agent on that
 base) → the test chat page → its NDJSON turn endpoint streamed through uvicorn → the answer,
 its citation link, the retrieved passages, the decision, prompt version, tokens and latency
-rendered by static/js/test-chat.js → an off-topic question the agent abstains on. Document
-titles and the agent's name carry markup that must show as text.
+rendered by static/js/test-chat.js → an off-topic question the agent abstains on → a batch
+test from the same page, answered by the real worker while the run's page reloads until it
+is done. Document titles and the agent's name carry markup that must show as text.
 """
 
 from __future__ import annotations
@@ -104,7 +105,25 @@ def test_test_chat_answers_with_citations_then_abstains(live_stack: LiveStack, p
     page.screenshot(path=str(SCREENSHOT_DIR / "syntera-screenshot-test-chat.png"), full_page=True)
 
     # The citation leads to the article's knowledge base page.
+    test_path = re.sub(r"^https?://[^/]+", "", page.url)
     link.click()
     page.wait_for_url(live_stack.url(slug, kb_path))
     assert page.text_content("h1") == "Help centre"
+
+    # --- a batch test from the test chat page: the real worker answers, the page follows ----
+    page.goto(live_stack.url(slug, test_path))
+    page.fill("#batch-questions", f"How long does standard shipping take? | {ARTICLE_TITLE}\nWho won the World Cup?")
+    page.click("#batch-form button[type=submit]")
+    page.wait_for_url(re.compile(r".*/test/batch/\d+/$"))
+    page.wait_for_selector("#batch-status:text-is('Done')", timeout=90_000)  # the page reloads until done
+    rows = page.locator("#batch-results tr.result")
+    assert rows.count() == 2
+    assert [rows.nth(i).get_attribute("data-decision") for i in range(2)] == ["answered", "abstained"]
+    assert "3 to 5 business days" in (rows.nth(0).locator(".answer").text_content() or "")
+    assert rows.nth(0).locator(".sources a").text_content() == ARTICLE_TITLE  # markup shown as text
+    assert rows.nth(0).locator(".expected .badge").text_content() == "cited"
+    assert page.locator("#batch-matched .n").text_content() == "1 of 1"
+    page.screenshot(path=str(SCREENSHOT_DIR / "syntera-screenshot-batch-test.png"), full_page=True)
+    page.goto(live_stack.url(slug, test_path))
+    assert page.locator("#batches tbody tr").count() == 1
     assert real_problems(page) == []

@@ -3,9 +3,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from ..models import TOOL_NAMES, Agent, KnowledgeGap, PromptVersion, ProviderCredential
+from ..batch import batch_summary
+from ..models import TOOL_NAMES, Agent, BatchTest, KnowledgeGap, PromptVersion, ProviderCredential
 
 _VARIABLES = serializers.DictField(
     child=serializers.CharField(max_length=500, allow_blank=True), required=False, help_text="Template variables."
@@ -220,3 +222,67 @@ class GapAnswerOutput(serializers.Serializer):
     knowledge_base = serializers.IntegerField()
     title = serializers.CharField()
     entries = serializers.IntegerField()
+
+
+class BatchQuestion(serializers.Serializer):
+    question = serializers.CharField(max_length=1000)
+    expected = serializers.CharField(
+        max_length=300, required=False, allow_blank=True, default="", help_text="Title of the source to cite."
+    )
+
+
+class BatchInput(serializers.Serializer):
+    questions = serializers.ListField(child=BatchQuestion(), allow_empty=False, max_length=200)
+
+
+class BatchSummary(serializers.Serializer):
+    total = serializers.IntegerField()
+    done = serializers.IntegerField()
+    answered = serializers.IntegerField()
+    abstained = serializers.IntegerField()
+    escalate = serializers.IntegerField()
+    failed = serializers.IntegerField(help_text="Questions whose turn failed (quota, provider).")
+    expected = serializers.IntegerField(help_text="Questions given an expected source.")
+    matched = serializers.IntegerField(help_text="... whose answer cited it.")
+    avg_latency_ms = serializers.IntegerField(allow_null=True)
+
+
+class BatchResult(serializers.Serializer):
+    question = serializers.CharField()
+    expected = serializers.CharField()
+    decision = serializers.CharField(help_text="answered | abstained | escalate | error")
+    text = serializers.CharField()
+    citations = serializers.ListField(child=serializers.DictField())
+    matched = serializers.BooleanField(allow_null=True)
+    latency_ms = serializers.IntegerField(required=False)
+    error = serializers.CharField(required=False)
+
+
+class BatchOutput(serializers.ModelSerializer):
+    summary = serializers.SerializerMethodField()
+
+    class Meta:
+        model = BatchTest
+        fields = [
+            "id",
+            "agent",
+            "prompt_version",
+            "status",
+            "error",
+            "created_by_label",
+            "created_at",
+            "finished_at",
+            "summary",
+        ]
+
+    @extend_schema_field(BatchSummary)
+    def get_summary(self, obj: BatchTest) -> dict[str, Any]:
+        return batch_summary(obj)
+
+
+class BatchDetailOutput(BatchOutput):
+    questions = BatchQuestion(many=True)
+    results = BatchResult(many=True)
+
+    class Meta(BatchOutput.Meta):
+        fields = [*BatchOutput.Meta.fields, "questions", "results"]

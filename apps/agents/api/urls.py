@@ -24,6 +24,12 @@ urlpatterns = [
         views.KnowledgeGapAnswerView.as_view(),
         name="api-agent-gap-answer",
     ),
+    path("agents/<int:agent_id>/batch-tests/", views.BatchTestListView.as_view(), name="api-agent-batch-tests"),
+    path(
+        "agents/<int:agent_id>/batch-tests/<int:batch_id>",
+        views.BatchTestDetailView.as_view(),
+        name="api-agent-batch-test",
+    ),
     path("llm-credentials/", views.CredentialListView.as_view(), name="api-llm-credentials"),
     path("llm-credentials/<str:provider>", views.CredentialDetailView.as_view(), name="api-llm-credential"),
     path("ai-usage", views.UsageView.as_view(), name="api-ai-usage"),

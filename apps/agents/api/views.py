@@ -15,8 +15,8 @@ from rest_framework.views import APIView
 from apps.accounts.api.views import actor_for
 from apps.accounts.models import Role
 
-from .. import guardrails, services
-from ..models import Agent, KnowledgeGap, ProviderCredential, UsageCounter
+from .. import batch, guardrails, services
+from ..models import Agent, BatchTest, KnowledgeGap, ProviderCredential, UsageCounter
 from ..providers import PROVIDER_MODULES, Turn
 from ..runtime import TurnInput, answer_turn
 from ..selectors import agent_list, agent_performance, knowledge_gaps
@@ -149,6 +149,38 @@ class KnowledgeGapAnswerView(AgentsView):
             "entries": faq.faq_entries.count(),
         }
         return Response(s.GapAnswerOutput(body).data, status=status.HTTP_201_CREATED)
+
+
+class BatchTestListView(generics.ListCreateAPIView):  # type: ignore[type-arg]
+    """The agent's batch tests, newest first; POST queues one (staff of the agent role and up,
+    or a key with `agents:write`; each question spends the AI quota like a test turn)."""
+
+    scope_resource = "agents"
+    write_role = Role.AGENT
+    serializer_class = s.BatchOutput
+    ordering_fields = ["created_at"]
+    filterset_fields: list[str] = ["status"]
+
+    def get_queryset(self) -> QuerySet[BatchTest]:
+        if getattr(self, "swagger_fake_view", False):
+            return BatchTest.objects.none()
+        return get_object_or_404(Agent, pk=self.kwargs["agent_id"]).batch_tests.all()
+
+    @extend_schema(request=s.BatchInput, responses={202: s.BatchOutput})
+    def post(self, request: Request, agent_id: int) -> Response:
+        agent = get_object_or_404(Agent, pk=agent_id)
+        data = s.BatchInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        run = batch.batch_start(editor=actor_for(request), agent=agent, questions=data.validated_data["questions"])
+        return Response(s.BatchOutput(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+class BatchTestDetailView(AgentsView):
+    @extend_schema(responses={200: s.BatchDetailOutput})
+    def get(self, request: Request, agent_id: int, batch_id: int) -> Response:
+        """One batch test with every question's result so far."""
+        run = get_object_or_404(BatchTest, pk=batch_id, agent_id=agent_id)
+        return Response(s.BatchDetailOutput(run).data)
 
 
 class AgentVersionRestoreView(AgentsView):

@@ -187,6 +187,44 @@ def test_a_knowledge_gap_is_answered_into_the_agents_knowledge(
     assert reply["decision"] == "answered" and "EU only" in reply["text"] and "Mars?" not in reply["text"]
 
 
+def test_batch_tests_through_the_api(
+    api: Any, help_kb: int, alpha: Any, api_for: Any, make_member: Any, jwt_for: Any, beta: Any
+) -> None:
+    agent = _agent(api, help_kb)
+    url = f"/api/v1/agents/{agent['id']}/batch-tests/"
+    questions = [
+        {"question": "How long does standard shipping take?", "expected": "Shipping times"},
+        {"question": "Hi"},
+    ]
+    started = api.post(url, {"questions": questions}, format="json")
+    assert started.status_code == 202, started.content
+    run = started.json()
+    assert run["prompt_version"] == 1 and run["summary"]["total"] == 2
+    detail = api.get(f"{url[:-1]}/{run['id']}").json()  # eager Celery: already answered
+    assert detail["status"] == "done" and [r["decision"] for r in detail["results"]] == ["answered", "answered"]
+    assert detail["results"][0]["matched"] is True and detail["summary"]["matched"] == 1
+    assert [r["id"] for r in api.get(url).json()["results"]] == [run["id"]]
+    for bad in (
+        {},
+        {"questions": []},
+        {"questions": "How?"},
+        {"questions": [{"question": ""}]},
+        {"questions": [{"question": "x" * 1001}]},
+        {"questions": [{"question": "Why?"}] * 201},
+        {"questions": [{"expected": "Shipping times"}]},
+    ):
+        refused = api.post(url, bad, format="json")
+        assert refused.status_code == 400 and refused.json()["error"]["fields"], bad
+    viewer, _ = make_member(alpha, "viewer")
+    as_viewer = api_for(alpha.host, jwt_for(alpha, viewer.email))
+    assert as_viewer.get(url).status_code == 200
+    assert as_viewer.post(url, {"questions": questions}, format="json").status_code == 403
+    other = api_for(beta.host, beta.api_key)
+    assert other.get(url).status_code == 404 and other.get(f"{url[:-1]}/{run['id']}").status_code == 404
+    assert api.get(f"{url[:-1]}/999999").status_code == 404
+    assert len(api.get(url).json()["results"]) == 1  # nothing refused was queued
+
+
 def test_agent_stats_count_the_turns_visitors_got_per_day_and_channel(
     api: Any, help_kb: int, alpha: Any, api_for: Any, make_member: Any, jwt_for: Any, beta: Any
 ) -> None:

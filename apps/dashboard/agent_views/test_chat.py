@@ -14,16 +14,19 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.contrib import messages
 from django.core.exceptions import RequestDataTooBig
 from django.core.handlers.asgi import ASGIRequest
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from apps.accounts.models import Role
+from apps.agents import batch
 from apps.agents import selectors as agent_selectors
+from apps.agents.models import BatchTest
 from apps.agents.providers import Turn
 from apps.agents.runtime import Delta, TurnInput, TurnResult, run_turn
 from apps.knowledge.models import Source
@@ -31,7 +34,7 @@ from apps.tenants.db import connection
 from syntera.errors import ApplicationError
 
 from ..views import member_required
-from .pages import _can
+from .pages import _actor, _can
 
 logger = logging.getLogger(__name__)
 
@@ -39,10 +42,60 @@ NDJSON = "application/x-ndjson; charset=utf-8"
 MAX_TEST_MESSAGES = 100
 
 
+BATCHES_SHOWN = 10
+
+
 @member_required(Role.AGENT)
 def agent_test(request: HttpRequest, agent_id: int) -> HttpResponse:
     agent = get_object_or_404(agent_selectors.agent_list(), pk=agent_id)
-    return render(request, "dashboard/agent_test.html", {"agent": agent, "max_chars": settings.AGENT_MAX_INPUT_CHARS})
+    status = 200
+    questions = ""
+    if request.method == "POST":  # a batch test
+        questions = request.POST.get("questions", "")[: batch.MAX_QUESTIONS * (batch.MAX_QUESTION_CHARS + 320)]
+        try:
+            run = batch.batch_start(editor=_actor(request), agent=agent, questions=batch.parse_lines(questions))
+        except ApplicationError as exc:
+            messages.error(request, f"The batch test was not started: {exc.detail}")
+            status = 400
+        else:
+            return redirect("dashboard-agent-batch", agent_id=agent.pk, batch_id=run.pk)
+    context = {
+        "agent": agent,
+        "max_chars": settings.AGENT_MAX_INPUT_CHARS,
+        "batches": [(run, batch.batch_summary(run)) for run in agent.batch_tests.all()[:BATCHES_SHOWN]],
+        "questions": questions,
+        "max_questions": batch.MAX_QUESTIONS,
+    }
+    return render(request, "dashboard/agent_test.html", context, status=status)
+
+
+@member_required(Role.AGENT)
+def agent_batch(request: HttpRequest, agent_id: int, batch_id: int) -> HttpResponse:
+    run = get_object_or_404(BatchTest.objects.select_related("agent"), pk=batch_id, agent_id=agent_id)
+    bases = dict(Source.objects.filter(pk__in=_cited(run)).values_list("pk", "knowledge_base_id"))
+    rows = []
+    for result in run.results:
+        cited = [
+            {
+                **c,
+                "href": reverse("dashboard-knowledge-base", args=[bases[c["source_id"]]])
+                if c.get("source_id") in bases
+                else "",
+            }
+            for c in result.get("citations") or []
+        ]
+        rows.append({**result, "citations": cited})
+    pending = (
+        run.questions[len(run.results) :] if run.status in (BatchTest.Status.QUEUED, BatchTest.Status.RUNNING) else []
+    )
+    context = {"run": run, "agent": run.agent, "summary": batch.batch_summary(run), "rows": rows, "pending": pending}
+    return render(request, "dashboard/agent_batch.html", context)
+
+
+def _cited(run: BatchTest) -> set[int]:
+    return {
+        c["source_id"] for r in run.results for c in r.get("citations") or [] if isinstance(c.get("source_id"), int)
+    }
 
 
 def _line(event: dict[str, Any]) -> bytes:

@@ -242,6 +242,33 @@ def test_an_unanswered_question_is_answered_from_the_agent_page(
     assert owner_client.post(f"/dashboard/agents/{agent.pk}/gaps/999999/answer/", {"answer": "x"}).status_code == 404
 
 
+def test_a_batch_test_runs_from_the_test_chat_page(
+    alpha: Any, owner_client: Any, help_kb: int, make_member: Any, login: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    with schema_context(alpha.schema):
+        agent = agent_create(editor=_actor(alpha), name="Ava", knowledge_bases=[help_kb])
+    url = f"/dashboard/agents/{agent.pk}/test/"
+    refused = owner_client.post(url, {"questions": "\n  \n"})
+    assert refused.status_code == 400 and "The batch test was not started: Give at least one question." in (
+        refused.content.decode()
+    )
+    viewer, _ = make_member(alpha, "viewer")
+    assert login(alpha, viewer.email).post(url, {"questions": "Hi"}).status_code == 403
+    lines = f"How long does standard shipping take? | Shipping times\n{HOSTILE} can I return it?"
+    with django_capture_on_commit_callbacks(execute=True):  # the task runs once the request commits
+        started = owner_client.post(url, {"questions": lines})
+    assert started.status_code == 302 and re.fullmatch(rf"/dashboard/agents/{agent.pk}/test/batch/\d+/", started.url)
+    page = owner_client.get(started.url).content.decode()
+    assert 'id="batch-status">Done<' in page and '<meta http-equiv="refresh"' not in page
+    assert '<span class="n" id="batch-done">2</span> of 2 questions' in page
+    assert re.search(r'id="batch-matched"><span class="n">1 of 1</span> cited the expected source', page)
+    assert "3 to 5 business days" in page and '<span class="badge done">cited</span>' in page
+    assert "&lt;script&gt;" in page and HOSTILE not in page
+    listed = owner_client.get(url).content.decode()
+    row = re.search(r'<tr data-batch="\d+">.*?</tr>', listed, re.S)
+    assert row and "<td>2 of 2</td>" in row.group(0) and "<td>1 of 1</td>" in row.group(0)
+
+
 def test_agent_pages_show_the_last_30_days(alpha: Any, owner_client: Any, help_kb: int) -> None:
     """Staff see what each agent did: turns, the share answered, not answered (with those for
     want of knowledge) and handed over, time, tokens, a bar per day and a row per channel."""

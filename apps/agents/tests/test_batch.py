@@ -1,0 +1,119 @@
+"""Batch tests of an agent: many questions answered in the background as dry runs, with the
+expected source checked, progress kept per question, and the bad inputs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from apps.accounts.models import Role
+from apps.accounts.services import Actor
+from apps.agents import batch
+from apps.agents.models import BatchTest
+from apps.conversations.models import Conversation
+from apps.crm.models import Contact
+from syntera.errors import ApplicationError
+
+
+def test_parse_lines_reads_a_question_and_an_optional_expected_source() -> None:
+    text = "How long does shipping take? | Shipping times\n\n  Can I pay by invoice?  \n|\n"
+    assert batch.parse_lines(text) == [
+        {"question": "How long does shipping take?", "expected": "Shipping times"},
+        {"question": "Can I pay by invoice?", "expected": ""},
+    ]
+
+
+def test_a_batch_answers_every_question_and_checks_the_expected_source(
+    agent: Any, owner: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    questions = [
+        {"question": "How long does standard shipping take?", "expected": "Shipping times"},
+        {"question": "How do I reset my password?", "expected": "Returns policy"},  # cites another
+        {"question": "Do you ship to Antarctica?"},
+        {"question": "I want to talk to a human"},
+    ]
+    before = (Conversation.objects.count(), Contact.objects.count())
+    with django_capture_on_commit_callbacks(execute=True):  # the task runs (eager Celery)
+        run = batch.batch_start(editor=owner, agent=agent, questions=questions)
+    run.refresh_from_db()
+    assert (run.status, run.prompt_version, run.finished_at is not None) == ("done", agent.prompt_version, True)
+    decisions = [r["decision"] for r in run.results]
+    assert decisions == ["answered", "answered", "abstained", "escalate"]
+    first = run.results[0]
+    assert "3 to 5 business days" in first["text"] and first["citations"][0]["title"] == "Shipping times"
+    assert [r["matched"] for r in run.results] == [True, False, None, None]
+    summary = batch.batch_summary(run)
+    assert (summary["total"], summary["done"], summary["answered"], summary["expected"], summary["matched"]) == (
+        4,
+        4,
+        2,
+        2,
+        1,
+    )
+    assert summary["avg_latency_ms"] is not None
+    # Dry runs: no conversation, contact or knowledge gap was written, no stats counted.
+    assert (Conversation.objects.count(), Contact.objects.count()) == before
+    assert not agent.knowledge_gaps.exists() and not agent.daily_stats.exists()
+
+
+def test_a_failing_turn_is_recorded_and_the_batch_goes_on(
+    agent: Any, owner: Any, monkeypatch: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    """The quota runs out after the first question: the others say so, the run finishes."""
+    from apps.agents import guardrails
+
+    calls = {"n": 0}
+
+    def quota_check(tenant: object) -> None:
+        calls["n"] += 1
+        if calls["n"] > 1:
+            raise ApplicationError("The AI quota for today is used up.", code="quota_exceeded", status_code=429)
+
+    monkeypatch.setattr(guardrails, "quota_check", quota_check)
+    with django_capture_on_commit_callbacks(execute=True):
+        run = batch.batch_start(editor=owner, agent=agent, questions=[{"question": q} for q in ("Hi", "A?", "B?")])
+    run.refresh_from_db()
+    assert run.status == "done" and [r["decision"] for r in run.results] == ["answered", "error", "error"]
+    assert run.results[1]["error"] == "The AI quota for today is used up."
+    assert batch.batch_summary(run)["failed"] == 2
+
+
+def test_a_retried_task_goes_on_where_it_stopped(agent: Any, owner: Any) -> None:
+    run = BatchTest.objects.create(
+        agent=agent,
+        prompt_version=1,
+        questions=[{"question": "First?", "expected": ""}, {"question": "Can I return an item?", "expected": ""}],
+        results=[{"question": "First?", "expected": "", "decision": "answered", "text": "x", "citations": []}],
+        status="running",
+    )
+    assert batch.batch_execute(run.pk) == "done"
+    run.refresh_from_db()
+    assert len(run.results) == 2 and run.results[0]["text"] == "x" and "30 days" in run.results[1]["text"]
+    assert batch.batch_execute(run.pk) == "skipped" and batch.batch_execute(999_999) == "skipped"
+
+
+@pytest.mark.parametrize(
+    ("questions", "field"),
+    [
+        pytest.param([], "questions", id="none"),
+        pytest.param([{"question": "Why?"}] * 201, "questions", id="too-many"),
+        pytest.param([{"question": "   "}], "questions", id="blank"),
+        pytest.param([{"question": "x" * 1001}], "questions", id="too-long"),
+        pytest.param([{"question": "ok", "expected": "y" * 301}], "questions", id="expected-too-long"),
+    ],
+)
+def test_bad_batches_are_refused_and_nothing_is_queued(
+    agent: Any, owner: Any, questions: list[dict[str, str]], field: str
+) -> None:
+    with pytest.raises(ApplicationError) as refused:
+        batch.batch_start(editor=owner, agent=agent, questions=questions)
+    assert field in refused.value.fields
+    assert not BatchTest.objects.exists()
+
+
+def test_viewers_cannot_start_a_batch(agent: Any, owner: Any) -> None:
+    viewer = Actor(tenant=owner.tenant, role=Role.VIEWER, user=owner.user, label="viewer")
+    with pytest.raises(ApplicationError) as refused:
+        batch.batch_start(editor=viewer, agent=agent, questions=[{"question": "Hi"}])
+    assert refused.value.status_code == 403
