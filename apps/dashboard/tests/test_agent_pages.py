@@ -579,14 +579,19 @@ def test_another_tenants_agent_and_contact_ids_are_not_found(
         contact = crm.contact_create(actor=_actor(beta), name="canary-beta contact")
         while contact.pk in alpha_contacts:
             contact = crm.contact_create(actor=_actor(beta), name="canary-beta contact")
+        from apps.agents.models import BatchTest
+
+        run = BatchTest.objects.create(agent_id=agent_id, prompt_version=1, questions=[{"question": "canary-beta?"}])
     for path in (
         f"/dashboard/agents/{agent_id}/",
         f"/dashboard/agents/{agent_id}/test/",
+        f"/dashboard/agents/{agent_id}/test/batch/{run.pk}/",
         f"/dashboard/contacts/{contact.pk}/",
     ):
         response = owner_client.get(path)
         assert response.status_code == 404 and b"canary-beta" not in response.content, path
     assert owner_client.post(f"/dashboard/agents/{agent_id}/delete/").status_code == 404
+    assert owner_client.post(f"/dashboard/agents/{agent_id}/test/", {"questions": "canary-beta?"}).status_code == 404
     assert owner_client.post(f"/dashboard/contacts/{contact.pk}/delete/").status_code == 404
     assert owner_client.post(f"/dashboard/contacts/{contact.pk}/", {"form": "erase_all"}).status_code == 404
     response, lines, _ = _turn(owner_client, agent_id, "canary-beta?")
