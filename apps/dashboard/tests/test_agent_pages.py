@@ -3,6 +3,7 @@ page shows, the roles, the test chat's NDJSON stream, hostile text, other tenant
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from collections.abc import Iterator
@@ -264,7 +265,15 @@ def test_a_batch_test_runs_from_the_test_chat_page(
     assert re.search(r'id="batch-matched"><span class="n">1 of 1</span> cited the expected source', page)
     assert "3 to 5 business days" in page and '<span class="badge done">cited</span>' in page
     assert "&lt;script&gt;" in page and HOSTILE not in page
+    again = re.search(
+        r'<form method="post" action="([^"]+)" id="batch-again">.*?name="questions" value="([^"]*)"', page, re.S
+    )
+    assert again and again.group(1) == url
+    assert html.unescape(again.group(2)).splitlines() == lines.splitlines()  # the same questions, again
+    with django_capture_on_commit_callbacks(execute=True):
+        assert owner_client.post(url, {"questions": html.unescape(again.group(2))}).status_code == 302
     listed = owner_client.get(url).content.decode()
+    assert listed.count("<tr data-batch=") == 2
     row = re.search(r'<tr data-batch="\d+">.*?</tr>', listed, re.S)
     assert row and "<td>2 of 2</td>" in row.group(0) and "<td>1 of 1</td>" in row.group(0)
 
