@@ -1,5 +1,6 @@
 """Agents in the tenant admin (apps/dashboard/admin_site.py): read-only views of the tenant's
-agents, prompt versions, provider credentials and AI usage. Changes go through the dashboard
+agents, prompt versions, provider credentials, AI usage, unanswered questions, daily
+performance and batch tests. Changes go through the dashboard
 and the API, where the services version prompts and audit every write.
 
 A provider credential's encrypted key is never shown, not even encrypted; `key_hint` is.
@@ -11,7 +12,7 @@ from django.contrib import admin
 
 from apps.dashboard.admin_site import TenantScopedAdmin, tenant_admin_site
 
-from .models import Agent, PromptVersion, ProviderCredential, UsageCounter
+from .models import Agent, AgentDailyStats, BatchTest, KnowledgeGap, PromptVersion, ProviderCredential, UsageCounter
 
 
 @admin.register(Agent, site=tenant_admin_site)
@@ -42,3 +43,29 @@ class UsageCounterAdmin(TenantScopedAdmin):
     tenant_field = None
     list_display = ["day", "requests", "prompt_tokens", "completion_tokens"]
     date_hierarchy = "day"
+
+
+@admin.register(KnowledgeGap, site=tenant_admin_site)
+class KnowledgeGapAdmin(TenantScopedAdmin):
+    tenant_field = None
+    list_display = ["question", "agent", "count", "channel", "last_asked_at", "dismissed_at"]
+    list_filter = ["agent", "channel"]
+    list_select_related = ["agent"]
+    search_fields = ["question"]
+
+
+@admin.register(AgentDailyStats, site=tenant_admin_site)
+class AgentDailyStatsAdmin(TenantScopedAdmin):
+    tenant_field = None
+    list_display = ["day", "agent", "channel", "turns", "answered", "abstained", "escalated", "helpful", "unhelpful"]
+    list_filter = ["agent", "channel"]
+    list_select_related = ["agent"]
+    date_hierarchy = "day"
+
+
+@admin.register(BatchTest, site=tenant_admin_site)
+class BatchTestAdmin(TenantScopedAdmin):
+    tenant_field = None
+    list_display = ["id", "agent", "prompt_version", "status", "created_by_label", "created_at", "finished_at"]
+    list_filter = ["agent", "status"]
+    list_select_related = ["agent"]

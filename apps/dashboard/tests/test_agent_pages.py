@@ -622,6 +622,9 @@ def test_tenant_admin_shows_agents_and_crm_but_never_the_key(alpha: Any, owner_c
         "/admin/agents/promptversion/": "Admin-listed agent",
         "/admin/agents/providercredential/": "…9876",
         "/admin/agents/usagecounter/": "Usage counters",
+        "/admin/agents/knowledgegap/": "Knowledge gaps",
+        "/admin/agents/agentdailystats/": "Agent daily stats",
+        "/admin/agents/batchtest/": "Batch tests",
         "/admin/crm/contact/": "Admin-listed contact",
         "/admin/crm/lead/": "Leads",
     }
