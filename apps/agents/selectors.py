@@ -47,11 +47,11 @@ def _sum(rows: list[AgentDailyStats]) -> dict[str, int]:
     return out
 
 
-def agent_performance(agent: Agent, *, days: int = 30, today: date | None = None) -> dict[str, Any]:
+def agent_performance(agent: Agent, *, days: int = 30) -> dict[str, Any]:
     """The agent's last `days` days (UTC, today included): totals with rates, every day (days
     without turns as zeros, oldest first) and every channel (busiest first)."""
     days = max(1, min(days, STATS_MAX_DAYS))
-    until = today or timezone.now().date()
+    until = timezone.now().date()
     since = until - timedelta(days=days - 1)
     rows = list(AgentDailyStats.objects.filter(agent=agent, day__gte=since, day__lte=until))
     per_day: dict[date, list[AgentDailyStats]] = defaultdict(list)
