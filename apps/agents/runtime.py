@@ -55,7 +55,8 @@ class TurnInput:
     """A conversation as the runtime sees it. `turns` are the turns not yet folded into
     `summary`, oldest first, ending with the visitor's message. `abstentions` counts the AI's
     consecutive abstentions before this turn. `dry_run` (the test chat) writes nothing: no
-    contact memory, no leads."""
+    contact memory, no leads. `for_staff`: a draft for a person already in the conversation,
+    so no hand-over trigger applies (a topic a guidance rule declines is still declined)."""
 
     turns: list[Turn]
     summary: str = ""
@@ -65,6 +66,7 @@ class TurnInput:
     visitor_turns: int = 0  # the visitor's messages in the whole conversation (0: count `turns`)
     channel: str = "test"
     dry_run: bool = False
+    for_staff: bool = False
 
 
 @dataclass(frozen=True)
@@ -276,7 +278,9 @@ def run_turn(*, agent: Agent, tenant: Any, conversation: TurnInput) -> Iterator[
     restrictions = guidance.restrictions(list(agent.guidance_rules or []))
     restricted = guidance.violated(restrictions, latest.text)
     trigger = None
-    if policy.get("on_request", True) and escalation.wants_human(latest.text):
+    if conversation.for_staff:
+        pass
+    elif policy.get("on_request", True) and escalation.wants_human(latest.text):
         trigger = "the visitor asked for a human"
     elif restricted is not None and restricted.hand_over:
         trigger = f"guidance rule: {restricted.rule}"
@@ -472,7 +476,7 @@ def run_turn(*, agent: Agent, tenant: Any, conversation: TurnInput) -> Iterator[
 
     # The knowledge had no answer (not a rule, a failure or a leak): a gap worth writing up.
     unanswered = decision == "abstained" and reason in (BELOW_THRESHOLD, UNCITED)
-    limit = escalation.abstention_limit(policy)
+    limit = 0 if conversation.for_staff else escalation.abstention_limit(policy)
     if decision == "abstained" and limit and conversation.abstentions + 1 >= limit:
         decision = "escalate"
         reason = f"the AI could not answer {conversation.abstentions + 1} times in a row"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import re
 import secrets
 import threading
 from collections.abc import Iterator, Sequence
@@ -612,6 +613,20 @@ def conversation_delete(*, actor: Actor, conversation: Conversation) -> None:
 # --- the AI's turn ---------------------------------------------------------------------------
 
 
+def _turn_input(conversation: Conversation, turns: list[Any], **extra: Any) -> Any:
+    """The runtime's view of the conversation (`apps.agents.runtime.TurnInput`)."""
+    from apps.agents.runtime import TurnInput
+
+    return TurnInput(
+        turns=turns,
+        summary=conversation.summary,
+        contact=conversation.contact,
+        attributes=dict(conversation.attributes),
+        channel=conversation.channel,
+        **extra,
+    )
+
+
 def _turns_for(conversation: Conversation) -> list[Any]:
     from apps.agents.providers import Turn
 
@@ -635,12 +650,51 @@ def _turns_for(conversation: Conversation) -> list[Any]:
     return merged
 
 
+_CITATION_MARK = re.compile(r"\s*\[\d+\]")
+
+
+def reply_suggestion(*, actor: Actor, conversation: Conversation) -> dict[str, Any]:
+    """A draft reply for staff: the conversation's AI agent answers the visitor's latest
+    message from its knowledge, as a dry run (nothing is stored or sent; it counts against the
+    AI quota). `text` is empty unless the agent answered; its citation marks are dropped (the
+    sources come in `citations`)."""
+    from apps.agents.escalation import wants_human
+    from apps.agents.runtime import answer_turn
+
+    _require(actor, Role.AGENT)
+    agent = conversation.agent or conversation.inbox.agent
+    if agent is None:
+        raise ApplicationError("This conversation has no AI agent to draft a reply.", code="no_agent")
+    turns = _turns_for(conversation)
+    while turns and turns[-1].role != "user":
+        turns.pop()
+    # "Can I talk to a person?" is what brought staff here; the draft answers the question
+    # before it, when there is one.
+    earlier = [i for i, t in enumerate(turns[:-1]) if t.role == "user"]
+    if turns and earlier and wants_human(turns[-1].text):
+        turns = turns[: earlier[-1] + 1]
+    if not turns:
+        raise ApplicationError("The visitor has not written anything to answer yet.", code="nothing_to_answer")
+    result = answer_turn(
+        agent=agent,
+        tenant=connection.tenant,
+        conversation=_turn_input(conversation, turns, dry_run=True, for_staff=True),
+    )
+    answered = result.decision == "answered"
+    return {
+        "text": _CITATION_MARK.sub("", result.text).strip() if answered else "",
+        "decision": result.decision,
+        "reason": str(result.audit.get("reason") or ""),
+        "citations": [c.as_dict() for c in result.citations] if answered else [],
+    }
+
+
 def ai_reply(*, conversation_id: int, trigger_seq: int, epoch: int) -> str:
     """Produce and store the AI's reply to the visitor message `trigger_seq`. Streams deltas to
     the conversation's sockets; stores the final message only if the conversation's epoch is
     still `epoch` (nobody took over, it was not resolved) and no newer visitor message
     arrived (that one's reply answers both)."""
-    from apps.agents.runtime import Delta, TurnInput, TurnResult, run_turn
+    from apps.agents.runtime import Delta, TurnResult, run_turn
 
     conversation = Conversation.objects.select_related("agent", "inbox__agent", "contact").get(pk=conversation_id)
     agent = conversation.agent or conversation.inbox.agent
@@ -656,14 +710,8 @@ def ai_reply(*, conversation_id: int, trigger_seq: int, epoch: int) -> str:
     for event in run_turn(
         agent=agent,
         tenant=connection.tenant,
-        conversation=TurnInput(
-            turns=turns,
-            summary=conversation.summary,
-            contact=conversation.contact,
-            attributes=dict(conversation.attributes),
-            abstentions=conversation.abstentions,
-            visitor_turns=conversation.visitor_turns,
-            channel=conversation.channel,
+        conversation=_turn_input(
+            conversation, turns, abstentions=conversation.abstentions, visitor_turns=conversation.visitor_turns
         ),
     ):
         if isinstance(event, Delta):

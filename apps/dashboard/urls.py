@@ -89,6 +89,11 @@ urlpatterns = [
         name="dashboard-conversation-reply",
     ),
     path(
+        "dashboard/inbox/<int:conversation_id>/suggest/",
+        inbox_views.conversation_suggest,
+        name="dashboard-conversation-suggest",
+    ),
+    path(
         "dashboard/inbox/<int:conversation_id>/action/",
         inbox_views.conversation_action,
         name="dashboard-conversation-action",

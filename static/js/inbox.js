@@ -558,6 +558,63 @@
       }
     });
 
+    // A draft from the AI agent: fills the message box (after asking, if it holds text) and
+    // lists the sources; nothing is sent until staff press Send.
+    var suggestUrl = root.getAttribute("data-suggest-url");
+    var suggest = byId("composer-suggest");
+    var suggestion = byId("suggestion");
+    if (suggestUrl && suggest) {
+      suggest.hidden = false;
+      suggest.addEventListener("click", function () {
+        suggest.disabled = true;
+        error.hidden = true;
+        suggestion.hidden = false;
+        byId("suggestion-note").textContent = "Asking the AI agent…";
+        byId("suggestion-sources").textContent = "";
+        fetch(suggestUrl, {
+          method: "POST",
+          credentials: "same-origin",
+          headers: { Accept: "application/json", "X-CSRFToken": form.querySelector("[name=csrfmiddlewaretoken]").value },
+        })
+          .then(function (r) {
+            return r.json().then(function (data) {
+              if (!r.ok) throw new Error((data && data.error && data.error.detail) || "HTTP " + r.status);
+              return data;
+            });
+          })
+          .then(function (data) {
+            if (!data.text) {
+              byId("suggestion-note").textContent = "No suggestion: the AI agent found no answer in its knowledge (" + data.reason + ").";
+              return;
+            }
+            if (!input.value.trim() || window.confirm("Replace your draft with the AI's suggestion?")) {
+              input.value = data.text;
+              var agentMode = form.querySelector("input[name=role][value=agent]");
+              if (agentMode && !agentMode.checked) {
+                agentMode.checked = true;
+                showMode();
+              }
+            }
+            byId("suggestion-note").textContent = "Suggested by the AI agent from these sources; check it before sending:";
+            var list = byId("suggestion-sources");
+            data.citations.forEach(function (c) {
+              var item = el("li");
+              item.appendChild(linkOrText(c.title, c.href));
+              list.appendChild(item);
+            });
+            input.focus();
+          })
+          .catch(function (err) {
+            suggestion.hidden = true;
+            error.textContent = err && err.message ? err.message : "No suggestion. Try again.";
+            error.hidden = false;
+          })
+          .then(function () {
+            suggest.disabled = false;
+          });
+      });
+    }
+
     form.addEventListener("submit", function (event) {
       event.preventDefault();
       if (!input.value.trim() || send.disabled) return;
@@ -583,6 +640,7 @@
         })
         .then(function () {
           input.value = "";
+          if (suggestion) suggestion.hidden = true;
           newClientId();
           typingSentAt = 0;
           fetchNew();

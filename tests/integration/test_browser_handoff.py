@@ -291,6 +291,16 @@ def test_a_visitor_asks_for_a_person_gets_one_and_rates_the_conversation(shop: S
         _reply_reaches_the_visitor(staff, visitor, REPLY)
         assert shop.staff not in (visitor.locator("#syn-log").text_content() or "")
 
+        # --- the agent drafts a reply to the visitor's question for staff; nothing is sent ------
+        staff.click("#composer-suggest")
+        note = staff.locator("#suggestion-note")
+        note.filter(has_text="check it before sending").wait_for(timeout=30_000)
+        draft = staff.input_value("#composer textarea[name=text]")
+        assert "3 to 5 business days" in draft and "[1]" not in draft
+        assert staff.locator("#suggestion-sources a").first.text_content() == "Shipping times"
+        staff.fill("#composer textarea[name=text]", "")
+        assert visitor.locator("#syn-log li.msg", has_text="3 to 5 business days").count() == 1  # only the AI's
+
         # --- the visitor's verdict on the AI's message reaches the open transcript live ---------
         ai_message = visitor.locator("#syn-log li.msg.ai[data-seq]").first
         seq = ai_message.get_attribute("data-seq")

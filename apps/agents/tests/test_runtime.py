@@ -175,6 +175,19 @@ def test_answering_a_knowledge_gap_teaches_the_agent(
     ]
 
 
+def test_a_draft_for_staff_skips_the_hand_over_triggers(agent: Any, owner: Any) -> None:
+    """Staff asking for a suggested reply are the human already: asking for a person does not
+    make the draft a hand-over; a topic a guidance rule declines stays declined."""
+    ask = "I want to talk to a human about resetting my password"
+    assert _turn(agent, owner, ask, dry_run=True).decision == "escalate"
+    draft = _turn(agent, owner, ask, dry_run=True, for_staff=True)
+    assert draft.decision != "escalate" and draft.audit["retrieval"].get("skipped") is None
+    agent.guidance_rules = ["Never discuss passwords; hand over instead."]
+    agent.save()
+    declined = _turn(agent, owner, "How do I reset my password?", dry_run=True, for_staff=True)
+    assert declined.decision == "abstained" and declined.citations == []
+
+
 def test_every_turn_that_reaches_a_visitor_is_counted_on_the_agent(agent: Any, owner: Any) -> None:
     """The agent's performance: turns by decision and channel, tokens and time; the test chat
     (a dry run) is not counted."""

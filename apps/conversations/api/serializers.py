@@ -4,6 +4,8 @@ from typing import Any
 
 from rest_framework import serializers
 
+from apps.agents.api.serializers import CitationOutput
+
 from ..models import Conversation, Inbox
 
 PRE_CHAT_FIELDS = ("name", "email", "phone")
@@ -119,3 +121,10 @@ class MessageInput(serializers.Serializer):
     text = serializers.CharField(max_length=4000)
     role = serializers.ChoiceField(choices=["agent", "note", "visitor"], default="agent")
     client_id = serializers.CharField(max_length=64, required=False)
+
+
+class SuggestionOutput(serializers.Serializer):
+    text = serializers.CharField(help_text="The draft; empty when the agent did not answer.")
+    decision = serializers.CharField(help_text="answered | abstained | escalate")
+    reason = serializers.CharField()
+    citations = CitationOutput(many=True)

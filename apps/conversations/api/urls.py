@@ -10,5 +10,10 @@ urlpatterns = [
     path("conversations/<int:conversation_id>/", views.ConversationDetailView.as_view(), name="api-conversation"),
     path("conversations/<int:conversation_id>/take-over", views.TakeOverView.as_view(), name="api-take-over"),
     path("conversations/<int:conversation_id>/hand-back", views.HandBackView.as_view(), name="api-hand-back"),
+    path(
+        "conversations/<int:conversation_id>/suggested-reply",
+        views.SuggestedReplyView.as_view(),
+        name="api-suggested-reply",
+    ),
     path("conversations/<int:conversation_id>/messages/", views.MessageListView.as_view(), name="api-messages"),
 ]

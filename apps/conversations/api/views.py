@@ -206,6 +206,21 @@ class HandBackView(APIView):
         return Response(s.ConversationOutput(conversation).data)
 
 
+class SuggestedReplyView(APIView):
+    """A draft reply for staff from the conversation's AI agent (nothing is stored or sent)."""
+
+    scope_resource = "conversations"
+    write_role = Role.AGENT
+
+    @extend_schema(request=None, responses={200: s.SuggestionOutput})
+    def post(self, request: Request, conversation_id: int) -> Response:
+        conversation = get_object_or_404(
+            Conversation.objects.select_related("inbox__agent", "agent"), pk=conversation_id
+        )
+        suggestion = services.reply_suggestion(actor=actor_for(request), conversation=conversation)
+        return Response(s.SuggestionOutput(suggestion).data)
+
+
 class MessageListView(APIView):
     """A conversation's messages in `seq` order. `after_seq` pages forward (replay), `before_seq`
     backward. POST adds one: `agent` (a human reply; takes over from the AI), `note` (private,

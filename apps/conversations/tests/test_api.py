@@ -95,6 +95,20 @@ def test_api_channel_conversation_is_answered_and_taken_over(api: Any, inbox: An
     roles = [m["role"] for m in api.get(messages_url).json()["results"]]
     assert roles[-3:] == ["agent", "visitor", "note"]
 
+    # While a person has it, the agent drafts a reply to the visitor's latest message for them.
+    suggest_url = f"/api/v1/conversations/{conversation['id']}/suggested-reply"
+    draft = api.post(suggest_url)
+    assert draft.status_code == 200, draft.content
+    body = draft.json()
+    assert body["decision"] == "answered" and "shipping" in body["text"].lower() and "[1]" not in body["text"]
+    assert body["citations"][0]["title"] == "Shipping times" and set(body["citations"][0]) == {
+        "source_id",
+        "title",
+        "url",
+        "chunk_id",
+    }
+    assert [m["role"] for m in api.get(messages_url).json()["results"]][-2:] == ["visitor", "note"]  # nothing sent
+
     # Hand back: the AI answers again.
     assert api.post(f"/api/v1/conversations/{conversation['id']}/hand-back").json()["owner"] == "ai"
     api.post(messages_url, {"role": "visitor", "text": "How long can I return an unused item?"}, format="json")
@@ -135,4 +149,8 @@ def test_bad_inputs_and_other_tenants(api: Any, inbox: Any, beta: Any, api_for: 
     other = api_for(beta.host, beta.api_key)
     assert other.get(f"/api/v1/conversations/{conversation.pk}/").status_code == 404
     assert other.post(messages_url, {"text": "hello from beta"}, format="json").status_code == 404
+    suggest_url = f"/api/v1/conversations/{conversation.pk}/suggested-reply"
+    assert other.post(suggest_url).status_code == 404
+    nothing = api.post(suggest_url)  # the visitor has not written yet
+    assert nothing.status_code == 400 and nothing.json()["error"]["code"] == "nothing_to_answer"
     assert all(i["widget_key"] != inbox.widget_key for i in other.get("/api/v1/inboxes/").json()["results"])

@@ -9,6 +9,7 @@ from .conversations import (
     conversation_detail,
     conversation_messages,
     conversation_reply,
+    conversation_suggest,
     inbox,
     inbox_json,
 )
@@ -19,6 +20,7 @@ __all__ = [
     "conversation_detail",
     "conversation_messages",
     "conversation_reply",
+    "conversation_suggest",
     "inbox",
     "inbox_active",
     "inbox_json",

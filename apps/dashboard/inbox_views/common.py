@@ -138,8 +138,13 @@ def source_links(messages: Iterable[StoredMessage]) -> dict[int, str]:
         for chunk in _dict(_dict(message.audit).get("retrieval")).get("chunks") or []:
             if isinstance(chunk, dict) and (i := _int(chunk.get("source_id"))) is not None:
                 ids.add(i)
+    return source_links_for(ids)
+
+
+def source_links_for(ids: Iterable[int]) -> dict[int, str]:
+    """Each source's own web address, else its knowledge base's page (one query)."""
     links = {}
-    for row in Source.objects.filter(pk__in=ids).values("id", "url", "knowledge_base_id"):
+    for row in Source.objects.filter(pk__in=set(ids)).values("id", "url", "knowledge_base_id"):
         url = str(row["url"] or "")
         page = reverse("dashboard-knowledge-base", args=[row["knowledge_base_id"]])
         links[int(row["id"])] = url if url.startswith(("https://", "http://")) else page

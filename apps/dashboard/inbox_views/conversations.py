@@ -37,6 +37,7 @@ from .common import (
     member_json,
     message_views,
     refuse,
+    source_links_for,
     wants_json,
 )
 from .forms import MAX_REPLY_CHARS, InboxFilterForm, ReplyForm, StatusForm, TagsForm
@@ -228,6 +229,23 @@ def conversation_reply(request: HttpRequest, conversation_id: int) -> HttpRespon
         return json_response({"message": view, "created": created, "conversation": state})
     messages.success(request, "Note added." if role == "note" else "Reply sent.")
     return redirect("dashboard-conversation", conversation_id=conversation.pk)
+
+
+@require_POST
+@member_json
+def conversation_suggest(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    """A draft reply from the conversation's AI agent, as JSON `{"text", "decision", "reason",
+    "citations": [{"title", "href"}]}` (conversations.services.reply_suggestion)."""
+    conversation = _conversation_or_none(conversation_id)
+    if conversation is None:
+        return json_error(404, "not_found", "No such conversation.")
+    try:
+        suggestion = services.reply_suggestion(actor=actor(request), conversation=conversation)
+    except ApplicationError as exc:
+        return json_error(exc.status_code, exc.code, exc.detail, exc.fields)
+    links = source_links_for(int(c["source_id"]) for c in suggestion["citations"])
+    cited = [{"title": c["title"], "href": links.get(int(c["source_id"]), "")} for c in suggestion["citations"]]
+    return json_response({**suggestion, "citations": cited})
 
 
 ACTIONS = {

@@ -22,6 +22,7 @@ from django_tenants.utils import schema_context
 
 from apps.accounts.models import Role, User
 from apps.accounts.services import Actor
+from apps.agents.models import AgentDailyStats
 from apps.conversations import services as conversations
 from apps.conversations.models import Conversation, Inbox
 from apps.conversations.stores import get_store
@@ -264,6 +265,63 @@ def test_conversation_shows_transcript_with_grounding_contact_and_rating(
         bad = owner_client.get(url + query)
         assert bad.status_code == 400, query
         assert json.loads(bad.content)["error"]["detail"], query
+
+
+def test_staff_get_a_suggested_reply_from_the_agent_and_nothing_is_sent(
+    alpha: Any, beta: Any, owner_client: Any, help_agent: int, make_member: Any, login: Any
+) -> None:
+    """The agent drafts an answer to the visitor's latest message from its knowledge, with
+    the sources; it is not stored, sent or counted on the agent's stats."""
+    inbox = _inbox(alpha, "Website", agent_id=help_agent)
+    bare = _inbox(alpha, "No AI")
+    with schema_context(alpha.schema):
+        conversation, _ = conversations.conversation_start(inbox=inbox)
+        store = get_store()
+        store.append(
+            schema=alpha.schema, conversation_id=conversation.pk, role="visitor", text="Hi, can I send it back?"
+        )
+        store.append(schema=alpha.schema, conversation_id=conversation.pk, role="agent", text="Let me check.")
+        store.append(
+            schema=alpha.schema,
+            conversation_id=conversation.pk,
+            role="visitor",
+            text="How long do I have to return an item?",
+        )
+        store.append(schema=alpha.schema, conversation_id=conversation.pk, role="ai", text="Handing over.")
+        store.append(
+            schema=alpha.schema, conversation_id=conversation.pk, role="visitor", text="Can I talk to a person, please?"
+        )
+        quiet, _ = conversations.conversation_start(inbox=inbox)
+        no_ai, _ = conversations.conversation_start(inbox=bare)
+    url = f"/dashboard/inbox/{conversation.pk}/suggest/"
+    page = owner_client.get(f"/dashboard/inbox/{conversation.pk}/").content.decode()
+    assert f'data-suggest-url="{url}"' in page and 'id="composer-suggest"' in page
+    assert 'data-suggest-url=""' in owner_client.get(f"/dashboard/inbox/{no_ai.pk}/").content.decode()
+    response = owner_client.post(url, HTTP_ACCEPT="application/json")
+    assert response.status_code == 200, response.content
+    draft = json.loads(response.content)
+    assert draft["decision"] == "answered" and "30 days" in draft["text"] and "[1]" not in draft["text"]
+    assert draft["citations"][0]["title"] == "Returns policy" and draft["citations"][0]["href"].startswith(
+        "/dashboard/"
+    )
+    assert len(_transcript(alpha, conversation.pk)) == 5  # nothing stored or sent
+    with schema_context(alpha.schema):
+        assert not AgentDailyStats.objects.exists()
+    for bad, code in ((quiet.pk, "nothing_to_answer"), (no_ai.pk, "no_agent")):
+        refused = owner_client.post(f"/dashboard/inbox/{bad}/suggest/")
+        assert refused.status_code == 400 and json.loads(refused.content)["error"]["code"] == code
+    viewer, _ = make_member(alpha, "viewer")
+    assert login(alpha, viewer.email).post(url).status_code == 403
+    assert owner_client.get(url).status_code == 405
+    assert owner_client.post("/dashboard/inbox/999999/suggest/").status_code == 404
+    with schema_context(alpha.schema):
+        alpha_ids = set(Conversation.objects.values_list("pk", flat=True))
+    with schema_context(beta.schema):
+        beta_inbox = _inbox(beta, "Beta site", agent_id=None)
+        other, _ = conversations.conversation_start(inbox=beta_inbox)
+        while other.pk in alpha_ids:
+            other, _ = conversations.conversation_start(inbox=beta_inbox)
+    assert owner_client.post(f"/dashboard/inbox/{other.pk}/suggest/").status_code == 404
 
 
 def test_reply_takes_over_and_private_notes_never_reach_the_visitor(
