@@ -659,6 +659,7 @@ def reply_suggestion(*, actor: Actor, conversation: Conversation) -> dict[str, A
     AI quota). `text` is empty unless the agent answered; its citation marks are dropped (the
     sources come in `citations`)."""
     from apps.agents.escalation import wants_human
+    from apps.agents.providers import Turn
     from apps.agents.runtime import answer_turn
 
     _require(actor, Role.AGENT)
@@ -669,10 +670,16 @@ def reply_suggestion(*, actor: Actor, conversation: Conversation) -> dict[str, A
     while turns and turns[-1].role != "user":
         turns.pop()
     # "Can I talk to a person?" is what brought staff here; the draft answers the question
-    # before it, when there is one.
-    earlier = [i for i, t in enumerate(turns[:-1]) if t.role == "user"]
-    if turns and earlier and wants_human(turns[-1].text):
-        turns = turns[: earlier[-1] + 1]
+    # before it, when there is one: in the same turn (consecutive messages are one turn), or
+    # the visitor's turn before.
+    if turns:
+        lines = turns[-1].text.split("\n")
+        while len(lines) > 1 and wants_human(lines[-1]):
+            lines.pop()
+        turns[-1] = Turn("user", "\n".join(lines))
+        earlier = [i for i, t in enumerate(turns[:-1]) if t.role == "user"]
+        if earlier and wants_human(turns[-1].text):
+            turns = turns[: earlier[-1] + 1]
     if not turns:
         raise ApplicationError("The visitor has not written anything to answer yet.", code="nothing_to_answer")
     result = answer_turn(

@@ -307,6 +307,11 @@ def test_staff_get_a_suggested_reply_from_the_agent_and_nothing_is_sent(
     assert len(_transcript(alpha, conversation.pk)) == 5  # nothing stored or sent
     with schema_context(alpha.schema):
         assert not AgentDailyStats.objects.exists()
+    with schema_context(alpha.schema):  # the question and the request for a person, back to back
+        both, _ = conversations.conversation_start(inbox=inbox)
+        for text in ("How long do I have to return an item?", "Actually, can I speak to a person?"):
+            get_store().append(schema=alpha.schema, conversation_id=both.pk, role="visitor", text=text)
+    assert "30 days" in json.loads(owner_client.post(f"/dashboard/inbox/{both.pk}/suggest/").content)["text"]
     for bad, code in ((quiet.pk, "nothing_to_answer"), (no_ai.pk, "no_agent")):
         refused = owner_client.post(f"/dashboard/inbox/{bad}/suggest/")
         assert refused.status_code == 400 and json.loads(refused.content)["error"]["code"] == code
