@@ -740,7 +740,8 @@
       });
       row.appendChild(button);
     });
-    var given = persist.feedback && persist.feedback.c === conversationId ? persist.feedback.given[seq] : undefined;
+    var saved = persist.feedback;
+    var given = saved && saved.c === conversationId && saved.given && typeof saved.given === "object" ? saved.given[seq] : undefined;
     if (typeof given === "boolean") markFeedback(row, given, "sent");
     return row;
   }
