@@ -6,7 +6,7 @@ from collections import defaultdict
 from datetime import date, timedelta
 from typing import Any
 
-from django.db.models import QuerySet, Sum
+from django.db.models import Count, QuerySet, Sum
 from django.utils import timezone
 
 from .models import STATS_COUNTS, Agent, AgentDailyStats, KnowledgeGap
@@ -73,6 +73,12 @@ def agent_performance(agent: Agent, *, days: int = 30) -> dict[str, Any]:
         "by_day": by_day,
         "by_channel": by_channel,
     }
+
+
+def open_gap_counts() -> dict[int, int]:
+    """Per agent, its unanswered questions not dismissed (for the agents list)."""
+    rows = KnowledgeGap.objects.filter(dismissed_at__isnull=True).values("agent_id").annotate(open=Count("id"))
+    return {r["agent_id"]: r["open"] for r in rows}
 
 
 def recent_turns(days: int = 30) -> dict[int, dict[str, int]]:

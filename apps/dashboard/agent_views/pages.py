@@ -68,7 +68,8 @@ def agents(request: HttpRequest) -> HttpResponse:
                 messages.success(request, f"Agent {agent.name} created. Review its settings below.")
                 return redirect("dashboard-agent", agent_id=agent.pk)
     recent = agent_selectors.recent_turns(PERFORMANCE_DAYS)
-    rows = [(agent, recent.get(agent.pk)) for agent in agent_selectors.agent_list()]
+    gaps = agent_selectors.open_gap_counts()
+    rows = [(agent, recent.get(agent.pk), gaps.get(agent.pk, 0)) for agent in agent_selectors.agent_list()]
     context = {"form": form, "rows": rows, "can_manage": can_manage, "days": PERFORMANCE_DAYS}
     return render(request, "dashboard/agent_list.html", context, status=status)
 

@@ -297,6 +297,7 @@ def test_agent_pages_show_the_last_30_days(alpha: Any, owner_client: Any, help_k
                 completion_tokens=20,
                 latency_ms=30,
             )
+        agent_services.knowledge_gap_record(agent=agent, question="Do you gift wrap?", unknown_words=["gift"])
         today = timezone.now().date()
         for helpful in (True, True, True, False):
             agent_services.agent_feedback_count(agent_id=agent.pk, channel="widget", helpful=helpful, day=today)
@@ -318,6 +319,8 @@ def test_agent_pages_show_the_last_30_days(alpha: Any, owner_client: Any, help_k
     listing = owner_client.get("/dashboard/agents/").content.decode()
     rows = dict(re.findall(r'data-agent-id="(\d+)">.*?class="recent">(.*?)</td>', listing, re.S))
     assert rows[str(agent.pk)] == "5 turns · 60% answered" and "no turns" in rows[str(idle.pk)]
+    gaps = dict(re.findall(r'data-agent-id="(\d+)">.*?class="gaps">(.*?)</td>', listing, re.S))
+    assert '#gaps">1 question</a>' in gaps[str(agent.pk)] and gaps[str(idle.pk)] == "—"
 
 
 def test_roles_viewers_read_agents_test_only_admins_change(
