@@ -17,9 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from django.db import connection
 
 from . import embeddings
@@ -258,6 +260,25 @@ def _hydrate(chunk_ids: list[int]) -> dict[int, dict[str, Any]]:
     return {row["id"]: dict(row) for row in rows}
 
 
+QUERY_VECTORS_KEPT = 2048  # the local model's question vectors kept per process
+
+
+@lru_cache(maxsize=QUERY_VECTORS_KEPT)
+def _local_query_vector(query: str) -> npt.NDArray[np.float32]:
+    vector = np.asarray(embeddings.LocalMiniLM().embed([query])[0], dtype=np.float32)
+    vector.setflags(write=False)
+    return vector
+
+
+def query_vector(model: str, query: str) -> list[float]:
+    """The question's vector for `model`. The local model's are kept (a vector is a function of
+    the text alone, and visitors ask the same questions again); a remote model is asked each time."""
+    provider = embeddings.get_provider(model)
+    if isinstance(provider, embeddings.LocalMiniLM):
+        return list(_local_query_vector(query).tolist())
+    return list(provider.embed([query])[0])
+
+
 def search(
     *,
     query: str,
@@ -302,7 +323,7 @@ def search(
             by_model.setdefault(kb.embedding_model, []).append(kb.pk)
         merged = []
         for model, ids in by_model.items():
-            vector = embeddings.get_provider(model).embed([query])[0]
+            vector = query_vector(model, query)
             merged.extend(store.query(schema=schema, model=model, vector=vector, knowledge_base_ids=ids, top_k=pool))
         merged.sort(key=lambda h: -h.similarity)
         for rank, hit in enumerate(merged[:pool], start=1):

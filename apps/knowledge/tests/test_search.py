@@ -249,3 +249,26 @@ def test_counts_that_overstate_a_knowledge_base_fall_back_to_exact_search(
     assert spy.calls == ["_hnsw", "_exact"]
     assert [h.chunk_id for h in hits] == [cid for cid, _ in expected_top([rest], probe, 10)]
     assert [h.similarity for h in hits] == pytest.approx([s for _, s in expected_top([rest], probe, 10)], abs=1e-4)
+
+
+def test_a_repeated_question_is_embedded_once_by_the_local_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The local model's question vectors are kept: the same question again costs no model
+    run and gets the very same vector; another question is embedded."""
+    from uuid import uuid4
+
+    from apps.knowledge.search import query_vector
+
+    calls: list[str] = []
+    real = embeddings.LocalMiniLM.embed
+
+    def counting(self: Any, texts: Sequence[str]) -> list[list[float]]:
+        calls.extend(texts)
+        return real(self, texts)
+
+    monkeypatch.setattr(embeddings.LocalMiniLM, "embed", counting)
+    question = f"How long does shipping take? {uuid4().hex}"
+    first = query_vector("local-minilm", question)
+    assert query_vector("local-minilm", question) == first and calls == [question]
+    assert len(first) == 384 and abs(float(np.linalg.norm(first)) - 1) < 1e-3
+    query_vector("local-minilm", question + "?")
+    assert calls == [question, question + "?"]
