@@ -100,6 +100,7 @@ class TurnResult:
     handoff_summary: str = ""
     lead_id: int | None = None
     contact_id: int | None = None
+    unanswered: bool = False  # abstained for want of knowledge (a knowledge gap)
 
 
 BELOW_THRESHOLD = "retrieval below the agent's threshold"
@@ -215,6 +216,26 @@ def _handoff_summary(
     return f"Reason: {reason}.\n{folded}".strip()
 
 
+def _hand_over_trigger(
+    policy: dict[str, Any], conversation: TurnInput, latest: Turn, restricted: guidance.Restriction | None
+) -> str | None:
+    """Why this turn goes to a person before any retrieval, or None (the escalation policy)."""
+    visitor_turns = conversation.visitor_turns or sum(1 for t in conversation.turns if t.role == "user")
+    if policy.get("on_request", True) and escalation.wants_human(latest.text):
+        return "the visitor asked for a human"
+    if restricted is not None and restricted.hand_over:
+        return f"guidance rule: {restricted.rule}"
+    if (word := escalation.keyword_hit(policy, latest.text)) is not None:
+        return f"sensitive keyword: {word}"
+    if (score := escalation.negative_sentiment(policy, latest.text)) is not None:
+        return f"negative sentiment ({score:.2f})"
+    if escalation.is_vip(policy, conversation.contact, conversation.attributes):
+        return "VIP contact"
+    if (turns_so_far := escalation.too_many_turns(policy, visitor_turns)) is not None:
+        return f"{turns_so_far} visitor messages without resolution"
+    return None
+
+
 def run_turn(*, agent: Agent, tenant: Any, conversation: TurnInput) -> Iterator[Delta | TurnResult]:
     """Produce the agent's next turn for `conversation`: `Delta`s while the answer streams,
     then one `TurnResult`. The final text is authoritative (it may replace what streamed when
@@ -274,24 +295,10 @@ def run_turn(*, agent: Agent, tenant: Any, conversation: TurnInput) -> Iterator[
     decision: Decision
     reason = ""
 
-    visitor_turns = conversation.visitor_turns or sum(1 for t in conversation.turns if t.role == "user")
     restrictions = guidance.restrictions(list(agent.guidance_rules or []))
     restricted = guidance.violated(restrictions, latest.text)
-    trigger = None
-    if conversation.for_staff:
-        pass
-    elif policy.get("on_request", True) and escalation.wants_human(latest.text):
-        trigger = "the visitor asked for a human"
-    elif restricted is not None and restricted.hand_over:
-        trigger = f"guidance rule: {restricted.rule}"
-    elif (word := escalation.keyword_hit(policy, latest.text)) is not None:
-        trigger = f"sensitive keyword: {word}"
-    elif (score := escalation.negative_sentiment(policy, latest.text)) is not None:
-        trigger = f"negative sentiment ({score:.2f})"
-    elif escalation.is_vip(policy, conversation.contact, conversation.attributes):
-        trigger = "VIP contact"
-    elif (turns_so_far := escalation.too_many_turns(policy, visitor_turns)) is not None:
-        trigger = f"{turns_so_far} visitor messages without resolution"
+    # A draft for staff (for_staff) is written for the person already there: no hand-over.
+    trigger = None if conversation.for_staff else _hand_over_trigger(policy, conversation, latest, restricted)
 
     if trigger:
         decision, reason, text = "escalate", trigger, escalation_text(agent.language)
@@ -530,16 +537,6 @@ def run_turn(*, agent: Agent, tenant: Any, conversation: TurnInput) -> Iterator[
         usage={"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens},
         latency_ms=round((time.perf_counter() - started) * 1000, 1),
     )
-    if not conversation.dry_run:
-        agent_services.agent_stats_record(
-            agent=agent,
-            channel=conversation.channel,
-            decision=decision,
-            unanswered=unanswered,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            latency_ms=audit["latency_ms"],
-        )
     yield TurnResult(
         text=text,
         decision=decision,
@@ -553,6 +550,22 @@ def run_turn(*, agent: Agent, tenant: Any, conversation: TurnInput) -> Iterator[
         handoff_summary=handoff,
         lead_id=lead_id,
         contact_id=getattr(contact, "pk", None),
+        unanswered=unanswered,
+    )
+
+
+def record_delivered(*, agent: Agent, channel: str, result: TurnResult) -> None:
+    """Count a turn whose answer was stored for the visitor on the agent's daily stats (the
+    caller knows; a reply discarded because a person took over is not counted)."""
+    usage = result.audit.get("usage") or {}
+    agent_services.agent_stats_record(
+        agent=agent,
+        channel=channel,
+        decision=result.decision,
+        unanswered=result.unanswered,
+        prompt_tokens=int(usage.get("prompt_tokens") or 0),
+        completion_tokens=int(usage.get("completion_tokens") or 0),
+        latency_ms=float(result.audit.get("latency_ms") or 0),
     )
 
 

@@ -701,7 +701,7 @@ def ai_reply(*, conversation_id: int, trigger_seq: int, epoch: int) -> str:
     the conversation's sockets; stores the final message only if the conversation's epoch is
     still `epoch` (nobody took over, it was not resolved) and no newer visitor message
     arrived (that one's reply answers both)."""
-    from apps.agents.runtime import Delta, TurnResult, run_turn
+    from apps.agents.runtime import Delta, TurnResult, record_delivered, run_turn
 
     conversation = Conversation.objects.select_related("agent", "inbox__agent", "contact").get(pk=conversation_id)
     agent = conversation.agent or conversation.inbox.agent
@@ -752,6 +752,7 @@ def ai_reply(*, conversation_id: int, trigger_seq: int, epoch: int) -> str:
             audit=audit,
             client_id=f"ai-{epoch}-{trigger_seq}",
         )
+    record_delivered(agent=agent, channel=conversation.channel, result=result)
     if result.decision == "escalate":
         from apps.routing.services import escalate
 

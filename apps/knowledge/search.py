@@ -264,19 +264,20 @@ QUERY_VECTORS_KEPT = 2048  # the local model's question vectors kept per process
 
 
 @lru_cache(maxsize=QUERY_VECTORS_KEPT)
-def _local_query_vector(query: str) -> npt.NDArray[np.float32]:
+def _local_query_vector(schema: str, query: str) -> npt.NDArray[np.float32]:
     vector = np.asarray(embeddings.LocalMiniLM().embed([query])[0], dtype=np.float32)
     vector.setflags(write=False)
     return vector
 
 
-def query_vector(model: str, query: str) -> list[float]:
-    """The question's vector for `model`. The local model's are kept (a vector is a function of
-    the text alone, and visitors ask the same questions again); a remote model is asked each time."""
+def query_vector(model: str, query: str, *, schema: str) -> list[float]:
+    """The question's vector for `model`. The local model's are kept per tenant (`schema`: no
+    tenant's answer time tells what another asked), since visitors ask the same questions
+    again; a remote model is asked each time."""
     provider = embeddings.get_provider(model)
     if isinstance(provider, embeddings.LocalMiniLM):
-        return list(_local_query_vector(query).tolist())
-    return list(provider.embed([query])[0])
+        return _local_query_vector(schema, query).tolist()
+    return provider.embed([query])[0]
 
 
 def search(
@@ -323,7 +324,7 @@ def search(
             by_model.setdefault(kb.embedding_model, []).append(kb.pk)
         merged = []
         for model, ids in by_model.items():
-            vector = query_vector(model, query)
+            vector = query_vector(model, query, schema=schema)
             merged.extend(store.query(schema=schema, model=model, vector=vector, knowledge_base_ids=ids, top_k=pool))
         merged.sort(key=lambda h: -h.similarity)
         for rank, hit in enumerate(merged[:pool], start=1):

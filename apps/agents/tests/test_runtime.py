@@ -188,26 +188,6 @@ def test_a_draft_for_staff_skips_the_hand_over_triggers(agent: Any, owner: Any) 
     assert declined.decision == "abstained" and declined.citations == []
 
 
-def test_every_turn_that_reaches_a_visitor_is_counted_on_the_agent(agent: Any, owner: Any) -> None:
-    """The agent's performance: turns by decision and channel, tokens and time; the test chat
-    (a dry run) is not counted."""
-    from apps.agents.selectors import agent_performance
-
-    _turn(agent, owner, "How do I reset my password?", channel="widget")
-    _turn(agent, owner, "Do you ship to Antarctica?", channel="widget")
-    _turn(agent, owner, "I want to talk to a human", channel="email")
-    _turn(agent, owner, "Can I return an item?", channel="widget", dry_run=True)
-    stats = agent_performance(agent, days=7)
-    totals = stats["totals"]
-    assert (totals["turns"], totals["answered"], totals["abstained"], totals["escalated"]) == (3, 1, 1, 1)
-    assert totals["unanswered"] == 1  # Antarctica: the knowledge has nothing on it
-    assert totals["answer_rate"] == round(1 / 3, 4) and totals["prompt_tokens"] > 0
-    assert totals["avg_latency_ms"] is not None and totals["slowest_ms"] >= totals["avg_latency_ms"]
-    assert [(c["channel"], c["turns"]) for c in stats["by_channel"]] == [("widget", 2), ("email", 1)]
-    assert len(stats["by_day"]) == 7 and stats["by_day"][-1]["turns"] == 3
-    assert stats["by_day"][0]["turns"] == 0 and stats["by_day"][0]["answer_rate"] is None
-
-
 def test_fixed_replies_speak_the_agents_language(agent: Any, owner: Any) -> None:
     agent.language = "de"
     agent.guidance_rules = ["Never discuss pricing; hand over instead.", "Do not mention the weather."]

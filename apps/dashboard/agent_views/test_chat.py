@@ -20,7 +20,6 @@ from django.core.handlers.asgi import ASGIRequest
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from apps.accounts.models import Role
@@ -29,10 +28,10 @@ from apps.agents import selectors as agent_selectors
 from apps.agents.models import BatchTest
 from apps.agents.providers import Turn
 from apps.agents.runtime import Delta, TurnInput, TurnResult, run_turn
-from apps.knowledge.models import Source
 from apps.tenants.db import connection
 from syntera.errors import ApplicationError
 
+from ..inbox_views.common import source_links_for
 from ..views import member_required
 from .pages import _actor, _can
 
@@ -51,7 +50,7 @@ def agent_test(request: HttpRequest, agent_id: int) -> HttpResponse:
     status = 200
     questions = ""
     if request.method == "POST":  # a batch test
-        questions = request.POST.get("questions", "")[: batch.MAX_QUESTIONS * (batch.MAX_QUESTION_CHARS + 320)]
+        questions = request.POST.get("questions", "")
         try:
             run = batch.batch_start(editor=_actor(request), agent=agent, questions=batch.parse_lines(questions))
         except ApplicationError as exc:
@@ -72,30 +71,18 @@ def agent_test(request: HttpRequest, agent_id: int) -> HttpResponse:
 @member_required(Role.AGENT)
 def agent_batch(request: HttpRequest, agent_id: int, batch_id: int) -> HttpResponse:
     run = get_object_or_404(BatchTest.objects.select_related("agent"), pk=batch_id, agent_id=agent_id)
-    bases = dict(Source.objects.filter(pk__in=_cited(run)).values_list("pk", "knowledge_base_id"))
-    rows = []
-    for result in run.results:
-        cited = [
-            {
-                **c,
-                "href": reverse("dashboard-knowledge-base", args=[bases[c["source_id"]]])
-                if c.get("source_id") in bases
-                else "",
-            }
-            for c in result.get("citations") or []
-        ]
-        rows.append({**result, "citations": cited})
+    links = source_links_for(
+        c["source_id"] for r in run.results for c in r.get("citations") or [] if isinstance(c.get("source_id"), int)
+    )
+    rows = [
+        {**r, "citations": [{**c, "href": links.get(c.get("source_id"), "")} for c in r.get("citations") or []]}
+        for r in run.results
+    ]
     pending = (
         run.questions[len(run.results) :] if run.status in (BatchTest.Status.QUEUED, BatchTest.Status.RUNNING) else []
     )
     context = {"run": run, "agent": run.agent, "summary": batch.batch_summary(run), "rows": rows, "pending": pending}
     return render(request, "dashboard/agent_batch.html", context)
-
-
-def _cited(run: BatchTest) -> set[int]:
-    return {
-        c["source_id"] for r in run.results for c in r.get("citations") or [] if isinstance(c.get("source_id"), int)
-    }
 
 
 def _line(event: dict[str, Any]) -> bytes:
@@ -141,19 +128,10 @@ def _turn_input(request: HttpRequest) -> TurnInput:
     return TurnInput(turns=turns, summary=summary, abstentions=abstentions, channel="test", dry_run=True)
 
 
-def _source_links(source_ids: set[int]) -> dict[str, str]:
-    """Where a citation points: the source's own web address, else its knowledge base page."""
-    links = {}
-    for row in Source.objects.filter(pk__in=source_ids).values("id", "url", "knowledge_base_id"):
-        url = str(row["url"] or "")
-        page = reverse("dashboard-knowledge-base", args=[row["knowledge_base_id"]])
-        links[str(row["id"])] = url if url.startswith(("https://", "http://")) else page
-    return links
-
-
 def _final(result: TurnResult) -> dict[str, Any]:
     chunks = (result.audit.get("retrieval") or {}).get("chunks") or []
-    links = _source_links({c.source_id for c in result.citations} | {int(c["source_id"]) for c in chunks})
+    found = source_links_for([c.source_id for c in result.citations] + [int(c["source_id"]) for c in chunks])
+    links = {str(k): v for k, v in found.items()}  # keyed as the JSON keys them
     return {
         "type": "final",
         "text": result.text,

@@ -252,8 +252,9 @@ def test_counts_that_overstate_a_knowledge_base_fall_back_to_exact_search(
 
 
 def test_a_repeated_question_is_embedded_once_by_the_local_model(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The local model's question vectors are kept: the same question again costs no model
-    run and gets the very same vector; another question is embedded."""
+    """The local model's question vectors are kept per tenant: the same question again costs
+    no model run and gets the very same vector; another question, or the same question in
+    another tenant's schema (whose answer time must not tell what this one asked), is embedded."""
     from uuid import uuid4
 
     from apps.knowledge.search import query_vector
@@ -267,8 +268,10 @@ def test_a_repeated_question_is_embedded_once_by_the_local_model(monkeypatch: py
 
     monkeypatch.setattr(embeddings.LocalMiniLM, "embed", counting)
     question = f"How long does shipping take? {uuid4().hex}"
-    first = query_vector("local-minilm", question)
-    assert query_vector("local-minilm", question) == first and calls == [question]
+    first = query_vector("local-minilm", question, schema="alpha")
+    assert query_vector("local-minilm", question, schema="alpha") == first and calls == [question]
     assert len(first) == 384 and abs(float(np.linalg.norm(first)) - 1) < 1e-3
-    query_vector("local-minilm", question + "?")
+    query_vector("local-minilm", question + "?", schema="alpha")
     assert calls == [question, question + "?"]
+    assert query_vector("local-minilm", question, schema="beta") == first
+    assert calls == [question, question + "?", question]
