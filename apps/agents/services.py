@@ -159,6 +159,31 @@ def agent_restore_version(*, editor: Actor, agent: Agent, number: int) -> Agent:
     return agent
 
 
+@transaction.atomic
+def agent_duplicate(*, editor: Actor, agent: Agent, name: str = "") -> Agent:
+    """A new agent with every setting of `agent` (knowledge bases, tools, guidance,
+    escalation policy), starting its own history at version 1. Its conversations, stats,
+    unanswered questions and batch tests stay with the original."""
+    limit = Agent._meta.get_field("name").max_length or 120
+    name = " ".join((name or "").split()) or f"{agent.name[: limit - 7]} (copy)"
+    if len(name) > limit:
+        raise ApplicationError(
+            f"The name is at most {limit} characters.",
+            code="invalid",
+            status_code=400,
+            fields={"name": [f"At most {limit} characters."]},
+        )
+    fields = {f: getattr(agent, f) for f in SETTABLE_FIELDS if f != "name"}
+    copy = agent_create(
+        editor=editor,
+        name=name,
+        knowledge_bases=list(agent.knowledge_bases.values_list("pk", flat=True)),
+        **fields,
+    )
+    audit_action(editor, "agents.agent_duplicated", copy, {"from_agent_id": agent.pk, "name": copy.name})
+    return copy
+
+
 def agent_delete(*, editor: Actor, agent: Agent) -> None:
     _require_admin(editor)
     audit_action(editor, "agents.agent_deleted", None, {"agent_id": agent.pk, "name": agent.name})

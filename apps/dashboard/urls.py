@@ -44,6 +44,7 @@ urlpatterns = [
     path("dashboard/agents/", agent_views.agents, name="dashboard-agents"),
     path("dashboard/agents/<int:agent_id>/", agent_views.agent_edit, name="dashboard-agent"),
     path("dashboard/agents/<int:agent_id>/delete/", agent_views.agent_delete, name="dashboard-agent-delete"),
+    path("dashboard/agents/<int:agent_id>/duplicate/", agent_views.agent_duplicate, name="dashboard-agent-duplicate"),
     path(
         "dashboard/agents/<int:agent_id>/gaps/<int:gap_id>/dismiss/",
         agent_views.knowledge_gap_dismiss,

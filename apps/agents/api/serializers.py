@@ -207,6 +207,12 @@ class StatsOutput(serializers.Serializer):
     by_channel = StatsChannel(many=True)
 
 
+class DuplicateInput(serializers.Serializer):
+    name = serializers.CharField(
+        max_length=120, required=False, allow_blank=True, default="", help_text='Defaults to "<name> (copy)".'
+    )
+
+
 class GapAnswerInput(serializers.Serializer):
     answer = serializers.CharField(max_length=20000, help_text="What the agent should say.")
     question = serializers.CharField(

@@ -11,6 +11,7 @@ urlpatterns = [
         views.AgentVersionRestoreView.as_view(),
         name="api-agent-version-restore",
     ),
+    path("agents/<int:agent_id>/duplicate", views.AgentDuplicateView.as_view(), name="api-agent-duplicate"),
     path("agents/<int:agent_id>/test", views.AgentTestView.as_view(), name="api-agent-test"),
     path("agents/<int:agent_id>/stats", views.AgentStatsView.as_view(), name="api-agent-stats"),
     path("agents/<int:agent_id>/knowledge-gaps/", views.KnowledgeGapListView.as_view(), name="api-agent-gaps"),

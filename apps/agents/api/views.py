@@ -193,6 +193,18 @@ class AgentVersionRestoreView(AgentsView):
         return Response(s.AgentOutput(agent_list().get(pk=agent.pk)).data)
 
 
+class AgentDuplicateView(AgentsView):
+    """A new agent with every setting of this one (knowledge bases included), at version 1."""
+
+    @extend_schema(request=s.DuplicateInput, responses={201: s.AgentOutput})
+    def post(self, request: Request, agent_id: int) -> Response:
+        agent = get_object_or_404(Agent, pk=agent_id)
+        data = s.DuplicateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        copy = services.agent_duplicate(editor=actor_for(request), agent=agent, name=data.validated_data["name"])
+        return Response(s.AgentOutput(agent_list().get(pk=copy.pk)).data, status=status.HTTP_201_CREATED)
+
+
 class AgentTestView(AgentsView):
     """One AI turn for the given messages, through the same service the channels use, without
     creating a conversation or writing CRM data. Staff (agent role and up) or a key with

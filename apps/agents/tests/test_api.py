@@ -122,6 +122,52 @@ def test_an_earlier_prompt_version_is_restored_as_a_new_version(
     assert api.get(f"{url}/").json()["prompt_version"] == 3
 
 
+def test_an_agent_is_duplicated_with_every_setting(
+    api: Any, help_kb: int, alpha: Any, api_for: Any, make_member: Any, jwt_for: Any, beta: Any
+) -> None:
+    policy = {"on_request": False, "keywords": {"enabled": True, "words": ["refund"]}}
+    agent = _agent(
+        api,
+        help_kb,
+        guidance_rules=["never discuss pricing"],
+        tools=["search_knowledge"],
+        temperature=0.7,
+        escalation_policy=policy,
+    )
+    url = f"/api/v1/agents/{agent['id']}"
+    api.patch(f"{url}/", {"instructions": "Be brief."}, format="json")  # the original is at version 2
+
+    response = api.post(f"{url}/duplicate", {}, format="json")
+    assert response.status_code == 201, response.content
+    copy = response.json()
+    assert copy["id"] != agent["id"] and copy["name"] == "Ava (copy)" and copy["prompt_version"] == 1
+    same = ("instructions", "greeting", "variables", "guidance_rules", "tools", "temperature", "knowledge_bases")
+    original = api.get(f"{url}/").json()
+    assert {k: copy[k] for k in same} == {k: original[k] for k in same}
+    assert copy["escalation_policy"] == original["escalation_policy"]
+    assert [v["number"] for v in api.get(f"/api/v1/agents/{copy['id']}/versions/").json()["results"]] == [1]
+    # It answers from the same knowledge, as its own version 1.
+    answer = _ask(api, copy["id"], "How long does standard shipping take?")
+    assert answer["decision"] == "answered" and answer["audit"]["prompt_version"] == 1
+    # Changing the copy leaves the original alone.
+    api.patch(f"/api/v1/agents/{copy['id']}/", {"knowledge_bases": [], "name": "Bea"}, format="json")
+    assert api.get(f"{url}/").json()["knowledge_bases"] == [help_kb]
+
+    named = api.post(f"{url}/duplicate", {"name": "  Ava   for sales "}, format="json").json()
+    assert named["name"] == "Ava for sales"
+    long = _agent(api, name="n" * 120)
+    assert api.post(f"/api/v1/agents/{long['id']}/duplicate", {}, format="json").json()["name"] == "n" * 113 + " (copy)"
+    # Bad input, roles, other workspaces: nothing is created.
+    count = api.get("/api/v1/agents/").json()["count"]
+    assert api.post(f"{url}/duplicate", {"name": "x" * 121}, format="json").status_code == 400
+    assert api.post(f"{url}/duplicate", {"name": ["a"]}, format="json").status_code == 400
+    assert api.post("/api/v1/agents/999999/duplicate", {}, format="json").status_code == 404
+    viewer, _ = make_member(alpha, "viewer")
+    assert api_for(alpha.host, jwt_for(alpha, viewer.email)).post(f"{url}/duplicate", {}).status_code == 403
+    assert api_for(beta.host, beta.api_key).post(f"{url}/duplicate", {}).status_code == 404
+    assert api.get("/api/v1/agents/").json()["count"] == count
+
+
 def test_knowledge_gaps_are_listed_and_dismissed(
     api: Any, help_kb: int, alpha: Any, api_for: Any, make_member: Any, jwt_for: Any, beta: Any
 ) -> None:

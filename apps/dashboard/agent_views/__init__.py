@@ -2,6 +2,7 @@
 
 from .pages import (
     agent_delete,
+    agent_duplicate,
     agent_edit,
     agent_version_restore,
     agents,
@@ -15,6 +16,7 @@ from .test_chat import agent_batch, agent_test, agent_test_turn
 __all__ = [
     "agent_batch",
     "agent_delete",
+    "agent_duplicate",
     "agent_edit",
     "agent_test",
     "agent_test_turn",

@@ -150,6 +150,19 @@ def agent_delete(request: HttpRequest, agent_id: int) -> HttpResponse:
 
 @require_POST
 @member_required(Role.ADMIN)
+def agent_duplicate(request: HttpRequest, agent_id: int) -> HttpResponse:
+    agent = get_object_or_404(Agent, pk=agent_id)
+    try:
+        copy = services.agent_duplicate(editor=_actor(request), agent=agent, name=request.POST.get("name", ""))
+    except ApplicationError as exc:
+        messages.error(request, exc.detail)
+        return redirect("dashboard-agent", agent_id=agent.pk)
+    messages.success(request, f"{copy.name} created with the settings of {agent.name}.")
+    return redirect("dashboard-agent", agent_id=copy.pk)
+
+
+@require_POST
+@member_required(Role.ADMIN)
 def agent_version_restore(request: HttpRequest, agent_id: int, number: int) -> HttpResponse:
     agent = get_object_or_404(Agent, pk=agent_id)
     try:

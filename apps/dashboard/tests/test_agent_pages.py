@@ -189,6 +189,28 @@ def test_admin_creates_configures_and_versions_an_agent(alpha: Any, owner_client
         assert not Agent.objects.filter(pk=agent_id).exists()
 
 
+def test_an_agent_is_duplicated_from_its_page(alpha: Any, owner_client: Any, help_kb: int) -> None:
+    agent_id = _agent(alpha, help_kb, instructions="Be kind.", guidance_rules=["never discuss pricing"])
+    page = owner_client.get(f"/dashboard/agents/{agent_id}/").content.decode()
+    assert 'id="agent-duplicate-form"' in page and 'placeholder="Ava (copy)"' in page
+
+    done = owner_client.post(f"/dashboard/agents/{agent_id}/duplicate/", {"name": ""}, follow=True)
+    copy_page = done.content.decode()
+    assert done.status_code == 200 and "Ava (copy) created with the settings of Ava." in copy_page
+    copy_id = int(done.redirect_chain[-1][0].rstrip("/").rsplit("/", 1)[1])
+    assert copy_id != agent_id and "Be kind." in copy_page and '<strong id="prompt-version">1</strong>' in copy_page
+    assert re.search(rf'value="{help_kb}"[^>]*checked', copy_page), "the knowledge base is ticked"
+
+    refused = owner_client.post(f"/dashboard/agents/{agent_id}/duplicate/", {"name": "x" * 121}, follow=True)
+    assert "The name is at most 120 characters." in refused.content.decode()
+    with schema_context(alpha.schema):
+        copy = Agent.objects.get(pk=copy_id)
+        assert copy.guidance_rules == ["never discuss pricing"] and list(
+            copy.knowledge_bases.values_list("pk", flat=True)
+        ) == [help_kb]
+        assert Agent.objects.filter(name__startswith="Ava").count() == 2
+
+
 def test_agent_page_lists_unanswered_questions_and_dismisses_them(alpha: Any, owner_client: Any, help_kb: int) -> None:
     from apps.agents import services as agent_services
 
@@ -335,6 +357,8 @@ def test_roles_viewers_read_agents_test_only_admins_change(
     assert viewer.post(f"/dashboard/agents/{agent_id}/", _settings_form(help_kb)).status_code == 403
     assert viewer.post("/dashboard/agents/", {"name": "Nope"}).status_code == 403
     assert viewer.post(f"/dashboard/agents/{agent_id}/delete/").status_code == 403
+    assert viewer.post(f"/dashboard/agents/{agent_id}/duplicate/").status_code == 403
+    assert 'id="agent-duplicate-form"' not in page
     assert viewer.get(f"/dashboard/agents/{agent_id}/test/").status_code == 403
     refused, lines, _ = _turn(viewer, agent_id, "How long does shipping take?")
     assert refused.status_code == 403 and lines == [
@@ -348,9 +372,11 @@ def test_roles_viewers_read_agents_test_only_admins_change(
     response, lines, _ = _turn(staff, agent_id, "How long does standard shipping take?")
     assert response.status_code == 200 and lines[-1]["decision"] == "answered"
     assert staff.post(f"/dashboard/agents/{agent_id}/", _settings_form(help_kb)).status_code == 403
+    assert staff.post(f"/dashboard/agents/{agent_id}/duplicate/").status_code == 403
     assert staff.get("/dashboard/ai/").status_code == 403
     with schema_context(alpha.schema):
         assert Agent.objects.filter(name="Nope").count() == 0
+        assert Agent.objects.filter(name__endswith="(copy)").count() == 0
         assert Agent.objects.get(pk=agent_id).prompt_version == 1
 
 
@@ -603,6 +629,7 @@ def test_another_tenants_agent_and_contact_ids_are_not_found(
         response = owner_client.get(path)
         assert response.status_code == 404 and b"canary-beta" not in response.content, path
     assert owner_client.post(f"/dashboard/agents/{agent_id}/delete/").status_code == 404
+    assert owner_client.post(f"/dashboard/agents/{agent_id}/duplicate/").status_code == 404
     assert owner_client.post(f"/dashboard/agents/{agent_id}/test/", {"questions": "canary-beta?"}).status_code == 404
     assert owner_client.post(f"/dashboard/contacts/{contact.pk}/delete/").status_code == 404
     assert owner_client.post(f"/dashboard/contacts/{contact.pk}/", {"form": "erase_all"}).status_code == 404
