@@ -141,3 +141,74 @@ def batch_summary(run: BatchTest) -> dict[str, Any]:
         "matched": sum(1 for r in expected if r["matched"]),
         "avg_latency_ms": round(sum(times) / len(times)) if times else None,
     }
+
+
+# What changed for one question between two runs, in the order the page sorts them.
+CHANGES = (
+    "no_longer_matched",  # the expected source was cited before, not now
+    "now_matched",  # … not cited before, cited now
+    "no_longer_answered",  # answered before; now abstained, handed over or failed
+    "now_answered",
+    "sources_changed",  # same decision, other sources
+    "text_changed",  # same decision and sources, other words
+    "same",
+    "new",  # not asked in the earlier run
+)
+
+
+def _key(question: str) -> str:
+    return " ".join(question.casefold().split())
+
+
+def _change(before: dict[str, Any] | None, now: dict[str, Any]) -> str:
+    if before is None:
+        return "new"
+    if before.get("matched") is True and now.get("matched") is False:
+        return "no_longer_matched"
+    if before.get("matched") is False and now.get("matched") is True:
+        return "now_matched"
+    answered_before, answered_now = before.get("decision") == "answered", now.get("decision") == "answered"
+    if answered_before != answered_now:
+        return "now_answered" if answered_now else "no_longer_answered"
+    if before.get("decision") != now.get("decision"):
+        return "text_changed"
+    titles = [sorted(str(c.get("title")) for c in r.get("citations") or []) for r in (before, now)]
+    if titles[0] != titles[1]:
+        return "sources_changed"
+    return "same" if before.get("text") == now.get("text") else "text_changed"
+
+
+def batch_baseline(run: BatchTest) -> BatchTest | None:
+    """The run to compare `run` with by default: the agent's latest finished run before it."""
+    return (
+        BatchTest.objects.filter(agent_id=run.agent_id, status=BatchTest.Status.DONE, pk__lt=run.pk)
+        .order_by("-pk")
+        .first()
+    )
+
+
+def batch_compare(run: BatchTest, baseline: BatchTest) -> dict[str, Any]:
+    """Each answered question of `run` against the same question (same words, ignoring case
+    and spacing) in `baseline`: which change it is (CHANGES), with the earlier result, and the
+    count of each change. Whether the expected source is cited is the only judgement made; a
+    question that is now abstained may be better or worse, so it is reported, not scored."""
+    earlier = {_key(r["question"]): r for r in baseline.results or []}
+    items = []
+    for result in run.results or []:
+        before = earlier.get(_key(result["question"]))
+        items.append(
+            {
+                "question": result["question"],
+                "change": _change(before, result),
+                "before": None
+                if before is None
+                else {k: before.get(k) for k in ("decision", "text", "citations", "matched")},
+            }
+        )
+    return {
+        "baseline": baseline.pk,
+        "baseline_prompt_version": baseline.prompt_version,
+        "baseline_created_at": baseline.created_at,
+        "counts": {c: sum(1 for i in items if i["change"] == c) for c in CHANGES},
+        "items": items,
+    }

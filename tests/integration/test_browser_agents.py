@@ -123,7 +123,22 @@ def test_test_chat_answers_with_citations_then_abstains(live_stack: LiveStack, p
     assert rows.nth(0).locator(".sources a").text_content() == ARTICLE_TITLE  # markup shown as text
     assert rows.nth(0).locator(".expected .badge").text_content() == "cited"
     assert page.locator("#batch-matched .n").text_content() == "1 of 1"
+    first_run, first_id = page.url, page.url.rstrip("/").rsplit("/", 1)[1]
+    # Run again: the new run is compared with the first, question by question.
+    page.click("#batch-again button[type=submit]")
+    page.wait_for_url(lambda url: url != first_run and re.search(r"/test/batch/\d+/$", url) is not None)
+    page.wait_for_selector("#batch-status:text-is('Done')", timeout=90_000)
+    assert page.locator("#batch-compare-form select option:checked").get_attribute("value") == first_id
+    second_id = page.url.rstrip("/").rsplit("/", 1)[1]
+    assert page.locator("#batch-changes [data-change=same]").text_content() == "2 same answer"
+    assert [c.get_attribute("data-change") for c in page.locator("#batch-results td.change").all()] == ["same"] * 2
     page.screenshot(path=str(SCREENSHOT_DIR / "syntera-screenshot-batch-test.png"), full_page=True)
+    # Picking a run in the list compares with it (the first run's page: with the later run).
+    page.goto(first_run)
+    assert page.locator("#batch-changes").count() == 0
+    with page.expect_navigation():
+        page.select_option("#batch-compare-form select", value=second_id)
+    assert "compare=" in page.url and page.locator("#batch-changes [data-change=same]").count() == 1
     page.goto(live_stack.url(slug, test_path))
-    assert page.locator("#batches tbody tr").count() == 1
+    assert page.locator("#batches tbody tr").count() == 2
     assert real_problems(page) == []

@@ -6,7 +6,7 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from ..batch import batch_summary
+from ..batch import CHANGES, batch_summary
 from ..models import TOOL_NAMES, Agent, BatchTest, KnowledgeGap, PromptVersion, ProviderCredential
 
 _VARIABLES = serializers.DictField(
@@ -286,9 +286,47 @@ class BatchOutput(serializers.ModelSerializer):
         return batch_summary(obj)
 
 
+class BatchQuery(serializers.Serializer):
+    compare_to = serializers.RegexField(
+        r"^(previous|[0-9]{1,18})$",
+        required=False,
+        help_text="`previous` (the agent's latest finished run before this one) or the id of another batch test "
+        "of the same agent: fills `comparison`.",
+    )
+
+
+class BatchBefore(serializers.Serializer):
+    decision = serializers.CharField()
+    text = serializers.CharField()
+    citations = serializers.ListField(child=serializers.DictField())
+    matched = serializers.BooleanField(allow_null=True)
+
+
+class BatchChange(serializers.Serializer):
+    question = serializers.CharField()
+    change = serializers.ChoiceField(choices=CHANGES)
+    before = BatchBefore(allow_null=True, help_text="The earlier run's result; null for a question it did not ask.")
+
+
+class BatchComparison(serializers.Serializer):
+    baseline = serializers.IntegerField(help_text="The batch test compared with.")
+    baseline_prompt_version = serializers.IntegerField()
+    baseline_created_at = serializers.DateTimeField()
+    counts = serializers.DictField(child=serializers.IntegerField(), help_text="Questions per change.")
+    items = BatchChange(many=True, help_text="One per result of this run, in its order.")
+
+
 class BatchDetailOutput(BatchOutput):
     questions = BatchQuestion(many=True)
     results = BatchResult(many=True)
+    comparison = serializers.SerializerMethodField(
+        help_text="With `?compare_to=`: this run against an earlier one; null when there is none to compare with."
+    )
 
     class Meta(BatchOutput.Meta):
-        fields = [*BatchOutput.Meta.fields, "questions", "results"]
+        fields = [*BatchOutput.Meta.fields, "questions", "results", "comparison"]
+
+    @extend_schema_field(BatchComparison(allow_null=True))
+    def get_comparison(self, obj: BatchTest) -> dict[str, Any] | None:
+        comparison = self.context.get("comparison")
+        return BatchComparison(comparison).data if comparison else None

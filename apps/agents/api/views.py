@@ -176,11 +176,21 @@ class BatchTestListView(generics.ListCreateAPIView):  # type: ignore[type-arg]
 
 
 class BatchTestDetailView(AgentsView):
-    @extend_schema(responses={200: s.BatchDetailOutput})
+    @extend_schema(parameters=[s.BatchQuery], responses={200: s.BatchDetailOutput})
     def get(self, request: Request, agent_id: int, batch_id: int) -> Response:
-        """One batch test with every question's result so far."""
+        """One batch test with every question's result so far, optionally compared with an
+        earlier run of the same agent."""
         run = get_object_or_404(BatchTest, pk=batch_id, agent_id=agent_id)
-        return Response(s.BatchDetailOutput(run).data)
+        query = s.BatchQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        wanted = query.validated_data.get("compare_to")
+        baseline = None
+        if wanted == "previous":
+            baseline = batch.batch_baseline(run)
+        elif wanted:
+            baseline = get_object_or_404(BatchTest, pk=int(wanted), agent_id=agent_id)
+        comparison = batch.batch_compare(run, baseline) if baseline else None
+        return Response(s.BatchDetailOutput(run, context={"comparison": comparison}).data)
 
 
 class AgentVersionRestoreView(AgentsView):

@@ -270,6 +270,26 @@ def test_batch_tests_through_the_api(
     assert api.get(f"{url[:-1]}/999999").status_code == 404
     assert len(api.get(url).json()["results"]) == 1  # nothing refused was queued
 
+    # A second run compared with the first: the default baseline, or one named by its id.
+    assert detail["comparison"] is None
+    assert api.get(f"{url[:-1]}/{run['id']}?compare_to=previous").json()["comparison"] is None  # none earlier
+    again = api.post(url, {"questions": [*questions, {"question": "Can I pay by invoice?"}]}, format="json").json()
+    compared = api.get(f"{url[:-1]}/{again['id']}?compare_to=previous").json()["comparison"]
+    assert compared["baseline"] == run["id"] and compared["baseline_prompt_version"] == 1
+    assert [i["change"] for i in compared["items"]] == ["same", "same", "new"]
+    assert compared["counts"]["same"] == 2 and compared["items"][0]["before"]["matched"] is True
+    assert api.get(f"{url[:-1]}/{again['id']}?compare_to={run['id']}").json()["comparison"] == compared
+    for bad in ("last", "-1", "1.5", "x" * 30):
+        refused = api.get(f"{url[:-1]}/{again['id']}?compare_to={bad}")
+        assert refused.status_code == 400 and "compare_to" in refused.json()["error"]["fields"], bad
+    assert api.get(f"{url[:-1]}/{again['id']}?compare_to=999999").status_code == 404
+    assert api.get(f"{url[:-1]}/{again['id']}?compare_to=999999999999999999").status_code == 404
+    with_other_agent = api.post(
+        f"/api/v1/agents/{_agent(api, help_kb)['id']}/batch-tests/", {"questions": questions}, format="json"
+    )
+    other_run = with_other_agent.json()["id"]
+    assert api.get(f"{url[:-1]}/{again['id']}?compare_to={other_run}").status_code == 404  # another agent's run
+
 
 def test_agent_stats_count_the_turns_visitors_got_per_day_and_channel(
     api: Any, help_kb: int, alpha: Any, api_for: Any, make_member: Any, jwt_for: Any, beta: Any

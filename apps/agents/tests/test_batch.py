@@ -117,3 +117,58 @@ def test_viewers_cannot_start_a_batch(agent: Any, owner: Any) -> None:
     with pytest.raises(ApplicationError) as refused:
         batch.batch_start(editor=viewer, agent=agent, questions=[{"question": "Hi"}])
     assert refused.value.status_code == 403
+
+
+def test_a_run_is_compared_with_the_previous_one_after_the_knowledge_changed(
+    agent: Any, owner: Any, help_kb: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    from apps.knowledge import services as knowledge
+
+    questions = [
+        {"question": "How long does standard shipping take?", "expected": "Shipping times"},
+        {"question": "Do you ship to Antarctica?"},
+    ]
+    with django_capture_on_commit_callbacks(execute=True):
+        first = batch.batch_start(editor=owner, agent=agent, questions=questions)
+    first.refresh_from_db()
+    assert batch.batch_baseline(first) is None
+    with django_capture_on_commit_callbacks(execute=True):
+        knowledge.source_add_text(
+            editor=owner,
+            kb=help_kb,
+            title="Antarctica",
+            text="# Antarctica\n\nWe ship to research stations in Antarctica once a month by air freight.",
+        )
+    with django_capture_on_commit_callbacks(execute=True):
+        second = batch.batch_start(editor=owner, agent=agent, questions=[*questions, {"question": "Do you gift wrap?"}])
+    second.refresh_from_db()
+    assert batch.batch_baseline(second) == first
+    comparison = batch.batch_compare(second, first)
+    assert comparison["baseline"] == first.pk and comparison["baseline_prompt_version"] == first.prompt_version
+    assert [i["change"] for i in comparison["items"]] == ["same", "now_answered", "new"]
+    assert comparison["items"][1]["before"]["decision"] == "abstained" and comparison["items"][2]["before"] is None
+    assert {c: n for c, n in comparison["counts"].items() if n} == {"same": 1, "now_answered": 1, "new": 1}
+    # A run still going, or one that failed, is never the default baseline of a later run.
+    third = BatchTest.objects.create(agent=agent, prompt_version=1, questions=questions, status="failed")
+    fourth = BatchTest.objects.create(agent=agent, prompt_version=1, questions=questions)
+    assert batch.batch_baseline(fourth) == second and batch.batch_baseline(third) == second
+
+
+def test_each_kind_of_change_is_told_apart() -> None:
+    def result(decision: str, text: str = "A.", titles: tuple[str, ...] = ("S",), matched: Any = None) -> Any:
+        citations = [{"title": t, "source_id": 1} for t in titles]
+        return {"question": "Q?", "decision": decision, "text": text, "citations": citations, "matched": matched}
+
+    cases = [
+        (result("answered", matched=True), result("answered", titles=("T",), matched=False), "no_longer_matched"),
+        (result("abstained", matched=False), result("answered", matched=True), "now_matched"),
+        (result("answered"), result("escalate"), "no_longer_answered"),
+        (result("error", text=""), result("answered"), "now_answered"),
+        (result("answered", titles=("S", "T")), result("answered", titles=("S",)), "sources_changed"),
+        (result("answered", titles=("T", "S")), result("answered", text="B.", titles=("S", "T")), "text_changed"),
+        (result("abstained"), result("escalate"), "text_changed"),
+        (result("answered", matched=True), result("answered", matched=True), "same"),
+    ]
+    for before, now, change in cases:
+        runs = [BatchTest(results=[before]), BatchTest(results=[{**now, "question": " q? "}])]
+        assert batch.batch_compare(runs[1], runs[0])["items"][0]["change"] == change, (before, now)

@@ -42,6 +42,16 @@ MAX_TEST_MESSAGES = 100
 
 
 BATCHES_SHOWN = 10
+CHANGE_LABELS = {
+    "no_longer_matched": "no longer cites the expected source",
+    "now_matched": "now cites the expected source",
+    "no_longer_answered": "no longer answered",
+    "now_answered": "now answered",
+    "sources_changed": "other sources",
+    "text_changed": "other wording",
+    "same": "same answer",
+    "new": "not asked before",
+}
 
 
 @member_required(Role.AGENT)
@@ -81,7 +91,31 @@ def agent_batch(request: HttpRequest, agent_id: int, batch_id: int) -> HttpRespo
     pending = (
         run.questions[len(run.results) :] if run.status in (BatchTest.Status.QUEUED, BatchTest.Status.RUNNING) else []
     )
-    context = {"run": run, "agent": run.agent, "summary": batch.batch_summary(run), "rows": rows, "pending": pending}
+    # Compared with the run chosen in `?compare=<id>`, by default the latest finished one before it.
+    others = list(
+        BatchTest.objects.filter(agent_id=agent_id, status=BatchTest.Status.DONE)
+        .exclude(pk=run.pk)
+        .only("pk", "prompt_version", "created_at")[: BATCHES_SHOWN * 5]
+    )
+    wanted = request.GET.get("compare", "")
+    baseline = next((o for o in others if str(o.pk) == wanted), None) if wanted else batch.batch_baseline(run)
+    comparison = batch.batch_compare(run, baseline) if baseline and not pending else None
+    changes = []
+    if comparison:
+        for row, item in zip(rows, comparison["items"], strict=True):
+            row.update(change=item["change"], change_label=CHANGE_LABELS[item["change"]], before=item["before"])
+        changes = [(c, CHANGE_LABELS[c], n) for c, n in comparison["counts"].items() if n]
+    context = {
+        "run": run,
+        "agent": run.agent,
+        "summary": batch.batch_summary(run),
+        "rows": rows,
+        "pending": pending,
+        "others": others,
+        "comparison": comparison,
+        "changes": changes,
+        "baseline": baseline,
+    }
     return render(request, "dashboard/agent_batch.html", context)
 
 

@@ -16,7 +16,7 @@ from django_tenants.utils import schema_context
 from apps.accounts.models import Role, User
 from apps.accounts.services import Actor
 from apps.agents.models import Agent, ProviderCredential
-from apps.agents.services import agent_create
+from apps.agents.services import agent_create, agent_update
 from apps.crm import services as crm
 from apps.crm.models import Contact
 from apps.knowledge import services as knowledge
@@ -292,12 +292,32 @@ def test_a_batch_test_runs_from_the_test_chat_page(
     )
     assert again and again.group(1) == url
     assert html.unescape(again.group(2)).splitlines() == lines.splitlines()  # the same questions, again
+    with schema_context(alpha.schema):  # the knowledge is taken away before the second run
+        agent_update(editor=_actor(alpha), agent=agent, knowledge_bases=[])
     with django_capture_on_commit_callbacks(execute=True):
-        assert owner_client.post(url, {"questions": html.unescape(again.group(2))}).status_code == 302
+        second = owner_client.post(url, {"questions": html.unescape(again.group(2))})
+    assert second.status_code == 302
     listed = owner_client.get(url).content.decode()
     assert listed.count("<tr data-batch=") == 2
     row = re.search(r'<tr data-batch="\d+">.*?</tr>', listed, re.S)
-    assert row and "<td>2 of 2</td>" in row.group(0) and "<td>1 of 1</td>" in row.group(0)
+    assert row and "<td>2 of 2</td>" in row.group(0) and "<td>0 of 1</td>" in row.group(0)
+
+    # The second run's page compares it with the first: what got worse, and what it said before.
+    page = owner_client.get(second.url).content.decode()
+    first_id = started.url.rstrip("/").rsplit("/", 1)[1]
+    assert re.search(rf'<option value="{first_id}" selected>', page)
+    changes = dict(re.findall(r'<span class="badge (\w+)" data-change="\w+">(\d+) ', page))
+    assert changes == {"no_longer_matched": "1", "same": "1"}  # the hostile question was refused both times
+    assert re.findall(r'<td class="change" data-change="(\w+)"', page) == ["no_longer_matched", "same"]
+    before = re.findall(r"<summary>Before</summary>(.*?)</details>", page, re.S)
+    assert len(before) == 1 and "3 to 5 business days" in before[0] and "Shipping times" in before[0]
+    assert "&lt;script&gt;" in page and HOSTILE not in page
+    # Another run can be picked; an unknown one compares with nothing.
+    assert 'id="batch-changes"' in owner_client.get(f"{second.url}?compare={first_id}").content.decode()
+    assert 'id="batch-changes"' not in owner_client.get(f"{second.url}?compare=999999").content.decode()
+    # The first run has no earlier one: the later run can be picked, nothing is compared by default.
+    first_page = owner_client.get(started.url).content.decode()
+    assert 'id="batch-compare-form"' in first_page and 'id="batch-changes"' not in first_page
 
 
 def test_agent_pages_show_the_last_30_days(alpha: Any, owner_client: Any, help_kb: int) -> None:
