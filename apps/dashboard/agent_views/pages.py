@@ -8,6 +8,7 @@ forms from roles that cannot use them. See docs/subsystems/agents.md.
 
 from __future__ import annotations
 
+import difflib
 import json
 from typing import Any
 
@@ -78,8 +79,20 @@ GAPS_SHOWN = 50
 PERFORMANCE_DAYS = 30
 
 
+def _as_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+
+
+def _field_diff(before: Any, after: Any) -> list[tuple[str, str]]:
+    """A line diff of one setting as (kind, line): kind is "del", "add", "ctx" or "hunk"."""
+    lines = difflib.unified_diff(_as_text(before).splitlines(), _as_text(after).splitlines(), lineterm="", n=2)
+    kinds = {"-": "del", "+": "add", " ": "ctx", "@": "hunk"}
+    return [(kinds.get(line[:1], "ctx"), line) for line in lines if not line.startswith(("---", "+++"))]
+
+
 def _versions(agent: Agent) -> list[dict[str, Any]]:
-    """The latest 50 prompt versions with the settings each changed from the one before."""
+    """The latest 50 prompt versions with the settings each changed from the one before, and
+    a line diff of each change."""
     versions = list(agent.versions.order_by("-number")[:51])
     rows = []
     for version, previous in zip(versions, [*versions[1:], None][: len(versions)], strict=True):
@@ -89,6 +102,9 @@ def _versions(agent: Agent) -> list[dict[str, Any]]:
             {
                 "version": version,
                 "changed": changed if previous is not None else ["(first version)"],
+                "diffs": [(k, _field_diff(before.get(k, ""), version.snapshot[k])) for k in changed]
+                if previous is not None
+                else [],
                 "json": json.dumps(version.snapshot, indent=2, sort_keys=True, ensure_ascii=False),
             }
         )

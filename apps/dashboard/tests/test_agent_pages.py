@@ -151,6 +151,18 @@ def test_admin_creates_configures_and_versions_an_agent(alpha: Any, owner_client
     assert "&quot;business_hours&quot;: &quot;Mon-Fri 9-17&quot;" in again  # the v2 snapshot, as JSON
     changed = re.search(r'data-version="2">.*?class="changed">([^<]*)<', again, re.S)
     assert changed and "instructions" in changed.group(1) and "variables" in changed.group(1)
+    # What changed, line by line: the old instructions taken out, the new ones put in.
+    diff = re.search(r'data-version="2">.*?<details class="version-diff">(.*?)</details>', again, re.S)
+    assert diff, "v2 shows its diff"
+    removed = re.findall(r'<span class="del">(.*?)</span>', diff.group(1))
+    added = re.findall(r'<span class="add">(.*?)</span>', diff.group(1))
+    assert "-Help {{ company_name }} customers." in removed
+    assert "+Help {{ company_name }} customers. We are open {{ business_hours }}." in added
+    assert "+  &quot;business_hours&quot;: &quot;Mon-Fri 9-17&quot;," in added  # JSON settings, a line per key
+    assert "+Never promise delivery dates." not in added  # lists are shown as JSON
+    assert "+  &quot;Never promise delivery dates.&quot;," in added
+    v1 = re.search(r'data-version="1">.*?</tr>', again, re.S)
+    assert v1 and "version-diff" not in v1.group(0)  # the first version has nothing to compare with
 
     # Bad input: clear errors on the fields, nothing saved.
     bad = client.post(
@@ -484,10 +496,14 @@ def test_hostile_text_is_escaped_in_pages_and_in_the_stream(
 ) -> None:
     created = owner_client.post("/dashboard/agents/", {"name": HOSTILE, "instructions": HOSTILE})
     assert created.status_code == 302
+    with schema_context(alpha.schema):  # a second version, so the page shows a diff of the hostile text
+        agent = Agent.objects.get(pk=int(created["Location"].rstrip("/").rsplit("/", 1)[1]))
+        agent_update(editor=_actor(alpha), agent=agent, instructions=HOSTILE + "\n" + HOSTILE)
     for path in ("/dashboard/agents/", created["Location"], created["Location"] + "test/"):
         body = owner_client.get(path).content.decode()
         assert HOSTILE not in body, path
         assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in body, path
+    assert '<span class="add">+&lt;script&gt;' in owner_client.get(created["Location"]).content.decode()
 
     title = "<img src=x onerror=alert(1)> Gift cards"
     kb = _kb(
