@@ -85,12 +85,12 @@ def check_rate(request: HttpRequest, *, group: str, rate: str, key: str = "ip") 
         raise RateLimited(usage["time_left"])
 
 
-def _flatten(detail: Any) -> dict[str, list[str]]:
+def flatten_errors(detail: Any) -> dict[str, list[str]]:
     if isinstance(detail, dict):
         out: dict[str, list[str]] = {}
         for key, value in detail.items():
             if isinstance(value, dict):
-                for sub, msgs in _flatten(value).items():
+                for sub, msgs in flatten_errors(value).items():
                     out[f"{key}.{sub}"] = msgs
             elif isinstance(value, list):
                 out[str(key)] = [str(v) for v in value if not isinstance(v, dict | list)] or [str(value)]
@@ -123,7 +123,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
             status=status.HTTP_500_INTERNAL_SERVER_ERROR,
         )
     if isinstance(exc, exceptions.ValidationError):
-        fields = _flatten(exc.detail) if isinstance(exc.detail, dict) else {}
+        fields = flatten_errors(exc.detail) if isinstance(exc.detail, dict) else {}
         if isinstance(exc.detail, list):
             fields = {"non_field_errors": [str(d) for d in exc.detail]}
         response.data = error_body("invalid", "The request is not valid.", fields)

@@ -66,6 +66,25 @@ class Agent(models.Model):
         return self.name
 
 
+# Fields whose change makes a new prompt version (they change what the model is told).
+VERSIONED_FIELDS = (
+    "name",
+    "instructions",
+    "greeting",
+    "language",
+    "variables",
+    "guidance_rules",
+    "provider",
+    "model",
+    "temperature",
+    "max_tokens",
+    "tools",
+    "min_similarity",
+    "top_k",
+)
+SETTABLE_FIELDS = (*VERSIONED_FIELDS, "escalation_policy", "is_active")
+
+
 class PromptVersion(models.Model):
     agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="versions")
     number = models.PositiveIntegerField()

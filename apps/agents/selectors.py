@@ -9,13 +9,31 @@ from typing import Any
 from django.db.models import Count, QuerySet, Sum
 from django.utils import timezone
 
-from .models import STATS_COUNTS, Agent, AgentDailyStats, KnowledgeGap
+from .models import SETTABLE_FIELDS, STATS_COUNTS, Agent, AgentDailyStats, KnowledgeGap
 
 STATS_MAX_DAYS = 366
 
 
 def agent_list() -> QuerySet[Agent]:
     return Agent.objects.prefetch_related("knowledge_bases")
+
+
+EXPORT_FORMAT = "syntera.agent"
+EXPORT_VERSION = 1
+
+
+def agent_export(agent: Agent) -> dict[str, Any]:
+    """The agent's settings as a portable document (`agents.services.agent_import` reads it
+    back, in this workspace or another): knowledge bases by name, no ids, no credentials."""
+    settings = {f: getattr(agent, f) for f in SETTABLE_FIELDS}
+    settings["knowledge_bases"] = [{"name": kb.name} for kb in agent.knowledge_bases.order_by("name", "pk")]
+    return {
+        "format": EXPORT_FORMAT,
+        "version": EXPORT_VERSION,
+        "exported_at": timezone.now().isoformat(),
+        "prompt_version": agent.prompt_version,
+        "agent": settings,
+    }
 
 
 def knowledge_gaps(agent: Agent, *, dismissed: bool = False) -> QuerySet[KnowledgeGap]:

@@ -20,26 +20,18 @@ from apps.knowledge.models import KnowledgeBase, Source
 from syntera.errors import ApplicationError
 
 from . import credentials
-from .models import STATS_COUNTS, TOOL_NAMES, Agent, AgentDailyStats, KnowledgeGap, PromptVersion, ProviderCredential
-from .providers import PROVIDER_MODULES
-
-# Fields whose change makes a new prompt version (they change what the model is told).
-VERSIONED_FIELDS = (
-    "name",
-    "instructions",
-    "greeting",
-    "language",
-    "variables",
-    "guidance_rules",
-    "provider",
-    "model",
-    "temperature",
-    "max_tokens",
-    "tools",
-    "min_similarity",
-    "top_k",
+from .models import (
+    SETTABLE_FIELDS,
+    STATS_COUNTS,
+    TOOL_NAMES,
+    VERSIONED_FIELDS,
+    Agent,
+    AgentDailyStats,
+    KnowledgeGap,
+    PromptVersion,
+    ProviderCredential,
 )
-SETTABLE_FIELDS = (*VERSIONED_FIELDS, "escalation_policy", "is_active")
+from .providers import PROVIDER_MODULES
 
 
 def _require_admin(editor: Actor) -> None:
@@ -182,6 +174,23 @@ def agent_duplicate(*, editor: Actor, agent: Agent, name: str = "") -> Agent:
     )
     audit_action(editor, "agents.agent_duplicated", copy, {"from_agent_id": agent.pk, "name": copy.name})
     return copy
+
+
+@transaction.atomic
+def agent_import(
+    *, editor: Actor, settings: dict[str, Any], knowledge_base_names: list[str]
+) -> tuple[Agent, list[str]]:
+    """A new agent from exported settings (`selectors.agent_export`, already validated by the
+    caller): knowledge bases are found by name in this workspace; the names not found are
+    returned (the agent is created without them)."""
+    names = list(dict.fromkeys(knowledge_base_names))
+    by_name: dict[str, int] = {}
+    for pk, kb_name in KnowledgeBase.objects.filter(name__in=names).order_by("pk").values_list("pk", "name"):
+        by_name.setdefault(kb_name, pk)
+    missing = [n for n in names if n not in by_name]
+    agent = agent_create(editor=editor, knowledge_bases=[by_name[n] for n in names if n in by_name], **settings)
+    audit_action(editor, "agents.agent_imported", agent, {"name": agent.name, "missing_knowledge_bases": missing})
+    return agent, missing
 
 
 def agent_delete(*, editor: Actor, agent: Agent) -> None:

@@ -42,7 +42,9 @@ urlpatterns = [
         name="dashboard-source-action",
     ),
     path("dashboard/agents/", agent_views.agents, name="dashboard-agents"),
+    path("dashboard/agents/import/", agent_views.agent_import, name="dashboard-agent-import"),
     path("dashboard/agents/<int:agent_id>/", agent_views.agent_edit, name="dashboard-agent"),
+    path("dashboard/agents/<int:agent_id>/export/", agent_views.agent_export, name="dashboard-agent-export"),
     path("dashboard/agents/<int:agent_id>/delete/", agent_views.agent_delete, name="dashboard-agent-delete"),
     path("dashboard/agents/<int:agent_id>/duplicate/", agent_views.agent_duplicate, name="dashboard-agent-duplicate"),
     path(

@@ -8,6 +8,7 @@ from rest_framework import serializers
 
 from ..batch import CHANGES, batch_summary
 from ..models import TOOL_NAMES, Agent, BatchTest, KnowledgeGap, PromptVersion, ProviderCredential
+from ..selectors import EXPORT_FORMAT, EXPORT_VERSION
 
 _VARIABLES = serializers.DictField(
     child=serializers.CharField(max_length=500, allow_blank=True), required=False, help_text="Template variables."
@@ -88,6 +89,47 @@ class AgentUpdateInput(serializers.Serializer):
 
 class AgentInput(AgentUpdateInput):
     name = serializers.CharField(max_length=120)
+
+
+class ExportedKnowledgeBase(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+
+
+class ExportedAgent(AgentInput):
+    knowledge_bases = ExportedKnowledgeBase(many=True, required=False, max_length=50)  # type: ignore[assignment,call-arg]
+
+
+class AgentExport(serializers.Serializer):
+    """The portable document: `GET agents/{id}/export` gives it, `POST agents/import` takes it."""
+
+    format = serializers.ChoiceField(choices=[EXPORT_FORMAT])
+    version = serializers.ChoiceField(choices=[EXPORT_VERSION], help_text="Of the format.")
+    exported_at = serializers.DateTimeField(required=False)
+    prompt_version = serializers.IntegerField(required=False, help_text="The exported agent's, for reference.")
+    agent = ExportedAgent(help_text="Every setting; knowledge bases by name.")
+
+
+class AgentImportInput(AgentExport):
+    name = serializers.CharField(
+        max_length=120, required=False, allow_blank=True, default="", help_text="Instead of the exported name."
+    )
+
+    def to_import(self) -> tuple[dict[str, Any], list[str]]:
+        """The validated settings (with the name given instead, if any) and the knowledge
+        base names, as `services.agent_import` takes them."""
+        fields = dict(self.validated_data["agent"])
+        names = [kb["name"] for kb in fields.pop("knowledge_bases", [])]
+        if self.validated_data["name"].strip():
+            fields["name"] = self.validated_data["name"].strip()
+        return fields, names
+
+
+class AgentImportOutput(serializers.Serializer):
+    agent = AgentOutput()
+    missing_knowledge_bases = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="Names with no knowledge base here: the agent was created without them.",
+    )
 
 
 class PromptVersionOutput(serializers.ModelSerializer):

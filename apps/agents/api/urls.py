@@ -4,6 +4,8 @@ from . import views
 
 urlpatterns = [
     path("agents/", views.AgentListView.as_view(), name="api-agents"),
+    path("agents/import", views.AgentImportView.as_view(), name="api-agent-import"),
+    path("agents/<int:agent_id>/export", views.AgentExportView.as_view(), name="api-agent-export"),
     path("agents/<int:agent_id>/", views.AgentDetailView.as_view(), name="api-agent"),
     path("agents/<int:agent_id>/versions/", views.AgentVersionsView.as_view(), name="api-agent-versions"),
     path(

@@ -19,7 +19,7 @@ from .. import batch, guardrails, services
 from ..models import Agent, BatchTest, KnowledgeGap, ProviderCredential, UsageCounter
 from ..providers import PROVIDER_MODULES, Turn
 from ..runtime import TurnInput, answer_turn
-from ..selectors import agent_list, agent_performance, knowledge_gaps
+from ..selectors import agent_export, agent_list, agent_performance, knowledge_gaps
 from . import serializers as s
 
 
@@ -213,6 +213,28 @@ class AgentDuplicateView(AgentsView):
         data.is_valid(raise_exception=True)
         copy = services.agent_duplicate(editor=actor_for(request), agent=agent, name=data.validated_data["name"])
         return Response(s.AgentOutput(agent_list().get(pk=copy.pk)).data, status=status.HTTP_201_CREATED)
+
+
+class AgentExportView(AgentsView):
+    """The agent's settings as a portable JSON document (knowledge bases by name)."""
+
+    @extend_schema(responses={200: s.AgentExport})
+    def get(self, request: Request, agent_id: int) -> Response:
+        return Response(agent_export(get_object_or_404(agent_list(), pk=agent_id)))
+
+
+class AgentImportView(AgentsView):
+    """A new agent from an exported document, in this workspace; knowledge bases are matched
+    by name and the names not found are listed."""
+
+    @extend_schema(request=s.AgentImportInput, responses={201: s.AgentImportOutput})
+    def post(self, request: Request) -> Response:
+        data = s.AgentImportInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields, names = data.to_import()
+        agent, missing = services.agent_import(editor=actor_for(request), settings=fields, knowledge_base_names=names)
+        body = {"agent": s.AgentOutput(agent_list().get(pk=agent.pk)).data, "missing_knowledge_bases": missing}
+        return Response(body, status=status.HTTP_201_CREATED)
 
 
 class AgentTestView(AgentsView):

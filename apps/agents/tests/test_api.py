@@ -168,6 +168,75 @@ def test_an_agent_is_duplicated_with_every_setting(
     assert api.get("/api/v1/agents/").json()["count"] == count
 
 
+def test_an_agent_is_exported_and_imported_into_another_workspace(
+    api: Any, help_kb: int, alpha: Any, api_for: Any, make_member: Any, jwt_for: Any, beta: Any
+) -> None:
+    agent = _agent(api, help_kb, guidance_rules=["never discuss pricing"], tools=["search_knowledge"], top_k=6)
+    notes_kb = api.post("/api/v1/knowledge-bases/", {"name": "Internal notes"}, format="json").json()["id"]
+    exported = api.get(f"/api/v1/agents/{agent['id']}/export")
+    assert exported.status_code == 200
+    document = exported.json()
+    assert (document["format"], document["version"], document["prompt_version"]) == ("syntera.agent", 1, 1)
+    assert document["agent"]["knowledge_bases"] == [{"name": "Help centre"}]
+    assert document["agent"]["instructions"] == agent["instructions"] and "id" not in document["agent"]
+    viewer, _ = make_member(alpha, "viewer")
+    as_viewer = api_for(alpha.host, jwt_for(alpha, viewer.email))
+    assert as_viewer.get(f"/api/v1/agents/{agent['id']}/export").json()["agent"] == document["agent"]
+
+    # Into beta: a knowledge base of the same name is attached; one it lacks is reported.
+    other = api_for(beta.host, beta.api_key)
+    assert other.get(f"/api/v1/agents/{agent['id']}/export").status_code == 404  # not beta's to export
+    beta_kb = other.post("/api/v1/knowledge-bases/", {"name": "Help centre"}, format="json").json()["id"]
+    document["agent"]["knowledge_bases"].append({"name": "Internal notes"})
+    imported = other.post("/api/v1/agents/import", document, format="json")
+    assert imported.status_code == 201, imported.content
+    body = imported.json()
+    assert body["missing_knowledge_bases"] == ["Internal notes"]
+    copy = body["agent"]
+    assert copy["knowledge_bases"] == [beta_kb] and copy["prompt_version"] == 1
+    for field in (
+        "name",
+        "instructions",
+        "greeting",
+        "variables",
+        "guidance_rules",
+        "tools",
+        "top_k",
+        "escalation_policy",
+    ):
+        assert copy[field] == agent[field] or field in ("guidance_rules", "tools", "top_k"), field
+    assert (copy["guidance_rules"], copy["tools"], copy["top_k"]) == (
+        ["never discuss pricing"],
+        ["search_knowledge"],
+        6,
+    )
+    # Back into alpha under another name: the same knowledge base, by name.
+    again = api.post("/api/v1/agents/import", {**document, "name": "Ava 2"}, format="json").json()
+    assert again["agent"]["name"] == "Ava 2" and again["missing_knowledge_bases"] == []
+    assert sorted(again["agent"]["knowledge_bases"]) == sorted([help_kb, notes_kb])
+
+    # Bad documents: a clear error on the field, nothing created.
+    count = api.get("/api/v1/agents/").json()["count"]
+    bad_documents = [
+        {},
+        {**document, "format": "dify.app"},
+        {**document, "version": 2},
+        {**document, "agent": "Ava"},
+        {**document, "agent": {**document["agent"], "temperature": 9}},
+        {**document, "agent": {**document["agent"], "tools": ["run_shell"]}},
+        {**document, "agent": {**document["agent"], "knowledge_bases": [7]}},
+        {**document, "agent": {**document["agent"], "name": ""}},
+        {**document, "agent": {**document["agent"], "instructions": "x" * 20_001}},
+    ]
+    for bad in bad_documents:
+        refused = api.post("/api/v1/agents/import", bad, format="json")
+        assert refused.status_code == 400 and refused.json()["error"]["fields"], bad
+    assert api.post("/api/v1/agents/import", "not json", content_type="application/json").status_code == 400
+    assert as_viewer.post("/api/v1/agents/import", document, format="json").status_code == 403
+    assert api.get("/api/v1/agents/").json()["count"] == count
+    assert api.get("/api/v1/agents/999999/export").status_code == 404
+
+
 def test_knowledge_gaps_are_listed_and_dismissed(
     api: Any, help_kb: int, alpha: Any, api_for: Any, make_member: Any, jwt_for: Any, beta: Any
 ) -> None:

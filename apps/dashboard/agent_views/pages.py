@@ -18,6 +18,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 
 from apps.accounts.models import Role
@@ -26,7 +27,7 @@ from apps.agents import guardrails, services
 from apps.agents import selectors as agent_selectors
 from apps.agents.models import Agent, KnowledgeGap, ProviderCredential, UsageCounter
 from apps.agents.providers import PROVIDER_MODULES
-from syntera.errors import ApplicationError
+from syntera.errors import ApplicationError, flatten_errors
 
 from ..forms import add_application_error
 from ..views import member_required
@@ -162,6 +163,49 @@ def agent_delete(request: HttpRequest, agent_id: int) -> HttpResponse:
     services.agent_delete(editor=_actor(request), agent=agent)
     messages.success(request, f"Agent {agent.name} deleted.")
     return redirect("dashboard-agents")
+
+
+MAX_IMPORT_BYTES = 1024 * 1024
+
+
+@member_required()
+def agent_export(request: HttpRequest, agent_id: int) -> HttpResponse:
+    """The agent's settings as a JSON file to download (`agents/import` reads it back)."""
+    agent = get_object_or_404(agent_selectors.agent_list(), pk=agent_id)
+    body = json.dumps(agent_selectors.agent_export(agent), indent=2, ensure_ascii=False)
+    response = HttpResponse(body, content_type="application/json; charset=utf-8")
+    filename = f"{slugify(agent.name) or 'agent'}.agent.json"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@require_POST
+@member_required(Role.ADMIN)
+def agent_import(request: HttpRequest) -> HttpResponse:
+    """A new agent from an exported file; knowledge bases are matched by name."""
+    from apps.agents.api.serializers import AgentImportInput
+
+    upload = request.FILES.get("file")
+    if upload is None or (upload.size or 0) > MAX_IMPORT_BYTES:
+        messages.error(request, "Choose an exported agent file (.json, at most 1 MB).")
+        return redirect("dashboard-agents")
+    try:
+        document = json.loads(upload.read().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        messages.error(request, "That file is not JSON: choose a file exported from an agent's page.")
+        return redirect("dashboard-agents")
+    data = AgentImportInput(
+        data={**document, "name": request.POST.get("name", "")} if isinstance(document, dict) else {}
+    )
+    if not data.is_valid():
+        problems = "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in flatten_errors(data.errors).items())
+        messages.error(request, f"The agent was not imported. {problems}")
+        return redirect("dashboard-agents")
+    fields, names = data.to_import()
+    agent, missing = services.agent_import(editor=_actor(request), settings=fields, knowledge_base_names=names)
+    note = f" No knowledge base here is called {', '.join(missing)}: attach the right ones below." if missing else ""
+    messages.success(request, f"Agent {agent.name} imported.{note}")
+    return redirect("dashboard-agent", agent_id=agent.pk)
 
 
 @require_POST

@@ -223,6 +223,56 @@ def test_an_agent_is_duplicated_from_its_page(alpha: Any, owner_client: Any, hel
         assert Agent.objects.filter(name__startswith="Ava").count() == 2
 
 
+def test_an_agent_is_exported_and_imported_from_the_pages(
+    alpha: Any, owner_client: Any, help_kb: int, make_member: Any, login: Any
+) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    agent_id = _agent(alpha, help_kb, instructions="Be kind.", guidance_rules=["never discuss pricing"])
+    page = owner_client.get(f"/dashboard/agents/{agent_id}/").content.decode()
+    assert f'href="/dashboard/agents/{agent_id}/export/" id="agent-export-link"' in page
+    exported = owner_client.get(f"/dashboard/agents/{agent_id}/export/")
+    assert exported.status_code == 200 and exported["Content-Disposition"] == 'attachment; filename="ava.agent.json"'
+    document = json.loads(exported.content)
+    assert document["agent"]["knowledge_bases"] == [{"name": "Help centre"}]
+
+    def upload(content: bytes, name: str = "") -> Any:
+        file = SimpleUploadedFile("ava.agent.json", content, content_type="application/json")
+        return owner_client.post("/dashboard/agents/import/", {"file": file, "name": name}, follow=True)
+
+    done = upload(exported.content, name="Ava imported")
+    body = done.content.decode()
+    assert "Agent Ava imported imported." in body and "Be kind." in body
+    assert re.search(rf'value="{help_kb}"[^>]*checked', body), "the knowledge base is attached by name"
+    document["agent"]["knowledge_bases"].append({"name": "<b>Nowhere</b>"})
+    partial = upload(json.dumps(document).encode()).content.decode()
+    assert "Agent Ava imported. No knowledge base here is called &lt;b&gt;Nowhere&lt;/b&gt;" in partial
+
+    with schema_context(alpha.schema):
+        count = Agent.objects.count()
+    refusals = {
+        b"not json": "That file is not JSON",
+        b"\xff\xfe": "That file is not JSON",
+        b"[1, 2]": "The agent was not imported.",
+        json.dumps({**document, "format": "other"}).encode(): "format:",
+        json.dumps({**document, "agent": {**document["agent"], "temperature": 7}}).encode(): "agent.temperature:",
+        b" " * (1024 * 1024 + 1): "at most 1 MB",
+    }
+    for content, message in refusals.items():
+        assert message in upload(content).content.decode(), message
+    assert (
+        "Choose an exported agent file" in owner_client.post("/dashboard/agents/import/", follow=True).content.decode()
+    )
+    viewer = login(alpha, make_member(alpha, "viewer")[0].email)
+    assert 'id="agent-import-form"' not in viewer.get("/dashboard/agents/").content.decode()
+    file = SimpleUploadedFile("a.json", exported.content, content_type="application/json")
+    assert viewer.post("/dashboard/agents/import/", {"file": file}).status_code == 403
+    assert viewer.get(f"/dashboard/agents/{agent_id}/export/").status_code == 200  # viewers read settings
+    assert owner_client.get("/dashboard/agents/import/").status_code == 405
+    with schema_context(alpha.schema):
+        assert Agent.objects.count() == count
+
+
 def test_agent_page_lists_unanswered_questions_and_dismisses_them(alpha: Any, owner_client: Any, help_kb: int) -> None:
     from apps.agents import services as agent_services
 
@@ -666,6 +716,7 @@ def test_another_tenants_agent_and_contact_ids_are_not_found(
         assert response.status_code == 404 and b"canary-beta" not in response.content, path
     assert owner_client.post(f"/dashboard/agents/{agent_id}/delete/").status_code == 404
     assert owner_client.post(f"/dashboard/agents/{agent_id}/duplicate/").status_code == 404
+    assert owner_client.get(f"/dashboard/agents/{agent_id}/export/").status_code == 404
     assert owner_client.post(f"/dashboard/agents/{agent_id}/test/", {"questions": "canary-beta?"}).status_code == 404
     assert owner_client.post(f"/dashboard/contacts/{contact.pk}/delete/").status_code == 404
     assert owner_client.post(f"/dashboard/contacts/{contact.pk}/", {"form": "erase_all"}).status_code == 404
