@@ -1,7 +1,9 @@
 """Small talk: recognising messages that are only pleasantries, and the fixed replies to them.
 
 `classify(text)` says whether a message is *nothing but* a greeting, thanks, a goodbye, an
-acknowledgement or a question about the assistant itself ("who are you?", "are you a bot?").
+acknowledgement, a question about the assistant itself ("who are you?", "are you a bot?") or
+a request for help that does not yet say with what ("hello, I have a question": "invite",
+answered by asking what the visitor would like to know).
 A message that also asks something ("hi, how do I renew my licence?") is not small talk: the
 runtime retrieves for it as usual. The runtime uses this to skip retrieval; the offline
 responder to answer politely without citations; `followup.standalone_query` to leave such
@@ -18,7 +20,7 @@ import re
 import unicodedata
 from typing import Literal
 
-Kind = Literal["greeting", "thanks", "goodbye", "ack", "identity"]
+Kind = Literal["greeting", "thanks", "goodbye", "ack", "identity", "invite"]
 
 # Phrases, lower case, words separated by one space. Longest match wins at each position.
 _PHRASES: dict[Kind, tuple[str, ...]] = {
@@ -214,6 +216,43 @@ _PHRASES: dict[Kind, tuple[str, ...]] = {
         "quien eres",
         "wer bist du",
     ),
+    # Asking for help without yet saying with what: the reply invites the question.
+    "invite": (
+        "help",
+        "help me",
+        "help please",
+        "i need help",
+        "i need some help",
+        "need help",
+        "need some help",
+        "can you help",
+        "can you help me",
+        "could you help",
+        "could you help me",
+        "can you help me out",
+        "could you help me out",
+        "can you assist me",
+        "i need assistance",
+        "i have a question",
+        "i have some questions",
+        "i have a few questions",
+        "i have questions",
+        "i ve got a question",
+        "i got a question",
+        "quick question",
+        "can i ask a question",
+        "can i ask you a question",
+        "i have a problem",
+        "i need some information",
+        "i need information",
+        "i need info",
+        "tengo una pregunta",
+        "necesito ayuda",
+        "j ai une question",
+        "j ai besoin d aide",
+        "ich habe eine frage",
+        "ich brauche hilfe",
+    ),
 }
 
 # Words that may accompany pleasantries without making the message a question of its own.
@@ -264,7 +303,7 @@ _FILLER = frozenset(
 )
 
 # When several kinds occur ("thanks, bye"), the reply follows the most telling one.
-_PRECEDENCE: tuple[Kind, ...] = ("identity", "goodbye", "thanks", "greeting", "ack")
+_PRECEDENCE: tuple[Kind, ...] = ("identity", "goodbye", "thanks", "invite", "greeting", "ack")
 
 _INDEX: dict[str, list[tuple[tuple[str, ...], Kind]]] = {}
 for _kind, _phrases in _PHRASES.items():
@@ -331,6 +370,7 @@ _REPLIES: dict[str, dict[str, str]] = {
             "That's not something I can help with here. Would you like me to connect you with a member of our team?"
         ),
         "refusal": "I can't share that. Is there something else I can help you with?",
+        "invite": "Of course{name}! What would you like to know?",
     },
     "es": {
         "greeting": "¡Hola{name}! ¿En qué puedo ayudarte hoy?",
@@ -354,6 +394,7 @@ _REPLIES: dict[str, dict[str, str]] = {
             "¿Quieres que te ponga en contacto con una persona del equipo?"
         ),
         "refusal": "No puedo compartir eso. ¿Puedo ayudarte en algo más?",
+        "invite": "¡Claro{name}! ¿Qué te gustaría saber?",
     },
     "fr": {
         "greeting": "Bonjour{name} ! Comment puis-je vous aider ?",
@@ -377,6 +418,7 @@ _REPLIES: dict[str, dict[str, str]] = {
             "Voulez-vous que je vous mette en relation avec une personne de l'équipe ?"
         ),
         "refusal": "Je ne peux pas partager cela. Puis-je vous aider pour autre chose ?",
+        "invite": "Bien sûr{name} ! Que souhaitez-vous savoir ?",
     },
     "de": {
         "greeting": "Hallo{name}! Wie kann ich Ihnen helfen?",
@@ -397,6 +439,7 @@ _REPLIES: dict[str, dict[str, str]] = {
         ),
         "restricted": "Dabei kann ich hier leider nicht helfen. Soll ich Sie mit einer Person aus dem Team verbinden?",
         "refusal": "Das kann ich nicht weitergeben. Kann ich Ihnen sonst irgendwie helfen?",
+        "invite": "Gern{name}! Was möchten Sie wissen?",
     },
 }
 

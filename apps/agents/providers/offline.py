@@ -6,6 +6,9 @@ returns the best few, each followed by its `[n]` citation marker. Nothing is inv
 only words it writes itself are the fixed templates of `smalltalk.py` (greetings, thanks,
 "who are you", and the no-answer reply that offers a person).
 
+The question is scored without its small talk (`core_query`: clauses that greet, thank or
+say nothing beyond "could you help me?" are left out), so pleasantries do not dilute it.
+
 How a sentence is scored (all numbers in [0, 1]):
 - `lexical`: the share of the question's content words the sentence (or its section
   heading, at half weight) contains; generic words ("help", "need") weigh 0.3.
@@ -75,7 +78,7 @@ MAX_SENTENCES = 3
 PER_CHUNK = 2  # sentences quoted from one chunk at most
 MAX_MARKERS = 3  # markers after one sentence (the same sentence found in several sources)
 SUPPORT_MARGIN = 0.15  # a further sentence must score within this of the best one
-EMBEDDED_PER_CHUNK = 3  # sentences per chunk scored by embedding (the lexically best)
+EMBEDDED_PER_CHUNK = 5  # sentences per chunk scored by embedding (the lexically best)
 MIN_WORDS = 4
 MAX_WORDS = 80
 PREFIX_MATCH = 5  # "eligible" matches "eligibility": a shared prefix of this many letters
@@ -325,12 +328,31 @@ def _dot(a: Sequence[float], b: Sequence[float]) -> float:
     return float(sum(x * y for x, y in zip(a, b, strict=False)))
 
 
+_CLAUSE_END = re.compile(r"[.?!,;:]+(?:\s+|$)")
+
+
+def core_query(query: str) -> str:
+    """The question without its small talk: the clauses that greet, thank or ask how the
+    assistant is, and those with no content word beyond the generic ones ("Could you help me
+    with that?"), are left out, so they do not dilute its meaning. All of it when nothing
+    would be left."""
+    kept = []
+    for part in _CLAUSE_END.split(query):
+        if not part.strip() or classify(part) is not None:
+            continue
+        if not any(word not in GENERIC for _, word in terms(part)):
+            continue
+        kept.append(part.strip())
+    return ", ".join(kept) or query
+
+
 def analyse(
     query: str, context: Sequence[ContextChunk], *, embed: Embedder | None = None, unknown: Sequence[str] = ()
 ) -> Analysis:
     """Score the quotable sentences of `context` against `query` (see the module docstring);
     `unknown`: the query words the whole knowledge base lacks (`ChatRequest.unknown_words`)."""
-    weights = _query_weights(query)
+    core = core_query(query)
+    weights = _query_weights(core)
     total = sum(weights.values())
     vocabulary: set[str] = set()
     words: set[str] = set()
@@ -364,7 +386,7 @@ def analyse(
             found.append(Candidate(sentence, chunk, position, lexical))
         per_chunk.append(found)
     coverage = _coverage(weights, vocabulary)
-    missing = _specific(query, vocabulary, words) if total else ()
+    missing = _specific(core, vocabulary, words) if total else ()
 
     def cheap(c: Candidate) -> float:
         return LEXICAL_WEIGHT * c.lexical + CHUNK_WEIGHT * (c.chunk.similarity or 0.0)
@@ -375,7 +397,7 @@ def analyse(
     ]
     scored: list[Candidate] = []
     if shortlist and embed is not None and total:
-        vectors = _CACHE.embed(embed, [query, *(c.text for c in shortlist)])
+        vectors = _CACHE.embed(embed, [core, *(c.text for c in shortlist)])
         for candidate, vector in zip(shortlist, vectors[1:], strict=True):
             dense = max(0.0, _dot(vectors[0], vector))
             support = cheap(candidate) + DENSE_WEIGHT * dense
@@ -494,7 +516,7 @@ class OfflineResponder:
             text = reply(
                 kind,
                 language=request.language,
-                name=_first_name(request.contact_facts) if kind in ("greeting", "thanks", "goodbye") else "",
+                name=_first_name(request.contact_facts) if kind in ("greeting", "thanks", "goodbye", "invite") else "",
                 company=request.company_name,
             )
             yield TextDelta(text)

@@ -146,6 +146,10 @@ def test_source_reference_numbers_are_not_passed_off_as_citations() -> None:
         ("Who are you?", "identity"),
         ("are you a real person?", "identity"),
         ("merci beaucoup", "thanks"),
+        ("hello I have some questions", "invite"),
+        ("Hi, can you help me out?", "invite"),
+        ("I need help please", "invite"),
+        ("I've got a question", "invite"),
     ],
 )
 def test_smalltalk_answered_without_citations(message: str, kind: str) -> None:
@@ -163,6 +167,13 @@ def test_smalltalk_answered_without_citations(message: str, kind: str) -> None:
 )
 def test_questions_with_pleasantries_are_not_smalltalk(message: str) -> None:
     assert classify(message) is None
+
+
+def test_a_request_for_help_that_says_with_what_is_not_an_invitation() -> None:
+    assert classify("I have a question about shipping") is None
+    assert classify("can you help me reset my password") is None
+    text, reason, _ = ask("Hello! I have a question.", contact_facts={"name": "Maria Lopez"})
+    assert (reason, text) == ("smalltalk", "Of course Maria! What would you like to know?")
 
 
 def test_greets_by_name_and_says_what_it_is() -> None:
@@ -328,3 +339,42 @@ def test_specific_words_missing_from_the_reference_text_count_against_answering(
     assert unknown.answerability == pytest.approx(
         uncovered.answerability - (offline.UNKNOWN_PENALTY - offline.MISSING_PENALTY)
     )
+
+
+@pytest.mark.parametrize(
+    ("question", "core"),
+    [
+        (
+            "Hey good morning, how you doing?. Say, the other day i heard about the co-op training program. "
+            "Could you tell me about it, please?",
+            "the other day i heard about the co-op training program",
+        ),
+        (
+            "Oh, hi. Please, I'm looking for some info about family benefits. Could you help me out?",
+            "I'm looking for some info about family benefits",
+        ),
+        ("How long does shipping take?", "How long does shipping take"),
+        ("If I move, do I need a new licence?", "If I move, do I need a new licence"),
+        ("hello I have some questions", "hello I have some questions"),  # nothing would be left
+    ],
+)
+def test_small_talk_around_a_question_is_left_out_of_its_meaning(question: str, core: str) -> None:
+    assert offline.core_query(question) == core
+
+
+def test_pleasantries_do_not_dilute_the_support_of_the_answer() -> None:
+    """The same question, bare and wrapped in greetings, finds the same best sentence with
+    nearly the same support (the greetings are not scored)."""
+    responder = OfflineResponder()
+    bare = responder.analyse(ChatRequest(messages=[], model="x", query="How long does shipping take?", context=CONTEXT))
+    chatty = responder.analyse(
+        ChatRequest(
+            messages=[],
+            model="x",
+            query="Hi there, good morning! How long does shipping take? Could you help me with that, please?",
+            context=CONTEXT,
+        )
+    )
+    assert chatty.candidates[0].text == bare.candidates[0].text
+    assert chatty.best_support == pytest.approx(bare.best_support, abs=0.02)
+    assert chatty.answerability >= responder.support_threshold
