@@ -328,22 +328,21 @@ def _dot(a: Sequence[float], b: Sequence[float]) -> float:
     return float(sum(x * y for x, y in zip(a, b, strict=False)))
 
 
-_CLAUSE_END = re.compile(r"[.?!,;:]+(?:\s+|$)")
+_CLAUSE = re.compile(r"[^.?!,;:]+(?:[.?!,;:]+|$)")
 
 
 def core_query(query: str) -> str:
     """The question without its small talk: the clauses that greet, thank or ask how the
     assistant is, and those with no content word beyond the generic ones ("Could you help me
-    with that?"), are left out, so they do not dilute its meaning. All of it when nothing
-    would be left."""
+    with that?"), are left out, so they do not dilute its meaning; the rest is kept as
+    written. All of it when nothing would be left."""
     kept = []
-    for part in _CLAUSE_END.split(query):
-        if not part.strip() or classify(part) is not None:
-            continue
-        if not any(word not in GENERIC for _, word in terms(part)):
+    for match in _CLAUSE.finditer(query):
+        part = match.group(0)
+        if classify(part) is not None or not any(word not in GENERIC for _, word in terms(part)):
             continue
         kept.append(part.strip())
-    return ", ".join(kept) or query
+    return " ".join(kept).strip(" ,;:") or query
 
 
 def analyse(

@@ -347,14 +347,14 @@ def test_specific_words_missing_from_the_reference_text_count_against_answering(
         (
             "Hey good morning, how you doing?. Say, the other day i heard about the co-op training program. "
             "Could you tell me about it, please?",
-            "the other day i heard about the co-op training program",
+            "the other day i heard about the co-op training program.",
         ),
         (
             "Oh, hi. Please, I'm looking for some info about family benefits. Could you help me out?",
-            "I'm looking for some info about family benefits",
+            "I'm looking for some info about family benefits.",
         ),
-        ("How long does shipping take?", "How long does shipping take"),
-        ("If I move, do I need a new licence?", "If I move, do I need a new licence"),
+        ("How long does shipping take?", "How long does shipping take?"),  # as written
+        ("If I move, do I need a new licence?", "If I move, do I need a new licence?"),
         ("hello I have some questions", "hello I have some questions"),  # nothing would be left
     ],
 )
