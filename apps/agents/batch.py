@@ -143,6 +143,36 @@ def batch_summary(run: BatchTest) -> dict[str, Any]:
     }
 
 
+CSV_COLUMNS = ("question", "expected", "decision", "cited expected", "answer", "sources", "latency ms", "error")
+
+
+def _cell(value: Any) -> str:
+    """A spreadsheet cell that is never read as a formula (visitor and document text is
+    untrusted): text starting with =, +, -, @ or a control character gets a leading quote."""
+    text = "" if value is None else str(value)
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def batch_csv_rows(run: BatchTest) -> list[list[str]]:
+    """The run's results as spreadsheet rows, a header first."""
+    rows = [list(CSV_COLUMNS)]
+    for r in run.results or []:
+        matched = r.get("matched")
+        rows.append(
+            [
+                _cell(r.get("question")),
+                _cell(r.get("expected")),
+                _cell(r.get("decision")),
+                "" if matched is None else ("yes" if matched else "no"),
+                _cell(r.get("text")),
+                _cell("; ".join(str(c.get("title", "")) for c in r.get("citations") or [])),
+                _cell(r.get("latency_ms")),
+                _cell(r.get("error")),
+            ]
+        )
+    return rows
+
+
 # What changed for one question between two runs, in the order the page sorts them.
 CHANGES = (
     "no_longer_matched",  # the expected source was cited before, not now

@@ -69,6 +69,11 @@ urlpatterns = [
         agent_views.agent_batch,
         name="dashboard-agent-batch",
     ),
+    path(
+        "dashboard/agents/<int:agent_id>/test/batch/<int:batch_id>/results.csv",
+        agent_views.agent_batch_csv,
+        name="dashboard-agent-batch-csv",
+    ),
     path("dashboard/ai/", agent_views.ai_settings, name="dashboard-ai-settings"),
     path(
         "dashboard/ai/<str:provider>/delete/",

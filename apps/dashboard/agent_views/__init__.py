@@ -13,10 +13,11 @@ from .pages import (
     knowledge_gap_answer,
     knowledge_gap_dismiss,
 )
-from .test_chat import agent_batch, agent_test, agent_test_turn
+from .test_chat import agent_batch, agent_batch_csv, agent_test, agent_test_turn
 
 __all__ = [
     "agent_batch",
+    "agent_batch_csv",
     "agent_delete",
     "agent_duplicate",
     "agent_edit",

@@ -7,6 +7,7 @@ the browser (static/js/test-chat.js) and is re-sent each turn.
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 from collections.abc import AsyncIterator, Iterator
@@ -117,6 +118,17 @@ def agent_batch(request: HttpRequest, agent_id: int, batch_id: int) -> HttpRespo
         "baseline": baseline,
     }
     return render(request, "dashboard/agent_batch.html", context)
+
+
+@member_required(Role.AGENT)
+def agent_batch_csv(request: HttpRequest, agent_id: int, batch_id: int) -> HttpResponse:
+    """The run's results as a CSV file (UTF-8 with a byte-order mark, for spreadsheets)."""
+    run = get_object_or_404(BatchTest, pk=batch_id, agent_id=agent_id)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="batch-test-{run.pk}.csv"'
+    response.write("\ufeff")
+    csv.writer(response).writerows(batch.batch_csv_rows(run))
+    return response
 
 
 def _line(event: dict[str, Any]) -> bytes:

@@ -382,6 +382,67 @@ def test_a_batch_test_runs_from_the_test_chat_page(
     assert 'id="batch-compare-form"' in first_page and 'id="batch-changes"' not in first_page
 
 
+def test_batch_results_download_as_csv_without_formulas(
+    alpha: Any, beta: Any, owner_client: Any, make_member: Any, login: Any
+) -> None:
+    import csv
+    import io
+
+    from apps.agents.models import BatchTest
+
+    agent_id = _agent(alpha)
+    results = [
+        {
+            "question": '=HYPERLINK("http://evil.example","click")',
+            "expected": "Shipping times",
+            "decision": "answered",
+            "text": "Standard shipping takes 3 to 5 business days. [1]",
+            "citations": [{"title": "Shipping times", "source_id": 1}, {"title": "@Returns", "source_id": 2}],
+            "matched": True,
+            "latency_ms": 12,
+        },
+        {
+            "question": "Quota?",
+            "expected": "",
+            "decision": "error",
+            "text": "",
+            "citations": [],
+            "matched": None,
+            "error": "-1 requests left",
+        },
+    ]
+    with schema_context(alpha.schema):
+        run = BatchTest.objects.create(
+            agent_id=agent_id, prompt_version=1, status="done", questions=results, results=results
+        )
+    url = f"/dashboard/agents/{agent_id}/test/batch/{run.pk}/results.csv"
+    assert (
+        f'href="{url}" id="batch-csv"'
+        in owner_client.get(f"/dashboard/agents/{agent_id}/test/batch/{run.pk}/").content.decode()
+    )
+    response = owner_client.get(url)
+    assert response.status_code == 200 and response["Content-Type"] == "text/csv; charset=utf-8"
+    assert response["Content-Disposition"] == f'attachment; filename="batch-test-{run.pk}.csv"'
+    rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+    assert rows[0] == ["question", "expected", "decision", "cited expected", "answer", "sources", "latency ms", "error"]
+    assert rows[1] == [
+        '\'=HYPERLINK("http://evil.example","click")',  # never run as a formula by a spreadsheet
+        "Shipping times",
+        "answered",
+        "yes",
+        "Standard shipping takes 3 to 5 business days. [1]",
+        "Shipping times; @Returns",
+        "12",
+        "",
+    ]
+    assert rows[2][2:4] == ["error", ""] and rows[2][7] == "'-1 requests left"
+    viewer = login(alpha, make_member(alpha, "viewer")[0].email)
+    assert viewer.get(url).status_code == 403
+    other = login(beta, beta.owner_email)
+    assert other.get(url).status_code == 404
+    assert owner_client.get(f"/dashboard/agents/{agent_id}/test/batch/999999/results.csv").status_code == 404
+
+
 def test_agent_pages_show_the_last_30_days(alpha: Any, owner_client: Any, help_kb: int) -> None:
     """Staff see what each agent did: turns, the share answered, not answered (with those for
     want of knowledge) and handed over, time, tokens, a bar per day and a row per channel."""
