@@ -180,7 +180,7 @@ CHANGES = (
     "no_longer_answered",  # answered before; now abstained, handed over or failed
     "now_answered",
     "sources_changed",  # same decision, other sources
-    "text_changed",  # same decision and sources, other words
+    "text_changed",  # same sources, other words (or, answered neither time, another decision)
     "same",
     "new",  # not asked in the earlier run
 )

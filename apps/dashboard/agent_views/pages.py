@@ -25,6 +25,7 @@ from apps.accounts.models import Role
 from apps.accounts.services import Actor
 from apps.agents import guardrails, services
 from apps.agents import selectors as agent_selectors
+from apps.agents.api.serializers import AgentImportInput
 from apps.agents.models import Agent, KnowledgeGap, ProviderCredential, UsageCounter
 from apps.agents.providers import PROVIDER_MODULES
 from syntera.errors import ApplicationError, flatten_errors
@@ -182,9 +183,8 @@ def agent_export(request: HttpRequest, agent_id: int) -> HttpResponse:
 @require_POST
 @member_required(Role.ADMIN)
 def agent_import(request: HttpRequest) -> HttpResponse:
-    """A new agent from an exported file; knowledge bases are matched by name."""
-    from apps.agents.api.serializers import AgentImportInput
-
+    """A new agent from an exported file; knowledge bases are matched by name (checked by the
+    API's own `AgentImportInput`, so the page and the API accept the same documents)."""
     upload = request.FILES.get("file")
     if upload is None or (upload.size or 0) > MAX_IMPORT_BYTES:
         messages.error(request, "Choose an exported agent file (.json, at most 1 MB).")
