@@ -26,6 +26,12 @@ Below `support_threshold` it abstains: Finish("no_answer"), the no-answer templa
 person, no marker. A question whose specific words appear nowhere in the retrieved text is
 rarely answered by it, however similar the chunks look.
 
+Help pages ask their own questions ("Can I renew my licence online? Most drivers can…").
+Such a question is never quoted: the first quotable sentence after it answers it
+(`answered_questions`), has its words, and is as close to the visitor's question as the
+better of itself and the page's question. The visitor gets the answer, not the question back,
+led by the page's own "Yes." or "No." when one stands between them.
+
 What to quote: the best-supported sentence, then the best sentence of each further source in
 retrieval order (retrieval ranks sources better than one sentence's score, and a second
 source confirms), each within SUPPORT_MARGIN of the best; at most MAX_SENTENCES. A sentence
@@ -47,7 +53,7 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from ..followup import GENERIC, terms, weight
@@ -170,6 +176,26 @@ def quotable(sentence: str, heading: str = "") -> bool:
     return not (has_markup(sentence) or addresses_assistant(sentence))
 
 
+_YES_NO = re.compile(r"(?:yes|no)[.!]", re.IGNORECASE)
+
+
+def answered_questions(sentences: Sequence[str], heading: str = "") -> dict[int, int]:
+    """Which sentence answers which of the page's own questions ("Can I renew online? You
+    can renew…"): the position of each answer → the position of its question. The answer is
+    the first quotable sentence after the question, before the next question."""
+    out: dict[int, int] = {}
+    for position, sentence in enumerate(sentences):
+        if not sentence.endswith("?"):
+            continue
+        for later in range(position + 1, len(sentences)):
+            if sentences[later].endswith("?"):
+                break
+            if quotable(sentences[later], heading):
+                out[later] = position
+                break
+    return out
+
+
 # --- scoring -----------------------------------------------------------------------------
 
 
@@ -182,6 +208,13 @@ class Candidate:
     dense: float | None = None
     support: float = 0.0
     also: tuple[ContextChunk, ...] = ()  # chunks of other sources holding the same sentence
+    asked: str = ""  # the page's own question that this sentence answers, if any
+    lead: str = ""  # the page's bare "Yes." / "No." between that question and this sentence
+
+    @property
+    def quote(self) -> str:
+        """What the visitor is given: the sentence, after the page's "Yes." or "No."."""
+        return f"{self.lead} {self.text}" if self.lead else self.text
 
     @property
     def chunks(self) -> tuple[ContextChunk, ...]:
@@ -362,7 +395,9 @@ def analyse(
         words.update(w for w in _words(chunk.text) if len(w) >= 4)
         heading_stems = _stems(chunk.heading) | _stems(chunk.title)
         found: list[Candidate] = []
-        for position, sentence in enumerate(split_sentences(chunk.text)):
+        sentences = split_sentences(chunk.text)
+        answers = answered_questions(sentences, chunk.heading)
+        for position, sentence in enumerate(sentences):
             key = sentence.lower()
             if key in seen:
                 # Chunks overlap and pages repeat each other: a sentence is offered once, from
@@ -370,10 +405,13 @@ def analyse(
                 if all(c.source_id != chunk.source_id for c in seen[key]):
                     seen[key].append(chunk)
                 continue
-            if not quotable(sentence, chunk.heading):
-                continue
+            if position in answers.values() or not quotable(sentence, chunk.heading):
+                continue  # a question the page answers is quoted through its answer
             seen[key] = [chunk]
-            own = _stems(sentence)
+            asked = sentences[answers[position]] if position in answers else ""
+            between = sentences[answers[position] + 1 : position] if asked else []
+            lead = between[0] if len(between) == 1 and _YES_NO.fullmatch(between[0]) else ""
+            own = _stems(sentence) | _stems(asked)  # an answer has its question's words
             lexical = 0.0
             if total:
                 for term, w in weights.items():
@@ -382,7 +420,7 @@ def analyse(
                     elif _matches(term, heading_stems):
                         lexical += HEADING_WEIGHT * w
                 lexical /= total
-            found.append(Candidate(sentence, chunk, position, lexical))
+            found.append(Candidate(sentence, chunk, position, lexical, asked=asked, lead=lead))
         per_chunk.append(found)
     coverage = _coverage(weights, vocabulary)
     missing = _specific(core, vocabulary, words) if total else ()
@@ -396,20 +434,18 @@ def analyse(
     ]
     scored: list[Candidate] = []
     if shortlist and embed is not None and total:
-        vectors = _CACHE.embed(embed, [core, *(c.text for c in shortlist)])
-        for candidate, vector in zip(shortlist, vectors[1:], strict=True):
-            dense = max(0.0, _dot(vectors[0], vector))
-            support = cheap(candidate) + DENSE_WEIGHT * dense
-            scored.append(
-                Candidate(candidate.text, candidate.chunk, candidate.position, candidate.lexical, dense, support)
-            )
+        # A sentence that answers one of the page's own questions is as close to the visitor's
+        # question as the better of itself and that question.
+        texts = list(dict.fromkeys([*(c.text for c in shortlist), *(c.asked for c in shortlist if c.asked)]))
+        vectors = _CACHE.embed(embed, [core, *texts])
+        similarity = {text: _dot(vectors[0], vector) for text, vector in zip(texts, vectors[1:], strict=True)}
+        for candidate in shortlist:
+            dense = max(0.0, similarity[candidate.text], similarity.get(candidate.asked, 0.0))
+            scored.append(replace(candidate, dense=dense, support=cheap(candidate) + DENSE_WEIGHT * dense))
     elif total:  # no embedder: the cheap score, rescaled to the same range
         scale = 1.0 / (LEXICAL_WEIGHT + CHUNK_WEIGHT)
-        scored = [Candidate(c.text, c.chunk, c.position, c.lexical, None, cheap(c) * scale) for c in shortlist]
-    scored = [
-        Candidate(c.text, c.chunk, c.position, c.lexical, c.dense, c.support, tuple(seen[c.text.lower()][1:]))
-        for c in scored
-    ]
+        scored = [replace(c, support=cheap(c) * scale) for c in shortlist]
+    scored = [replace(c, also=tuple(seen[c.text.lower()][1:])) for c in scored]
     scored.sort(key=lambda c: (-c.support, c.chunk.index, c.position))
     absent = {w.lower() for w in unknown}
     return Analysis(tuple(sorted(weights)), coverage, missing, tuple(scored), tuple(w for w in missing if w in absent))
@@ -532,7 +568,7 @@ class OfflineResponder:
         produced = []
         for number, candidate in enumerate(chosen):
             markers = "".join(f"[{c.index}]" for c in candidate.chunks[:MAX_MARKERS])
-            piece = f"{'' if number == 0 else ' '}{candidate.text} {markers}"
+            piece = f"{'' if number == 0 else ' '}{candidate.quote} {markers}"
             produced.append(piece)
             yield TextDelta(piece)
         yield Usage(prompt_tokens=prompt_tokens, completion_tokens=_count_words(*produced))

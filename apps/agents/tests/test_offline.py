@@ -378,3 +378,50 @@ def test_pleasantries_do_not_dilute_the_support_of_the_answer() -> None:
     assert chatty.candidates[0].text == bare.candidates[0].text
     assert chatty.best_support == pytest.approx(bare.best_support, abs=0.02)
     assert chatty.answerability >= responder.support_threshold
+
+
+FAQ_PAGE = chunk(
+    1,
+    "Renewing your licence\n"
+    "Can I renew my licence online? "
+    "Most drivers renew online at the DMV website up to a year before the licence expires. "
+    "You need your licence number and a credit card. "
+    "Can I renew it by phone? No. "
+    "Renewals are taken online, by mail or at an office. "
+    "What if my licence has already expired? "
+    "Licences expired for more than two years cannot be renewed; apply for a new one instead.",
+    title="Licence renewal",
+    heading="Renewing your licence",
+)
+
+
+def test_a_question_the_page_answers_is_answered_by_its_answer_not_repeated() -> None:
+    """Help pages ask their own questions ("Can I renew my licence online?"); the visitor is
+    given the sentence that answers it, found through the page's question, never the question."""
+    text, reason, _ = ask("Can I renew my licence online?", context=[FAQ_PAGE])
+    assert reason == "stop"
+    pairs = sentences_of(text)
+    assert pairs[0] == ("Most drivers renew online at the DMV website up to a year before the licence expires.", 1)
+    assert not any(sentence.endswith("?") for sentence, _ in pairs), text
+    # The page's bare "No." stays with its answer.
+    text, reason, _ = ask("Can I renew my licence by phone?", context=[FAQ_PAGE])
+    assert ("No. Renewals are taken online, by mail or at an office.", 1) in sentences_of(text), text
+    expired = OfflineResponder().analyse(
+        ChatRequest(messages=[], model="x", query="My licence already expired, what now?", context=[FAQ_PAGE])
+    )
+    assert expired.candidates[0].text.startswith("Licences expired for more than two years")
+    assert expired.candidates[0].asked == "What if my licence has already expired?"
+
+
+def test_which_sentence_answers_which_question() -> None:
+    sentences = [
+        "Can I renew online?",
+        "Yes.",  # too short to quote: the next sentence answers
+        "Most drivers renew online at the DMV website.",
+        "Bring your licence.",
+        "Who can apply?",
+        "What does it cost?",  # asked right after another question: that one has no answer
+        "It costs 30 dollars for eight years.",
+        "Where do I go?",  # the last sentence: nothing answers it
+    ]
+    assert offline.answered_questions(sentences) == {2: 0, 6: 5}
