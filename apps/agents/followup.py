@@ -389,11 +389,15 @@ def words(text: str) -> list[str]:
     return _WORD.findall(_fold(text or ""))
 
 
+_CLITIC = re.compile(r"['’](?:s|d|ll|re|ve|m)$")  # "husband's" → "husband", "it'd" → "it"
+
+
 def terms(text: str) -> list[tuple[str, str]]:
-    """(stem, surface word) of every content word of `text`, in order, stopwords dropped."""
+    """(stem, surface word) of every content word of `text`, in order, stopwords dropped
+    (possessives and contractions count as the word they attach to)."""
     out = []
     for word in words(text):
-        bare = word.replace("'", "").replace("’", "")
+        bare = _CLITIC.sub("", word).replace("'", "").replace("’", "")
         if bare in STOPWORDS or word in STOPWORDS or len(bare) < 2 or (bare.isdigit() and len(bare) < 2):
             continue
         out.append((stem(bare), bare))

@@ -24,12 +24,12 @@ with the offline provider at its defaults): the figures a deployment gets.
 Each near-miss in the unanswerable file also lists, in `absent`, the words that make it
 unanswerable; `test_unanswerable_questions_are_not_covered` checks that no page has them.
 
-Figures of 26 Nov 2026 15:45 UTC (2 cores, load ~1), 12 passages per question: tuned
+Figures of 26 Nov 2026 16:35 UTC (2 cores, load ~1), 12 passages per question: tuned
 min_similarity 0.3, support threshold 0.70. First turns, gold-citation tune/test/all
-0.784/0.805/0.794, token-F1 0.240/0.265/0.252; abstention on unanswerable 0.952/0.974/0.963
-(off-topic 1.0, near-miss 0.930 on all); follow-up turns gold-citation with memory 0.575 vs
-0.424 for the bare question (+0.152). Through the runtime: 0.785 gold-citation, 0.963
-abstention, follow-ups 0.564. Latency p50/p95 49/91 ms with search; responder 11/18 ms.
+0.787/0.805/0.796, token-F1 0.241/0.265/0.253; abstention on unanswerable 0.952/0.974/0.963
+(off-topic 1.0, near-miss 0.930 on all); follow-up turns gold-citation with memory 0.586 vs
+0.426 for the bare question (+0.160). Through the runtime: 0.787 gold-citation, 0.963
+abstention, follow-ups 0.575. Latency p50/p95 52/92 ms with search; responder 12/20 ms.
 
 Run: make bench PYTEST_ARGS="-k agent_eval"
 Results: var/bench/agent_eval.json (and agent_eval_items.jsonl, one line per question).

@@ -76,3 +76,10 @@ def test_terms_and_stems() -> None:
 
 def test_deterministic() -> None:
     assert len({standalone_query(DIALOGUE, "how much is it?") for _ in range(5)}) == 1
+
+
+def test_possessives_and_contractions_count_as_their_word() -> None:
+    """ "my husband's name" is about a husband, and "It'd" is no content word (neither is
+    then taken for a rare word the knowledge lacks)."""
+    assert [w for _, w in terms("It'd help: my husband's name, we're sure")] == ["help", "husband", "name"]
+    assert [w for _, w in terms("O'Neill's form")] == ["oneill", "form"]
