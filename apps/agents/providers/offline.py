@@ -397,6 +397,7 @@ def analyse(
         found: list[Candidate] = []
         sentences = split_sentences(chunk.text)
         answers = answered_questions(sentences, chunk.heading)
+        answered = set(answers.values())
         for position, sentence in enumerate(sentences):
             key = sentence.lower()
             if key in seen:
@@ -405,7 +406,7 @@ def analyse(
                 if all(c.source_id != chunk.source_id for c in seen[key]):
                     seen[key].append(chunk)
                 continue
-            if position in answers.values() or not quotable(sentence, chunk.heading):
+            if position in answered or not quotable(sentence, chunk.heading):
                 continue  # a question the page answers is quoted through its answer
             seen[key] = [chunk]
             asked = sentences[answers[position]] if position in answers else ""
