@@ -269,11 +269,12 @@ def _database_urls() -> tuple[str, str, str]:
 
 
 def _redis_url() -> str:
-    """Redis database 14 on the same server as REDIS_URL (host and port kept)."""
+    """Redis database 14 (or LIVE_REDIS_DB, so two live suites on one server keep their task
+    queues apart) on the same server as REDIS_URL (host and port kept)."""
     base = os.environ.get("REDIS_URL")
     if not base:
         pytest.skip("REDIS_URL is not set: run through `python -m syntera.embedded run -- ...`")
-    return _with_path(base, "/14")
+    return _with_path(base, f"/{int(os.environ.get('LIVE_REDIS_DB', '14'))}")
 
 
 def _start(name: str, args: list[str], env: dict[str, str], log_dir: Path, log_name: str | None = None) -> Service:
