@@ -14,18 +14,20 @@ import ipaddress
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
+from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
-from django.core.cache import cache
 
 from apps.tenants.channels import tenant_db
+from syntera.clientip import client_ip
 from syntera.errors import ApplicationError
 from syntera.realtime import staff_group
 
-from . import services
+from . import abuse, services
 from .models import Conversation, Inbox
 from .stores import get_store
 
@@ -33,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 CLOSE_UNKNOWN_KEY = 4404
 CLOSE_ORIGIN = 4403
+CLOSE_RATE_LIMITED = 4429  # too many connections or new conversations: try again later
 
 
 def origin_allowed(inbox: Inbox, origin: str, host: str) -> bool:
@@ -148,21 +151,11 @@ class Bucket:
         return False
 
 
-def _ip_allows(ip: str) -> bool:
-    """Visitor messages per client address per minute, across connections and workers."""
-    key = f"widget-ip:{ip}:{int(time.time() // 60)}"
-    try:
-        count = cache.get_or_set(key, 0, 90)
-        count = cache.incr(key)
-    except Exception:  # the cache is down: let the message through rather than drop it
-        return True
-    return int(count) <= settings.WIDGET_RATE_PER_IP
-
-
 class WidgetConsumer(AsyncWebsocketConsumer):
     conversation_id: int | None = None
     sent_seq = 0
     group: str | None = None
+    written = False  # the conversation has a stored message (staff can see it)
 
     async def connect(self) -> None:
         tenant = self.scope.get("tenant")
@@ -183,9 +176,10 @@ class WidgetConsumer(AsyncWebsocketConsumer):
             return
         self.inbox = inbox
         client = self.scope.get("client") or ("", 0)
-        trusted = settings.WIDGET_TRUST_X_FORWARDED_FOR
-        forwarded = headers.get("x-forwarded-for", "").split(",")[0].strip() if trusted else ""
-        self.ip = forwarded or (client[0] if client else "") or "unknown"
+        self.ip = client_ip(str(client[0] if client else ""), headers.get("x-forwarded-for", "")) or "unknown"
+        if not await _connection_allowed(tenant.schema_name, inbox.pk, self.ip):
+            await self._refuse(CLOSE_RATE_LIMITED)
+            return
         self.messages = Bucket(settings.WIDGET_RATE_PER_CONNECTION, 10.0)
         self.frames = Bucket(settings.WIDGET_FRAME_RATE, 10.0)
         await self.accept()
@@ -260,6 +254,10 @@ class WidgetConsumer(AsyncWebsocketConsumer):
         if token:
             conversation = await _resume_conversation(self.tenant, self.inbox.pk, token)
         if conversation is None:
+            if not await _session_allowed(self.tenant.schema_name, self.inbox.pk, self.ip):
+                await self.error("rate_limited", "Too many new conversations from here; try again later.")
+                await self.close(code=CLOSE_RATE_LIMITED)
+                return
             conversation, token = await _start(self.tenant, self.inbox, self.ip, contact)
             self.token = token
         elif contact and conversation.last_seq == 0:
@@ -268,6 +266,7 @@ class WidgetConsumer(AsyncWebsocketConsumer):
         await self._join(conversation.pk)
         state = await _conversation_state(self.tenant, conversation.pk)
         self.sent_seq = 0
+        self.written = state["last_seq"] > 0
         await self.send_frame(
             {
                 "type": "session",
@@ -317,11 +316,12 @@ class WidgetConsumer(AsyncWebsocketConsumer):
                 client_id=client_id,
             )
             return
-        if not self.messages.take() or not await _ip_allows_async(self.ip):
+        if not self.messages.take() or not await _message_allowed(self.tenant.schema_name, self.inbox.pk, self.ip):
             await self.error("rate_limited", "Too many messages; wait a moment and send again.", client_id=client_id)
             return
         assert self.conversation_id is not None
         posted = await _post(self.tenant, self.conversation_id, text, client_id, self.sent_seq)
+        self.written = True
         await self.send_frame({"type": "ack", "client_id": client_id, "seq": posted.seq})
         if await self._send_frames(posted.frames):
             await self._deliver()
@@ -339,7 +339,8 @@ class WidgetConsumer(AsyncWebsocketConsumer):
         await self._deliver()
 
     async def on_typing(self, frame: dict[str, Any]) -> None:
-        if self.conversation_id is not None:
+        # Staff do not see a conversation before its first message, nor its typing.
+        if self.conversation_id is not None and self.written:
             event = {"type": "visitor.typing", "conversation": self.conversation_id}
             await self._publish(staff_group(self.tenant.schema_name), {"type": "staff.event", "event": event})
 
@@ -408,7 +409,11 @@ class WidgetConsumer(AsyncWebsocketConsumer):
             await self.send_frame(frame)
 
 
-async def _ip_allows_async(ip: str) -> bool:
-    from asgiref.sync import sync_to_async
+def _off_loop(func: Callable[..., bool]) -> Callable[..., Awaitable[bool]]:
+    """A limit check (a Redis round trip) from the event loop, on a worker thread."""
+    return sync_to_async(func, thread_sensitive=False)
 
-    return bool(await sync_to_async(_ip_allows, thread_sensitive=False)(ip))
+
+_connection_allowed = _off_loop(abuse.connection_allowed)
+_session_allowed = _off_loop(abuse.session_allowed)
+_message_allowed = _off_loop(abuse.message_allowed)

@@ -20,7 +20,7 @@ import re
 import secrets
 import threading
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
@@ -36,6 +36,7 @@ from syntera.errors import ApplicationError
 from syntera.realtime import publish, publish_on_commit, staff_group
 from syntera.tasks import enqueue_on_commit
 
+from . import abuse
 from .models import AnswerFeedback, Conversation, Inbox
 from .stores import StoredMessage, get_store
 
@@ -199,7 +200,8 @@ def conversation_start(
         visitor_ip=ip,
         attributes=attributes or {},
     )
-    _notify(conversation, event="conversation.created")
+    # Staff hear of it with its first message (`message_post`): an opened widget that nobody
+    # writes in is not a conversation for anyone, and is removed by `conversations_purge_empty`.
     return conversation, token
 
 
@@ -266,6 +268,7 @@ def message_post(
         )
         if not created and message.seq <= conversation.last_seq:
             return message, False
+        first = conversation.last_message_at is None and role != "note"
         # (A store outside this transaction, MongoDB, may hold a message whose record update
         # was rolled back: a retry with the same client_id completes it.)
         conversation.last_seq = max(conversation.last_seq, message.seq)
@@ -286,6 +289,8 @@ def message_post(
 
                 sla_met(conversation, "first_response")
         conversation.save()
+        if first:
+            _notify(conversation, event="conversation.created")
         _notify(conversation, seq=message.seq, event="message.created")
         if role == "visitor" and conversation.owner != Conversation.Owner.AI:
             # Waiting for (or talking to) a person, e.g. after the out-of-hours offer of an email
@@ -712,6 +717,10 @@ def ai_reply(*, conversation_id: int, trigger_seq: int, epoch: int) -> str:
     turns = _turns_for(conversation)
     if not turns or turns[-1].role != "user":
         return "skipped: nothing to answer"
+    if not abuse.ai_reply_allowed(
+        _schema(), inbox_id=conversation.inbox_id, conversation_id=conversation.pk, ip=conversation.visitor_ip
+    ):
+        return _ai_budget_spent(conversation, turns[-1].text, trigger_seq, epoch)
     notify_frame(conversation.pk, {"type": "typing", "role": "ai"})
     result: TurnResult | None = None
     for event in run_turn(
@@ -763,6 +772,45 @@ def ai_reply(*, conversation_id: int, trigger_seq: int, epoch: int) -> str:
             summary=result.handoff_summary,
         )
     return f"replied: {result.decision}"
+
+
+AI_BUDGET_SPENT = (
+    "This chat has had as many automatic answers as it can today. "
+    "Ask for a person if you need more help, and someone from the team will reply."
+)
+
+
+def _ai_budget_spent(conversation: Conversation, text: str, trigger_seq: int, epoch: int) -> str:
+    """The visitor (or their address) used up its share of the AI for today: no model call.
+    Asking for a person still works; otherwise the visitor is told once a day."""
+    from apps.agents.escalation import wants_human
+
+    if wants_human(text):
+        from apps.routing.services import escalate
+
+        escalate(conversation_id=conversation.pk, reason="the visitor asked for a human", epoch=epoch)
+        return "escalated: AI budget spent"
+    if abuse.first_notice_today(_schema(), conversation.pk):
+        client_id = f"budget-{epoch}-{trigger_seq}"
+        message_post(conversation_id=conversation.pk, role="system", text=AI_BUDGET_SPENT, client_id=client_id)
+    return "skipped: AI budget spent"
+
+
+def conversations_purge_empty() -> int:
+    """Remove conversations nobody wrote in (nothing stored) older than
+    EMPTY_CONVERSATION_TTL_HOURS: opened widgets, abandoned API starts. Returns how many."""
+    from django.conf import settings
+
+    cutoff = timezone.now() - timedelta(hours=settings.EMPTY_CONVERSATION_TTL_HOURS)
+    empty = Conversation.objects.filter(last_seq=0, created_at__lt=cutoff)
+    ids = list(empty.values_list("pk", flat=True)[:5000])
+    if not ids:
+        return 0
+    store = get_store()
+    for conversation_id in ids:
+        store.delete_conversation(schema=_schema(), conversation_id=conversation_id)
+    deleted, _ = Conversation.objects.filter(pk__in=ids, last_seq=0).delete()
+    return deleted
 
 
 def _newer_visitor_message(conversation: Conversation, trigger_seq: int) -> bool:

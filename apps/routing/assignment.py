@@ -78,8 +78,11 @@ def choose(team: Team) -> int | None:
 
 
 def queue(team: Team | None = None) -> list[Conversation]:
-    """Conversations waiting for a person: highest priority first, then longest waiting."""
-    qs = Conversation.objects.filter(owner=Conversation.Owner.QUEUE).exclude(status=Conversation.Status.RESOLVED)
+    """Conversations waiting for a person: highest priority first, then longest waiting. One
+    without any message yet (an opened widget in an inbox without an AI) waits for nobody."""
+    qs = Conversation.objects.filter(owner=Conversation.Owner.QUEUE, last_message_at__isnull=False).exclude(
+        status=Conversation.Status.RESOLVED
+    )
     if team is not None:
         qs = qs.filter(Q(team=team))
     return list(qs.order_by("-priority", "queued_at", "id"))

@@ -152,8 +152,8 @@ class QueueEntry:
 def queue_entries(*, team_id: int | None = None) -> list[QueueEntry]:
     """Conversations waiting for a person, in the order they are offered (priority, then
     waiting time), each with its position in its team's queue. A conversation without a team
-    waits for the default team; one without any message yet is not waiting for anyone."""
-    waiting = [c for c in assignment.queue() if c.last_message_at is not None]
+    waits for the default team."""
+    waiting = assignment.queue()
     prefetch_related_objects(waiting, "team", "inbox", "contact", "assignee")
     fallback = default_team_id()
     now = timezone.now()

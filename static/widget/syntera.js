@@ -26,6 +26,7 @@
   var BACKOFF_BASE = 1000;
   var BACKOFF_CAP = 30000;
   var RATE_LIMIT_RETRY = 5000;
+  var REFUSED_RETRY = 60000; // closed with 4429 (too many connections or new chats from here)
   var STREAM_IDLE = 45000; // a streamed reply with no final message after this is dropped
   var TYPING_FOR = 8000;
   var TYPING_SEND_EVERY = 3000;
@@ -1052,6 +1053,17 @@
             ? "this site (" + location.origin + ") is not among the inbox's allowed origins."
             : "unknown widget key " + KEY + " for " + ORIGIN + ".",
         );
+        return;
+      }
+      if (event.code === 4429) {
+        // Too many connections or new chats from this address: wait a good while, not
+        // the usual backoff, so a busy network does not keep knocking.
+        setConnection("Chat is busy right now. Trying again in a minute…");
+        clearTimeout(retryTimer);
+        retryTimer = setTimeout(function () {
+          retryTimer = null;
+          connect();
+        }, REFUSED_RETRY + Math.floor(Math.random() * REFUSED_RETRY));
         return;
       }
       scheduleReconnect();

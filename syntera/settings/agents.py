@@ -7,6 +7,9 @@ FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", "")
 # AI quotas per tenant and day, when the tenant's plan sets none (0 = unlimited).
 AI_DAILY_REQUESTS = env_int("AI_DAILY_REQUESTS", 5000)
 AI_DAILY_TOKENS = env_int("AI_DAILY_TOKENS", 2_000_000)
+# Each visitor's share of it: AI answers per conversation and per visitor address and day.
+AI_DAILY_REQUESTS_PER_CONVERSATION = env_int("AI_DAILY_REQUESTS_PER_CONVERSATION", 100)
+AI_DAILY_REQUESTS_PER_IP = env_int("AI_DAILY_REQUESTS_PER_IP", 300)
 
 # Prompt budgets (tokens): reference passages, and recent turns (older ones go to the summary).
 AGENT_CONTEXT_BUDGET = env_int("AGENT_CONTEXT_BUDGET", 2500)

@@ -21,6 +21,7 @@ WSGI_APPLICATION = "syntera.wsgi.application"
 ASGI_APPLICATION = "syntera.asgi.application"
 
 MIDDLEWARE = [
+    "syntera.clientip.ClientIPMiddleware",
     "syntera.observability.RequestContextMiddleware",
     "apps.tenants.middleware.TenantHostMiddleware",
     "django.middleware.security.SecurityMiddleware",

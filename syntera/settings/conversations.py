@@ -9,5 +9,16 @@ WIDGET_MAX_MESSAGE_CHARS = env_int("WIDGET_MAX_MESSAGE_CHARS", 4000)
 WIDGET_RATE_PER_CONNECTION = env_int("WIDGET_RATE_PER_CONNECTION", 20)  # messages per 10 s
 WIDGET_RATE_PER_IP = env_int("WIDGET_RATE_PER_IP", 120)  # messages per minute, all connections
 WIDGET_FRAME_RATE = env_int("WIDGET_FRAME_RATE", 50)  # frames of any kind per 10 s per connection
-# Behind a reverse proxy, take the visitor's address from X-Forwarded-For (first entry).
+# Older switch for a proxy on this machine: X-Forwarded-For is read when the peer is loopback.
+# TRUSTED_PROXIES (settings/security.py) names proxies in general (syntera/clientip.py).
 WIDGET_TRUST_X_FORWARDED_FOR = env_bool("WIDGET_TRUST_X_FORWARDED_FOR", False)
+# Anonymous visitors (apps/conversations/abuse.py), "<count>/<period>" ("0/m" = no limit):
+# new widget connections and new conversations, per visitor address and per inbox.
+WIDGET_CONNECT_RATE_PER_IP = env_str("WIDGET_CONNECT_RATE_PER_IP", "60/m")
+WIDGET_CONNECT_RATE_PER_INBOX = env_str("WIDGET_CONNECT_RATE_PER_INBOX", "6000/m")
+WIDGET_SESSION_RATE_PER_IP = env_str("WIDGET_SESSION_RATE_PER_IP", "30/h")
+WIDGET_SESSION_RATE_PER_INBOX = env_str("WIDGET_SESSION_RATE_PER_INBOX", "3000/m")
+# A conversation nobody wrote in (an opened widget) is removed after this many hours.
+EMPTY_CONVERSATION_TTL_HOURS = env_int("EMPTY_CONVERSATION_TTL_HOURS", 24)
+# Days of refusal counts kept for the inbox page and API.
+ABUSE_COUNT_DAYS = env_int("ABUSE_COUNT_DAYS", 7)

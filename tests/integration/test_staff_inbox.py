@@ -127,15 +127,16 @@ def test_staff_see_visitor_messages_live_and_their_reply_reaches_the_visitor(
     with staff, visitor:
         assert _recv(staff)["type"] == "hello"
 
-        # The visitor starts a conversation and writes: the staff socket hears about both.
+        # The visitor opens the chat and writes: the staff socket hears of the conversation with
+        # its first message (an opened widget nobody writes in is nothing for staff).
         visitor.send(json.dumps({"type": "hello"}))
         session = _until(visitor, lambda f: f["type"] == "session", "session frame")
         conversation_id = int(session["conversation_id"])
         assert session["handoff"] == "queued" and session["widget"]["title"] == "Talk to us"
-        created = _until(staff, lambda f: f["type"] == "conversation.created", "conversation.created")
-        assert created["conversation"]["id"] == conversation_id
         visitor.send(json.dumps({"type": "message", "client_id": "m1", "text": "Where is my <b>order</b>?"}))
         assert _until(visitor, lambda f: f["type"] == "ack", "ack") == {"type": "ack", "client_id": "m1", "seq": 1}
+        created = _until(staff, lambda f: f["type"] != "presence.changed", "conversation.created")
+        assert created["type"] == "conversation.created" and created["conversation"]["id"] == conversation_id
         event = _until(staff, lambda f: f["type"] == "message.created", "message.created")
         row = event["conversation"]
         assert row["id"] == conversation_id and row["preview"] == "Where is my <b>order</b>?"

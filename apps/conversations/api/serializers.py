@@ -17,6 +17,21 @@ class InboxOutput(serializers.ModelSerializer):
         fields = ["id", "name", "channel", "agent", "widget_key", "settings", "is_active", "created_at"]
 
 
+class AbuseDayOutput(serializers.Serializer):
+    day = serializers.DateField()
+    connections = serializers.IntegerField(help_text="WebSocket connections refused (per address or per inbox).")
+    sessions = serializers.IntegerField(help_text="New conversations refused.")
+    messages = serializers.IntegerField(help_text="Visitor messages refused (per address).")
+    ai_replies = serializers.IntegerField(help_text="AI answers withheld: the visitor's daily share was used up.")
+    total = serializers.IntegerField()
+
+
+class InboxAbuseOutput(serializers.Serializer):
+    inbox = serializers.IntegerField()
+    days = AbuseDayOutput(many=True)
+    limits = serializers.DictField(child=serializers.CharField())
+
+
 class InboxInput(serializers.Serializer):
     name = serializers.CharField(max_length=120)
     channel = serializers.ChoiceField(choices=Inbox.Channel.choices, default=Inbox.Channel.WEB)

@@ -20,7 +20,7 @@ from apps.agents.models import Agent
 from apps.tenants.db import connection
 from syntera.errors import ApplicationError
 
-from .. import services
+from .. import abuse, services
 from ..models import Conversation, Inbox
 from ..stores import get_store
 from . import serializers as s
@@ -106,6 +106,19 @@ class InboxRotateKeyView(APIView):
         return Response(s.InboxOutput(inbox).data)
 
 
+class InboxAbuseView(APIView):
+    """What the inbox's limits on anonymous visitors refused, per day (today first), and the
+    limits in force. Refused connections and new chats are only counted, never stored."""
+
+    scope_resource = "conversations"
+
+    @extend_schema(responses={200: s.InboxAbuseOutput})
+    def get(self, request: Request, inbox_id: int) -> Response:
+        inbox = get_object_or_404(Inbox, pk=inbox_id)
+        schema = request._request.tenant.schema_name  # type: ignore[attr-defined]
+        return Response({"inbox": inbox.pk, "days": abuse.counts(schema, inbox.pk), "limits": abuse.limits()})
+
+
 class ConversationListView(generics.ListAPIView):  # type: ignore[type-arg]
     """Conversations, newest activity first. POST starts one in an API inbox (the integrator
     speaks for the visitor) and returns its `visitor_token` once."""
@@ -117,7 +130,8 @@ class ConversationListView(generics.ListAPIView):  # type: ignore[type-arg]
     filterset_fields = ["status", "channel", "inbox", "assignee", "owner", "contact"]
 
     def get_queryset(self) -> QuerySet[Conversation]:
-        qs = Conversation.objects.all()
+        # Listed from the first message on, like the inbox page (an opened widget is not one).
+        qs = Conversation.objects.filter(last_message_at__isnull=False)
         if str(self.request.query_params.get("unread", "")).lower() in ("1", "true"):
             qs = qs.filter(unread__gt=0)
         return qs

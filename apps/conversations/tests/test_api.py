@@ -123,9 +123,10 @@ def test_api_channel_conversation_is_answered_and_taken_over(api: Any, inbox: An
 
 
 def test_status_changes_and_filters(api: Any, inbox: Any) -> None:
-    from apps.conversations.services import conversation_start
+    from apps.conversations.services import conversation_start, message_post
 
     conversation, _ = conversation_start(inbox=inbox)
+    message_post(conversation_id=conversation.pk, role="visitor", text="Hello?", client_id="c1")
     url = f"/api/v1/conversations/{conversation.pk}/"
     assert api.patch(url, {"status": "snoozed"}, format="json").status_code == 400  # needs snoozed_until
     assert api.patch(url, {"status": "resolved", "tags": ["Billing", "billing", " vip "]}, format="json").json()[

@@ -15,7 +15,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from apps.accounts.models import Role
-from apps.conversations import services
+from apps.conversations import abuse, services
 from apps.conversations.models import Inbox, default_widget_settings
 from syntera.errors import ApplicationError
 
@@ -31,6 +31,17 @@ def widget_snippet(request: HttpRequest, inbox: Inbox) -> str:
     static = str(settings.STATIC_URL)
     base = static if static.startswith(("https://", "http://")) else f"{request.scheme}://{request.get_host()}{static}"
     return f'<script src="{base.rstrip("/")}/widget/syntera.js" data-key="{inbox.widget_key}" async></script>'
+
+
+def abuse_summary(schema: str, inbox: Inbox) -> dict[str, Any]:
+    """What the inbox's limits refused, per day (today first), and the limits themselves."""
+    days = abuse.counts(schema, inbox.pk)
+    return {
+        "rows": [{"day": day["day"], "cells": [day[kind] for kind in abuse.KINDS]} for day in days if day["total"]],
+        "labels": list(abuse.KINDS.values()),
+        "days": len(days),
+        "limits": abuse.limits(),
+    }
 
 
 def _defaults() -> dict[str, Any]:
@@ -103,7 +114,8 @@ def inbox_settings(request: HttpRequest, inbox_id: int) -> HttpResponse:
         "snippet": widget_snippet(request, inbox) if web else "",
         "demo_url": f"/dashboard/inboxes/{inbox.pk}/demo/",
         "widget": {**default_widget_settings(), **settings_},
-        "conversation_count": inbox.conversations.count(),
+        "conversation_count": inbox.conversations.filter(last_seq__gt=0).count(),
+        "abuse": abuse_summary(request.tenant.schema_name, inbox),  # type: ignore[attr-defined]
     }
     return render(request, "dashboard/inboxes_edit.html", context, status=status)
 
