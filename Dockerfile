@@ -11,8 +11,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 
 # Dependencies first, so code changes do not reinstall them.
-COPY requirements.txt ./
-RUN pip install --upgrade pip && pip install -r requirements.txt
+COPY requirements.txt requirements.lock ./
+RUN pip install --upgrade pip && pip install -r requirements.txt -c requirements.lock
 
 RUN groupadd --system --gid 10001 syntera \
     && useradd --system --uid 10001 --gid syntera --home-dir /app --no-create-home syntera

@@ -9,13 +9,28 @@ STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install run test lint typecheck bench chromium clean
+.PHONY: install run test lint typecheck bench chromium clean lock audit
 
-$(STAMP): requirements.txt requirements-dev.txt
+# requirements*.txt say what the project needs (ranges); requirements.lock pins the exact
+# versions every install uses (`make lock` re-resolves the ranges and rewrites it).
+$(STAMP): requirements.txt requirements-dev.txt requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet -r requirements-dev.txt -c requirements.lock
 	touch $(STAMP)
+
+lock:
+	rm -rf var/lock-venv && $(PYTHON) -m venv var/lock-venv
+	var/lock-venv/bin/pip install --quiet --upgrade pip
+	var/lock-venv/bin/pip install --quiet -r requirements-dev.txt
+	{ head -3 requirements.lock; var/lock-venv/bin/pip freeze --exclude-editable | sed 's/+cpu$$//'; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock && rm -rf var/lock-venv
+
+# Known vulnerabilities in the pinned versions (needs the PyPI advisory service: not part of
+# `make test`, whose machines cannot reach it).
+audit: $(STAMP)
+	$(BIN)/pip install --quiet pip-audit
+	$(BIN)/pip-audit --requirement requirements.lock --no-deps --disable-pip --progress-spinner off
 
 # Browser tests drive Debian's chromium (Playwright cannot download browsers here).
 chromium:
