@@ -5,6 +5,9 @@ import sys
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "syntera.settings")
+    from syntera.embedded import use_for_command
+
+    use_for_command()  # .env, then the services `make run` started, else embedded ones
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)

@@ -12,6 +12,9 @@ See docs/subsystems/operations.md.
 from __future__ import annotations
 
 import argparse
+import atexit
+import contextlib
+import json
 import os
 import signal
 import socket
@@ -149,6 +152,81 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+SERVICES_FILE = "services.json"
+URL_KEYS = ("DATABASE_URL", "REDIS_URL")
+
+
+def record_services(env: dict[str, str]) -> None:
+    """Note the URLs this launcher serves (and its pid) in `var/services.json`, so that a
+    `manage.py` run by hand beside it finds them. A launcher already recorded there and still
+    running (`make run` while `make test` starts) keeps its record."""
+    if running_services():
+        return
+    path = var_dir() / SERVICES_FILE
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"pid": os.getpid(), **{k: env[k] for k in URL_KEYS if env.get(k)}}))
+    tmp.replace(path)
+
+
+def forget_services() -> None:
+    path = var_dir() / SERVICES_FILE
+    with contextlib.suppress(OSError, ValueError):
+        if json.loads(path.read_text()).get("pid") == os.getpid():
+            path.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def running_services() -> dict[str, str]:
+    """The URLs a running launcher (`make run`, `make test`) recorded, if it is still there."""
+    try:
+        data = json.loads((var_dir() / SERVICES_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or not _alive(int(data.get("pid") or 0)):
+        return {}
+    return {k: str(data[k]) for k in URL_KEYS if data.get(k)}
+
+
+def use_for_command() -> None:
+    """What `manage.py` does first when run by hand: take `.env` (the environment wins), then
+    the services a running `make run` started, and otherwise start the embedded ones for the
+    command's lifetime, so `.venv/bin/python manage.py <command>` just works. Nothing happens
+    when both URLs are already set, nor with the production settings (a deployment names its
+    services)."""
+    for key, value in read_dotenv(ROOT / ".env").items():
+        os.environ.setdefault(key, value)
+    if all(os.environ.get(k) for k in URL_KEYS):
+        return
+    if os.environ.get("DJANGO_SETTINGS_MODULE", "").endswith(".production"):
+        return
+    for key, value in running_services().items():
+        os.environ.setdefault(key, value)
+    if all(os.environ.get(k) for k in URL_KEYS):
+        return
+    services = EmbeddedServices()
+    os.environ.update(services.ensure(dict(os.environ)))
+    atexit.register(services.stop)
+
+
+def _command_env(env: dict[str, str]) -> dict[str, str]:
+    """The child's environment: the interpreter running us comes first on PATH, so a bare
+    `python` in the command is this virtualenv's, activated or not."""
+    bin_dir = str(Path(sys.executable).parent)
+    path = env.get("PATH", "")
+    if path.split(os.pathsep)[:1] != [bin_dir]:
+        env = {**env, "PATH": os.pathsep.join([bin_dir, path]) if path else bin_dir}
+    return env
+
+
 def run(command: list[str]) -> int:
     services = EmbeddedServices()
     # `.env` reaches every process started under us (migrations, seeding, honcho's
@@ -158,9 +236,10 @@ def run(command: list[str]) -> int:
         env.update(services.ensure(env))
         for key, value in services.env.items():
             print(f"syntera: {key}={value}", flush=True)
+        record_services(env)
         # A shell that starts us in the background leaves SIGINT ignored, and children would
         # inherit that: give the command the default disposition so Ctrl-C reaches it.
-        child = subprocess.Popen(command, env=env, preexec_fn=_default_sigint)
+        child = subprocess.Popen(command, env=_command_env(env), preexec_fn=_default_sigint)
 
         def forward(signum: int, _frame: object) -> None:
             child.send_signal(signum)
@@ -169,6 +248,7 @@ def run(command: list[str]) -> int:
         signal.signal(signal.SIGTERM, forward)
         return child.wait()
     finally:
+        forget_services()
         services.stop()
 
 

@@ -74,3 +74,96 @@ def test_embedded_services_start_persist_and_stop_on_ctrl_c(tmp_path: Path) -> N
     assert any(line.startswith("vector ") for line in first)
     # the second run reuses the data of the first
     assert "rows 1" in first and "rows 2" in second
+
+
+WAIT = """
+import sys, time
+print("ready", sys.executable, flush=True)
+time.sleep(120)
+"""
+
+SHOW_DATABASE = (
+    "from django.db import connection; connection.ensure_connection(); "
+    "print('db', connection.connection.info.host, flush=True)"
+)
+
+
+def _without_services(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE")}
+    env["SYNTERA_VAR_DIR"] = str(tmp_path / "var")
+    # As in a shell where the virtualenv is not activated: its bin is not on PATH.
+    venv_bin = str(Path(sys.executable).parent)
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p != venv_bin)
+    return env
+
+
+def _wait_for_pg_stop(var: Path) -> None:
+    deadline = time.monotonic() + 30
+    while (var / "pgdata" / "postmaster.pid").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not (var / "pgdata" / "postmaster.pid").exists(), "embedded PostgreSQL still running"
+
+
+def test_manage_py_finds_the_services_a_running_launcher_started(tmp_path: Path) -> None:
+    """`make run` in one terminal, `.venv/bin/python manage.py <command>` in another: the
+    command uses the services the launcher started (recorded in var/services.json), and the
+    launcher's bare `python` is the virtualenv's even when it is not activated."""
+    env = _without_services(tmp_path)
+    var = tmp_path / "var"
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "syntera.embedded", "run", "--", "python", "-c", WAIT],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert launcher.stdout is not None
+        lines = []
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            line = launcher.stdout.readline()
+            if not line:
+                break
+            lines.append(line.strip())
+            if line.startswith("ready"):
+                break
+        ready = next((line for line in lines if line.startswith("ready")), "")
+        assert ready, "\n".join(lines)
+        assert Path(ready.split()[1]).parent == Path(sys.executable).parent  # the venv's python
+        recorded = (var / "services.json").read_text()
+        assert str(var / "pgdata") in recorded and '"REDIS_URL"' in recorded
+
+        command = subprocess.run(
+            [sys.executable, "manage.py", "shell", "-c", SHOW_DATABASE],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert command.returncode == 0, command.stdout + command.stderr
+        assert f"db {var / 'pgdata'}" in command.stdout
+        assert (var / "pgdata" / "postmaster.pid").exists()  # the launcher's server, still up
+    finally:
+        launcher.send_signal(signal.SIGINT)
+        launcher.wait(timeout=60)
+    assert not (var / "services.json").exists()
+    _wait_for_pg_stop(var)
+
+
+def test_manage_py_alone_starts_and_stops_the_embedded_services(tmp_path: Path) -> None:
+    env = _without_services(tmp_path)
+    var = tmp_path / "var"
+    command = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", SHOW_DATABASE],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert command.returncode == 0, command.stdout + command.stderr
+    assert f"db {var / 'pgdata'}" in command.stdout
+    _wait_for_pg_stop(var)
