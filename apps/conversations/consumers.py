@@ -91,11 +91,16 @@ class Posted(NamedTuple):
     wakeups: list[tuple[str, dict[str, Any]]]  # (group, event) to publish
 
 
+READ_BATCH = 500  # messages read from the store per trip
+
+
 def _frames_after(schema: str, conversation_id: int, after_seq: int) -> list[dict[str, Any]]:
-    """The visible `message` frames after `after_seq`, then a `_cursor` with the last seq read."""
-    messages = get_store().after(schema=schema, conversation_id=conversation_id, after_seq=after_seq)
+    """The visible `message` frames after `after_seq`, then a `_cursor` with the last seq read
+    and whether the batch was full (more may follow: private notes take a seq but are not
+    sent, so the number of frames says nothing about it)."""
+    messages = get_store().after(schema=schema, conversation_id=conversation_id, after_seq=after_seq, limit=READ_BATCH)
     return [m.frame() for m in messages if m.role in services.VISIBLE_TO_VISITOR] + (
-        [{"type": "_cursor", "seq": messages[-1].seq}] if messages else []
+        [{"type": "_cursor", "seq": messages[-1].seq, "more": len(messages) == READ_BATCH}] if messages else []
     )
 
 
@@ -385,11 +390,11 @@ class WidgetConsumer(AsyncWebsocketConsumer):
         """Send what `_after` read and move the cursor; True when there may be more to read."""
         if not frames:
             return False
-        cursor = frames[-1]["seq"]
+        cursor = frames[-1]
         for frame in frames[:-1]:
             await self.send_frame(frame)
-        self.sent_seq = cursor
-        return len(frames) > 500
+        self.sent_seq = cursor["seq"]
+        return bool(cursor["more"])
 
     async def _publish(self, group: str, event: dict[str, Any]) -> None:
         """`syntera.realtime.publish` from the event loop: a channel-layer failure is logged."""

@@ -219,3 +219,50 @@ def test_two_workspaces_ai_reply_dedup_resume_and_restart(live_stack: LiveStack)
     for visitor in (alice, bob):
         visitor.close()
     staff.close()
+
+
+def test_a_long_resume_with_notes_in_between_delivers_every_visible_message_once(live_stack: LiveStack) -> None:
+    """A visitor who comes back after more than 1,200 messages (private notes interleaved, which
+    take a seq but are never sent) receives every visible one after `after_seq`, once, in order,
+    across the server's read batches."""
+    slug = "long-resume"
+    owner = f"owner@{slug}.example"
+    live_stack.create_tenant(slug, owner)
+    api = live_stack.api(slug, live_stack.create_api_key(slug))
+    inbox = api.post("/api/v1/inboxes/", json={"name": "People"}).json()  # no AI: nothing answers
+    visitor = Visitor(live_stack, Workspace(slug=slug, key="", widget_key=inbox["widget_key"]))
+    visitor.open()
+    assert visitor.say("Hello, anyone?", client_id="first") == 1
+    schema = slug.replace("-", "_")
+    total = 1300
+    inserted = live_stack.sql(
+        f"""WITH rows AS (
+              INSERT INTO "{schema}".conversations_message
+                (conversation_id, seq, role, text, author_label, citations, audit, created_at)
+              SELECT %s, n,
+                     CASE WHEN n %% 3 = 0 THEN 'note' WHEN n %% 2 = 0 THEN 'agent' ELSE 'visitor' END,
+                     'message ' || n, '', '[]', '{{}}', now()
+              FROM generate_series(2, %s) AS n RETURNING 1)
+            SELECT count(*) FROM rows""",
+        (int(visitor.conversation), total + 1),
+    )
+    assert inserted == [(total,)]
+    live_stack.sql(
+        f'UPDATE "{schema}".conversations_conversation SET last_seq = %s WHERE id = %s RETURNING 1',
+        (total + 1, int(visitor.conversation)),
+    )
+    visitor.close()
+
+    visitor.open()
+    visitor.send({"type": "resume", "after_seq": 1})
+    expected = [n for n in range(2, total + 2) if n % 3 != 0]
+    received = []
+    while len(received) < len(expected):
+        frame = visitor.recv()
+        if frame["type"] == "message":
+            received.append(frame["seq"])
+    assert received == expected  # every visible one, in order, none twice, no note
+    with pytest.raises(TimeoutError):
+        assert visitor.ws is not None
+        visitor.ws.recv(timeout=1.0)  # and nothing after
+    visitor.close()
