@@ -9,15 +9,11 @@ import stat
 import subprocess
 import sys
 import time
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
-from django.utils import timezone
-
-from apps.accounts.models import User
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY_VARS = ("SECRET_KEY", "JWT_SIGNING_KEY", "FIELD_ENCRYPTION_KEYS")
@@ -143,27 +139,19 @@ def test_production_refuses_a_jwt_key_equal_to_secret_key_and_bad_fernet_keys(tm
     assert result.returncode != 0 and "FIELD_ENCRYPTION_KEYS" in result.stderr
 
 
-def _forged_access_token(*, user: User, schema: str, key: str) -> str:
-    now = timezone.now()
-    claims = {
-        "token_type": "access",
-        "exp": int((now + timedelta(minutes=5)).timestamp()),
-        "iat": int(now.timestamp()),
-        "jti": f"forged{time.monotonic_ns()}",
-        "user_id": str(user.pk),
-        "tenant": schema,
-    }
-    return jwt.encode(claims, key, algorithm="HS256")
-
-
 def test_a_jwt_signed_with_a_published_default_is_refused(alpha: Any, api_for: Any, settings: Any) -> None:
-    owner = User.objects.get(email=alpha.owner_email)
+    from apps.accounts.authentication import jwt_pair_for
+    from apps.accounts.models import Membership
+
+    membership = Membership.objects.get(user__email=alpha.owner_email, tenant_id=alpha.tenant_id)
+    genuine = jwt_pair_for(user=membership.user, membership=membership)["access"]
+    assert api_for(alpha.host, genuine).get("/api/v1/me/").json()["email"] == alpha.owner_email
+    claims = jwt.decode(genuine, settings.SIMPLE_JWT["SIGNING_KEY"], algorithms=["HS256"])
     for published in PUBLISHED:
-        forged = _forged_access_token(user=owner, schema=alpha.schema, key=published)
+        # The very same claims, signed with a key anyone could read in the source.
+        forged = jwt.encode({**claims, "jti": f"forged{time.monotonic_ns()}"}, published, algorithm="HS256")
         response = api_for(alpha.host, forged).get("/api/v1/me/")
         assert response.status_code == 401, response.content
         assert response.json()["error"]["code"]
-    # The same claims signed with the deployment's key are accepted: only the key was wrong.
-    genuine = _forged_access_token(user=owner, schema=alpha.schema, key=settings.SIMPLE_JWT["SIGNING_KEY"])
-    assert api_for(alpha.host, genuine).get("/api/v1/me/").json()["email"] == alpha.owner_email
+    assert settings.SIMPLE_JWT["SIGNING_KEY"] not in PUBLISHED
     assert settings.SIMPLE_JWT["SIGNING_KEY"] != settings.SECRET_KEY

@@ -92,3 +92,5 @@ EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Syntera <no-reply@syntera.localhost>")
 
 INVITATION_TTL_HOURS = env_int("INVITATION_TTL_HOURS", 72)
+# Hours before a signup's email-confirmation link expires.
+SIGNUP_CONFIRM_TTL_HOURS = env_int("SIGNUP_CONFIRM_TTL_HOURS", 24)
