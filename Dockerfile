@@ -19,9 +19,11 @@ RUN groupadd --system --gid 10001 syntera \
 
 COPY . .
 
-# Static files are collected at build time and served by WhiteNoise. Settings need a
-# SECRET_KEY to load; this one exists only for this step.
-RUN SECRET_KEY=collectstatic-only-not-a-secret python manage.py collectstatic --noinput \
+# Static files are collected at build time and served by WhiteNoise. Settings need keys to
+# load; these exist only for this step, and being set, no key file is written into the image.
+RUN SECRET_KEY=collectstatic-only-not-a-secret JWT_SIGNING_KEY=collectstatic-only-not-a-secret \
+    FIELD_ENCRYPTION_KEYS=Y29sbGVjdHN0YXRpYy1vbmx5LW5vdC1hLXNlY3JldCE= \
+    python manage.py collectstatic --noinput \
     && mkdir -p /app/var/media /app/var/mail \
     && chown -R syntera:syntera /app/var
 

@@ -61,6 +61,8 @@ test: install lint typecheck
 	$(BIN)/python -m syntera.embedded run -- sh -c '\
 		python manage.py makemigrations --check --dry-run && \
 		DJANGO_SETTINGS_MODULE=syntera.settings.production SECRET_KEY=check-deploy-$$(head -c 32 /dev/urandom | od -An -tx1 | tr -d " \n") \
+			JWT_SIGNING_KEY=check-deploy-$$(head -c 32 /dev/urandom | od -An -tx1 | tr -d " \n") \
+			FIELD_ENCRYPTION_KEYS=$$(head -c 32 /dev/urandom | base64 | tr "+/" "-_") \
 			python manage.py check --deploy --fail-level WARNING && \
 		{ python -m pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; rc=0; fi; exit $$rc; }'
 

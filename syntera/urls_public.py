@@ -13,6 +13,8 @@ handler500 = "syntera.errors.handler500"
 
 urlpatterns = [
     path("", public_views.signup, name="signup"),
+    path("signup/sent/", public_views.signup_sent, name="signup-sent"),
+    path("signup/confirm/<str:token>/", public_views.signup_confirm_page, name="signup-confirm"),
     path("login/", public_views.find_workspace, name="find-workspace"),
     path("admin/", admin.site.urls),
     *common,

@@ -179,6 +179,10 @@ def test_seed_demo_is_idempotent(db: None, capsys: Any) -> None:
     assert "http://acme.localhost:8000/" in out and "owner@acme.example" in out
     assert Tenant.objects.filter(slug="acme").count() == 1
     assert "/dashboard/inboxes/" in out and "/demo/" in out
+    from django.conf import settings
+
+    # where this checkout's generated keys are (none when all three come from the environment)
+    assert (f"Keys           : generated in {settings.LOCAL_KEYS_FILE}" in out) == bool(settings.LOCAL_KEYS_FILE)
     from django_tenants.utils import schema_context
 
     from apps.agents.models import Agent

@@ -1,7 +1,9 @@
+from typing import Any
+
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
-from .models import APIKey, Invitation, Membership, User
+from .models import APIKey, Invitation, Membership, PendingSignup, User
 
 
 class MembershipInline(admin.TabularInline):
@@ -12,12 +14,14 @@ class MembershipInline(admin.TabularInline):
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
     ordering = ["email"]
-    list_display = ["email", "full_name", "is_active", "is_staff", "date_joined"]
+    list_display = ["email", "full_name", "email_verified_at", "is_active", "is_staff", "date_joined"]
     search_fields = ["email", "full_name"]
     list_filter = ["is_active", "is_staff", "is_superuser"]
     fieldsets = (
         (None, {"fields": ("email", "password", "full_name")}),
-        ("Status", {"fields": ("is_active", "is_staff", "is_superuser")}),
+        # An operator may vouch for an address (set it) or withdraw that (clear it): an
+        # unverified account is taken over by whoever follows a link sent to its address.
+        ("Status", {"fields": ("is_active", "is_staff", "is_superuser", "email_verified_at")}),
         ("Dates", {"fields": ("last_login", "date_joined")}),
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
@@ -43,3 +47,16 @@ class APIKeyAdmin(admin.ModelAdmin):
     list_display = ["name", "tenant", "public_id", "status", "last_used_at"]
     exclude = ["key_hash"]
     readonly_fields = ["public_id", "last_used_at"]
+
+
+@admin.register(PendingSignup)
+class PendingSignupAdmin(admin.ModelAdmin):
+    """Signups waiting for their emailed link (read-only: support sees why a workspace is missing)."""
+
+    list_display = ["email", "slug", "company_name", "status", "created_at", "expires_at"]
+    search_fields = ["email", "slug"]
+    exclude = ["token_hash"]
+    readonly_fields = ["email", "company_name", "slug", "full_name", "expires_at", "completed_at", "tenant"]
+
+    def has_add_permission(self, request: Any) -> bool:
+        return False

@@ -8,6 +8,7 @@ only accepted on a host whose tenant the user belongs to.
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
 from django.conf import settings
@@ -103,6 +104,8 @@ class TenantJWTAuthentication(JWTAuthentication):
             raise exceptions.PermissionDenied("This token was issued for another workspace.")
         user = self.get_user(validated)
         assert isinstance(user, User)
+        if not jwt_matches_password(token=validated, user=user):
+            raise exceptions.AuthenticationFailed("Invalid or expired token.")
         membership = membership_get(user=user, tenant=tenant)
         if membership is None:
             raise exceptions.PermissionDenied("You are not a member of this workspace.")
@@ -122,7 +125,19 @@ class TenantSessionAuthentication(SessionAuthentication):
         return result
 
 
+def _password_stamp(user: User) -> str:
+    # An HMAC of the password hash (Django's session check uses the same): a new password,
+    # from a reset or from the proven owner taking over an unverified account, ends the JWTs
+    # issued before it, as it ends sessions.
+    return user.get_session_auth_hash()[:24]
+
+
+def jwt_matches_password(*, token: Any, user: User) -> bool:
+    return hmac.compare_digest(str(token.get("pwd", "")), _password_stamp(user))
+
+
 def jwt_pair_for(*, user: User, membership: Membership) -> dict[str, str]:
     refresh = RefreshToken.for_user(user)
     refresh["tenant"] = membership.tenant.schema_name
+    refresh["pwd"] = _password_stamp(user)  # copied into every access token made from it
     return {"access": str(refresh.access_token), "refresh": str(refresh)}

@@ -31,10 +31,17 @@ class UserManager(BaseUserManager["User"]):
 
 
 class User(AbstractBaseUser, PermissionsMixin):
-    """A person. Logs in with email + password. `is_staff` means platform operator."""
+    """A person. Logs in with email + password. `is_staff` means platform operator.
+
+    `email_verified_at` is set once the person proved they receive mail at `email` (they
+    followed a signup, invitation or password-reset link) or an operator created the account.
+    Until then the address does not count as theirs: an invitation or signup link sent to it
+    lets its real owner set a new password and take the account over.
+    """
 
     email = models.EmailField(unique=True)
     full_name = models.CharField(max_length=150, blank=True)
+    email_verified_at = models.DateTimeField(null=True, blank=True)
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False)
     date_joined = models.DateTimeField(default=timezone.now)
@@ -104,6 +111,37 @@ class Invitation(models.Model):
             return "accepted"
         if self.revoked_at:
             return "revoked"
+        if self.expires_at <= timezone.now():
+            return "expired"
+        return "pending"
+
+
+class PendingSignup(models.Model):
+    """A self-service signup waiting for its email address to be confirmed. No account and no
+    workspace exist until the emailed link is followed (docs/adr/0014-email-verification-and-secrets.md);
+    the name and address are suggestions the confirmation page may change."""
+
+    email = models.EmailField()
+    company_name = models.CharField(max_length=120)
+    slug = models.SlugField(max_length=40)
+    full_name = models.CharField(max_length=150, blank=True)
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    completed_at = models.DateTimeField(null=True, blank=True)
+    tenant = models.ForeignKey("tenants.Tenant", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["expires_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.email} -> {self.slug}"
+
+    @property
+    def status(self) -> str:
+        if self.completed_at:
+            return "completed"
         if self.expires_at <= timezone.now():
             return "expired"
         return "pending"

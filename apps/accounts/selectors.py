@@ -31,3 +31,13 @@ def tenants_for_user(*, user: User) -> QuerySet[Membership]:
     return (
         Membership.objects.filter(user=user, tenant__is_active=True).select_related("tenant").order_by("tenant__name")
     )
+
+
+def account_state(*, email: str) -> str:
+    """ "new" (no account has the address), "verified" or "unverified". Only for someone who
+    proved they receive mail at the address (a confirmation or invitation link, the email
+    itself): elsewhere the answer would tell strangers who has an account."""
+    user = User.objects.filter(email=email).first()
+    if user is None:
+        return "new"
+    return "verified" if user.email_verified_at else "unverified"

@@ -67,18 +67,21 @@ def _role(role: str) -> Role:
         ) from exc
 
 
-def user_create(*, email: str, password: str, full_name: str = "") -> User:
-    email = _clean_email(email)
-    if User.objects.filter(email=email).exists():
-        raise ApplicationError(
-            "An account with this email already exists.",
-            code="email_taken",
-            status_code=409,
-            fields={"email": ["An account with this email already exists."]},
-        )
-    candidate = User(email=email, full_name=full_name[:150])
-    _check_password(password, candidate)
-    return User.objects.create_user(email=email, password=password, full_name=full_name[:150])
+def user_mark_email_verified(*, user: User) -> None:
+    """Record that `user` proved they receive mail at their address (they followed a link sent
+    to it, or an operator vouched for it). From then on the address counts as theirs."""
+    if user.email_verified_at is None:
+        user.email_verified_at = timezone.now()
+        User.objects.filter(pk=user.pk).update(email_verified_at=user.email_verified_at)
+
+
+def _account_claim(*, user: User, password: str) -> None:
+    """The proven owner of an unverified account's address takes it over: their password
+    replaces whatever was set before the address was proven, which also ends the sessions
+    opened with the old one (Django checks the password hash on every request)."""
+    user.set_password(password)
+    user.email_verified_at = timezone.now()
+    user.save(update_fields=["password", "email_verified_at"])
 
 
 @dataclass(frozen=True)
@@ -104,22 +107,30 @@ def _owned_tenant(*, name: str, slug: str, email: str, password: str, full_name:
 
 @transaction.atomic
 def signup_company(*, company_name: str, slug: str, email: str, password: str, full_name: str = "") -> Signup:
-    """Self-service signup: a tenant (schema, domain) and its owner, in one transaction.
+    """A tenant (schema, domain) and its owner, in one transaction, for an address already
+    proven: the public signup calls it only once its emailed link is followed
+    (`apps.accounts.signup.signup_confirm`).
 
-    An existing account may add a company by proving its password.
+    A new account gets `password`. An unverified account is claimed with it (the proven owner
+    of the address replaces a password set by whoever made the account). A verified account
+    adds a company by proving its password.
     """
     email = _clean_email(email)
     user = User.objects.filter(email=email).first()
-    if user is None:
-        _check_password(password, User(email=email, full_name=full_name))
+    if user is None or user.email_verified_at is None:
+        _check_password(password, user or User(email=email, full_name=full_name))
     elif not user.check_password(password):
         raise ApplicationError(
-            "An account with this email exists; enter its password to add a company to it.",
-            code="email_taken",
-            status_code=409,
-            fields={"password": ["Wrong password for this existing account."]},
+            "Enter the password of your existing account.",
+            code="invalid_credentials",
+            status_code=403,
+            fields={"password": ["Wrong password for this account."]},
         )
-    return _owned_tenant(name=company_name, slug=slug, email=email, password=password, full_name=full_name, user=user)
+    result = _owned_tenant(name=company_name, slug=slug, email=email, password=password, full_name=full_name, user=user)
+    if user is not None and user.email_verified_at is None:
+        _account_claim(user=user, password=password)
+    user_mark_email_verified(user=result.user)
+    return result
 
 
 @transaction.atomic
@@ -127,7 +138,8 @@ def tenant_create_with_owner(
     *, name: str, slug: str, owner_email: str, password: str | None = None, full_name: str = ""
 ) -> tuple[Signup, str | None]:
     """Operator path (commands): like signup, but an existing account is simply made owner,
-    and a new one gets `password` or a generated one, which is returned."""
+    and a new one gets `password` or a generated one, which is returned. A new account counts
+    as verified: the operator vouches for the address."""
     email = _clean_email(owner_email)
     user = User.objects.filter(email=email).first()
     generated = None
@@ -136,6 +148,8 @@ def tenant_create_with_owner(
             password = generated = secrets.token_urlsafe(12)
         _check_password(password, User(email=email, full_name=full_name))
     result = _owned_tenant(name=name, slug=slug, email=email, password=password or "", full_name=full_name, user=user)
+    if user is None:
+        user_mark_email_verified(user=result.user)
     return result, generated
 
 
@@ -333,16 +347,24 @@ def invitation_accept(
             code="invitation_wrong_user",
             status_code=403,
         )
+    # Following the emailed link proves the address: a new account, or an unverified one (which
+    # its real owner claims with a password of their own), never needs an earlier password.
     if existing is None:
         _check_password(password, User(email=invitation.email, full_name=full_name))
         existing = User.objects.create_user(email=invitation.email, password=password, full_name=full_name[:150])
-    elif not (user is not None and user.pk == existing.pk) and not existing.check_password(password):
+    elif user is not None and user.pk == existing.pk:
+        pass
+    elif existing.email_verified_at is None:
+        _check_password(password, existing)
+        _account_claim(user=existing, password=password)
+    elif not existing.check_password(password):
         raise ApplicationError(
             "Enter the password of your existing account.",
             code="invalid_credentials",
             status_code=403,
             fields={"password": ["Wrong password for this account."]},
         )
+    user_mark_email_verified(user=existing)
     membership, _ = Membership.objects.get_or_create(user=existing, tenant=tenant, defaults={"role": invitation.role})
     invitation.accepted_at = timezone.now()
     invitation.save(update_fields=["accepted_at"])

@@ -17,6 +17,14 @@ class SignupForm(forms.Form):
     slug = forms.SlugField(max_length=40, label="Workspace address", help_text="Lowercase letters, digits, hyphens.")
     full_name = forms.CharField(max_length=150, label="Your name", required=False)
     email = forms.EmailField(max_length=254)
+
+
+class ConfirmSignupForm(forms.Form):
+    """The emailed link's page: the workspace (changeable, should its address have been taken
+    meanwhile) and the password of the account."""
+
+    company_name = forms.CharField(max_length=120, label="Company name")
+    slug = forms.SlugField(max_length=40, label="Workspace address", help_text="Lowercase letters, digits, hyphens.")
     password = forms.CharField(widget=forms.PasswordInput, max_length=256, strip=False)
 
 

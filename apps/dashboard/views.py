@@ -19,7 +19,7 @@ from django.views.decorators.http import require_POST
 
 from apps.accounts import selectors, services
 from apps.accounts.middleware import SESSION_TENANT_KEY, end_session
-from apps.accounts.models import Role, User
+from apps.accounts.models import Role
 from apps.audit.selectors import audit_event_list
 from syntera.errors import ApplicationError, check_rate
 
@@ -192,7 +192,8 @@ def accept_invitation(request: HttpRequest, token: str) -> HttpResponse:
             raise ApplicationError("This invitation link is not valid.", code="invitation_invalid", status_code=404)
     except ApplicationError as exc:
         return render(request, "error.html", {"code": exc.code, "detail": exc.detail}, status=exc.status_code)
-    existing = User.objects.filter(email=invitation.email).exists()
+    # The link holder receives mail at the address: only a verified account asks for its password.
+    existing = selectors.account_state(email=invitation.email) == "verified"
     form = AcceptInvitationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -287,6 +288,7 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
 
     def form_valid(self, form: Any) -> HttpResponse:
         response = super().form_valid(form)
+        services.user_mark_email_verified(user=form.user)  # the link came to the address
         messages.success(self.request, "Your password was changed. Log in with the new one.")
         return response
 

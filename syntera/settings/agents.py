@@ -1,8 +1,6 @@
-from .env import env_int, env_list
+from .env import env_int
 
-# Secrets stored in the database (tenants' LLM API keys) are encrypted with these Fernet keys
-# (comma-separated; the first encrypts, all decrypt). Unset: a key derived from SECRET_KEY.
-FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", "")
+# FIELD_ENCRYPTION_KEYS (tenants' LLM API keys stored encrypted) is in keys.py.
 
 # AI quotas per tenant and day, when the tenant's plan sets none (0 = unlimited).
 AI_DAILY_REQUESTS = env_int("AI_DAILY_REQUESTS", 5000)

@@ -4,7 +4,6 @@ from .env import env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
-SECRET_KEY = env_str("SECRET_KEY", "dev-insecure-key-change-me-dev-insecure-key-change-me-0123456789")
 DEBUG = env_bool("DEBUG", True)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ".localhost,localhost,127.0.0.1,testserver,.testserver")
 
@@ -94,3 +93,5 @@ EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Syntera <no-reply@syntera.localhost>")
 
 INVITATION_TTL_HOURS = env_int("INVITATION_TTL_HOURS", 72)
+# Hours before a signup's email-confirmation link expires.
+SIGNUP_CONFIRM_TTL_HOURS = env_int("SIGNUP_CONFIRM_TTL_HOURS", 24)

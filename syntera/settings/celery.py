@@ -21,6 +21,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "expire-invitations": {"task": "accounts.expire_invitations", "schedule": 3600.0},
+    "expire-signups": {"task": "accounts.expire_signups", "schedule": 3600.0},
     # Scheduled re-syncs, and ingestions whose worker died mid-job (see KNOWLEDGE_STALL_SECONDS).
     "knowledge-requeue-due": {
         "task": "knowledge.requeue_due",

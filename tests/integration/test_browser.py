@@ -1,7 +1,8 @@
 """Staff pages in a real browser (Debian chromium driven by Playwright) against the live server.
 
-Drives: chromium → uvicorn → the public signup page (form, CSRF, one-time login link across
-hosts) → the tenant dashboard (logout, login form, API keys page: create, read the shown key,
+Drives: chromium → uvicorn → the public signup page (form, CSRF) → the confirmation email the
+worker writes (file backend) → its link (password, one-time login link across hosts) → the
+tenant dashboard (logout, login form, API keys page: create, read the shown key,
 revoke) → the REST API with the key from the page (httpx) → the database, read directly to
 check that a refused signup wrote nothing.
 """
@@ -9,6 +10,7 @@ check that a refused signup wrote nothing.
 from __future__ import annotations
 
 import os
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import PASSWORD, LiveStack
+from .conftest import PASSWORD, LiveStack, mail_body
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOT_DIR = Path(os.environ.get("SYNTERA_SCREENSHOT_DIR", "/tmp"))
@@ -96,8 +98,22 @@ def fill_signup(page: Any, stack: LiveStack, *, company: str, slug: str, name: s
     page.fill("#id_slug", slug)
     page.fill("#id_full_name", name)
     page.fill("#id_email", email)
-    page.fill("#id_password", PASSWORD)
     page.click("button:has-text('Create workspace')")
+
+
+def confirm_signup(page: Any, stack: LiveStack, *, email: str) -> None:
+    """Wait for the page that says a link was sent, take the link from the email the worker
+    wrote, open it and choose the password: the workspace is created then, not before."""
+    page.wait_for_url(stack.url(None, "/signup/sent/"))
+    assert page.text_content("h1") == "Check your email"
+    link = re.search(rf"http://localhost:{stack.port}/signup/confirm/[^/\s]+/", mail_body(stack.wait_for_mail(email)))
+    assert link is not None
+    page.goto(link.group(0))
+    assert email in (page.text_content("main") or "")
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT_DIR / "syntera-screenshot-signup-confirm.png"), full_page=True)
+    page.fill("#id_password", PASSWORD)
+    page.click("button:has-text('Confirm and create workspace')")
 
 
 def test_signup_login_and_api_key_lifecycle_in_the_browser(live_stack: LiveStack, page: Any) -> None:
@@ -108,8 +124,11 @@ def test_signup_login_and_api_key_lifecycle_in_the_browser(live_stack: LiveStack
     email = f"owner@{slug}.example"
     dashboard_url = live_stack.url(slug, "/dashboard/")
 
-    # --- signup on the public host lands on the new workspace's dashboard, logged in -------
+    # --- signup on the public host, confirmed by the emailed link, lands on the new --------
+    # --- workspace's dashboard, logged in ---------------------------------------------------
     fill_signup(page, live_stack, company=company, slug=slug, name="Bea Browser", email=email)
+    assert live_stack.sql("SELECT count(*) FROM tenants_tenant WHERE slug = %s", (slug,)) == [(0,)]
+    confirm_signup(page, live_stack, email=email)
     page.wait_for_url(dashboard_url)
     assert page.text_content("h1") == company
     assert page.text_content("#role") == "owner"
@@ -181,6 +200,7 @@ def test_signup_with_a_taken_address_shows_an_error_and_creates_nothing(live_sta
     the error on the page, stays on the public host, and the database holds one workspace."""
     slug = f"dup-{uuid.uuid4().hex[:8]}"
     fill_signup(page, live_stack, company="First Co", slug=slug, name="First", email=f"first@{slug}.example")
+    confirm_signup(page, live_stack, email=f"first@{slug}.example")
     page.wait_for_url(live_stack.url(slug, "/dashboard/"))
 
     second = page.context.browser.new_context()
@@ -191,9 +211,9 @@ def test_signup_with_a_taken_address_shows_an_error_and_creates_nothing(live_sta
         other.wait_for_selector(".field-error")  # the form came back with an error
         assert "already taken" in (other.text_content(".field-error") or "")
         assert other.url == live_stack.url(None, "/")  # still on the public host
-        # What was typed is kept, the password is not echoed back.
+        # What was typed is kept.
         assert other.input_value("#id_company_name") == "Second Co"
-        assert other.input_value("#id_password") == ""
+        assert other.input_value("#id_email") == f"second@{slug}.example"
         SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
         other.screenshot(path=str(SCREENSHOT_DIR / "syntera-screenshot-signup-error.png"), full_page=True)
     finally:
@@ -202,6 +222,9 @@ def test_signup_with_a_taken_address_shows_an_error_and_creates_nothing(live_sta
     rows = live_stack.sql("SELECT name FROM tenants_tenant WHERE slug = %s", (slug,))
     assert rows == [("First Co",)]
     assert live_stack.sql("SELECT count(*) FROM accounts_user WHERE email = %s", (f"second@{slug}.example",)) == [(0,)]
+    assert live_stack.sql(
+        "SELECT count(*) FROM accounts_pendingsignup WHERE email = %s", (f"second@{slug}.example",)
+    ) == [(0,)]
     schemas = live_stack.sql(
         "SELECT count(*) FROM information_schema.schemata WHERE schema_name = %s", (slug.replace("-", "_"),)
     )

@@ -22,8 +22,8 @@ from apps.tenants.models import Tenant
 from syntera.errors import ApplicationError, check_rate
 
 from .. import selectors, services
-from ..authentication import APIKeyPrincipal, jwt_pair_for
-from ..models import APIKey, Invitation, Membership, Role
+from ..authentication import APIKeyPrincipal, jwt_matches_password, jwt_pair_for
+from ..models import APIKey, Invitation, Membership, Role, User
 from ..scopes import ROLE_SCOPES
 from . import serializers as s
 
@@ -94,6 +94,9 @@ class TokenRefreshView(APIView):
             raise ApplicationError(
                 "This token was issued for another workspace.", code="permission_denied", status_code=403
             )
+        user = User.objects.filter(pk=refresh.get("user_id"), is_active=True).first()
+        if user is None or not jwt_matches_password(token=refresh, user=user):
+            raise ApplicationError("Invalid or expired refresh token.", code="token_not_valid", status_code=401)
         return Response({"access": str(refresh.access_token)})
 
 

@@ -42,11 +42,21 @@ class Command(BaseCommand):
                     "  Syntera is running.",
                     f"  Demo workspace : {base}{host}{port}/",
                     f"  Log in as      : {DEMO_EMAIL} / {DEMO_PASSWORD}",
-                    f"  Sign up        : {base}{settings.TENANT_BASE_DOMAIN}{port}/",
+                    f"  Sign up        : {base}{settings.TENANT_BASE_DOMAIN}{port}/ (confirmed by an emailed link)",
                     f"  Chat widget    : {base}{host}{port}/dashboard/inboxes/{inbox.pk}/demo/",
                     f"  Staff inbox    : {base}{host}{port}/dashboard/inbox/",
                     f"  API docs       : {base}{host}{port}/api/docs/",
+                    *self._notes(),
                     "",
                 ]
             )
         )
+
+    @staticmethod
+    def _notes() -> list[str]:
+        notes = []
+        if settings.EMAIL_BACKEND.endswith("console.EmailBackend"):
+            notes.append("  Emails         : printed below by the worker, not sent (sign-up links, invitations)")
+        if settings.LOCAL_KEYS_FILE:
+            notes.append(f"  Keys           : generated in {settings.LOCAL_KEYS_FILE} (keep it private)")
+        return notes
