@@ -26,7 +26,8 @@ from syntera.errors import ApplicationError
 from syntera.realtime import staff_group
 
 from . import services
-from .models import Conversation, Inbox
+from .identity import Session, clean_claims, session_open
+from .models import Inbox
 from .stores import get_store
 
 logger = logging.getLogger(__name__)
@@ -56,12 +57,6 @@ def _inbox(tenant: Any, key: str) -> Inbox | None:
     )
 
 
-@tenant_db
-def _resume_conversation(tenant: Any, inbox_id: int, token: str) -> Conversation | None:
-    inbox = Inbox(pk=inbox_id)
-    return services.visitor_conversation(inbox=inbox, token=token)
-
-
 def _valid_ip(ip: str) -> str | None:
     try:
         return str(ipaddress.ip_address(ip))
@@ -70,16 +65,8 @@ def _valid_ip(ip: str) -> str | None:
 
 
 @tenant_db
-def _start(tenant: Any, inbox: Inbox, ip: str, contact: dict[str, str]) -> tuple[Conversation, str]:
-    conversation, token = services.conversation_start(inbox=inbox, ip=_valid_ip(ip))
-    if contact:
-        conversation = services.conversation_identify(conversation_id=conversation.pk, fields=contact)
-    return conversation, token
-
-
-@tenant_db
-def _identify(tenant: Any, conversation_id: int, contact: dict[str, str]) -> None:
-    services.conversation_identify(conversation_id=conversation_id, fields=contact)
+def _session(tenant: Any, inbox: Inbox, token: str, ip: str, claims: dict[str, str], identity: Any) -> Session:
+    return session_open(inbox=inbox, token=token, ip=_valid_ip(ip), claims=claims, identity=identity)
 
 
 class Posted(NamedTuple):
@@ -111,12 +98,6 @@ def _post(tenant: Any, conversation_id: int, text: str, client_id: str, sent_seq
 @tenant_db
 def _after(tenant: Any, conversation_id: int, after_seq: int) -> list[dict[str, Any]]:
     return _frames_after(tenant.schema_name, conversation_id, after_seq)
-
-
-@tenant_db
-def _conversation_state(tenant: Any, conversation_id: int) -> dict[str, Any]:
-    conversation = Conversation.objects.get(pk=conversation_id)
-    return {"last_seq": conversation.last_seq, "owner": conversation.owner, "status": conversation.status}
 
 
 @tenant_db
@@ -253,29 +234,27 @@ class WidgetConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.group_add(self.group, self.channel_name)
 
     async def on_hello(self, frame: dict[str, Any]) -> None:
-        conversation = None
-        token = self.token
-        raw = frame.get("contact")
-        contact = {k: str(v) for k, v in raw.items() if isinstance(v, str | int)} if isinstance(raw, dict) else {}
-        if token:
-            conversation = await _resume_conversation(self.tenant, self.inbox.pk, token)
-        if conversation is None:
-            conversation, token = await _start(self.tenant, self.inbox, self.ip, contact)
-            self.token = token
-        elif contact and conversation.last_seq == 0:
-            # The pre-chat form of a conversation the visitor opened but has not written in yet.
-            await _identify(self.tenant, conversation.pk, contact)
+        """Start or resume. `contact` (the pre-chat form) is the visitor's claim; `identity`
+        is the host site's signed word on who its signed-in user is (identity.py)."""
+        claims = clean_claims(frame.get("contact"))
+        session = await _session(self.tenant, self.inbox, self.token, self.ip, claims, frame.get("identity"))
+        for code, detail in session.errors:
+            await self.error(code, detail)
+        if session.conversation is None:
+            return
+        conversation = session.conversation
+        self.token = session.token
         await self._join(conversation.pk)
-        state = await _conversation_state(self.tenant, conversation.pk)
         self.sent_seq = 0
         await self.send_frame(
             {
                 "type": "session",
                 "conversation_id": str(conversation.pk),
-                "token": token,
-                "last_seq": state["last_seq"],
-                "handoff": {"ai": "bot", "queue": "queued", "human": "assigned"}[state["owner"]],
-                "status": state["status"],
+                "token": session.token,
+                "last_seq": conversation.last_seq,
+                "handoff": {"ai": "bot", "queue": "queued", "human": "assigned"}[conversation.owner],
+                "status": conversation.status,
+                "identity": session.identity,
                 "widget": self._widget_settings(),
             }
         )
