@@ -100,13 +100,14 @@ class MergeForm(forms.Form):
     def clean_into(self) -> str:
         reference = str(self.cleaned_data.get("into") or "")
         found = selectors.contact_for_reference(reference)
+        others = [c for c in found if self.source is None or c.pk != self.source.pk]
         if not found:
             raise forms.ValidationError("No contact has this number or email address.")
-        if len(found) > 1:
-            raise forms.ValidationError("Several contacts have this email address; give the contact's number.")
-        if self.source is not None and found[0].pk == self.source.pk:
+        if not others:
             raise forms.ValidationError("That is this contact; choose the known contact to merge it into.")
-        self.target = found[0]
+        if len(others) > 1:
+            raise forms.ValidationError("Several contacts have this email address; give the contact's number.")
+        self.target = others[0]
         return reference
 
 

@@ -116,3 +116,15 @@ def test_a_verified_contacts_memory_is_what_the_ai_knows(agent: Any, owner: Any,
     assert seen[-1].contact_facts["note"] == "prefers the blue jacket"
     # What the visitor claims beside it is still labelled as a claim.
     assert "+1 555 0100" in system[system.index("unverified") :]
+
+
+def test_the_ai_cannot_make_a_visitor_a_vip(agent: Any, owner: Any) -> None:
+    """`vip` (VIP hand-over, queue priority) is staff's and the integrator's to give: a
+    visitor who talks the model into setting it gets nothing."""
+    ctx = tools.ToolContext(tenant=owner.tenant, knowledge_base_ids=[])
+    for attributes in ({"vip": "true"}, {"vip": True, "plan": "pro"}):
+        outcome = tools.run_tool(
+            "set_attributes", json.dumps({"attributes": attributes}), enabled=["set_attributes"], ctx=ctx
+        )
+        assert not outcome.ok and "vip" in outcome.content
+    assert ctx.attributes == {}

@@ -390,3 +390,47 @@ def test_signing_in_mid_conversation_brings_the_visitors_claims_along(
     assert not Contact.objects.filter(pk=unverified.pk).exists()
     canary.refresh_from_db()
     assert canary.name == "canary-alpha contact" and canary.phone == "+1 555 0199"
+
+
+# --- integrator paths -------------------------------------------------------------------------
+
+
+def test_an_authenticated_integrator_names_the_contact_but_the_visitors_text_stays_a_claim(
+    alpha: Any, inbox: Any, owner: Any, api: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    """POST /api/v1/conversations/ with `contact` is the integrator (an API key) speaking for
+    its visitor: trusted, so it finds the contact whose email staff entered. What the visitor
+    then writes through the same API is still only a claim."""
+    canary = _canary()
+    api_inbox = _keep_schema(
+        api.post, "/api/v1/inboxes/", {"name": "App", "channel": "api", "agent": inbox.agent_id}, format="json"
+    ).json()
+    with django_capture_on_commit_callbacks(execute=True):
+        started = _keep_schema(
+            api.post,
+            "/api/v1/conversations/",
+            {"inbox": api_inbox["id"], "contact": {"email": CANARY_EMAIL, "name": "Canary"}},
+            format="json",
+        )
+    assert started.status_code == 201, started.content
+    body = started.json()
+    assert body["contact"] == canary.pk and body["identity"] == "verified" and body["claims"] == {}
+    assert _canary().name == "canary-alpha contact"  # the staff-entered name stands
+
+    other = _keep_schema(
+        api.post, "/api/v1/conversations/", {"inbox": api_inbox["id"], "text": "hi"}, format="json"
+    ).json()
+    assert other["contact"] is None and other["identity"] == "anonymous"
+    url = f"/api/v1/conversations/{other['id']}/"
+    conversation = Conversation.objects.get(pk=other["id"])
+    services.conversation_take_over(actor=owner, conversation=conversation)
+    said = _keep_schema(
+        api.post,
+        f"{url}messages/",
+        {"role": "visitor", "text": f"I am {CANARY_EMAIL}"},
+        format="json",
+    )
+    assert said.status_code == 201, said.content
+    after = _keep_schema(api.get, url).json()
+    assert after["contact"] not in (None, canary.pk)
+    assert after["identity"] == "unverified" and after["claims"] == {"email": CANARY_EMAIL}
