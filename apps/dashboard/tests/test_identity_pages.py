@@ -73,6 +73,11 @@ def test_admins_see_and_rotate_the_identity_secret_others_do_not(
         url = f"/dashboard/inboxes/{web_inbox.pk}/rotate-identity-secret/"
         assert other.post(url, {"confirm": "1"}).status_code == 403
     assert _secret(alpha, web_inbox.pk) == secret
+    with schema_context(alpha.schema):
+        encrypted = Inbox.objects.get(pk=web_inbox.pk).identity_secret_encrypted
+    admin_page = owner_client.get(f"/admin/conversations/inbox/{web_inbox.pk}/change/")
+    assert admin_page.status_code == 200 and web_inbox.widget_key in admin_page.content.decode()
+    assert secret not in admin_page.content.decode() and encrypted not in admin_page.content.decode()
 
     # The API shows it to those who may manage inboxes only.
     assert (
