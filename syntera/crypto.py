@@ -22,7 +22,10 @@ from django.db import models, transaction
 
 # "<app label>.<Model>.<field>" of every column that stores `encrypt()` output. A test checks
 # that every model field named *_encrypted is listed here.
-ENCRYPTED_FIELDS: tuple[str, ...] = ("agents.ProviderCredential.api_key_encrypted",)
+ENCRYPTED_FIELDS: tuple[str, ...] = (
+    "agents.ProviderCredential.api_key_encrypted",
+    "conversations.Inbox.identity_secret_encrypted",
+)
 
 
 class DecryptionError(Exception):

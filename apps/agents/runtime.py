@@ -56,11 +56,17 @@ class TurnInput:
     `summary`, oldest first, ending with the visitor's message. `abstentions` counts the AI's
     consecutive abstentions before this turn. `dry_run` (the test chat) writes nothing: no
     contact memory, no leads. `for_staff`: a draft for a person already in the conversation,
-    so no hand-over trigger applies (a topic a guidance rule declines is still declined)."""
+    so no hand-over trigger applies (a topic a guidance rule declines is still declined).
+
+    Only a verified contact's memory is what the AI "knows" about the visitor; an unverified
+    contact holds this visitor's own words, which the AI reads, with `claims`, as claims
+    (docs/adr/0011-visitor-identity.md)."""
 
     turns: list[Turn]
     summary: str = ""
     contact: Any = None
+    # What the visitor said about themselves (the conversation's claims): unverified.
+    claims: dict[str, str] = field(default_factory=dict)
     attributes: dict[str, str] = field(default_factory=dict)
     abstentions: int = 0
     visitor_turns: int = 0  # the visitor's messages in the whole conversation (0: count `turns`)
@@ -101,6 +107,7 @@ class TurnResult:
     lead_id: int | None = None
     contact_id: int | None = None
     unanswered: bool = False  # abstained for want of knowledge (a knowledge gap)
+    claims: dict[str, str] = field(default_factory=dict)  # what the visitor said about themselves this turn
 
 
 BELOW_THRESHOLD = "retrieval below the agent's threshold"
@@ -236,6 +243,15 @@ def _hand_over_trigger(
     return None
 
 
+def _known_and_claimed(conversation: TurnInput) -> tuple[dict[str, str], dict[str, str]]:
+    """(what the AI knows: a verified contact's memory, what the visitor claims: an
+    unverified contact's facts and the conversation's claims)."""
+    contact = conversation.contact
+    if contact is not None and getattr(contact, "verified", False):
+        return crm.contact_facts(contact), dict(conversation.claims)
+    return {}, {**crm.contact_facts(contact), **conversation.claims}
+
+
 def run_turn(*, agent: Agent, tenant: Any, conversation: TurnInput) -> Iterator[Delta | TurnResult]:
     """Produce the agent's next turn for `conversation`: `Delta`s while the answer streams,
     then one `TurnResult`. The final text is authoritative (it may replace what streamed when
@@ -248,7 +264,7 @@ def run_turn(*, agent: Agent, tenant: Any, conversation: TurnInput) -> Iterator[
     variables = {k: str(v) for k, v in (agent.variables or {}).items()}
     company = variables.get("company_name") or getattr(tenant, "name", "") or "the company"
     variables["company_name"] = company
-    facts_known = crm.contact_facts(conversation.contact)
+    facts_known, claims = _known_and_claimed(conversation)
     if facts_known.get("name"):
         variables.setdefault("contact_name", facts_known["name"])
 
@@ -278,7 +294,12 @@ def run_turn(*, agent: Agent, tenant: Any, conversation: TurnInput) -> Iterator[
     summary = conversation.summary
     if older:
         summary = _summarize(provider, provider_name, model, summary, older)
-    audit["memory"] = {"folded_turns": len(older), "summary_chars": len(summary), "contact_facts": sorted(facts_known)}
+    audit["memory"] = {
+        "folded_turns": len(older),
+        "summary_chars": len(summary),
+        "contact_facts": sorted(facts_known),
+        "claims": sorted(claims),
+    }
 
     ctx = ToolContext(
         tenant=tenant,
@@ -348,6 +369,7 @@ def run_turn(*, agent: Agent, tenant: Any, conversation: TurnInput) -> Iterator[
                 language=agent.language,
                 summary=summary,
                 contact_facts=facts_known,
+                claims=claims,
                 context=ctx.context,
                 turns=recent,
                 count=count,
@@ -364,6 +386,7 @@ def run_turn(*, agent: Agent, tenant: Any, conversation: TurnInput) -> Iterator[
                 unknown_words=unknown if ctx.context else (),
                 summary=summary,
                 contact_facts=facts_known,
+                claims=claims,
                 language=agent.language,
                 company_name=company,
             )
@@ -497,9 +520,11 @@ def run_turn(*, agent: Agent, tenant: Any, conversation: TurnInput) -> Iterator[
     contact = ctx.contact
     learned: list[str] = []
     facts = memory.extract_facts(latest.text)
+    said = {k: v for k, v in facts if k in ("name", "email", "phone")} if not conversation.dry_run else {}
     if facts and not conversation.dry_run:
         # Without a model to call capture_lead, a visitor who leaves an email address or phone
-        # number is recorded as a lead (with their earlier question as the need).
+        # number is recorded as a lead (with their earlier question as the need), under a
+        # contact of their own: an address never selects an existing contact.
         shares_contact = any(k in ("email", "phone") for k, _ in facts)
         if contact is None and lead_id is None and shares_contact and "capture_lead" in (agent.tools or []):
             need = next((t.text for t in reversed(earlier) if t.role == "user"), latest.text)
@@ -551,6 +576,7 @@ def run_turn(*, agent: Agent, tenant: Any, conversation: TurnInput) -> Iterator[
         lead_id=lead_id,
         contact_id=getattr(contact, "pk", None),
         unanswered=unanswered,
+        claims=said,
     )
 
 

@@ -97,7 +97,18 @@ def _escalate(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
     return {"status": "handoff requested"}
 
 
+# Attributes that earn a conversation special treatment (VIP hand-over, queue priority) are
+# given by staff or the integrator, never by a model a visitor can talk to
+# (docs/adr/0011-visitor-identity.md).
+RESERVED_ATTRIBUTES = ("vip",)
+
+
 def _set_attributes(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
+    reserved = sorted(set(args["attributes"]) & set(RESERVED_ATTRIBUTES))
+    if reserved:
+        from syntera.errors import ApplicationError
+
+        raise ApplicationError(f"{', '.join(reserved)} is set by staff, not in a conversation.", code="invalid")
     ctx.attributes.update({str(k): str(v) for k, v in args["attributes"].items()})
     return {"status": "saved", "attributes": sorted(args["attributes"])}
 

@@ -26,6 +26,7 @@ CONVERSATION_FIELDS = (  # all read-only; the transcript comes from the store
     "contact",
     "tags",
     "attributes",
+    "claims",
     "unread",
     "last_seq",
     "last_message_at",
@@ -52,6 +53,7 @@ class InboxAdmin(TenantScopedAdmin):
     list_filter = ["channel", "is_active"]
     search_fields = ["name", "widget_key"]
     list_select_related = ["agent"]
+    exclude = ["identity_secret_encrypted"]  # never shown, not even encrypted
 
 
 @admin.register(Conversation, site=tenant_admin_site)

@@ -28,7 +28,8 @@ from syntera.errors import ApplicationError
 from syntera.realtime import staff_group
 
 from . import abuse, services
-from .models import Conversation, Inbox
+from .identity import Session, clean_claims, session_open
+from .models import Inbox
 from .stores import get_store
 
 logger = logging.getLogger(__name__)
@@ -59,12 +60,6 @@ def _inbox(tenant: Any, key: str) -> Inbox | None:
     )
 
 
-@tenant_db
-def _resume_conversation(tenant: Any, inbox_id: int, token: str) -> Conversation | None:
-    inbox = Inbox(pk=inbox_id)
-    return services.visitor_conversation(inbox=inbox, token=token)
-
-
 def _valid_ip(ip: str) -> str | None:
     try:
         return str(ipaddress.ip_address(ip))
@@ -73,16 +68,8 @@ def _valid_ip(ip: str) -> str | None:
 
 
 @tenant_db
-def _start(tenant: Any, inbox: Inbox, ip: str, contact: dict[str, str]) -> tuple[Conversation, str]:
-    conversation, token = services.conversation_start(inbox=inbox, ip=_valid_ip(ip))
-    if contact:
-        conversation = services.conversation_identify(conversation_id=conversation.pk, fields=contact)
-    return conversation, token
-
-
-@tenant_db
-def _identify(tenant: Any, conversation_id: int, contact: dict[str, str]) -> None:
-    services.conversation_identify(conversation_id=conversation_id, fields=contact)
+def _session(tenant: Any, inbox: Inbox, token: str, ip: str, claims: dict[str, str], identity: Any) -> Session:
+    return session_open(inbox=inbox, token=token, ip=_valid_ip(ip), claims=claims, identity=identity)
 
 
 class Posted(NamedTuple):
@@ -119,12 +106,6 @@ def _post(tenant: Any, conversation_id: int, text: str, client_id: str, sent_seq
 @tenant_db
 def _after(tenant: Any, conversation_id: int, after_seq: int) -> list[dict[str, Any]]:
     return _frames_after(tenant.schema_name, conversation_id, after_seq)
-
-
-@tenant_db
-def _conversation_state(tenant: Any, conversation_id: int) -> dict[str, Any]:
-    conversation = Conversation.objects.get(pk=conversation_id)
-    return {"last_seq": conversation.last_seq, "owner": conversation.owner, "status": conversation.status}
 
 
 @tenant_db
@@ -252,34 +233,30 @@ class WidgetConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.group_add(self.group, self.channel_name)
 
     async def on_hello(self, frame: dict[str, Any]) -> None:
-        conversation = None
-        token = self.token
-        raw = frame.get("contact")
-        contact = {k: str(v) for k, v in raw.items() if isinstance(v, str | int)} if isinstance(raw, dict) else {}
-        if token:
-            conversation = await _resume_conversation(self.tenant, self.inbox.pk, token)
-        if conversation is None:
-            if not await _session_allowed(self.tenant.schema_name, self.inbox.pk, self.ip):
-                await self.error("rate_limited", "Too many new conversations from here; try again later.")
+        """Start or resume. `contact` (the pre-chat form) is the visitor's claim; `identity`
+        is the host site's signed word on who its signed-in user is (identity.py)."""
+        claims = clean_claims(frame.get("contact"))
+        session = await _session(self.tenant, self.inbox, self.token, self.ip, claims, frame.get("identity"))
+        for code, detail in session.errors:
+            await self.error(code, detail)
+        if session.conversation is None:
+            if any(code == "rate_limited" for code, _ in session.errors):
                 await self.close(code=CLOSE_RATE_LIMITED)
-                return
-            conversation, token = await _start(self.tenant, self.inbox, self.ip, contact)
-            self.token = token
-        elif contact and conversation.last_seq == 0:
-            # The pre-chat form of a conversation the visitor opened but has not written in yet.
-            await _identify(self.tenant, conversation.pk, contact)
+            return
+        conversation = session.conversation
+        self.token = session.token
         await self._join(conversation.pk)
-        state = await _conversation_state(self.tenant, conversation.pk)
         self.sent_seq = 0
-        self.written = state["last_seq"] > 0
+        self.written = conversation.last_seq > 0
         await self.send_frame(
             {
                 "type": "session",
                 "conversation_id": str(conversation.pk),
-                "token": token,
-                "last_seq": state["last_seq"],
-                "handoff": {"ai": "bot", "queue": "queued", "human": "assigned"}[state["owner"]],
-                "status": state["status"],
+                "token": session.token,
+                "last_seq": conversation.last_seq,
+                "handoff": {"ai": "bot", "queue": "queued", "human": "assigned"}[conversation.owner],
+                "status": conversation.status,
+                "identity": session.identity,
                 "widget": self._widget_settings(),
             }
         )
@@ -420,5 +397,4 @@ def _off_loop(func: Callable[..., bool]) -> Callable[..., Awaitable[bool]]:
 
 
 _connection_allowed = _off_loop(abuse.connection_allowed)
-_session_allowed = _off_loop(abuse.session_allowed)
 _message_allowed = _off_loop(abuse.message_allowed)

@@ -24,6 +24,12 @@ def new_widget_key() -> str:
     return "wk_" + secrets.token_urlsafe(18)
 
 
+def new_encrypted_identity_secret() -> str:
+    from .identity import new_encrypted_identity_secret as make
+
+    return make()
+
+
 def default_widget_settings() -> dict[str, object]:
     return {
         "title": "Chat with us",
@@ -34,6 +40,7 @@ def default_widget_settings() -> dict[str, object]:
         "allowed_origins": [],
         "pre_chat_fields": [],
         "business_hours_message": "",
+        "identity_required": False,
     }
 
 
@@ -49,6 +56,9 @@ class Inbox(models.Model):
     channel = models.CharField(max_length=10, choices=Channel.choices, default=Channel.WEB)
     agent = models.ForeignKey(Agent, null=True, blank=True, on_delete=models.SET_NULL, related_name="inboxes")
     widget_key = models.CharField(max_length=40, unique=True, default=new_widget_key)
+    # The host site signs a visitor's identity with this secret (HMAC-SHA256), encrypted at
+    # rest; see apps/conversations/identity.py.
+    identity_secret_encrypted = models.TextField(blank=True, default=new_encrypted_identity_secret)
     settings = models.JSONField(default=default_widget_settings, blank=True)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -104,6 +114,9 @@ class Conversation(models.Model):
     unread = models.PositiveIntegerField(default=0, help_text="Visitor messages staff have not read.")
     tags = ArrayField(models.CharField(max_length=40), default=list, blank=True)
     attributes = models.JSONField(default=dict, blank=True)
+    # What the visitor said about themselves (name, email, phone...): unverified claims, never
+    # a key to a contact (docs/adr/0011-visitor-identity.md).
+    claims = models.JSONField(default=dict, blank=True)
     summary = models.TextField(blank=True)
     summary_until_seq = models.PositiveIntegerField(default=0)
     abstentions = models.PositiveIntegerField(default=0)

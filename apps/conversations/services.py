@@ -206,30 +206,87 @@ def conversation_start(
 
 
 @transaction.atomic
-def conversation_identify(*, conversation_id: int, fields: dict[str, str]) -> Conversation:
-    """Attach what the visitor told about themselves (pre-chat form, API) to the conversation:
-    the CRM contact with that email or phone, else a new one, with the facts remembered."""
-    from apps.crm.models import Contact
-    from apps.crm.services import contact_remember
+def conversation_claim(*, conversation_id: int, fields: dict[str, str]) -> Conversation:
+    """What the visitor says about themselves (the pre-chat form, their own messages): kept on
+    the conversation as claims and remembered by the conversation's own contact, a new
+    unverified one when it has none. A claim never selects an existing contact, so it never
+    unlocks another person's memory (docs/adr/0011-visitor-identity.md)."""
+    from apps.crm.services import contact_create, contact_remember
+
+    from .identity import clean_claims
 
     conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
-    fields = {k: " ".join(str(v).split())[:200] for k, v in fields.items() if k in ("name", "email", "phone") and v}
+    fields = clean_claims(fields)
     if not fields:
         return conversation
     contact = conversation.contact
-    if contact is None and fields.get("email"):
-        contact = Contact.objects.filter(email__iexact=fields["email"]).first()
-    if contact is None and fields.get("phone"):
-        contact = Contact.objects.filter(phone=fields["phone"]).first()
     if contact is None:
-        contact = Contact.objects.create()
+        contact = contact_create(actor=None, tenant=connection.tenant, verified=False, system_label="visitor")
     with contextlib.suppress(ApplicationError):  # a value the CRM refuses is simply not remembered
         contact_remember(tenant=connection.tenant, contact=contact, facts=list(fields.items()))
     conversation.contact = contact
-    conversation.attributes = {**conversation.attributes, **fields}
-    conversation.save(update_fields=["contact", "attributes", "updated_at"])
+    conversation.claims = {**(conversation.claims or {}), **fields}
+    conversation.save(update_fields=["contact", "claims", "updated_at"])
     _notify(conversation)
     return conversation
+
+
+@transaction.atomic
+def conversation_verify(*, conversation_id: int, contact: Any) -> Conversation:
+    """Attach the conversation to `contact`, whose identity a trusted party established (a
+    signed identity, an authenticated integrator). The unverified contact the visitor had
+    (their claims, their leads) is folded into it when no other conversation uses it."""
+    from apps.crm.services import contact_merge
+
+    conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
+    previous = conversation.contact
+    if previous is not None and previous.pk == contact.pk:
+        return conversation
+    if previous is not None and previous.verified:
+        raise ApplicationError("This conversation belongs to another known contact.", code="conflict", status_code=409)
+    if previous is not None and not previous.conversations.exclude(pk=conversation.pk).exists():
+        contact_merge(actor=None, source=previous, target=contact, tenant=connection.tenant)
+    conversation.contact = contact
+    conversation.save(update_fields=["contact", "updated_at"])
+    audit_action(
+        None,
+        "conversations.identity_verified",
+        conversation,
+        {"contact_id": contact.pk, "previous_contact_id": getattr(previous, "pk", None)},
+        system_label="widget",
+    )
+    _notify(conversation)
+    return conversation
+
+
+@transaction.atomic
+def conversation_identify(*, conversation_id: int, fields: dict[str, str]) -> Conversation:
+    """An authenticated integrator says who the visitor is (the API's `contact` when it starts
+    a conversation): trusted, so the conversation goes to the verified contact whose email
+    (else phone) staff or a verification vouch for, or to a new verified contact. Only for
+    callers who authenticated; what a visitor says about themselves is `conversation_claim`."""
+    from apps.crm.services import contact_by_trusted, contact_create, contact_remember
+
+    from .identity import clean_claims
+
+    conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
+    fields = clean_claims(fields)
+    if not fields:
+        return conversation
+    current = conversation.contact
+    if current is not None and current.verified:
+        with contextlib.suppress(ApplicationError):
+            contact_remember(tenant=connection.tenant, contact=current, facts=list(fields.items()))
+        return conversation
+    contact = contact_by_trusted(key="email", value=fields.get("email", "")) or contact_by_trusted(
+        key="phone", value=fields.get("phone", "")
+    )
+    if contact is None:
+        contact = contact_create(actor=None, tenant=connection.tenant, verified=True, system_label="api", **fields)
+    else:
+        with contextlib.suppress(ApplicationError):
+            contact_remember(tenant=connection.tenant, contact=contact, facts=list(fields.items()))
+    return conversation_verify(conversation_id=conversation.pk, contact=contact)
 
 
 def message_post(
@@ -310,7 +367,7 @@ def _learn_from_visitor(conversation: Conversation, text: str) -> None:
 
     facts = {k: v for k, v in extract_facts(text) if k in ("name", "email", "phone")}
     if facts:
-        conversation_identify(conversation_id=conversation.pk, fields=facts)
+        conversation_claim(conversation_id=conversation.pk, fields=facts)
 
 
 def display_name(actor: Actor | None) -> str:
@@ -626,6 +683,7 @@ def _turn_input(conversation: Conversation, turns: list[Any], **extra: Any) -> A
         turns=turns,
         summary=conversation.summary,
         contact=conversation.contact,
+        claims={str(k): str(v) for k, v in (conversation.claims or {}).items()},
         attributes=dict(conversation.attributes),
         channel=conversation.channel,
         **extra,
@@ -753,6 +811,8 @@ def ai_reply(*, conversation_id: int, trigger_seq: int, epoch: int) -> str:
         if result.contact_id and not current.contact_id:
             current.contact_id = result.contact_id
         current.save()
+        if result.claims:
+            conversation_claim(conversation_id=conversation_id, fields=result.claims)
         message_post(
             conversation_id=conversation_id,
             role="ai",

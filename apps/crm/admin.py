@@ -35,8 +35,9 @@ class LeadInline(admin.TabularInline):  # type: ignore[type-arg]
 @admin.register(Contact, site=tenant_admin_site)
 class ContactAdmin(TenantScopedAdmin):
     tenant_field = None  # lives in the tenant schema already
-    list_display = ["__str__", "email", "phone", "company", "updated_at"]
-    search_fields = ["name", "email", "phone", "company"]
+    list_display = ["__str__", "email", "phone", "company", "verified", "updated_at"]
+    list_filter = ["verified"]
+    search_fields = ["name", "email", "phone", "company", "external_id"]
     inlines = [LeadInline]
 
 

@@ -4,14 +4,23 @@ Contact memory is a list of facts (see `Contact`). `contact_remember` is what th
 with facts it extracted from a conversation; staff edit with `contact_memory_set` and erase
 with `contact_memory_erase` (one key, or everything). Identity fields (name, email, phone,
 company) are mirrored on the contact's columns so lists and search can use them.
+
+A fact's `source` says who vouches for it: `staff`, `verified` (a signed identity, an
+authenticated integrator, or staff verifying the contact) or `conversation` (what a visitor
+said). Staff and verified facts are never overwritten from a conversation, and only they
+let a trusted path find a contact by email or phone. Nothing a visitor says ever selects an
+existing contact: `lead_capture` files under the visitor's own contact or a new unverified
+one; `contact_merge` is how staff fold such a contact into a known one
+(docs/adr/0011-visitor-identity.md).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.accounts.models import Role
@@ -27,6 +36,9 @@ MEMORY_KEYS = SINGLE_KEYS + MULTI_KEYS
 MAX_FACTS = 50
 MAX_VALUE = 300
 IDENTITY_FIELDS = ("name", "email", "phone", "company")
+TRUSTED_SOURCES = ("staff", "verified")
+# The identity columns' lengths: a longer value is cut to fit (the fact keeps MAX_VALUE).
+COLUMN_MAX = {"name": 200, "email": 254, "phone": 40, "company": 200}
 
 
 def _require_staff(actor: Actor) -> None:
@@ -69,32 +81,74 @@ def _apply_fact(contact: Contact, key: str, value: str, source: str) -> bool:
             facts.remove(fact)
     contact.memory = facts
     if key in IDENTITY_FIELDS:
-        setattr(contact, key, value)
+        setattr(contact, key, value[: COLUMN_MAX[key]])
     return True
 
 
+def _trusted_keys(contact: Contact) -> set[str]:
+    """Single-valued keys whose fact staff or a verification vouches for."""
+    return {
+        str(f.get("key"))
+        for f in contact.memory or []
+        if f.get("source") in TRUSTED_SOURCES and f.get("key") in SINGLE_KEYS
+    }
+
+
+def _external_id_taken(external_id: str, contact_id: int | None) -> ApplicationError | None:
+    others = Contact.objects.filter(external_id=external_id)
+    if contact_id is not None:
+        others = others.exclude(pk=contact_id)
+    if external_id and others.exists():
+        return ApplicationError(
+            "Another contact has this external id.",
+            code="conflict",
+            status_code=409,
+            fields={"external_id": ["Already used by another contact."]},
+        )
+    return None
+
+
 @transaction.atomic
-def contact_create(*, actor: Actor | None, tenant: Any = None, **fields: Any) -> Contact:
+def contact_create(*, actor: Actor | None, tenant: Any = None, verified: bool | None = None, **fields: Any) -> Contact:
+    """A contact. Made by staff or an integrator (`actor`) it is verified and its facts are
+    staff facts; made by the platform (`actor` None) it is verified only when the caller
+    says so (`verified`), its facts then `verified`, else `conversation`."""
     if actor is not None:
         _require_staff(actor)
+    verified = actor is not None if verified is None else verified
+    external_id = str(fields.get("external_id") or "")
+    if (taken := _external_id_taken(external_id, None)) is not None:
+        raise taken
     contact = Contact.objects.create(
-        **{k: v for k, v in fields.items() if k in (*IDENTITY_FIELDS, "attributes") and v is not None}
+        verified=verified,
+        external_id=external_id,
+        **{k: v for k, v in fields.items() if k in (*IDENTITY_FIELDS, "attributes") and v is not None},
     )
+    source = "staff" if actor else ("verified" if verified else "conversation")
     for key in IDENTITY_FIELDS:
         if getattr(contact, key):
-            _apply_fact(contact, key, getattr(contact, key), "staff" if actor else "conversation")
+            _apply_fact(contact, key, getattr(contact, key), source)
     contact.save()
-    audit_action(actor, "crm.contact_created", contact, {}, tenant=tenant, system_label="ai")
+    audit_action(actor, "crm.contact_created", contact, {"verified": verified}, tenant=tenant, system_label="visitor")
     return contact
 
 
 @transaction.atomic
 def contact_update(*, actor: Actor, contact: Contact, **fields: Any) -> Contact:
+    """Change a contact's identity, attributes, external id; `verified` True is staff
+    confirming who the contact is (its identity facts become trusted), False withdraws it
+    (the AI then reads the contact's facts as claims)."""
     _require_staff(actor)
     contact = Contact.objects.select_for_update().get(pk=contact.pk)
     for key, value in fields.items():
         if key == "attributes":
             contact.attributes = value
+        elif key == "external_id" and value is not None:
+            if (taken := _external_id_taken(str(value), contact.pk)) is not None:
+                raise taken
+            contact.external_id = str(value)
+        elif key == "verified" and value is not None:
+            _set_verified(contact, bool(value))
         elif key in IDENTITY_FIELDS and value is not None:
             if value:
                 _apply_fact(contact, key, _clean_value(value), "staff")
@@ -103,7 +157,18 @@ def contact_update(*, actor: Actor, contact: Contact, **fields: Any) -> Contact:
                 setattr(contact, key, "")
     contact.save()
     audit_action(actor, "crm.contact_updated", contact, {"fields": sorted(fields)})
+    if "verified" in fields and fields["verified"] is not None:
+        action = "crm.contact_verified" if fields["verified"] else "crm.contact_unverified"
+        audit_action(actor, action, contact, {})
     return contact
+
+
+def _set_verified(contact: Contact, verified: bool) -> None:
+    contact.verified = verified
+    if verified:
+        for fact in contact.memory or []:
+            if fact.get("key") in ("name", "email", "phone") and fact.get("source") == "conversation":
+                fact["source"] = "verified"
 
 
 def contact_delete(*, actor: Actor, contact: Contact) -> None:
@@ -115,12 +180,12 @@ def contact_delete(*, actor: Actor, contact: Contact) -> None:
 @transaction.atomic
 def contact_remember(*, tenant: Any, contact: Contact, facts: Iterable[tuple[str, str]]) -> list[str]:
     """Store facts the AI extracted from a conversation; returns the keys that changed.
-    Facts staff entered are not overwritten by the AI."""
+    Facts staff entered or a verification vouched for are not overwritten."""
     contact = Contact.objects.select_for_update().get(pk=contact.pk)
     changed: list[str] = []
-    staff_keys = {f.get("key") for f in contact.memory if f.get("source") == "staff" and f.get("key") in SINGLE_KEYS}
+    trusted = _trusted_keys(contact)
     for key, value in facts:
-        if key in staff_keys:
+        if key in trusted:
             continue
         if _apply_fact(contact, key, _clean_value(value), "conversation"):
             changed.append(key)
@@ -184,16 +249,14 @@ def lead_capture(
     origin: str = "ai",
     actor: Actor | None = None,
 ) -> Lead:
-    """Record a lead: finds the contact by email or phone (or uses the given one), fills in
-    what it learnt, and creates the Lead."""
+    """Record a lead under `contact` (the conversation's own), or, without one, under a new
+    unverified contact holding what the visitor gave. An email or phone number never selects
+    an existing contact: it is the visitor's claim, and staff merge the contact into a known
+    one once they know who it is (`contact_merge`)."""
     if not (email or phone or contact is not None):
         raise ApplicationError("A lead needs an email address or a phone number.", code="invalid", status_code=400)
-    if contact is None and email:
-        contact = Contact.objects.filter(email__iexact=email).first()
-    if contact is None and phone:
-        contact = Contact.objects.filter(phone=phone).first()
     if contact is None:
-        contact = Contact.objects.create()
+        contact = contact_create(actor=None, tenant=tenant, verified=False)
     facts = [(k, v) for k, v in (("name", name), ("email", email), ("phone", phone), ("company", company)) if v]
     if facts:
         contact_remember(tenant=tenant, contact=contact, facts=facts)
@@ -201,3 +264,128 @@ def lead_capture(
     lead = Lead.objects.create(contact=contact, need=(need or "")[:2000], origin=origin)
     audit_action(actor, "crm.lead_captured", lead, {"origin": origin}, tenant=tenant, system_label="ai")
     return lead
+
+
+# --- identity: trusted lookups, signed identities, merging -------------------------------------
+
+
+def _vouched(contact: Contact, key: str, value: str) -> bool:
+    return any(
+        f.get("key") == key and f.get("source") in TRUSTED_SOURCES and str(f.get("value", "")).lower() == value.lower()
+        for f in contact.memory or []
+    )
+
+
+def contact_by_trusted(*, key: str, value: str, with_external_id: bool = True) -> Contact | None:
+    """The oldest verified contact whose `key` (email or phone) is `value` on staff's or a
+    verification's word, never on a visitor's. Only trusted callers look contacts up like
+    this (an authenticated integrator, a signed identity). `with_external_id` False leaves
+    out contacts a signed user id owns: their email is that user's own say-so."""
+    if key not in ("email", "phone") or not value:
+        return None
+    lookup = {"email__iexact": value} if key == "email" else {"phone": value}
+    candidates = Contact.objects.filter(verified=True, **lookup).order_by("pk")
+    if not with_external_id:
+        candidates = candidates.filter(external_id="")
+    return next((c for c in candidates[:50] if _vouched(c, key, value)), None)
+
+
+@transaction.atomic
+def contact_for_signed_identity(*, tenant: Any, user_id: str = "", email: str = "", name: str = "") -> Contact:
+    """The contact a host site's signed identity stands for, created (verified) on first
+    sight. A signed user id is matched by `external_id` only; the email and name beside it
+    are that user's profile, kept as conversation facts. A signed email (no user id) is
+    matched to a contact whose email staff or a verification vouch for."""
+    if user_id:
+        contact = Contact.objects.filter(external_id=user_id).first()
+        if contact is None:
+            try:
+                with transaction.atomic():
+                    contact = contact_create(
+                        actor=None, tenant=tenant, verified=True, external_id=user_id, system_label="widget"
+                    )
+            except (IntegrityError, ApplicationError):  # created meanwhile by another socket
+                contact = Contact.objects.get(external_id=user_id)
+        profile = [(k, v) for k, v in (("name", name), ("email", email)) if v]
+    else:
+        contact = contact_by_trusted(key="email", value=email, with_external_id=False)
+        if contact is None:
+            contact = contact_create(actor=None, tenant=tenant, verified=True, email=email, system_label="widget")
+        profile = [("name", name)] if name else []
+    if profile:
+        with contextlib.suppress(ApplicationError):  # a value the CRM refuses is simply not kept
+            contact_remember(tenant=tenant, contact=contact, facts=profile)
+        contact.refresh_from_db()
+    return contact
+
+
+def _merged_memory(source: Contact, target: Contact) -> list[dict[str, Any]]:
+    """The target's facts plus the source's: for a single-valued key the target's staff or
+    verified fact wins, else the newer one; multi-valued facts are pooled."""
+    facts = [dict(f) for f in target.memory or []]
+    by_key = {str(f.get("key")): f for f in facts if f.get("key") in SINGLE_KEYS}
+    for fact in source.memory or []:
+        key = str(fact.get("key"))
+        if key in SINGLE_KEYS:
+            mine = by_key.get(key)
+            if mine is None:
+                facts.append(dict(fact))
+            elif mine.get("source") not in TRUSTED_SOURCES and (
+                fact.get("source") in TRUSTED_SOURCES or str(fact.get("updated_at")) > str(mine.get("updated_at"))
+            ):
+                mine.update(fact)
+        elif not any(
+            f.get("key") == key and str(f.get("value", "")).lower() == str(fact.get("value", "")).lower() for f in facts
+        ):
+            facts.append(dict(fact))
+    if len(facts) > MAX_FACTS:
+        multi = sorted((f for f in facts if f.get("key") in MULTI_KEYS), key=lambda f: str(f.get("updated_at")))
+        for fact in multi[: len(facts) - MAX_FACTS]:
+            facts.remove(fact)
+    return facts
+
+
+@transaction.atomic
+def contact_merge(*, actor: Actor | None, source: Contact, target: Contact, tenant: Any = None) -> Contact:
+    """Fold `source` into `target` and delete it: its conversations and leads move to the
+    target, its facts join the target's (the target's staff facts win), its attributes fill
+    gaps. Staff call it once they know who a visitor is; the widget calls it (actor None)
+    when a visitor with an unverified contact proves who they are with a signed identity."""
+    if actor is not None:
+        _require_staff(actor)
+    if source.pk == target.pk:
+        raise ApplicationError(
+            "A contact cannot be merged into itself.",
+            code="invalid",
+            status_code=400,
+            fields={"into": ["Same contact."]},
+        )
+    locked = {c.pk: c for c in Contact.objects.select_for_update().filter(pk__in=[source.pk, target.pk]).order_by("pk")}
+    source, target = locked[source.pk], locked[target.pk]
+    if source.external_id and target.external_id and source.external_id != target.external_id:
+        raise ApplicationError(
+            "Both contacts belong to different signed-in users of your site; they are not one person.",
+            code="conflict",
+            status_code=409,
+        )
+    target.memory = _merged_memory(source, target)
+    for key in IDENTITY_FIELDS:
+        value = next((str(f.get("value")) for f in target.memory if f.get("key") == key), "")
+        setattr(target, key, value[: COLUMN_MAX[key]] or getattr(target, key))
+    target.attributes = {**(source.attributes or {}), **(target.attributes or {})}
+    external_id = target.external_id or source.external_id
+    target.verified = target.verified or source.verified
+    conversations = source.conversations.update(contact=target)  # type: ignore[attr-defined]
+    leads = source.leads.update(contact=target)
+    data = {
+        "source_id": source.pk,
+        "source": str(source)[:200],
+        "source_verified": source.verified,
+        "conversations": conversations,
+        "leads": leads,
+    }
+    source.delete()  # before the target takes over its external id
+    target.external_id = external_id
+    target.save()
+    audit_action(actor, "crm.contact_merged", target, data, tenant=tenant, system_label="widget")
+    return target

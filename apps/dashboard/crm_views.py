@@ -1,6 +1,10 @@
 """Dashboard pages for the CRM: contacts (search, create), a contact's identity, the facts
 the AI remembers about them (edit, add, erase one key or everything) and their leads.
 
+A contact made from a visitor's own claims is unverified: staff verify it by merging it into
+the known contact it turns out to be (suggested by shared email or phone), or, when it is a
+new person they have checked, by marking it verified (docs/adr/0011-visitor-identity.md).
+
 Staff with the agent role and up change contacts (the `crm:write` scope); viewers read.
 """
 
@@ -34,6 +38,7 @@ KEY_LABELS = {
     "open_issue": "Open issue",
     "note": "Note",
 }
+SOURCE_LABELS = {"staff": "staff", "verified": "verified", "conversation": "ai"}
 
 
 def _actor(request: HttpRequest) -> Actor:
@@ -63,6 +68,60 @@ class ContactForm(forms.Form):
         error_messages={"invalid": "Enter a phone number: digits, spaces, + ( ) . - (5 to 30)."},
     )
     company = forms.CharField(max_length=200, required=False)
+    external_id = forms.RegexField(
+        r"^[^\x00-\x1f\x7f]{1,128}$",
+        max_length=128,
+        required=False,
+        label="External id",
+        help_text="Your site's user id for this person: a visitor whose identity your site signs with it is "
+        "this contact.",
+        error_messages={"invalid": "At most 128 printable characters."},
+    )
+
+
+class MergeForm(forms.Form):
+    """Fold an (unverified) contact into a known one: staff name it and say they checked."""
+
+    into = forms.CharField(
+        max_length=254,
+        label="Merge into",
+        help_text="The known contact's number (as in its page's address) or email address.",
+    )
+    confirm = forms.BooleanField(
+        label="I have checked that this visitor is that person",
+        error_messages={"required": "Check who the visitor is first, then tick the box."},
+    )
+
+    def __init__(self, *args: Any, source: Contact | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.source = source
+        self.target: Contact | None = None
+
+    def clean_into(self) -> str:
+        reference = str(self.cleaned_data.get("into") or "")
+        found = selectors.contact_for_reference(reference)
+        others = [c for c in found if self.source is None or c.pk != self.source.pk]
+        if not found:
+            raise forms.ValidationError("No contact has this number or email address.")
+        if not others:
+            raise forms.ValidationError("That is this contact; choose the known contact to merge it into.")
+        if len(others) > 1:
+            raise forms.ValidationError("Several contacts have this email address; give the contact's number.")
+        self.target = others[0]
+        return reference
+
+
+def merge_contact(request: HttpRequest, source: Contact, form: MergeForm) -> Contact | None:
+    """Apply a valid MergeForm (the contact and conversation pages): the merged contact, or
+    None with the service's refusal added to the form."""
+    assert form.target is not None
+    try:
+        merged = services.contact_merge(actor=_actor(request), source=source, target=form.target)
+    except ApplicationError as exc:
+        form.add_error(None, exc.detail)
+        return None
+    messages.success(request, f"{source} was merged into {merged}: their conversations and leads are now here.")
+    return merged
 
 
 class MemoryFactForm(forms.Form):
@@ -107,7 +166,7 @@ def _facts(contact: Contact) -> list[dict[str, Any]]:
             "key": str(fact.get("key", "")),
             "label": KEY_LABELS.get(str(fact.get("key")), str(fact.get("key"))),
             "value": str(fact.get("value", "")),
-            "source": "staff" if fact.get("source") == "staff" else "ai",
+            "source": SOURCE_LABELS.get(str(fact.get("source")), "ai"),
             "updated_at": str(fact.get("updated_at", ""))[:16].replace("T", " "),
             "editable": fact.get("key") in services.SINGLE_KEYS,
             "count": counts[str(fact.get("key"))],
@@ -146,6 +205,14 @@ def _contact_post(
         elif which == "erase_all":
             services.contact_memory_erase(actor=actor, contact=contact, key=None)
             messages.success(request, "Everything the AI remembered about this contact was erased.")
+        elif which in ("verify", "unverify"):
+            services.contact_update(actor=actor, contact=contact, verified=which == "verify")
+            messages.success(
+                request,
+                "Contact marked verified: the AI now uses what it remembers about them."
+                if which == "verify"
+                else "Contact marked unverified: the AI reads its facts as the visitor's claims only.",
+            )
         else:
             return False, "Unknown action."
     except ApplicationError as exc:
@@ -160,20 +227,28 @@ def _contact_post(
 @member_required()
 def contact_detail(request: HttpRequest, contact_id: int) -> HttpResponse:
     contact = get_object_or_404(Contact, pk=contact_id)
-    initial = {k: getattr(contact, k) for k in ("name", "email", "phone", "company")}
+    initial = {k: getattr(contact, k) for k in ("name", "email", "phone", "company", "external_id")}
     posted = request.method == "POST"
     which = request.POST.get("form") if posted else None
     identity = ContactForm(request.POST if which == "identity" else None, initial=initial)
     memory = MemoryFactForm(request.POST if which == "memory" else None)
+    merge = MergeForm(request.POST if which == "merge" else None, source=contact)
     status, action_error = 200, ""
     if posted:
         if not _can_edit(request):
             return _refuse(request)
-        done, action_error = _contact_post(request, contact, identity, memory)
-        if done:
-            return redirect("dashboard-contact", contact_id=contact.pk)
+        if which == "merge":
+            merged = merge_contact(request, contact, merge) if merge.is_valid() else None
+            if merged is not None:
+                return redirect("dashboard-contact", contact_id=merged.pk)
+        else:
+            done, action_error = _contact_post(request, contact, identity, memory)
+            if done:
+                return redirect("dashboard-contact", contact_id=contact.pk)
         status = 400
     context = {
+        "merge_form": merge,
+        "candidates": selectors.merge_candidates(contact=contact) if not contact.verified else [],
         "contact": contact,
         "identity": identity,
         "memory_form": memory,

@@ -113,6 +113,11 @@ urlpatterns = [
         inbox_views.inbox_rotate_key,
         name="dashboard-inbox-rotate-key",
     ),
+    path(
+        "dashboard/inboxes/<int:inbox_id>/rotate-identity-secret/",
+        inbox_views.inbox_rotate_secret,
+        name="dashboard-inbox-rotate-identity-secret",
+    ),
     path("dashboard/inboxes/<int:inbox_id>/active/", inbox_views.inbox_active, name="dashboard-inbox-active"),
     path("dashboard/inboxes/<int:inbox_id>/demo/", widget_demo, name="dashboard-inbox-demo"),
     # routing (apps/dashboard/routing_views/)

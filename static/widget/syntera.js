@@ -15,7 +15,15 @@
  * - Server and visitor text is only ever set with textContent; only http(s) URLs become links.
  *
  * The UI lives in a shadow root: the page's styles do not reach in, ours do not leak out.
- * Hosts get `window.Syntera = {open(), close(), send(text)}` and a `syntera:ready` event.
+ * Hosts get `window.Syntera = {open(), close(), send(text), identify(identity), logout()}`
+ * and a `syntera:ready` event.
+ *
+ * Signed-in users: the host site's server signs its user's id (or email) with the inbox's
+ * identity secret, and the page hands the widget {user_id, email, name, hash}, as attributes
+ * (data-user-id, data-user-email, data-user-name, data-user-hash) or with
+ * `Syntera.identify(...)`. Every hello carries it; the server verifies it (docs/api.md,
+ * "Identity verification"). It is never stored: it comes from the page on every load.
+ * `Syntera.logout()` forgets this browser's conversation when the user signs out.
  */
 (function () {
   "use strict";
@@ -47,6 +55,12 @@
     warn("the script tag needs a data-key attribute with the inbox's widget key.");
     return;
   }
+  var identity = readIdentity({
+    user_id: script.getAttribute("data-user-id"),
+    email: script.getAttribute("data-user-email"),
+    name: script.getAttribute("data-user-name"),
+    hash: script.getAttribute("data-user-hash"),
+  });
   var ORIGIN = new URL(script.src, location.href).origin;
   var WS_BASE = ORIGIN.replace(/^http/, "ws") + "/ws/widget/?key=" + encodeURIComponent(KEY);
   var STORE_KEY = "syntera:" + KEY;
@@ -129,6 +143,21 @@
 
   function warn(text) {
     if (window.console && console.warn) console.warn("Syntera widget: " + text);
+  }
+
+  function readIdentity(raw) {
+    // {user_id?, email?, name?, hash} as strings, or null when there is none to send.
+    if (!raw || typeof raw !== "object") return null;
+    var out = {};
+    ["user_id", "email", "name", "hash"].forEach(function (key) {
+      var value = raw[key];
+      if (value !== null && value !== undefined && String(value) !== "") out[key] = String(value);
+    });
+    if (!out.hash || !(out.user_id || out.email)) {
+      if (out.hash || out.user_id || out.email) warn("an identity needs a hash and a user_id or an email.");
+      return null;
+    }
+    return out;
   }
 
   function uuid() {
@@ -1025,9 +1054,7 @@
     if (attempt > 0) setConnection("Reconnecting…");
     socket.onopen = function () {
       if (socket !== ws) return;
-      var hello = { type: "hello" };
-      if (pendingContact && !persist.token) hello.contact = pendingContact;
-      sendFrame(hello);
+      sendFrame(helloFrame());
       startHeartbeat();
     };
     socket.onmessage = function (event) {
@@ -1071,6 +1098,13 @@
     socket.onerror = function () {
       /* a close event follows */
     };
+  }
+
+  function helloFrame() {
+    var hello = { type: "hello" };
+    if (pendingContact && !persist.token) hello.contact = pendingContact;
+    if (identity) hello.identity = identity;
+    return hello;
   }
 
   function drop(socket, closeIt) {
@@ -1325,7 +1359,19 @@
     var detail = String(frame.detail || "Something went wrong.");
     var clientId = typeof frame.client_id === "string" ? frame.client_id : "";
     if (code === "no_session") {
-      sendFrame({ type: "hello" });
+      if (fatal !== "identity") sendFrame(helloFrame());
+      return;
+    }
+    if (code === "identity_invalid") {
+      // The chat goes on without it (the server says so); the site's developer needs to know.
+      warn(detail);
+      return;
+    }
+    if (code === "identity_required") {
+      fatal = "identity";
+      ui.send.disabled = true;
+      setConnection("Sign in to chat with us.");
+      warn("this inbox requires a signed identity: " + detail);
       return;
     }
     if (clientId && pending[clientId]) {
@@ -1361,6 +1407,56 @@
   }
 
   // ======================================================================================
+  // Signed-in users of the host site
+  // ======================================================================================
+
+  function identify(raw) {
+    // A new (or first) identity: the next hello carries it; an open socket says hello again,
+    // and the server answers with this user's session (a new conversation for another user).
+    var next = readIdentity(raw);
+    if (!next) return false;
+    identity = next;
+    if (fatal === "identity") {
+      fatal = "";
+      setConnection("");
+      ui.send.disabled = false;
+    }
+    if (ws && ws.readyState === 1) sendFrame(helloFrame());
+    else if (wanted && !ws && !fatal) connect();
+    return true;
+  }
+
+  function logout() {
+    // The user signed out of the host site: forget their conversation on this browser.
+    identity = null;
+    if (ws) drop(ws, true);
+    delete persist.token;
+    delete persist.contactGiven;
+    delete persist.rated;
+    delete persist.feedback;
+    persist.outbox = [];
+    saveState();
+    Object.keys(pending).forEach(function (id) {
+      if (pending[id].parentNode) pending[id].parentNode.removeChild(pending[id]);
+    });
+    pending = {};
+    pendingContact = null;
+    pendingRating = null;
+    conversationId = null;
+    lastSeq = 0;
+    baseline = -1;
+    unread = 0;
+    resetTranscript();
+    updateBadge();
+    if (fatal === "identity") fatal = "";
+    wanted = isOpen;
+    if (isOpen && !fatal) {
+      if (needsPrechatFirst()) showPrechat(true);
+      else connect();
+    }
+  }
+
+  // ======================================================================================
   // Start: build the UI, expose the host API, connect a returning visitor
   // ======================================================================================
 
@@ -1376,6 +1472,8 @@
       send: function (text) {
         return submitText(text);
       },
+      identify: identify,
+      logout: logout,
     };
 
     window.addEventListener("online", function () {

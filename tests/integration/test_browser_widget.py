@@ -7,7 +7,8 @@ widget WebSocket (origin checked against the inbox's allowed origins) → the re
 answers with the offline responder from an article fetched from the customer's site, streamed
 as deltas, with a citation link → reload (token and resume from localStorage) → offline and
 online again (outbox, re-send with the same client_id, one stored copy) → a resolved
-conversation's rating → a phone-sized viewport and the keyboard → a site that is not allowed.
+conversation's rating → a phone-sized viewport and the keyboard → a site that is not allowed
+→ a signed-in user whose identity the site signs, who signs out and another signs in.
 Visitor and server text carry markup that must show as text.
 """
 
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
+import hmac
 import json
 import threading
 import time
@@ -61,6 +64,7 @@ from django_tenants.utils import tenant_context
 from apps.accounts.models import Role, User
 from apps.accounts.services import Actor
 from apps.agents.services import agent_create
+from apps.conversations.identity import identity_secret
 from apps.conversations.services import inbox_create
 from apps.knowledge import services as knowledge
 from apps.knowledge.models import Source
@@ -84,7 +88,8 @@ with tenant_context(tenant), override_settings(KNOWLEDGE_URL_ALLOWLIST=["127.0.0
     sales = inbox_create(
         actor=actor, name="Sales", allowed_origins=[ARGS["origin"]], title="Sales", pre_chat_fields=["name", "email"],
     )
-print(json.dumps({"key": inbox.widget_key, "inbox": inbox.pk, "sales_key": sales.widget_key}))
+    secret = identity_secret(inbox)
+print(json.dumps({"key": inbox.widget_key, "inbox": inbox.pk, "sales_key": sales.widget_key, "secret": secret}))
 """
 
 RESOLVE = """
@@ -119,7 +124,7 @@ CUSTOMER_PAGE = """<!doctype html>
 <h1>Customer shop</h1>
 <a href="#products" id="products">Products</a>
 <button type="button" id="buy">Buy</button>
-<script src="{script}" data-key="{key}" async></script>
+<script src="{script}" data-key="{key}"{identity} async></script>
 </body></html>
 """
 
@@ -137,6 +142,10 @@ class Site:
     key: str
     inbox_id: int
     sales_key: str
+    secret: str = ""  # the inbox's identity secret
+
+    def sign(self, value: str) -> str:
+        return hmac.new(self.secret.encode(), value.encode(), hashlib.sha256).hexdigest()
 
     @property
     def schema(self) -> str:
@@ -203,9 +212,13 @@ def site(live_stack: LiveStack, tmp_path_factory: pytest.TempPathFactory) -> Ite
         )
         created = json.loads(site.shell(SETUP).strip().splitlines()[-1])
         site.key, site.inbox_id, site.sales_key = created["key"], created["inbox"], created["sales_key"]
+        site.secret = created["secret"]
         script = live_stack.url(slug, "/static/widget/syntera.js")
-        (root / "index.html").write_text(CUSTOMER_PAGE.format(script=script, key=site.key))
-        (root / "sales.html").write_text(CUSTOMER_PAGE.format(script=script, key=site.sales_key))
+        (root / "index.html").write_text(CUSTOMER_PAGE.format(script=script, key=site.key, identity=""))
+        (root / "sales.html").write_text(CUSTOMER_PAGE.format(script=script, key=site.sales_key, identity=""))
+        # A page of the customer's signed-in user Ada: the site's server signed her user id.
+        signed = f' data-user-id="u-ada" data-user-name="Ada" data-user-hash="{site.sign("u-ada")}"'
+        (root / "member.html").write_text(CUSTOMER_PAGE.format(script=script, key=site.key, identity=signed))
         yield site
 
 
@@ -493,7 +506,7 @@ def test_pre_chat_form_then_waiting_for_a_person(site: Site, context: Any) -> No
     page.press("#syn-input", "Enter")
     page.wait_for_selector("#syn-log li.msg.visitor[data-seq][data-state='sent']")
     rows = site.stack.sql(
-        f'SELECT c.attributes FROM "{site.schema}".conversations_conversation c '
+        f'SELECT c.claims FROM "{site.schema}".conversations_conversation c '
         f'JOIN "{site.schema}".conversations_message m ON m.conversation_id = c.id WHERE m.text = %s',
         ("I would like a quote.",),
     )
@@ -530,3 +543,59 @@ def test_the_demo_page_shows_the_snippet_and_a_working_widget(site: Site, contex
     assert "3 to 5 business days" in page.locator("#syn-log li.msg.ai[data-seq] .bubble").first.text_content()
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOT_DIR / "syntera-screenshot-widget-demo.png"))
+
+
+def _contact_of(site: Site, token: str) -> tuple[str, bool] | None:
+    """(external id, verified) of the contact of the conversation this visitor token opens."""
+    rows = site.stack.sql(
+        f'SELECT ct.external_id, ct.verified FROM "{site.schema}".conversations_conversation c '
+        f'JOIN "{site.schema}".crm_contact ct ON ct.id = c.contact_id WHERE c.visitor_token_hash = %s',
+        (hashlib.sha256(token.encode()).hexdigest(),),
+    )
+    return (str(rows[0][0]), bool(rows[0][1])) if rows else None
+
+
+def _token(page: Any, key: str) -> str:
+    state = page.evaluate(f"JSON.parse(localStorage.getItem('syntera:{key}') || '{{}}')")
+    return str(state.get("token") or "")
+
+
+def test_a_signed_in_user_is_verified_signs_out_and_another_signs_in(site: Site, context: Any) -> None:
+    """The site puts its signed-in user on the snippet (data-user-*): the conversation is
+    hers, verified. `Syntera.logout()` forgets it on this browser; `Syntera.identify()` with
+    another user's signed id starts theirs. A hash the site did not make is refused and the
+    chat goes on anonymously, with a warning for the site's developer."""
+    page = open_page(context, site.page_url(page="member.html"))
+    warnings: list[str] = []
+    page.on("console", lambda msg: msg.type == "warning" and warnings.append(msg.text))
+    page.locator("#syn-launcher").click()
+    page.wait_for_function(f"JSON.parse(localStorage.getItem('syntera:{site.key}') || '{{}}').token")
+    ada = _token(page, site.key)
+    assert wait_for(lambda: _contact_of(site, ada), timeout=10, what="Ada's contact") == ("u-ada", True)
+    page.fill("#syn-input", "Hello")
+    page.press("#syn-input", "Enter")
+    page.wait_for_selector("#syn-log li.msg.ai[data-seq] .bubble:text('Ada')", timeout=90_000)
+
+    page.evaluate("Syntera.logout()")
+    assert _token(page, site.key) != ada
+    assert page.locator("#syn-log li.msg[data-seq]").count() == 0  # her transcript is gone from the page
+    page.evaluate(f"Syntera.identify({{user_id: 'u-bob', hash: {json.dumps(site.sign('u-bob'))}}})")
+    page.wait_for_function(
+        f"(() => {{ const t = JSON.parse(localStorage.getItem('syntera:{site.key}') || '{{}}').token;"
+        f" return t && t !== {json.dumps(ada)}; }})()"
+    )
+    bob = _token(page, site.key)
+    assert wait_for(lambda: _contact_of(site, bob), timeout=10, what="Bob's contact") == ("u-bob", True)
+    assert _contact_of(site, ada) == ("u-ada", True)
+
+    forged = open_page(context, site.page_url(page="member.html"))
+    forged.evaluate("Syntera.logout()")
+    forged.on("console", lambda msg: msg.type == "warning" and warnings.append(msg.text))
+    forged.evaluate(f"Syntera.identify({{user_id: 'u-ada', hash: {json.dumps(site.sign('u-mallory'))}}})")
+    forged.locator("#syn-launcher").click()
+    forged.fill("#syn-input", "Is this Ada's chat?")
+    forged.press("#syn-input", "Enter")
+    forged.wait_for_selector("#syn-log li.msg.visitor[data-seq][data-state='sent']")
+    assert _contact_of(site, _token(forged, site.key)) is None
+    assert any("does not match" in w for w in warnings), warnings
+    assert page.problems == [] and forged.problems == []

@@ -5,11 +5,15 @@ WebSocket clients (`websockets`).
 Two visitors in two workspaces and a staff member: the AI's answer streams and arrives with
 citations; the staff socket sees its own workspace only; a repeated client_id is stored once;
 a visitor who drops and comes back resumes everything sent meanwhile; the server process is
-restarted mid-conversation and nothing is lost or duplicated (checked by seq).
+restarted mid-conversation and nothing is lost or duplicated (checked by seq). A visitor who
+claims a known contact's email gets none of its memory; one whose identity the site signed
+does (docs/adr/0011-visitor-identity.md).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import socket
 import time
@@ -50,7 +54,9 @@ class Visitor:
     seen: dict[int, dict[str, Any]] = field(default_factory=dict)
     extra: list[dict[str, Any]] = field(default_factory=list)
 
-    def open(self) -> dict[str, Any]:
+    def open(self, **hello: Any) -> dict[str, Any]:
+        """Connect and say hello (with `hello`'s extra fields); the `session` frame. Error
+        frames before it (a refused identity) are kept in `extra`."""
         host = self.stack.host(self.workspace.slug)
         query = f"?key={self.workspace.widget_key}" + (f"&token={self.token}" if self.token else "")
         sock = socket.create_connection(("127.0.0.1", self.stack.port), timeout=TIMEOUT)
@@ -60,8 +66,8 @@ class Visitor:
             origin=f"http://{host}",
             open_timeout=TIMEOUT,  # type: ignore[arg-type]
         )
-        self.send({"type": "hello"})
-        session = self.recv()
+        self.send({"type": "hello", **hello})
+        session = self.until(lambda f: f["type"] != "error", limit=3)
         assert session["type"] == "session", session
         self.token = session["token"]
         self.conversation = session["conversation_id"]
@@ -266,3 +272,48 @@ def test_a_long_resume_with_notes_in_between_delivers_every_visible_message_once
         assert visitor.ws is not None
         visitor.ws.recv(timeout=1.0)  # and nothing after
     visitor.close()
+
+
+def test_a_claimed_email_gets_no_memory_a_signed_identity_does(live_stack: LiveStack) -> None:
+    workspace = _workspace(live_stack, "who-is-it")
+    api = live_stack.api(workspace.slug, workspace.key)
+    known = api.post("/api/v1/contacts/", json={"name": "Known Person", "email": "known@who.example"}).json()
+    memory = api.put(f"/api/v1/contacts/{known['id']}/memory", json={"key": "note", "value": "secret-note-5150"})
+    assert memory.status_code == 200, memory.text
+    before = api.get(f"/api/v1/contacts/{known['id']}/").json()
+
+    # A visitor who only says they are that person.
+    mallory = Visitor(live_stack, workspace)
+    session = mallory.open(contact={"name": "Mallory", "email": "KNOWN@who.example", "phone": "+1 555 0100"})
+    assert session["identity"] == "unverified"
+    mallory.say("Hello", client_id="m-1")
+    reply = mallory.until(lambda f: f["type"] == "message" and f["role"] == "ai")
+    assert "Known" not in reply["text"] and "secret-note" not in reply["text"], reply
+    assert "Mallory" in reply["text"]
+    conversation = api.get(f"/api/v1/conversations/{mallory.conversation}/").json()
+    assert conversation["contact"] != known["id"] and conversation["identity"] == "unverified"
+    assert conversation["claims"]["email"] == "known@who.example"
+    assert api.get(f"/api/v1/contacts/{known['id']}/").json() == before
+    audit = [m["audit"] for m in api.get(f"/api/v1/conversations/{mallory.conversation}/messages/").json()["results"]]
+    assert all("secret-note" not in json.dumps(a) for a in audit)
+    mallory.close()
+
+    # A wrong signature is refused and the chat goes on anonymous.
+    inbox = api.get("/api/v1/inboxes/").json()["results"][0]
+    secret = inbox["identity_secret"]
+    forger = Visitor(live_stack, workspace)
+    session = forger.open(identity={"email": "known@who.example", "hash": "0" * 64})
+    assert session["identity"] == "anonymous"
+    assert [f["code"] for f in forger.extra if f["type"] == "error"] == ["identity_invalid"]
+    forger.close()
+
+    # The site signs its signed-in user's email: the known contact and its memory.
+    signed = hmac.new(secret.encode(), b"known@who.example", hashlib.sha256).hexdigest()
+    owner = Visitor(live_stack, workspace)
+    session = owner.open(identity={"email": "known@who.example", "hash": signed})
+    assert session["identity"] == "verified"
+    owner.say("Hello", client_id="k-1")
+    greeting = owner.until(lambda f: f["type"] == "message" and f["role"] == "ai")
+    assert "Known" in greeting["text"], greeting
+    assert api.get(f"/api/v1/conversations/{owner.conversation}/").json()["contact"] == known["id"]
+    owner.close()

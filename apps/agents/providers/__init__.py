@@ -68,7 +68,8 @@ class ChatRequest:
     # retrieved chunks): a strong sign the knowledge does not answer the question.
     unknown_words: tuple[str, ...] = ()
     summary: str = ""
-    contact_facts: dict[str, str] = field(default_factory=dict)
+    contact_facts: dict[str, str] = field(default_factory=dict)  # a verified contact's memory
+    claims: dict[str, str] = field(default_factory=dict)  # what the visitor says about themselves, unverified
     language: str = "en"
     company_name: str = ""
 

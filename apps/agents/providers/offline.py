@@ -552,7 +552,10 @@ class OfflineResponder:
             text = reply(
                 kind,
                 language=request.language,
-                name=_first_name(request.contact_facts) if kind in ("greeting", "thanks", "goodbye", "invite") else "",
+                # The name the visitor gave is theirs to hear back, verified or not.
+                name=_first_name(request.contact_facts) or _first_name(request.claims)
+                if kind in ("greeting", "thanks", "goodbye", "invite")
+                else "",
                 company=request.company_name,
             )
             yield TextDelta(text)

@@ -58,3 +58,28 @@ def agent(owner: Any, help_kb: Any) -> Any:
         variables={"company_name": "Alpha Outfitters"},
         knowledge_bases=[help_kb.pk],
     )
+
+
+@pytest.fixture
+def prompts(monkeypatch: Any) -> list[Any]:
+    """Every ChatRequest the runtime hands to a provider (the prompt and its structured copy)."""
+    from apps.agents import runtime
+
+    seen: list[Any] = []
+    real = runtime.get_provider
+
+    def recording(name: str, credentials: Any) -> Any:
+        provider = real(name, credentials)
+
+        class Recorder:
+            def __getattr__(self, attr: str) -> Any:
+                return getattr(provider, attr)
+
+            def stream(self, request: Any) -> Iterator[Any]:
+                seen.append(request)
+                return iter(provider.stream(request))
+
+        return Recorder()
+
+    monkeypatch.setattr(runtime, "get_provider", recording)
+    return seen

@@ -243,7 +243,7 @@ def test_long_history_is_folded_into_a_summary(agent: Any, owner: Any, settings:
 
 
 def test_contact_memory_is_learned_and_used(agent: Any, owner: Any) -> None:
-    contact = Contact.objects.create()
+    contact = Contact.objects.create(verified=True)  # a known contact (docs/adr/0011-visitor-identity.md)
     _turn(agent, owner, "Hi, my name is Jane Doe and I work at Globex. Where is my parcel?", contact=contact)
     contact.refresh_from_db()
     facts = {f["key"]: f["value"] for f in contact.memory}

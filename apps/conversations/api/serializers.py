@@ -12,9 +12,31 @@ PRE_CHAT_FIELDS = ("name", "email", "phone")
 
 
 class InboxOutput(serializers.ModelSerializer):
+    identity_secret = serializers.SerializerMethodField(
+        help_text="The secret the host site signs visitors' identities with (web inboxes); null unless the caller "
+        "may manage inboxes (owners and admins; API keys with conversations:write)."
+    )
+
     class Meta:
         model = Inbox
-        fields = ["id", "name", "channel", "agent", "widget_key", "settings", "is_active", "created_at"]
+        fields = [
+            "id",
+            "name",
+            "channel",
+            "agent",
+            "widget_key",
+            "identity_secret",
+            "settings",
+            "is_active",
+            "created_at",
+        ]
+
+    def get_identity_secret(self, inbox: Inbox) -> str | None:
+        from ..identity import identity_secret
+
+        if not self.context.get("show_secret") or inbox.channel != Inbox.Channel.WEB:
+            return None
+        return identity_secret(inbox) or None
 
 
 class AbuseDayOutput(serializers.Serializer):
@@ -44,6 +66,9 @@ class InboxInput(serializers.Serializer):
     allowed_origins = serializers.ListField(child=serializers.CharField(max_length=300), max_length=50, required=False)
     pre_chat_fields = serializers.ListField(child=serializers.ChoiceField(choices=PRE_CHAT_FIELDS), required=False)
     business_hours_message = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    identity_required = serializers.BooleanField(
+        required=False, help_text="Only visitors with a valid signed identity may chat (web inboxes)."
+    )
 
     def validate_allowed_origins(self, value: list[str]) -> list[str]:
         from urllib.parse import urlsplit
@@ -65,6 +90,16 @@ class InboxUpdateInput(InboxInput):
 
 
 class ConversationOutput(serializers.ModelSerializer):
+    claims = serializers.DictField(
+        child=serializers.CharField(), read_only=True, help_text="What the visitor said about themselves, unverified."
+    )
+    identity = serializers.SerializerMethodField(help_text="verified | unverified | anonymous")
+
+    def get_identity(self, conversation: Conversation) -> str:
+        from ..identity import identity_state
+
+        return identity_state(conversation)
+
     class Meta:
         model = Conversation
         fields = [
@@ -81,6 +116,8 @@ class ConversationOutput(serializers.ModelSerializer):
             "last_message_preview",
             "tags",
             "attributes",
+            "claims",
+            "identity",
             "summary",
             "rating",
             "rating_comment",

@@ -34,7 +34,22 @@ INBOX_SETTINGS = (
     "allowed_origins",
     "pre_chat_fields",
     "business_hours_message",
+    "identity_required",
 )
+
+
+def _may_manage(request: Request) -> bool:
+    """Owners and admins, and API keys with conversations:write, see inboxes' secrets."""
+    from apps.accounts.authentication import APIKeyPrincipal
+
+    if isinstance(request.user, APIKeyPrincipal):
+        return "conversations:write" in request.user.key.scopes
+    membership = getattr(request._request, "membership", None)
+    return bool(membership is not None and membership.has_role(Role.ADMIN))
+
+
+def _inbox_body(request: Request, inbox: Inbox) -> Any:
+    return s.InboxOutput(inbox, context={"show_secret": _may_manage(request)}).data
 
 
 def _agent_id(data: dict[str, Any]) -> int | None:
@@ -55,6 +70,9 @@ class InboxListView(generics.ListAPIView):  # type: ignore[type-arg]
     def get_queryset(self) -> QuerySet[Inbox]:
         return Inbox.objects.all()
 
+    def get_serializer_context(self) -> dict[str, Any]:
+        return {**super().get_serializer_context(), "show_secret": _may_manage(self.request)}
+
     @extend_schema(request=s.InboxInput, responses={201: s.InboxOutput})
     def post(self, request: Request) -> Response:
         data = s.InboxInput(data=request.data)
@@ -67,7 +85,7 @@ class InboxListView(generics.ListAPIView):  # type: ignore[type-arg]
             agent_id=_agent_id(values),
             **{k: v for k, v in values.items() if k in INBOX_SETTINGS},
         )
-        return Response(s.InboxOutput(inbox).data, status=status.HTTP_201_CREATED)
+        return Response(_inbox_body(request, inbox), status=status.HTTP_201_CREATED)
 
 
 class InboxDetailView(APIView):
@@ -75,7 +93,7 @@ class InboxDetailView(APIView):
 
     @extend_schema(responses={200: s.InboxOutput})
     def get(self, request: Request, inbox_id: int) -> Response:
-        return Response(s.InboxOutput(get_object_or_404(Inbox, pk=inbox_id)).data)
+        return Response(_inbox_body(request, get_object_or_404(Inbox, pk=inbox_id)))
 
     @extend_schema(request=s.InboxUpdateInput, responses={200: s.InboxOutput})
     def patch(self, request: Request, inbox_id: int) -> Response:
@@ -87,7 +105,7 @@ class InboxDetailView(APIView):
         if "agent" in values:
             changes["agent_id"] = _agent_id(values)
         inbox = services.inbox_update(actor=actor_for(request), inbox=inbox, **changes)
-        return Response(s.InboxOutput(inbox).data)
+        return Response(_inbox_body(request, inbox))
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, inbox_id: int) -> Response:
@@ -103,7 +121,24 @@ class InboxRotateKeyView(APIView):
     @extend_schema(request=None, responses={200: s.InboxOutput})
     def post(self, request: Request, inbox_id: int) -> Response:
         inbox = services.inbox_rotate_key(actor=actor_for(request), inbox=get_object_or_404(Inbox, pk=inbox_id))
-        return Response(s.InboxOutput(inbox).data)
+        return Response(_inbox_body(request, inbox))
+
+
+class InboxRotateIdentitySecretView(APIView):
+    """A new identity-verification secret; identities signed with the old one stop
+    verifying (docs/adr/0011-visitor-identity.md)."""
+
+    scope_resource = "conversations"
+
+    @extend_schema(request=None, responses={200: s.InboxOutput})
+    def post(self, request: Request, inbox_id: int) -> Response:
+        from ..identity import inbox_rotate_identity_secret
+
+        inbox = get_object_or_404(Inbox, pk=inbox_id)
+        if inbox.channel != Inbox.Channel.WEB:
+            raise ApplicationError("Only web-chat inboxes verify visitors' identities.", code="invalid")
+        inbox = inbox_rotate_identity_secret(actor=actor_for(request), inbox=inbox)
+        return Response(_inbox_body(request, inbox))
 
 
 class InboxAbuseView(APIView):
@@ -131,7 +166,7 @@ class ConversationListView(generics.ListAPIView):  # type: ignore[type-arg]
 
     def get_queryset(self) -> QuerySet[Conversation]:
         # Listed from the first message on, like the inbox page (an opened widget is not one).
-        qs = Conversation.objects.filter(last_message_at__isnull=False)
+        qs = Conversation.objects.select_related("contact").filter(last_message_at__isnull=False)
         if str(self.request.query_params.get("unread", "")).lower() in ("1", "true"):
             qs = qs.filter(unread__gt=0)
         return qs

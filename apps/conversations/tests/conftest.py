@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from apps.agents.tests.conftest import HELP_ARTICLES, make_kb, owner  # noqa: F401  (fixture)
+from apps.agents.tests.conftest import HELP_ARTICLES, make_kb, owner, prompts  # noqa: F401  (fixtures)
 
 
 @pytest.fixture

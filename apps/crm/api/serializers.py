@@ -18,7 +18,19 @@ class ContactOutput(serializers.ModelSerializer):
 
     class Meta:
         model = Contact
-        fields = ["id", "name", "email", "phone", "company", "attributes", "memory", "created_at", "updated_at"]
+        fields = [
+            "id",
+            "name",
+            "email",
+            "phone",
+            "company",
+            "attributes",
+            "memory",
+            "verified",
+            "external_id",
+            "created_at",
+            "updated_at",
+        ]
 
 
 class ContactInput(serializers.Serializer):
@@ -27,6 +39,15 @@ class ContactInput(serializers.Serializer):
     phone = serializers.RegexField(r"^\+?[0-9 ().-]{5,30}$", max_length=40, required=False, allow_blank=True)
     company = serializers.CharField(max_length=200, required=False, allow_blank=True)
     attributes = serializers.DictField(child=serializers.CharField(max_length=500), required=False)
+    external_id = serializers.RegexField(
+        r"^[^\x00-\x1f\x7f]{1,128}$",
+        required=False,
+        allow_blank=True,
+        help_text="The user id your site signs visitors' identities with (docs/api.md, identity verification).",
+    )
+    verified = serializers.BooleanField(
+        required=False, help_text="Staff confirm who this contact is (true), or withdraw it (false)."
+    )
 
     def validate_attributes(self, value: dict[str, str]) -> dict[str, str]:
         if len(value) > 50:
@@ -37,6 +58,10 @@ class ContactInput(serializers.Serializer):
 class MemoryInput(serializers.Serializer):
     key = serializers.ChoiceField(choices=list(MEMORY_KEYS))
     value = serializers.CharField(max_length=300)
+
+
+class MergeInput(serializers.Serializer):
+    into = serializers.IntegerField(min_value=1, help_text="The contact that stays (the known one).")
 
 
 class LeadOutput(serializers.ModelSerializer):

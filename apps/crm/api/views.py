@@ -99,6 +99,21 @@ class ContactMemoryView(CrmView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+class ContactMergeView(CrmView):
+    """Fold this contact (typically an unverified one a visitor's claims made) into `into`,
+    the known contact: conversations and leads move, facts join (the known contact's staff
+    facts win), this contact is deleted. Audited as `crm.contact_merged`."""
+
+    @extend_schema(request=s.MergeInput, responses={200: s.ContactOutput})
+    def post(self, request: Request, contact_id: int) -> Response:
+        source = get_object_or_404(Contact, pk=contact_id)
+        data = s.MergeInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        target = get_object_or_404(Contact, pk=data.validated_data["into"])
+        merged = services.contact_merge(actor=actor_for(request), source=source, target=target)
+        return Response(s.ContactOutput(merged).data)
+
+
 class LeadListView(generics.ListAPIView):  # type: ignore[type-arg]
     scope_resource = "crm"
     serializer_class = s.LeadOutput

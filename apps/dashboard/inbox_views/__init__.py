@@ -13,7 +13,7 @@ from .conversations import (
     inbox,
     inbox_json,
 )
-from .inboxes import inbox_active, inbox_rotate_key, inbox_settings, inboxes
+from .inboxes import inbox_active, inbox_rotate_key, inbox_rotate_secret, inbox_settings, inboxes
 
 __all__ = [
     "conversation_action",
@@ -25,6 +25,7 @@ __all__ = [
     "inbox_active",
     "inbox_json",
     "inbox_rotate_key",
+    "inbox_rotate_secret",
     "inbox_settings",
     "inboxes",
 ]

@@ -75,10 +75,11 @@ def member_json(view: View) -> View:
 def conversation_title(conversation: Conversation) -> str:
     if conversation.contact_id and conversation.contact is not None:
         return str(conversation.contact)
-    attributes = conversation.attributes if isinstance(conversation.attributes, dict) else {}
-    for key in ("name", "email", "phone"):
-        if attributes.get(key):
-            return str(attributes[key])[:200]
+    for said in (conversation.claims, conversation.attributes):
+        said = said if isinstance(said, dict) else {}
+        for key in ("name", "email", "phone"):
+            if said.get(key):
+                return str(said[key])[:200]
     return f"Visitor #{conversation.pk}"
 
 

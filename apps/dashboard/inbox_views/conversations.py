@@ -21,8 +21,10 @@ from django.views.decorators.http import require_GET, require_POST
 
 from apps.accounts.models import Role
 from apps.conversations import services
+from apps.conversations.identity import identity_state
 from apps.conversations.models import Conversation
 from apps.conversations.stores import get_store
+from apps.crm.selectors import merge_candidates
 from syntera.errors import ApplicationError
 
 from ..views import member_required
@@ -113,9 +115,14 @@ def _conversation_page(
     reply_form: ReplyForm | None = None,
     status_form: StatusForm | None = None,
     tags_form: TagsForm | None = None,
+    merge_form: Any = None,
     action_error: str = "",
 ) -> HttpResponse:
+    from ..crm_views import MergeForm
+
     state = conversation_state(conversation)
+    contact = conversation.contact if conversation.contact_id else None
+    unverified = contact is not None and not contact.verified
     stored = get_store().before(
         schema=_schema(request), conversation_id=conversation.pk, before_seq=None, limit=TRANSCRIPT_PAGE
     )
@@ -127,6 +134,11 @@ def _conversation_page(
         "last_seq": stored[-1].seq if stored else 0,
         "has_earlier": bool(stored) and stored[0].seq > 1,
         "attributes": sorted((str(k), str(v)) for k, v in (conversation.attributes or {}).items()),
+        "claims": sorted((str(k), str(v)) for k, v in (conversation.claims or {}).items()),
+        "identity": identity_state(conversation),
+        "candidates": merge_candidates(contact=contact, claims=conversation.claims) if unverified else [],
+        "merge_form": merge_form or MergeForm(),
+        "can_merge": unverified,
         "reply_form": reply_form or ReplyForm(initial={"role": "agent", "client_id": uuid.uuid4().hex}),
         "status_form": status_form
         or StatusForm(initial={"status": conversation.status, "snoozed_until": conversation.snoozed_until}),
@@ -253,13 +265,15 @@ ACTIONS = {
     "hand_back": "The AI agent is back in the conversation.",
     "status": "Status changed.",
     "tags": "Tags saved.",
+    "merge": "",
 }
 
 
 @require_POST
 @member_required()
 def conversation_action(request: HttpRequest, conversation_id: int) -> HttpResponse:
-    """`action`: take_over | hand_back | status (`status`, `snoozed_until`) | tags (`tags`)."""
+    """`action`: take_over | hand_back | status (`status`, `snoozed_until`) | tags (`tags`) |
+    merge (`into`, `confirm`: the visitor's unverified contact into a known one)."""
     conversation = _conversation_or_none(conversation_id)
     if conversation is None:
         return _not_found(request)
@@ -274,6 +288,8 @@ def conversation_action(request: HttpRequest, conversation_id: int) -> HttpRespo
             services.conversation_take_over(actor=who, conversation=conversation)
         elif action == "hand_back":
             services.conversation_hand_back(actor=who, conversation=conversation)
+        elif action == "merge":
+            return _merge(request, conversation)
         elif action == "status":
             status_form = StatusForm(request.POST)
             if not status_form.is_valid():
@@ -292,4 +308,19 @@ def conversation_action(request: HttpRequest, conversation_id: int) -> HttpRespo
     except ApplicationError as exc:
         return _conversation_page(request, conversation, status=exc.status_code, action_error=exc.detail)
     messages.success(request, ACTIONS[action])
+    return redirect("dashboard-conversation", conversation_id=conversation.pk)
+
+
+def _merge(request: HttpRequest, conversation: Conversation) -> HttpResponse:
+    """Staff checked who the visitor is: their unverified contact joins the known one, and
+    with it this conversation (the AI then knows what that contact's memory holds)."""
+    from ..crm_views import MergeForm, merge_contact
+
+    source = conversation.contact if conversation.contact_id else None
+    if source is None or source.verified:
+        detail = "Only a visitor's unverified contact is merged from here; open the contact's page instead."
+        return _conversation_page(request, conversation, status=400, action_error=detail)
+    form = MergeForm(request.POST, source=source)
+    if not form.is_valid() or merge_contact(request, source, form) is None:
+        return _conversation_page(request, conversation, status=400, merge_form=form)
     return redirect("dashboard-conversation", conversation_id=conversation.pk)

@@ -28,6 +28,7 @@ WIDGET_FIELDS = (
     "allowed_origins",
     "pre_chat_fields",
     "business_hours_message",
+    "identity_required",
 )
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _COLOR = r"^#[0-9a-fA-F]{6}$"
@@ -238,6 +239,11 @@ class InboxForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 2}),
         label="Business-hours message",
         help_text="Shown in the widget, e.g. 'We reply Mon-Fri 9:00-17:00'.",
+    )
+    identity_required = forms.BooleanField(
+        required=False,
+        label="Only signed-in users of my site may chat",
+        help_text="The widget opens a chat only with an identity your site signs (see 'Verify who visitors are').",
     )
 
     def __init__(self, *args: Any, web: bool = True, **kwargs: Any) -> None:

@@ -1,7 +1,10 @@
 """Inboxes (`/dashboard/inboxes/`): each inbox's channel, AI agent and widget key; creating and
 editing a web-chat inbox (the widget's look, allowed sites, pre-chat questions, business-hours
-message), rotating its key and deactivating it; the one-line snippet that puts the widget on
-a site. Owners and admins change inboxes (the services check it too); everyone else reads.
+message, whether a signed identity is required), rotating its key and deactivating it; the
+one-line snippet that puts the widget on a site, and how the site signs its users' identities
+with the inbox's identity secret (shown to owners and admins, rotatable; see
+docs/adr/0011-visitor-identity.md). Owners and admins change inboxes (the services check it
+too); everyone else reads.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from django.views.decorators.http import require_POST
 
 from apps.accounts.models import Role
 from apps.conversations import abuse, services
+from apps.conversations.identity import identity_secret, inbox_rotate_identity_secret
 from apps.conversations.models import Inbox, default_widget_settings
 from syntera.errors import ApplicationError
 
@@ -42,6 +46,17 @@ def abuse_summary(schema: str, inbox: Inbox) -> dict[str, Any]:
         "days": len(days),
         "limits": abuse.limits(),
     }
+
+
+def identified_snippet(request: HttpRequest, inbox: Inbox) -> str:
+    """The snippet for a page whose visitor is signed in to the host site: the template
+    placeholders are filled by the site's own server (`identity_hash` below)."""
+    plain = widget_snippet(request, inbox)
+    attributes = (
+        ' data-user-id="{{ user.id }}" data-user-email="{{ user.email }}" data-user-name="{{ user.name }}"'
+        ' data-user-hash="{{ syntera_hash }}"'
+    )
+    return plain.replace(" async></script>", attributes + " async></script>")
 
 
 def _defaults() -> dict[str, Any]:
@@ -112,6 +127,8 @@ def inbox_settings(request: HttpRequest, inbox_id: int) -> HttpResponse:
         "web": web,
         "can_manage": can_manage,
         "snippet": widget_snippet(request, inbox) if web else "",
+        "identified_snippet": identified_snippet(request, inbox) if web else "",
+        "identity_secret": identity_secret(inbox) if web and can_manage else "",
         "demo_url": f"/dashboard/inboxes/{inbox.pk}/demo/",
         "widget": {**default_widget_settings(), **settings_},
         "conversation_count": inbox.conversations.filter(last_seq__gt=0).count(),
@@ -126,6 +143,20 @@ def inbox_rotate_key(request: HttpRequest, inbox_id: int) -> HttpResponse:
     inbox = get_object_or_404(Inbox, pk=inbox_id)
     services.inbox_rotate_key(actor=actor(request), inbox=inbox)
     messages.success(request, "New widget key. Sites still using the old snippet can no longer open the chat.")
+    return redirect("dashboard-inbox-settings", inbox_id=inbox.pk)
+
+
+@require_POST
+@member_required(Role.ADMIN)
+def inbox_rotate_secret(request: HttpRequest, inbox_id: int) -> HttpResponse:
+    """A new identity secret; `confirm` says the admin knows signed identities stop verifying
+    until the site uses it."""
+    inbox = get_object_or_404(Inbox, pk=inbox_id, channel=Inbox.Channel.WEB)
+    if request.POST.get("confirm") != "1":
+        detail = "Tick the box to confirm: identities your site signs with the old secret stop verifying."
+        return render(request, "error.html", {"code": "invalid", "detail": detail}, status=400)
+    inbox_rotate_identity_secret(actor=actor(request), inbox=inbox)
+    messages.success(request, "New identity secret. Update your site's server to sign with it.")
     return redirect("dashboard-inbox-settings", inbox_id=inbox.pk)
 
 

@@ -547,6 +547,7 @@ def test_admin_creates_configures_rotates_and_deactivates_a_web_chat_inbox(
         "allowed_origins": ["https://shop.example", "https://www.shop.example", "http://localhost:3000"],
         "pre_chat_fields": ["name", "email"],
         "business_hours_message": "We reply Mon-Fri 9-17.",
+        "identity_required": False,
     }
     page = owner_client.get(created["Location"]).content.decode()
     snippet = (

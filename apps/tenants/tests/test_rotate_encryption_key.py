@@ -22,6 +22,15 @@ OLD, NEW, LOST = (Fernet.generate_key().decode() for _ in range(3))
 SECRETS = {"alpha": "sk-alpha-0123456789abcdef", "beta": "sk-beta-0123456789abcdef"}
 
 
+@pytest.fixture(autouse=True)
+def _everything_under_old(settings: Any, db: None) -> None:
+    """Secrets the workspaces already hold (each inbox's identity secret) start under OLD too,
+    so each test knows what every stored secret is encrypted with."""
+    settings.FIELD_ENCRYPTION_KEYS = [OLD, *settings.FIELD_ENCRYPTION_KEYS]
+    _run()
+    settings.FIELD_ENCRYPTION_KEYS = [OLD]
+
+
 def _store(tenants: list[Any]) -> None:
     for info in tenants:
         with schema_context(info.schema):
@@ -51,20 +60,22 @@ def test_rotation_reencrypts_every_tenant_and_the_old_key_can_then_go(
     assert _stored_key(alpha) is None  # without the old key the secret is unreadable
 
     settings.FIELD_ENCRYPTION_KEYS = [NEW, OLD]  # 1. add the new key first
-    with pytest.raises(CommandError, match="2 stored secrets are not under the first key"):
+    # Each workspace: its provider key and its inbox's identity secret.
+    with pytest.raises(CommandError, match="4 stored secrets are not under the first key"):
         _run("--check")
     out = _run()  # 2. rotate
-    assert "alpha: 1 re-encrypted, 0 already under the first key, 0 unreadable" in out
-    assert "beta: 1 re-encrypted, 0 already under the first key, 0 unreadable" in out
-    assert "total: 2 re-encrypted" in out
+    assert "alpha: 2 re-encrypted, 0 already under the first key, 0 unreadable" in out
+    assert "beta: 2 re-encrypted, 0 already under the first key, 0 unreadable" in out
+    assert "total: 4 re-encrypted" in out
     assert "all stored secrets are under the first key" in _run("--check")
 
     settings.FIELD_ENCRYPTION_KEYS = [NEW]  # 3. drop the old key: everything still reads
     assert _stored_key(alpha) == SECRETS["alpha"] and _stored_key(beta) == SECRETS["beta"]
     for info in (alpha, beta):
         with schema_context(info.schema):
-            event = AuditEvent.objects.get(action="secrets.reencrypted")
-            assert event.data == {"count": 1} and event.actor_label == "operator"
+            event = AuditEvent.objects.filter(action="secrets.reencrypted").order_by("-id").first()
+            assert event is not None
+            assert event.data == {"count": 2} and event.actor_label == "operator"
             token = ProviderCredential.objects.get(provider="openai").api_key_encrypted
             assert SECRETS[info.slug] not in token
 
@@ -96,8 +107,8 @@ def test_rotation_is_idempotent_and_finishes_after_an_interruption(
     assert _stored_key(alpha) == SECRETS["alpha"] and _stored_key(beta) == SECRETS["beta"]  # all readable
 
     again = _run()
-    assert "alpha: 0 re-encrypted, 1 already under the first key" in again
-    assert "beta: 1 re-encrypted, 0 already under the first key" in again
+    assert "alpha: 0 re-encrypted, 2 already under the first key" in again
+    assert "beta: 2 re-encrypted, 0 already under the first key" in again
     with schema_context(alpha.schema):
         before = ProviderCredential.objects.get(provider="openai").api_key_encrypted
     third = _run()
