@@ -14,6 +14,7 @@ from .database import *  # noqa: F403
 from .knowledge import *  # noqa: F403
 from .llm import *  # noqa: F403
 from .observability import *  # noqa: F403
+from .outbound import *  # noqa: F403
 from .redis import *  # noqa: F403
 from .security import *  # noqa: F403
 from .tenancy import *  # noqa: F403

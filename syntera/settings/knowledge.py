@@ -8,9 +8,11 @@ KNOWLEDGE_MAX_TEXT_CHARS = env_int("KNOWLEDGE_MAX_TEXT_CHARS", 5_000_000)
 KNOWLEDGE_CHUNK_TOKENS = env_int("KNOWLEDGE_CHUNK_TOKENS", 200)
 KNOWLEDGE_CHUNK_OVERLAP = env_int("KNOWLEDGE_CHUNK_OVERLAP", 40)
 # URL sources: private, loopback and link-local addresses are refused unless listed here
-# (host names or CIDR networks), e.g. an intranet wiki.
+# (host names or CIDR networks), e.g. an intranet wiki. An alias of OUTBOUND_ALLOWLIST (outbound.py).
 KNOWLEDGE_URL_ALLOWLIST = env_list("KNOWLEDGE_URL_ALLOWLIST", "")
+# URL fetches: seconds per connect / read, and in total per page (redirects, headers and body).
 KNOWLEDGE_FETCH_TIMEOUT = env_int("KNOWLEDGE_FETCH_TIMEOUT", 20)
+KNOWLEDGE_FETCH_DEADLINE = env_int("KNOWLEDGE_FETCH_DEADLINE", 60)
 KNOWLEDGE_CRAWL_MAX_PAGES = env_int("KNOWLEDGE_CRAWL_MAX_PAGES", 200)
 KNOWLEDGE_CRAWL_MAX_DEPTH = env_int("KNOWLEDGE_CRAWL_MAX_DEPTH", 3)
 KNOWLEDGE_CRAWL_MAX_BYTES = env_int("KNOWLEDGE_CRAWL_MAX_BYTES", 50 * 1024 * 1024)
