@@ -61,8 +61,12 @@ class LocalSite:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-            def do_GET(self) -> None:
-                site.seen.append(Seen("GET", self.path, self.headers.get("Host", "")))
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.do_GET(method="POST")
+
+            def do_GET(self, method: str = "GET") -> None:
+                site.seen.append(Seen(method, self.path, self.headers.get("Host", "")))
                 page = site.pages.get(self.path, Page(b"not found", status=404, content_type="text/plain"))
                 head = [f"HTTP/1.1 {page.status} X", f"Content-Type: {page.content_type}"]
                 head += [f"{name}: {value}" for name, value in page.headers.items()]
