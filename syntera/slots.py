@@ -47,7 +47,7 @@ def key(name: str) -> str:
 
 def acquire(name: str, *, limit: int, ttl: float, holder: str) -> bool:
     """Take one of `limit` slots of `name` for `holder`, for at most `ttl` seconds."""
-    return bool(client().eval(_ACQUIRE, 1, key(name), holder, max(1, int(limit)), float(ttl)))
+    return bool(client().eval(_ACQUIRE, 1, key(name), holder, str(max(1, int(limit))), str(float(ttl))))
 
 
 def release(name: str, *, holder: str) -> None:

@@ -235,3 +235,37 @@ def test_a_redirect_loop_ends(settings: Any) -> None:
         with pytest.raises(httpx.TooManyRedirects):
             get(site.url("/loop"), mode="sync")
         assert len(site.seen) == outbound.MAX_REDIRECTS + 1
+
+
+def test_the_async_client_carries_the_openai_sdk(settings: Any) -> None:
+    """`AsyncOpenAI(http_client=outbound.async_client())`, as an async provider will use it:
+    a streamed answer from an allow-listed server (the OpenAI stand-in); with the allow-list
+    empty the same server is refused before any connection."""
+    import openai
+
+    from tests.standins.openai_server import OpenAIStandIn
+
+    server = OpenAIStandIn(api_key="sk-async").start()
+
+    async def ask() -> str:
+        async with outbound.async_client(follow_redirects=False, timeout=5, deadline=10) as http:
+            client = openai.AsyncOpenAI(
+                api_key="sk-async",
+                base_url=server.base_url,
+                http_client=http,  # type: ignore[arg-type]
+                max_retries=0,
+            )
+            stream = await client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=True
+            )
+            return "".join([chunk.choices[0].delta.content or "" async for chunk in stream if chunk.choices])
+
+    try:
+        settings.OUTBOUND_ALLOWLIST = ["127.0.0.1/32"]
+        assert asyncio.run(ask()) == "Echo: hi"
+        settings.OUTBOUND_ALLOWLIST = []
+        with pytest.raises((outbound.OutboundRefused, openai.APIConnectionError)):
+            asyncio.run(ask())
+        assert len(server.chat_requests) == 1
+    finally:
+        server.stop()
