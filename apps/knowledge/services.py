@@ -126,16 +126,16 @@ def _after_delete(chunk_ids: list[int], files: list[str]) -> None:
 # --- sources ----------------------------------------------------------------------------
 
 
-def _queue(source: Source, *, force: bool = False, stalled: bool = False) -> None:
+def _queue(source: Source, *, force: bool = False, stalls: int = 0) -> None:
     """Mark queued and send to the ingest queue after commit. `force` re-embeds unchanged docs;
-    `stalled` (the beat sweep) counts one more stalled run, any other reason starts afresh."""
+    `stalls` is the count of stalled runs in a row (the beat sweep's business; 0 otherwise)."""
     from .tasks import ingest_source
 
     source.run += 1
     source.status = Source.Status.QUEUED
     source.progress = 0
     source.error = ""
-    source.stalls = source.stalls + 1 if stalled else 0
+    source.stalls = stalls
     if force:
         source.content_hash = ""
         source.documents.update(content_hash="")
@@ -412,8 +412,9 @@ def ingest_source_when_free(*, source_id: int, run: int) -> str:
     """Run the ingestion when the workspace has a free ingestion slot (at most
     KNOWLEDGE_TENANT_CONCURRENCY at once, held in Redis under the schema's name), else send it
     back to the queue for later: never dropped, and never holding a worker while it waits."""
-    if not Source.objects.filter(pk=source_id, run=run).exists():
-        return ingest_source(source_id=source_id, run=run)  # gone or superseded: says which
+    if settings.CELERY_TASK_ALWAYS_EAGER or not Source.objects.filter(pk=source_id, run=run).exists():
+        # Tasks run inline (nothing could wait in a queue), or the run is gone or superseded.
+        return ingest_source(source_id=source_id, run=run)
     schema = connection.schema_name  # type: ignore[attr-defined]
     # A run killed at its hard time limit never releases its slot: the slot lapses just after.
     ttl = settings.KNOWLEDGE_INGEST_TIME_LIMIT + 30
@@ -562,8 +563,10 @@ def _index_documents(source: Source, run: int, documents: list[tuple[str, str, b
 def sources_due() -> list[tuple[int, int]]:
     """Sources to (re)queue now: scheduled re-syncs that are due (the next one is scheduled at
     once, so a failing source is tried once per interval, not at every sweep), and stalled
-    runs whose worker died (still "processing"/"queued" with no progress for
-    KNOWLEDGE_STALL_SECONDS), up to KNOWLEDGE_MAX_STALLS times in a row, then failed."""
+    runs (still "processing"/"queued" with no progress for KNOWLEDGE_STALL_SECONDS). A run
+    that started and died (its worker killed, its hard time limit) counts: at
+    KNOWLEDGE_MAX_STALLS in a row the source is failed instead. One that never started is
+    queued again without counting."""
     now = timezone.now()
     stalled_before = now - timedelta(seconds=settings.KNOWLEDGE_STALL_SECONDS)
     due = []
@@ -577,6 +580,11 @@ def sources_due() -> list[tuple[int, int]]:
         due.append((source.pk, source.run))
     for source in Source.objects.filter(status__in=["queued", "processing"], updated_at__lt=stalled_before):
         with transaction.atomic():
+            if source.status == Source.Status.QUEUED:
+                # Never started (a backlog, a lost message): queued again, not counted.
+                _queue(source, stalls=source.stalls)
+                due.append((source.pk, source.run))
+                continue
             if source.stalls + 1 >= settings.KNOWLEDGE_MAX_STALLS:
                 logger.warning("source %s stalled %d times; marked failed", source.pk, source.stalls + 1)
                 _fail(
@@ -587,6 +595,6 @@ def sources_due() -> list[tuple[int, int]]:
                     "or split it into smaller sources.",
                 )
                 continue
-            _queue(source, stalled=True)
+            _queue(source, stalls=source.stalls + 1)
         due.append((source.pk, source.run))
     return due

@@ -164,6 +164,7 @@ def test_a_source_that_keeps_stalling_is_failed_instead_of_requeued_forever(
         source.refresh_from_db()
         runs.append((source.pk in due, source.status))
     assert runs == [(True, "queued"), (True, "queued"), (False, "failed")]
+    assert source.stalls == 2
     assert "stopped 3 times without finishing" in source.error
     Source.objects.filter(pk=source.pk).update(updated_at=past)
     assert source.pk not in dict(services.sources_due())  # failed stays failed
@@ -171,6 +172,22 @@ def test_a_source_that_keeps_stalling_is_failed_instead_of_requeued_forever(
     services.source_resync(editor=actor, source=source)
     source.refresh_from_db()
     assert source.status == "queued" and source.stalls == 0
+
+
+def test_a_source_that_never_started_is_queued_again_without_counting(
+    alpha_kb: tuple[Actor, KnowledgeBase], settings: Any
+) -> None:
+    """A long backlog (or a lost message) leaves a source "queued" with no progress: queued
+    again at every sweep, never failed for it."""
+    actor, kb = alpha_kb
+    settings.KNOWLEDGE_MAX_STALLS = 2
+    source = _queued_text(actor, kb)
+    past = timezone.now() - timedelta(seconds=settings.KNOWLEDGE_STALL_SECONDS + 60)
+    for _sweep in range(4):
+        Source.objects.filter(pk=source.pk).update(updated_at=past)
+        assert source.pk in dict(services.sources_due())
+    source.refresh_from_db()
+    assert (source.status, source.stalls) == ("queued", 0)
 
 
 def test_a_scheduled_resync_that_fails_waits_for_its_next_turn(alpha_kb: tuple[Actor, KnowledgeBase]) -> None:
