@@ -10,9 +10,11 @@ failed) is recorded with the error and the run goes on. See docs/subsystems/agen
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.db import transaction
 from django.utils import timezone
 
@@ -27,7 +29,13 @@ from .models import Agent, BatchTest
 from .providers import Turn
 from .runtime import TurnInput, answer_turn
 
+logger = logging.getLogger(__name__)
+
 MAX_QUESTIONS = 200
+# What staff see when a run stops: the cause stays in the server log (an exception's text can
+# name internal hosts and ports).
+STOPPED = "The batch test stopped on an unexpected error; the answers so far are kept."
+TIMED_OUT = "The batch test took longer than its time limit and was stopped. The answers so far are kept."
 MAX_QUESTION_CHARS = 1000
 MAX_EXPECTED_CHARS = 300
 
@@ -118,7 +126,9 @@ def batch_execute(batch_id: int) -> str:
             run.results = [*run.results, _result(run.agent, item)]
             run.save(update_fields=["results"])
     except Exception as exc:
-        run.status, run.error, run.finished_at = BatchTest.Status.FAILED, str(exc)[:300], timezone.now()
+        logger.exception("batch test %s stopped", batch_id)
+        reason = TIMED_OUT if isinstance(exc, SoftTimeLimitExceeded) else STOPPED
+        run.status, run.error, run.finished_at = BatchTest.Status.FAILED, reason, timezone.now()
         run.save(update_fields=["status", "error", "finished_at"])
         raise
     run.status, run.finished_at = BatchTest.Status.DONE, timezone.now()

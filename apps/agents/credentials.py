@@ -7,12 +7,37 @@ and the audit says why. Keys never leave this module in clear except into the pr
 
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
 
+from syntera import outbound
 from syntera.crypto import DecryptionError, decrypt, encrypt
+from syntera.errors import ApplicationError
 
 from .models import Agent, ProviderCredential
 from .providers import PROVIDER_MODULES, ProviderCredentials
+
+logger = logging.getLogger(__name__)
+
+
+def check_base_url(base_url: str) -> None:
+    """Refuse a tenant's base URL that leads to a private or local address (unless the
+    operator's OUTBOUND_ALLOWLIST admits it; the operator's own OPENAI_BASE_URL is trusted).
+    The provider's guarded client checks the address again at every connection."""
+    if not base_url:
+        return
+    origin = outbound.origin_of(settings.OPENAI_BASE_URL)
+    try:
+        outbound.check_url(base_url, trusted_origins=[origin] if origin else [])
+    except outbound.OutboundRefused as exc:
+        logger.info("LLM base URL refused: %s", exc.detail)
+        raise ApplicationError(str(exc), code="url_refused", fields={"base_url": [str(exc)]}) from None
+
+
+def same_endpoint(first: str, second: str) -> bool:
+    """Whether two base URLs name the same endpoint (a trailing slash aside)."""
+    return first.strip().rstrip("/") == second.strip().rstrip("/")
 
 
 def credential_set(

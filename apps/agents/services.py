@@ -199,18 +199,33 @@ def agent_delete(*, editor: Actor, agent: Agent) -> None:
     agent.delete()
 
 
+@transaction.atomic
 def provider_credential_set(
     *, editor: Actor, provider: str, api_key: str, base_url: str = "", organization: str = ""
 ) -> ProviderCredential:
     """Store the tenant's credentials for `provider` (the key encrypted). An empty `api_key`
-    keeps the stored one and updates the rest."""
+    keeps the stored one and updates the rest, except the base URL: the stored key is never
+    sent to a new address, so a changed base URL needs the key entered again. A base URL must
+    lead to a public address, or one the operator's OUTBOUND_ALLOWLIST admits (syntera/outbound.py)."""
     _require_admin(editor)
     if provider not in PROVIDER_MODULES or provider == "offline":
         raise ApplicationError("Unknown provider.", code="invalid", status_code=400, fields={"provider": ["Unknown."]})
+    base_url = base_url.strip()
+    stored = ProviderCredential.objects.select_for_update().filter(provider=provider).first()
+    moved = stored is not None and not credentials.same_endpoint(stored.base_url, base_url)
+    if moved and stored is not None and stored.api_key_encrypted and not api_key:
+        message = "Enter the API key again to change the base URL: the stored key is never sent to a new address."
+        raise ApplicationError(message, code="api_key_required", fields={"api_key": [message]})
+    credentials.check_base_url(base_url)
     credential = credentials.credential_set(
         provider=provider, api_key=api_key, base_url=base_url, organization=organization, label=editor.label
     )
-    audit_action(editor, "agents.credentials_set", credential, {"provider": provider, "key_changed": bool(api_key)})
+    audit_action(
+        editor,
+        "agents.credentials_set",
+        credential,
+        {"provider": provider, "key_changed": bool(api_key), "base_url_changed": moved},
+    )
     return credential
 
 

@@ -5,7 +5,8 @@
   or on torch through sentence-transformers (`KNOWLEDGE_LOCAL_EMBEDDER=torch`, and the
   fallback when ONNX Runtime cannot run).
 - `openai-3-small`: OpenAI `text-embedding-3-small` (1536-d) through the official SDK; base URL
-  configurable (`OPENAI_BASE_URL`), so any OpenAI-compatible server works.
+  configurable (`OPENAI_BASE_URL`), so any OpenAI-compatible server works. Requests go through
+  the guarded outbound client (syntera/outbound.py).
 
 Vectors are L2-normalised, so cosine similarity is a dot product.
 See docs/subsystems/knowledge.md.
@@ -151,7 +152,24 @@ class OpenAIEmbeddings:
             )
         from openai import OpenAI
 
-        self.client = OpenAI(api_key=api_key, base_url=settings.OPENAI_BASE_URL or None, timeout=30.0, max_retries=3)
+        from syntera import outbound
+
+        # The operator's own endpoint: trusted (outbound.py), but still reached through the
+        # guarded client, for its total deadline and its refusal of environment proxies.
+        origin = outbound.origin_of(settings.OPENAI_BASE_URL)
+        http_client = outbound.client(
+            timeout=30.0,
+            deadline=float(settings.OPENAI_DEADLINE),
+            follow_redirects=False,
+            trusted_origins=[origin] if origin else [],
+        )
+        self.client = OpenAI(
+            api_key=api_key,
+            base_url=settings.OPENAI_BASE_URL or None,
+            timeout=30.0,
+            max_retries=3,
+            http_client=http_client,  # type: ignore[arg-type]  # openai 3 types httpx2 and takes httpx too
+        )
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         out: list[list[float]] = []

@@ -72,6 +72,9 @@ class Source(models.Model):
     next_sync_at = models.DateTimeField(null=True, blank=True, db_index=True)
     # Incremented for every ingestion run; a run that finds a newer one running gives way.
     run = models.PositiveIntegerField(default=0)
+    # Runs in a row that stalled (their worker died or hit its hard time limit) and were queued
+    # again by the beat sweep; at KNOWLEDGE_MAX_STALLS the source fails instead.
+    stalls = models.PositiveSmallIntegerField(default=0)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import random
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import connection, transaction
@@ -24,6 +26,7 @@ from django.utils import timezone
 from apps.accounts.models import Role
 from apps.accounts.services import Actor
 from apps.audit.services import audit_action
+from syntera import slots
 from syntera.errors import ApplicationError
 from syntera.tasks import enqueue_on_commit
 
@@ -123,18 +126,20 @@ def _after_delete(chunk_ids: list[int], files: list[str]) -> None:
 # --- sources ----------------------------------------------------------------------------
 
 
-def _queue(source: Source, *, force: bool = False) -> None:
-    """Mark queued and send to the ingest queue after commit. `force` re-embeds unchanged docs."""
+def _queue(source: Source, *, force: bool = False, stalls: int = 0) -> None:
+    """Mark queued and send to the ingest queue after commit. `force` re-embeds unchanged docs;
+    `stalls` is the count of stalled runs in a row (the beat sweep's business; 0 otherwise)."""
     from .tasks import ingest_source
 
     source.run += 1
     source.status = Source.Status.QUEUED
     source.progress = 0
     source.error = ""
+    source.stalls = stalls
     if force:
         source.content_hash = ""
         source.documents.update(content_hash="")
-    source.save(update_fields=["run", "status", "progress", "error", "content_hash", "updated_at"])
+    source.save(update_fields=["run", "status", "progress", "error", "content_hash", "stalls", "updated_at"])
     enqueue_on_commit(ingest_source, source.pk, source.run, queue="ingest")
 
 
@@ -399,6 +404,38 @@ def _documents_for(source: Source, report: Callable[[float], None]) -> list[tupl
     return [(page.url, result.title or source.title, page.body, result)]
 
 
+def _duration(seconds: int) -> str:
+    return f"{seconds // 60}-minute" if seconds % 60 == 0 else f"{seconds}-second"
+
+
+def ingest_source_when_free(*, source_id: int, run: int) -> str:
+    """Run the ingestion when the workspace has a free ingestion slot (at most
+    KNOWLEDGE_TENANT_CONCURRENCY at once, held in Redis under the schema's name), else send it
+    back to the queue for later: never dropped, and never holding a worker while it waits."""
+    if settings.CELERY_TASK_ALWAYS_EAGER or not Source.objects.filter(pk=source_id, run=run).exists():
+        # Tasks run inline (nothing could wait in a queue), or the run is gone or superseded.
+        return ingest_source(source_id=source_id, run=run)
+    schema = connection.schema_name  # type: ignore[attr-defined]
+    # A run killed at its hard time limit never releases its slot: the slot lapses just after.
+    ttl = settings.KNOWLEDGE_INGEST_TIME_LIMIT + 30
+    holder = f"{source_id}:{run}"
+    with slots.slot(f"ingest:{schema}", limit=settings.KNOWLEDGE_TENANT_CONCURRENCY, ttl=ttl, holder=holder) as held:
+        if held:
+            return ingest_source(source_id=source_id, run=run)
+    from .tasks import ingest_source as task
+
+    # Touched, so that the stall sweep sees a source that is waiting, not one that died.
+    Source.objects.filter(pk=source_id, run=run).update(updated_at=timezone.now())
+    wait = settings.KNOWLEDGE_CONCURRENCY_RETRY_SECONDS
+    task.apply_async(
+        args=(source_id, run),
+        countdown=wait + random.uniform(0, wait),  # noqa: S311 (jitter, not a secret)
+        queue="ingest",
+        headers={"_schema_name": schema},
+    )
+    return "deferred"
+
+
 def ingest_source(*, source_id: int, run: int) -> str:
     """Run one ingestion of a source. Idempotent: safe to run again after any crash."""
     source = Source.objects.select_related("knowledge_base").filter(pk=source_id).first()
@@ -417,6 +454,16 @@ def ingest_source(*, source_id: int, run: int) -> str:
     except ExtractionError as exc:
         _fail(source_id, run, str(exc))
         return "failed"
+    except SoftTimeLimitExceeded:
+        limit = _duration(settings.KNOWLEDGE_INGEST_SOFT_TIME_LIMIT)
+        logger.warning("ingestion of source %s stopped at its soft time limit", source_id)
+        _fail(
+            source_id,
+            run,
+            f"Processing took longer than its {limit} time limit and was stopped. A site that answers "
+            "very slowly, or a very large source, does this: re-sync to try again later, or split the source.",
+        )
+        return "failed"
     except Exception:
         logger.exception("ingestion of source %s failed", source_id)
         _fail(source_id, run, "Something went wrong while processing this source. Try re-syncing it.")
@@ -428,6 +475,7 @@ def ingest_source(*, source_id: int, run: int) -> str:
         status=Source.Status.READY,
         progress=100,
         error="",
+        stalls=0,
         chunk_count=total_chunks,
         content_hash=content_hash,
         last_synced_at=now,
@@ -513,17 +561,40 @@ def _index_documents(source: Source, run: int, documents: list[tuple[str, str, b
 
 
 def sources_due() -> list[tuple[int, int]]:
-    """Sources to (re)queue now: scheduled re-syncs that are due, and stalled runs whose
-    worker died (still "processing"/"queued" with no progress for KNOWLEDGE_STALL_SECONDS)."""
+    """Sources to (re)queue now: scheduled re-syncs that are due (the next one is scheduled at
+    once, so a failing source is tried once per interval, not at every sweep), and stalled
+    runs (still "processing"/"queued" with no progress for KNOWLEDGE_STALL_SECONDS). A run
+    that started and died (its worker killed, its hard time limit) counts: at
+    KNOWLEDGE_MAX_STALLS in a row the source is failed instead. One that never started is
+    queued again without counting."""
     now = timezone.now()
     stalled_before = now - timedelta(seconds=settings.KNOWLEDGE_STALL_SECONDS)
     due = []
     for source in Source.objects.filter(next_sync_at__lte=now).exclude(status__in=["queued", "processing"]):
         with transaction.atomic():
+            source.next_sync_at = (
+                now + timedelta(hours=source.sync_interval_hours) if source.sync_interval_hours else None
+            )
+            source.save(update_fields=["next_sync_at"])
             _queue(source)
         due.append((source.pk, source.run))
     for source in Source.objects.filter(status__in=["queued", "processing"], updated_at__lt=stalled_before):
         with transaction.atomic():
-            _queue(source)
+            if source.status == Source.Status.QUEUED:
+                # Never started (a backlog, a lost message): queued again, not counted.
+                _queue(source, stalls=source.stalls)
+                due.append((source.pk, source.run))
+                continue
+            if source.stalls + 1 >= settings.KNOWLEDGE_MAX_STALLS:
+                logger.warning("source %s stalled %d times; marked failed", source.pk, source.stalls + 1)
+                _fail(
+                    source.pk,
+                    source.run,
+                    f"Processing stopped {source.stalls + 1} times without finishing: the worker running it "
+                    "was stopped or ran out of time. It is not retried automatically; re-sync it to try again, "
+                    "or split it into smaller sources.",
+                )
+                continue
+            _queue(source, stalls=source.stalls + 1)
         due.append((source.pk, source.run))
     return due

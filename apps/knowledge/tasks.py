@@ -10,7 +10,8 @@ from . import services
 
 @shared_task(name="knowledge.ingest_source", acks_late=True, reject_on_worker_lost=True)
 def ingest_source(source_id: int, run: int) -> str:
-    return services.ingest_source(source_id=source_id, run=run)
+    """Time limits: KNOWLEDGE_INGEST_(SOFT_)TIME_LIMIT (settings/celery.py, task annotations)."""
+    return services.ingest_source_when_free(source_id=source_id, run=run)
 
 
 @shared_task(name="knowledge.requeue_due")

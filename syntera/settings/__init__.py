@@ -15,6 +15,7 @@ from .keys import *  # noqa: F403
 from .knowledge import *  # noqa: F403
 from .llm import *  # noqa: F403
 from .observability import *  # noqa: F403
+from .outbound import *  # noqa: F403
 from .redis import *  # noqa: F403
 from .security import *  # noqa: F403
 from .tenancy import *  # noqa: F403

@@ -17,8 +17,29 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# A task a dead worker held is handed out again after this many seconds (Redis broker).
+# A task a dead worker held is handed out again after this many seconds (Redis broker). It
+# must stay above every task's hard time limit, or a long task is started twice.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
+# Time limits, in seconds, on every task: at the soft limit the task gets SoftTimeLimitExceeded
+# and ends cleanly (an ingestion marks its source failed and says why); at the hard limit the
+# worker process is replaced. Enforced by the prefork pool (the worker's default). Defaults for
+# every task, and longer limits for the tasks that need them.
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 300)
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 360)
+KNOWLEDGE_INGEST_SOFT_TIME_LIMIT = env_int("KNOWLEDGE_INGEST_SOFT_TIME_LIMIT", 1800)
+KNOWLEDGE_INGEST_TIME_LIMIT = env_int("KNOWLEDGE_INGEST_TIME_LIMIT", 1860)
+AI_REPLY_SOFT_TIME_LIMIT = env_int("AI_REPLY_SOFT_TIME_LIMIT", 600)
+AI_REPLY_TIME_LIMIT = env_int("AI_REPLY_TIME_LIMIT", 660)
+BATCH_TEST_SOFT_TIME_LIMIT = env_int("BATCH_TEST_SOFT_TIME_LIMIT", 3000)
+BATCH_TEST_TIME_LIMIT = env_int("BATCH_TEST_TIME_LIMIT", 3060)
+CELERY_TASK_ANNOTATIONS = {
+    "knowledge.ingest_source": {
+        "soft_time_limit": KNOWLEDGE_INGEST_SOFT_TIME_LIMIT,
+        "time_limit": KNOWLEDGE_INGEST_TIME_LIMIT,
+    },
+    "conversations.ai_reply": {"soft_time_limit": AI_REPLY_SOFT_TIME_LIMIT, "time_limit": AI_REPLY_TIME_LIMIT},
+    "agents.run_batch_test": {"soft_time_limit": BATCH_TEST_SOFT_TIME_LIMIT, "time_limit": BATCH_TEST_TIME_LIMIT},
+}
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "expire-invitations": {"task": "accounts.expire_invitations", "schedule": 3600.0},
     "expire-signups": {"task": "accounts.expire_signups", "schedule": 3600.0},

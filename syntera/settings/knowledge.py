@@ -8,14 +8,23 @@ KNOWLEDGE_MAX_TEXT_CHARS = env_int("KNOWLEDGE_MAX_TEXT_CHARS", 5_000_000)
 KNOWLEDGE_CHUNK_TOKENS = env_int("KNOWLEDGE_CHUNK_TOKENS", 200)
 KNOWLEDGE_CHUNK_OVERLAP = env_int("KNOWLEDGE_CHUNK_OVERLAP", 40)
 # URL sources: private, loopback and link-local addresses are refused unless listed here
-# (host names or CIDR networks), e.g. an intranet wiki.
+# (host names or CIDR networks), e.g. an intranet wiki. An alias of OUTBOUND_ALLOWLIST (outbound.py).
 KNOWLEDGE_URL_ALLOWLIST = env_list("KNOWLEDGE_URL_ALLOWLIST", "")
+# URL fetches: seconds per connect / read, and in total per page (redirects, headers and body).
 KNOWLEDGE_FETCH_TIMEOUT = env_int("KNOWLEDGE_FETCH_TIMEOUT", 20)
+KNOWLEDGE_FETCH_DEADLINE = env_int("KNOWLEDGE_FETCH_DEADLINE", 60)
 KNOWLEDGE_CRAWL_MAX_PAGES = env_int("KNOWLEDGE_CRAWL_MAX_PAGES", 200)
 KNOWLEDGE_CRAWL_MAX_DEPTH = env_int("KNOWLEDGE_CRAWL_MAX_DEPTH", 3)
 KNOWLEDGE_CRAWL_MAX_BYTES = env_int("KNOWLEDGE_CRAWL_MAX_BYTES", 50 * 1024 * 1024)
-# A source stuck in "processing" without progress this long is handed to a worker again.
+# A source stuck in "processing" without progress this long is handed to a worker again...
 KNOWLEDGE_STALL_SECONDS = env_int("KNOWLEDGE_STALL_SECONDS", 300)
+# ...at most this many times in a row; then it is marked failed with the reason (a source
+# whose runs keep dying, e.g. at the hard time limit, is not queued again forever).
+KNOWLEDGE_MAX_STALLS = env_int("KNOWLEDGE_MAX_STALLS", 3)
+# Ingestions running at once per workspace; more wait in the queue (re-queued after
+# KNOWLEDGE_CONCURRENCY_RETRY_SECONDS, plus jitter), so one workspace cannot take every worker.
+KNOWLEDGE_TENANT_CONCURRENCY = env_int("KNOWLEDGE_TENANT_CONCURRENCY", 2)
+KNOWLEDGE_CONCURRENCY_RETRY_SECONDS = env_int("KNOWLEDGE_CONCURRENCY_RETRY_SECONDS", 15)
 # pgvector: exact (brute-force) vector search up to this many candidate chunks (by the
 # sources' chunk counts): perfect recall, no HNSW post-filter loss, and for 384-d vectors an
 # index-only scan about as fast as HNSW at this size. Filters too selective for HNSW (see

@@ -20,7 +20,7 @@ PARAGRAPH = (
 )
 
 
-def _worker(stack: LiveStack, name: str, *extra: str, env: dict[str, str] | None = None) -> object:
+def _worker(stack: LiveStack, name: str, *extra: str, env: dict[str, str] | None = None, pool: str = "solo") -> object:
     args = [
         sys.executable,
         "-m",
@@ -31,7 +31,9 @@ def _worker(stack: LiveStack, name: str, *extra: str, env: dict[str, str] | None
         "-Q",
         "default,ingest,llm",
         "--pool",
-        "solo",
+        pool,
+        "--concurrency",
+        "1",
         "--loglevel",
         "INFO",
         "--without-gossip",
@@ -103,5 +105,73 @@ def test_killed_worker_leaves_the_job_to_be_picked_up_again(live_stack: LiveStac
             if worker is not None:
                 worker.stop()  # type: ignore[attr-defined]
         # put a session worker back for the tests that follow
+        live_stack.services.remove(session_worker)
+        live_stack.services.append(_worker(live_stack, "celery"))  # type: ignore[arg-type]
+
+
+# Runs in `manage.py shell`: the URL source on 127.0.0.1 is added with that address allowed
+# (the live web server's allow-list is empty), and its task goes to the broker on commit.
+ADD_URL_SOURCE = """
+from django_tenants.utils import tenant_context
+from apps.accounts.models import Role, User
+from apps.accounts.services import Actor
+from apps.knowledge import services
+from apps.tenants.models import Tenant
+
+tenant = Tenant.objects.get(slug=ARGS["slug"])
+owner = User.objects.get(email=ARGS["email"])
+actor = Actor(tenant=tenant, role=Role.OWNER, user=owner, label=owner.email)
+with tenant_context(tenant):
+    kb = services.knowledge_base_create(editor=actor, name="Slow site")
+    source = services.source_add_url(editor=actor, kb=kb, url=ARGS["url"])
+print(f"{kb.pk} {source.pk}")
+"""
+
+
+def test_a_trickling_site_is_stopped_by_the_tasks_soft_time_limit(live_stack: LiveStack) -> None:
+    """A page that trickles a byte every 0.3 s, fetched with generous timeouts by a real
+    prefork worker whose ingestion soft time limit is 3 s: the worker's time limit stops the
+    run, and the source fails saying why, instead of holding the worker for minutes."""
+    from tests.netlocal import local_site
+
+    slug = f"slow-{uuid.uuid4().hex[:6]}"
+    owner = f"owner@{slug}.example"
+    live_stack.create_tenant(slug, owner)
+    api = live_stack.api(slug, live_stack.create_api_key(slug, "slow"))
+    limits = {
+        "OUTBOUND_ALLOWLIST": "127.0.0.1/32",
+        "KNOWLEDGE_FETCH_TIMEOUT": "30",
+        "KNOWLEDGE_FETCH_DEADLINE": "120",
+        "KNOWLEDGE_INGEST_SOFT_TIME_LIMIT": "3",
+        "KNOWLEDGE_INGEST_TIME_LIMIT": "10",
+    }
+    session_worker = live_stack.service("celery")
+    session_worker.stop()
+    worker = _worker(live_stack, "prefork", env=limits, pool="prefork")
+    try:
+        with local_site("127.0.0.1") as slow:
+            slow.page("/", "<p>" + "slow " * 400 + "</p>", trickle_every=0.3)
+            script = f"ARGS = {{'slug': {slug!r}, 'email': {owner!r}, 'url': {slow.url('/')!r}}}\n{ADD_URL_SOURCE}"
+            env_before = dict(live_stack.env)
+            # The time limits travel in the task's message, from the settings of the process
+            # that queues it (here this shell; in production web and beat, set alike).
+            live_stack.env.update(limits)
+            try:
+                kb, source = live_stack.manage("shell", "-c", script).stdout.split()[-2:]
+            finally:
+                live_stack.env.clear()
+                live_stack.env.update(env_before)
+            source_url = f"/api/v1/knowledge-bases/{kb}/sources/{source}/"
+
+            def failed() -> dict[str, object] | None:
+                body = api.get(source_url).json()
+                return body if body["status"] == "failed" else None
+
+            done = wait_for(failed, timeout=90, interval=0.5, what="the time limit to stop the ingestion")
+            assert slow.paths() == ["/"]  # fetched once, not retried
+        assert "took longer than its 3-second time limit" in str(done["error"])
+        assert "Soft time limit (3" in worker.log()  # type: ignore[attr-defined]
+    finally:
+        worker.stop()  # type: ignore[attr-defined]
         live_stack.services.remove(session_worker)
         live_stack.services.append(_worker(live_stack, "celery"))  # type: ignore[arg-type]

@@ -32,11 +32,12 @@ last chunk with empty `choices` and `usage` (every earlier chunk then carries `"
 Completion tokens are capped by `max_tokens` (finish reason `length`).
 
 Tests script the answers: `reply()` queues canned replies (text, tool calls, no usage, a
-delay before the response, a connection dropped after N events), `fail()` queues error
-statuses (429 with `retry-after-ms`, 500...), and `chat_requests` holds every request body the
-server received, so tests assert what the product sent. With nothing queued the answer is a
-deterministic echo of the last user message, ending with a `[1]` citation when a system
-message holds numbered reference material (contains "[1]").
+delay before the response, a pause between streamed events, a connection dropped after N
+events), `fail()` queues error statuses (429 with `retry-after-ms`, 500...), and
+`chat_requests` holds every request body the server received, so tests assert what the
+product sent. With nothing queued the answer is a deterministic echo of the last user
+message, ending with a `[1]` citation when a system message holds numbered reference
+material (contains "[1]").
 
 Token counts are the stand-in's own (words and punctuation marks, plus 3 per message), not
 tiktoken's: deterministic and independent of the product's counting.
@@ -88,6 +89,7 @@ class ChatReply:
     usage: bool = True  # False: no usage chunk even when asked, as some compatible servers do
     delay: float = 0.0  # seconds before the response starts
     break_after: int | None = None  # streamed: drop the connection after this many events
+    pace: float = 0.0  # streamed: seconds between events (a server trickling its answer)
 
 
 def _error(
@@ -116,6 +118,13 @@ def embed_text(text: str, dimensions: int = 1536) -> np.ndarray:
         vector[int.from_bytes(digest[:4], "little") % dimensions] = 1.0
         norm = 1.0
     return vector / norm
+
+
+def _paced(events: Iterator[bytes], pace: float, closing: Any) -> Iterator[bytes]:
+    for event in events:
+        if closing.wait(pace):
+            return
+        yield event
 
 
 class OpenAIStandIn(JSONServer):
@@ -178,6 +187,7 @@ class OpenAIStandIn(JSONServer):
         usage: bool = True,
         delay: float = 0.0,
         break_after: int | None = None,
+        pace: float = 0.0,
         times: int = 1,
     ) -> None:
         """Queue the answer to the next `times` chat requests. Tool arguments may be a dict
@@ -185,7 +195,7 @@ class OpenAIStandIn(JSONServer):
         calls = [(name, args if isinstance(args, str) else json.dumps(args)) for name, args in tool_calls or []]
         with self._lock:
             for _ in range(times):
-                self.replies.append(ChatReply(text, calls, finish_reason, usage, delay, break_after))
+                self.replies.append(ChatReply(text, calls, finish_reason, usage, delay, break_after, pace))
 
     @property
     def chat_requests(self) -> list[dict[str, Any]]:
@@ -255,7 +265,8 @@ class OpenAIStandIn(JSONServer):
         completion = ChatCompletion(body, reply, len(self.requests))
         headers = {"x-request-id": f"req_{completion.id}", "openai-processing-ms": "1"}
         if body.get("stream"):
-            return Streamed(completion.events(), headers=headers, delay=reply.delay)
+            events = _paced(completion.events(), reply.pace, self._closing) if reply.pace else completion.events()
+            return Streamed(events, headers=headers, delay=reply.delay)
         return Streamed([json.dumps(completion.response()).encode()], content_type="application/json",
                         headers=headers, delay=reply.delay)  # fmt: skip
 

@@ -7,6 +7,13 @@ otherwise the platform's OPENAI_API_KEY / OPENAI_BASE_URL. A base URL without a 
 server) is sent a placeholder key. Clients are cached per credential set, so connections are
 reused across conversations.
 
+Every request goes through the guarded outbound client (syntera/outbound.py, passed to the SDK
+as `http_client`): a tenant's base URL reaches only public addresses, or those the operator's
+OUTBOUND_ALLOWLIST admits (a self-hosted model server), checked at connection time; the
+operator's own OPENAI_BASE_URL is trusted (its host and port). Redirects are not followed, so
+a key is only ever sent to the configured endpoint. Each attempt has a total deadline
+(OPENAI_DEADLINE) besides the per-read timeout, so a server trickling its answer is cut off.
+
 One call = one streamed request (`stream=True`, `stream_options.include_usage`), tools as
 OpenAI function tools with `tool_choice="auto"`. Events, in order: `TextDelta` per content
 delta; then, once the stream has finished, one `ToolCall` per assembled tool call (fragments
@@ -20,8 +27,16 @@ retry-after(-ms); after that `ProviderError(retryable=True)`. A refused key, a m
 a rejected request (400/401/403/404/422, and 429 `insufficient_quota`) are
 `ProviderError(retryable=False)`. A stream that breaks or ends without a finish reason raises
 `ProviderError(retryable=True)` even after text was delivered: the runtime discards partial
-output. Messages are written here, never copied from the exception chain, and are scrubbed of
-anything key-like, so they are safe to show staff.
+output.
+
+Messages are shown to the tenant's staff (test chat, the turn's audit, API answers), and the
+endpoint may be the tenant's own choice, so they are generic: written here, never copied from
+the exception chain or the server's answer, with no host, port, status code or exception
+name. Everything that says "nothing usable answered" (refused by the guard, a connection
+refused or timed out, a 5xx, a server that does not speak OpenAI's error format) reads the
+same (`UNREACHABLE`), so the messages cannot map the network. Only answers in OpenAI's error
+format get a specific message (key refused, model not found, quota, rate limit, rejected).
+The details go to the server log.
 
 Reasoning models (o-series, gpt-5 except gpt-5-chat) take `max_completion_tokens` and no
 temperature; every other model gets `max_tokens` and `temperature`, which compatible servers
@@ -41,6 +56,7 @@ import openai
 from django.conf import settings
 
 from apps.agents import tokens
+from syntera import outbound
 
 from . import (
     ChatRequest,
@@ -58,6 +74,7 @@ from . import (
 logger = logging.getLogger(__name__)
 
 OPENAI_URL = "https://api.openai.com/v1"
+UNREACHABLE = "The OpenAI endpoint could not be reached or did not answer in time ({attempts} attempts)."
 LOCAL_SERVER_KEY = "not-needed"  # OpenAI-compatible local servers ignore the key; the SDK wants one
 REASONING_MODEL = re.compile(r"^(o\d|gpt-5(?!-chat))")
 KEY_LIKE = re.compile(r"\b(?:sk|key|rk|sess)-[\w*.-]{3,}")
@@ -78,14 +95,30 @@ def _transport_errors() -> tuple[type[BaseException], ...]:
 STREAM_ERRORS = _transport_errors()
 
 
+def _operator_origins() -> tuple[tuple[str, int], ...]:
+    """The operator's own endpoint (OPENAI_BASE_URL): trusted configuration, whatever its address."""
+    origin = outbound.origin_of(settings.OPENAI_BASE_URL)
+    return (origin,) if origin else ()
+
+
 @functools.lru_cache(maxsize=64)
-def _client(api_key: str, base_url: str, organization: str, timeout: float, max_retries: int) -> openai.OpenAI:
+def _client(
+    api_key: str,
+    base_url: str,
+    organization: str,
+    timeout: float,
+    max_retries: int,
+    deadline: float,
+    trusted: tuple[tuple[str, int], ...],
+) -> openai.OpenAI:
+    http_client = outbound.client(timeout=timeout, deadline=deadline, follow_redirects=False, trusted_origins=trusted)
     return openai.OpenAI(
         api_key=api_key,
         base_url=base_url,
         organization=organization or None,
         timeout=openai.Timeout(timeout, connect=min(timeout, 10.0)),
         max_retries=max_retries,
+        http_client=http_client,  # type: ignore[arg-type]  # openai 3 types httpx2 and takes httpx too
     )
 
 
@@ -117,22 +150,31 @@ class OpenAIProvider:
             raise ProviderError("No OpenAI API key is configured.", retryable=False)
         timeout = float(settings.OPENAI_TIMEOUT)
         max_retries = int(settings.OPENAI_MAX_RETRIES)
+        attempts = max_retries + 1
         model = request.model or settings.OPENAI_CHAT_MODEL
-        client = _client(self.api_key, self.base_url, self.organization, timeout, max_retries)
+        trusted = _operator_origins()
+        try:
+            # Checked here too so that a refused endpoint fails at once, not after the SDK's
+            # retries; the connection itself is checked again (outbound.py), whatever this said.
+            outbound.check_url(self.base_url, trusted_origins=trusted)
+        except outbound.OutboundRefused as exc:
+            logger.warning("OpenAI endpoint refused by the outbound guard: %s", exc.detail)
+            raise ProviderError(UNREACHABLE.format(attempts=1), retryable=False) from None
+        deadline = float(settings.OPENAI_DEADLINE)
+        client = _client(self.api_key, self.base_url, self.organization, timeout, max_retries, deadline, trusted)
         try:
             stream = client.chat.completions.create(**self._params(request, model))
         except openai.APIStatusError as exc:
-            raise self._status_error(exc, model, attempts=max_retries + 1) from None
-        except openai.APITimeoutError:
-            raise ProviderError(
-                f"OpenAI did not answer within {timeout:g} s ({max_retries + 1} attempts).", retryable=True
-            ) from None
-        except openai.APIConnectionError:
-            raise ProviderError(
-                f"Could not reach the OpenAI endpoint ({max_retries + 1} attempts).", retryable=True
-            ) from None
+            raise self._status_error(exc, model, attempts=attempts) from None
+        except (openai.APITimeoutError, openai.APIConnectionError) as exc:
+            logger.warning("OpenAI endpoint unreachable after %d attempts: %r", attempts, exc.__cause__ or exc)
+            raise ProviderError(UNREACHABLE.format(attempts=attempts), retryable=True) from None
+        except outbound.OutboundRefused as exc:
+            logger.warning("OpenAI endpoint refused by the outbound guard at connection: %s", exc.detail)
+            raise ProviderError(UNREACHABLE.format(attempts=1), retryable=False) from None
         except openai.OpenAIError as exc:
-            raise ProviderError(self._safe(f"The OpenAI request failed: {exc}"), retryable=False) from None
+            logger.warning("OpenAI request failed: %s", self._safe(str(exc)))
+            raise ProviderError("The OpenAI request failed.", retryable=False) from None
         yield from self._events(stream, request, model)
 
     # --- request ------------------------------------------------------------------------
@@ -229,27 +271,29 @@ class OpenAIProvider:
     def _status_error(self, exc: openai.APIStatusError, model: str, *, attempts: int) -> ProviderError:
         status = exc.status_code
         body = exc.body if isinstance(exc.body, dict) else {}
-        detail = self._safe(str(body.get("message") or "")).rstrip(".")
-        logger.warning("OpenAI answered HTTP %s (%s) for model %s", status, exc.code, model)
+        detail = self._safe(str(body.get("message") or ""))
+        logger.warning("OpenAI answered HTTP %s (%s) for model %s: %s", status, exc.code, model, detail)
+        # Only an answer in OpenAI's error format ({"message", "type"/"code"}) is told apart;
+        # any other service's answer reads like no answer at all.
+        if not (isinstance(body.get("message"), str) and ("type" in body or "code" in body)):
+            return ProviderError(UNREACHABLE.format(attempts=attempts), retryable=True)
         if status == 401:
-            return ProviderError("The OpenAI API key was refused (HTTP 401).", retryable=False)
+            return ProviderError("The OpenAI API key was refused.", retryable=False)
         if status == 403:
-            return ProviderError(f"OpenAI refused access (HTTP 403): {detail or 'forbidden'}.", retryable=False)
+            return ProviderError("OpenAI refused access for this key.", retryable=False)
         if status == 404:
             if exc.code == "model_not_found" or "model" in detail.lower():
                 return ProviderError(f"Model {model!r} was not found at the OpenAI endpoint.", retryable=False)
-            return ProviderError("The OpenAI endpoint was not found (HTTP 404); check the base URL.", retryable=False)
+            return ProviderError("The OpenAI endpoint was not found; check the base URL.", retryable=False)
         if status == 429 and exc.code == "insufficient_quota":
             return ProviderError("The OpenAI account has run out of quota.", retryable=False)
         if status == 429:
             return ProviderError(f"OpenAI is rate-limiting requests ({attempts} attempts).", retryable=True)
         if status >= 500 or status in (408, 409):
-            return ProviderError(f"OpenAI answered HTTP {status} ({attempts} attempts).", retryable=True)
+            return ProviderError(UNREACHABLE.format(attempts=attempts), retryable=True)
         if exc.code == "context_length_exceeded":
             return ProviderError("The conversation is too long for the model's context window.", retryable=False)
-        return ProviderError(
-            f"OpenAI rejected the request (HTTP {status}): {detail or 'bad request'}.", retryable=False
-        )
+        return ProviderError("OpenAI rejected the request.", retryable=False)
 
 
 @register("openai")

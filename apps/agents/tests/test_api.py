@@ -500,7 +500,8 @@ def test_quota_exhaustion_returns_429(api: Any, help_kb: int, settings: Any) -> 
     assert usage["requests"] == 2 and usage["request_quota"] == 2
 
 
-def test_credentials_are_encrypted_and_never_returned(api: Any, alpha: Any) -> None:
+def test_credentials_are_encrypted_and_never_returned(api: Any, alpha: Any, settings: Any) -> None:
+    settings.OUTBOUND_ALLOWLIST = ["127.0.0.1/32"]  # the operator admits a self-hosted model server
     secret = "sk-test-abcdefghijklmnop1234"
     response = api.put(
         "/api/v1/llm-credentials/openai", {"api_key": secret, "base_url": "http://127.0.0.1:9/v1"}, format="json"
@@ -521,6 +522,77 @@ def test_credentials_are_encrypted_and_never_returned(api: Any, alpha: Any) -> N
     assert api.delete("/api/v1/llm-credentials/openai").status_code == 204
 
 
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        "http://127.0.0.1:6379/v1",
+        "http://localhost:8080/v1",
+        "http://169.254.169.254/latest/meta-data",
+        "http://10.0.0.5/v1",
+        "http://[::1]:11434/v1",
+        "http://[::ffff:127.0.0.1]/v1",
+        "http://no-such-host.invalid/v1",
+        "gopher://example.com/v1",
+    ],
+)
+def test_a_tenant_base_url_must_lead_to_a_public_address(api: Any, alpha: Any, settings: Any, base_url: str) -> None:
+    """An LLM base URL is where the workspace's key is sent and what the server connects to:
+    an internal address is refused at once, with the reason on the field."""
+    settings.OUTBOUND_ALLOWLIST = []
+    response = api.put(
+        "/api/v1/llm-credentials/openai", {"api_key": "sk-test-internal-0000", "base_url": base_url}, format="json"
+    )
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert list(error["fields"]) == ["base_url"]
+    assert "127.0.0.1" not in str(error) and "10.0.0.5" not in str(error).replace(base_url, "")
+    from django_tenants.utils import schema_context
+
+    with schema_context(alpha.schema):
+        assert not ProviderCredential.objects.exists()
+
+
+def test_the_allow_list_admits_a_self_hosted_model_server(api: Any, settings: Any) -> None:
+    settings.OUTBOUND_ALLOWLIST = ["127.0.0.1/32", "llm.internal.test"]
+    response = api.put(
+        "/api/v1/llm-credentials/openai",
+        {"api_key": "sk-test-local-0000", "base_url": "http://127.0.0.1:8080/v1"},
+        format="json",
+    )
+    assert response.status_code == 200, response.content
+    assert response.json()["base_url"] == "http://127.0.0.1:8080/v1"
+
+
+def test_changing_the_base_url_needs_the_key_again(api: Any, alpha: Any, settings: Any) -> None:
+    """The stored key is never sent to a new address: changing (or clearing) the base URL
+    without entering the key again is refused, and nothing changes."""
+    from django_tenants.utils import schema_context
+
+    from apps.agents.credentials import credentials_for
+
+    settings.OUTBOUND_ALLOWLIST = ["127.0.0.1/32"]
+    first = "http://127.0.0.1:8080/v1"
+    url = "/api/v1/llm-credentials/openai"
+    assert api.put(url, {"api_key": "sk-test-first-1111", "base_url": first}, format="json").status_code == 200
+    for moved in ("http://127.0.0.1:9999/v1", "https://attacker.example/v1", ""):
+        refused = api.put(url, {"base_url": moved, "organization": "org-x"}, format="json")
+        assert refused.status_code == 400, moved
+        assert refused.json()["error"]["code"] == "api_key_required"
+        assert list(refused.json()["error"]["fields"]) == ["api_key"]
+        with schema_context(alpha.schema):
+            kept = credentials_for("openai")
+            assert kept is not None and (kept.api_key, kept.base_url, kept.organization) == (
+                "sk-test-first-1111",
+                first,
+                "",
+            )
+    # the same address (a trailing slash is not a move) keeps the stored key
+    same = api.put(url, {"base_url": first + "/", "organization": "org-1"}, format="json")
+    assert same.status_code == 200 and same.json()["organization"] == "org-1"
+    moved = api.put(url, {"api_key": "sk-test-second-2222", "base_url": "http://127.0.0.1:9999/v1"}, format="json")
+    assert moved.status_code == 200 and moved.json()["key_hint"] == "…2222"
+
+
 def test_openai_agent_without_a_key_falls_back_to_the_offline_responder(api: Any, help_kb: int, settings: Any) -> None:
     settings.OPENAI_API_KEY = ""
     agent = _agent(api, help_kb, provider="openai", model="gpt-4o-mini")
@@ -528,6 +600,37 @@ def test_openai_agent_without_a_key_falls_back_to_the_offline_responder(api: Any
     assert reply["audit"]["provider"] == "offline"
     assert reply["audit"]["provider_fallback"] == "no openai API key is configured"
     assert reply["decision"] == "answered"
+
+
+def test_a_failing_tenant_endpoint_reads_the_same_whatever_answered(api: Any, help_kb: int, settings: Any) -> None:
+    """The test chat shows the turn's audit: a closed port and a live web server that is not an
+    OpenAI server give the same provider error, naming neither address, port nor status."""
+    import socket
+
+    from tests.netlocal import local_site
+
+    settings.OUTBOUND_ALLOWLIST = ["127.0.0.1/32"]
+    settings.OPENAI_MAX_RETRIES = 0
+    agent = _agent(api, help_kb, provider="openai", model="gpt-4o-mini")
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    closed_port = closed.getsockname()[1]
+    closed.close()
+    seen: dict[str, dict[str, Any]] = {}
+    with local_site("127.0.0.1") as web:
+        for name, port in (("closed", closed_port), ("web", web.port)):
+            stored = api.put(
+                "/api/v1/llm-credentials/openai",
+                {"api_key": f"sk-test-{name}-000000", "base_url": f"http://127.0.0.1:{port}/v1"},
+                format="json",
+            )
+            assert stored.status_code == 200, stored.content
+            seen[name] = _ask(api, agent["id"], "How long does standard shipping take?")["audit"]
+    errors = {name: audit["provider_error"] for name, audit in seen.items()}
+    assert errors["closed"] == errors["web"], errors
+    for port in (closed_port, web.port):
+        assert str(port) not in errors["web"] and "127.0.0.1" not in errors["web"]
+    assert "404" not in errors["web"] and "Error" not in errors["web"]
 
 
 def test_roles_and_scopes(alpha: Any, api_for: Any, make_member: Any, jwt_for: Any, help_kb: int, api: Any) -> None:

@@ -79,6 +79,24 @@ def test_a_failing_turn_is_recorded_and_the_batch_goes_on(
     assert batch.batch_summary(run)["failed"] == 2
 
 
+def test_an_unexpected_failure_stops_the_run_with_a_generic_message(agent: Any, monkeypatch: Any) -> None:
+    """What broke stays in the server log: staff see that the run stopped, not an internal
+    exception's text (which can name hosts and ports)."""
+    run = BatchTest.objects.create(
+        agent=agent, prompt_version=1, questions=[{"question": "First?", "expected": ""}], status="queued"
+    )
+
+    def broken(*_args: Any, **_kwargs: Any) -> Any:
+        raise ConnectionRefusedError("connect to 10.0.0.5:5432 refused")
+
+    monkeypatch.setattr(batch, "answer_turn", broken)
+    with pytest.raises(ConnectionRefusedError):
+        batch.batch_execute(run.pk)
+    run.refresh_from_db()
+    assert run.status == "failed" and "10.0.0.5" not in run.error and "Refused" not in run.error
+    assert run.error == batch.STOPPED
+
+
 def test_a_retried_task_goes_on_where_it_stopped(agent: Any, owner: Any) -> None:
     run = BatchTest.objects.create(
         agent=agent,

@@ -31,7 +31,8 @@ from apps.agents.providers import (
     Usage,
     get_provider,
 )
-from apps.agents.providers.openai import LOCAL_SERVER_KEY
+from apps.agents.providers.openai import LOCAL_SERVER_KEY, UNREACHABLE
+from tests.netlocal import elapsed, local_site, scripted_dns
 from tests.standins.openai_server import CHAT_PATH, OpenAIStandIn, count_standin_tokens
 
 KEY = "sk-test-chat-0123456789abcdef"
@@ -155,7 +156,7 @@ def test_persistent_server_errors_end_in_a_retryable_error_after_bounded_attempt
     openai.fail(500, times=10, retry_after_ms=5)
     with pytest.raises(ProviderError) as error:
         run(chat())
-    assert error.value.retryable is True and "HTTP 500" in str(error.value)
+    assert error.value.retryable is True and str(error.value) == UNREACHABLE.format(attempts=3)
     assert len(openai.chat_requests) == settings.OPENAI_MAX_RETRIES + 1 == 3
 
     openai.reset()
@@ -178,12 +179,13 @@ def test_a_server_slower_than_the_timeout_ends_in_a_retryable_error_in_bounded_t
     with pytest.raises(ProviderError) as error:
         run(chat())
     elapsed = time.monotonic() - started
-    assert error.value.retryable is True and "did not answer within 0.3 s" in str(error.value)
+    assert error.value.retryable is True and str(error.value) == UNREACHABLE.format(attempts=2)
     assert elapsed < 2.0  # two 0.3 s attempts and one backoff, not the server's 3 s
     assert len(openai.chat_requests) == 2
 
 
 def test_a_refused_key_is_not_retryable_and_never_echoed(openai: OpenAIStandIn, settings: Any) -> None:
+    settings.OUTBOUND_ALLOWLIST = ["127.0.0.1/32"]  # the tenant's endpoint: a self-hosted server here
     wrong = "sk-proj-WRONGwrongWRONG98765"
     for credentials in (ProviderCredentials(api_key=wrong, base_url=openai.base_url), None):
         if credentials is None:
@@ -207,7 +209,7 @@ def test_a_refused_key_is_not_retryable_and_never_echoed(openai: OpenAIStandIn, 
     ("overrides", "expected"),
     [
         ({"model": "gpt-9-imaginary"}, "Model 'gpt-9-imaginary' was not found"),
-        ({"temperature": 3.5}, "OpenAI rejected the request (HTTP 400): Invalid 'temperature'"),
+        ({"temperature": 3.5}, "OpenAI rejected the request."),
     ],
 )
 def test_bad_requests_are_not_retryable_and_say_why(
@@ -228,6 +230,7 @@ def test_quota_exhaustion_is_not_retryable(openai: OpenAIStandIn) -> None:
 
 
 def test_base_url_and_credentials_are_honoured(openai: OpenAIStandIn, settings: Any) -> None:
+    settings.OUTBOUND_ALLOWLIST = ["127.0.0.1/32"]  # the operator admits self-hosted model servers
     local = OpenAIStandIn(api_key=LOCAL_SERVER_KEY, chat_models={"llama3.1:8b"}).start()
     tenant = OpenAIStandIn(api_key="tenant-key").start()
     try:
@@ -269,6 +272,95 @@ def test_a_stream_that_breaks_mid_way_raises_after_the_partial_text(openai: Open
     assert error.value.retryable is True and "broke off after part of the answer" in str(error.value)
     assert text_of(received) == "one two three" and all(isinstance(e, TextDelta) for e in received)
     assert len(openai.chat_requests) == 1  # a broken stream is the runtime's to retry, not the SDK's
+
+
+# --- tenants' endpoints: the outbound guard ---------------------------------------------------
+
+
+@pytest.fixture
+def tenant_server() -> Iterator[OpenAIStandIn]:
+    """A tenant's own OpenAI-compatible server; here on 127.0.0.1, like an internal service."""
+    server = OpenAIStandIn(api_key="tenant-key").start()
+    yield server
+    server.stop()
+
+
+def tenant(base_url: str) -> ProviderCredentials:
+    return ProviderCredentials(api_key="tenant-key", base_url=base_url)
+
+
+def test_a_tenant_endpoint_on_an_internal_address_is_never_contacted(
+    openai: OpenAIStandIn, tenant_server: OpenAIStandIn, settings: Any
+) -> None:
+    """A tenant's base URL pointing at an internal address gets nothing: not a connection, not
+    the key. The operator's allow-list admits a self-hosted model server."""
+    settings.OUTBOUND_ALLOWLIST = []
+    with pytest.raises(ProviderError) as error:
+        run(chat("hi"), tenant(tenant_server.base_url))
+    assert tenant_server.requests == [] and error.value.retryable is False
+    assert str(error.value) == UNREACHABLE.format(attempts=1)
+    settings.OUTBOUND_ALLOWLIST = ["127.0.0.1/32"]
+    assert text_of(run(chat("hi"), tenant(tenant_server.base_url))) == "Echo: hi [1]"
+    assert openai.chat_requests == []
+
+
+def test_a_rebinding_tenant_endpoint_never_reaches_the_internal_address(
+    tenant_server: OpenAIStandIn, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The name answers an allow-listed address (127.0.0.2, where nothing listens) and then
+    127.0.0.1, where the internal service is: the SDK's connection goes to the checked address."""
+    settings.OUTBOUND_ALLOWLIST = ["127.0.0.2/32"]
+    settings.OPENAI_MAX_RETRIES = 0
+    scripted_dns(monkeypatch, {"llm.rebind.test": ["127.0.0.2", "127.0.0.1"]})
+    with pytest.raises(ProviderError):
+        run(chat("hi"), tenant(f"http://llm.rebind.test:{tenant_server.port}/v1"))
+    assert tenant_server.requests == []
+
+
+def test_failures_of_a_tenant_endpoint_all_read_the_same(settings: Any) -> None:
+    """A closed port, a port that never answers, and a service that is not an OpenAI server
+    get one message, with no address, port, status or exception name in it: the test chat
+    and the audit cannot be used to scan the network the platform sits in."""
+    import socket
+
+    settings.OUTBOUND_ALLOWLIST = ["127.0.0.1/32"]
+    settings.OPENAI_TIMEOUT = 0.5
+    settings.OPENAI_MAX_RETRIES = 0
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    closed_port = closed.getsockname()[1]
+    closed.close()
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # accepts connections, never answers
+    messages: dict[str, str] = {}
+    try:
+        with local_site("127.0.0.1") as web, local_site("127.0.0.1") as admin:
+            admin.page("/v1/chat/completions", "<h1>Admin console</h1>", status=401)
+            for name, port in (
+                ("closed", closed_port),
+                ("silent", silent.getsockname()[1]),
+                ("web server", web.port),
+                ("admin", admin.port),
+            ):
+                with pytest.raises(ProviderError) as error:
+                    run(chat("hi"), tenant(f"http://127.0.0.1:{port}/v1"))
+                messages[name] = str(error.value)
+    finally:
+        silent.close()
+    assert set(messages.values()) == {UNREACHABLE.format(attempts=1)}, messages
+
+
+def test_a_trickling_answer_ends_at_the_deadline(tenant_server: OpenAIStandIn, settings: Any) -> None:
+    """Each word arrives well within the read timeout, but the whole answer may take no longer
+    than OPENAI_DEADLINE: the stream is cut there and the runtime abstains."""
+    settings.OUTBOUND_ALLOWLIST = ["127.0.0.1/32"]
+    settings.OPENAI_TIMEOUT = 1
+    settings.OPENAI_DEADLINE = 1
+    tenant_server.reply(" ".join(["word"] * 40), pace=0.1)
+    seconds, result = elapsed(lambda: run(chat("hi"), tenant(tenant_server.base_url)))
+    assert isinstance(result, ProviderError) and result.retryable is True, result
+    assert 0.9 < seconds < 2.0
 
 
 # --- token counting -----------------------------------------------------------------------------

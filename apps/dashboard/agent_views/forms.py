@@ -204,13 +204,16 @@ class CredentialForm(forms.Form):
         required=False,
         label="API key",
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
-        help_text="Write-only: stored encrypted, never shown again. Leave empty to keep the stored key.",
+        help_text="Write-only: stored encrypted, never shown again. Leave empty to keep the stored key "
+        "(changing the base URL needs the key entered again).",
     )
     base_url = forms.URLField(
         max_length=500,
         required=False,
         assume_scheme="https",
         label="Base URL",
-        help_text="For an OpenAI-compatible server (e.g. http://127.0.0.1:8080/v1). Empty: api.openai.com.",
+        help_text="For an OpenAI-compatible server (e.g. https://llm.example.com/v1). Empty: api.openai.com. "
+        "It must be reachable on the internet; a server on a private network works once the operator "
+        "allows it (OUTBOUND_ALLOWLIST).",
     )
     organization = forms.CharField(max_length=100, required=False)

@@ -638,7 +638,10 @@ def test_hostile_text_is_escaped_in_pages_and_in_the_stream(
         assert HOSTILE not in body and "&lt;script&gt;" in body, path
 
 
-def test_ai_settings_store_the_key_write_only(alpha: Any, owner_client: Any, make_member: Any, login: Any) -> None:
+def test_ai_settings_store_the_key_write_only(
+    alpha: Any, owner_client: Any, make_member: Any, login: Any, settings: Any
+) -> None:
+    settings.OUTBOUND_ALLOWLIST = ["127.0.0.1/32"]  # the operator admits a self-hosted model server
     secret = "sk-test-abcdefghijklmnop1234"
     page = owner_client.get("/dashboard/ai/").content.decode()
     assert 'id="usage-requests"' in page and 'id="credentials-form-openai"' in page
@@ -679,6 +682,32 @@ def test_ai_settings_store_the_key_write_only(alpha: Any, owner_client: Any, mak
     assert "credentials deleted" in deleted.content.decode()
     with schema_context(alpha.schema):
         assert not ProviderCredential.objects.exists()
+
+
+def test_ai_settings_refuse_internal_base_urls_and_a_moved_url_without_the_key(
+    alpha: Any, owner_client: Any, settings: Any
+) -> None:
+    settings.OUTBOUND_ALLOWLIST = []
+    secret = "sk-test-abcdefghijklmnop5678"
+    internal = owner_client.post(
+        "/dashboard/ai/",
+        {"provider": "openai", "openai-api_key": secret, "openai-base_url": "http://169.254.169.254/v1"},
+    )
+    page = internal.content.decode()
+    assert internal.status_code == 400 and "public internet address" in page and secret not in page
+    with schema_context(alpha.schema):
+        assert not ProviderCredential.objects.exists()
+
+    settings.OUTBOUND_ALLOWLIST = ["127.0.0.1/32"]
+    saved = owner_client.post(
+        "/dashboard/ai/",
+        {"provider": "openai", "openai-api_key": secret, "openai-base_url": "http://127.0.0.1:8080/v1"},
+    )
+    assert saved.status_code == 302
+    moved = owner_client.post("/dashboard/ai/", {"provider": "openai", "openai-base_url": "http://127.0.0.1:9999/v1"})
+    assert moved.status_code == 400 and "Enter the API key again" in moved.content.decode()
+    with schema_context(alpha.schema):
+        assert ProviderCredential.objects.get(provider="openai").base_url == "http://127.0.0.1:8080/v1"
 
 
 def test_staff_edit_contacts_and_their_memory_viewers_read(

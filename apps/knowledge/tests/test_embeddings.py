@@ -17,6 +17,7 @@ from apps.knowledge.models import Chunk, Source, embedding_input
 from apps.knowledge.stores import _store
 from apps.knowledge.stores.pinecone import namespace_for
 from syntera.errors import ApplicationError
+from tests.netlocal import local_site
 from tests.standins.openai_server import OpenAIStandIn, embed_text
 
 from .test_stores import actor_for, pinecone_standin, tenant_of, use_pinecone  # noqa: F401 (fixtures)
@@ -78,6 +79,20 @@ def test_openai_configuration_and_errors(openai: OpenAIStandIn, settings: Any) -
     with pytest.raises(ApplicationError) as error:
         embeddings.get_provider("openai-3-small")
     assert error.value.code == "provider_not_configured"
+
+
+def test_openai_embeddings_ignore_proxies_from_the_environment(
+    openai: OpenAIStandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The embeddings client is the guarded one: it connects itself, to the operator's endpoint,
+    and never hands the request (and the key) to a proxy named in the environment."""
+    with local_site("127.0.0.1") as proxy:
+        for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+            monkeypatch.setenv(name, proxy.url())
+        for name in ("NO_PROXY", "no_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        assert len(embeddings.get_provider("openai-3-small").embed(["hello"])) == 1
+    assert proxy.seen == [] and openai.batches == [1]
 
 
 def _openai_kb(alpha: Any, capture: Any, *, text: str, model: str = "openai-3-small") -> tuple[Any, Any, Source]:

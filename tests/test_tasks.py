@@ -1,0 +1,37 @@
+"""Every Celery task the workers run has a soft and a hard time limit, so no task (a fetch of
+a trickling page, an LLM call that never ends) can hold a worker forever; and the broker does
+not hand a task that is still within its limits to a second worker."""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from syntera.celery import app
+
+
+def _tasks() -> dict[str, object]:
+    app.loader.import_default_modules()
+    return {name: task for name, task in app.tasks.items() if not name.startswith("celery.")}
+
+
+def test_every_registered_task_has_soft_and_hard_time_limits() -> None:
+    tasks = _tasks()
+    assert {"knowledge.ingest_source", "conversations.ai_reply", "agents.run_batch_test"} <= set(tasks)
+    visibility = settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
+    for name, task in tasks.items():
+        soft = getattr(task, "soft_time_limit", None) or app.conf.task_soft_time_limit
+        hard = getattr(task, "time_limit", None) or app.conf.task_time_limit
+        assert soft and hard, f"{name} has no time limit"
+        assert 0 < soft < hard < visibility, (name, soft, hard, visibility)
+
+
+def test_long_tasks_have_their_own_limits() -> None:
+    tasks = _tasks()
+    ingest = tasks["knowledge.ingest_source"]
+    assert getattr(ingest, "soft_time_limit", None) == settings.KNOWLEDGE_INGEST_SOFT_TIME_LIMIT
+    assert getattr(ingest, "time_limit", None) == settings.KNOWLEDGE_INGEST_TIME_LIMIT
+    assert getattr(tasks["agents.run_batch_test"], "soft_time_limit", None) == settings.BATCH_TEST_SOFT_TIME_LIMIT
+    assert getattr(tasks["conversations.ai_reply"], "soft_time_limit", None) == settings.AI_REPLY_SOFT_TIME_LIMIT
+    sweep = tasks["routing.sweep"]  # the defaults apply
+    assert getattr(sweep, "soft_time_limit", None) == settings.CELERY_TASK_SOFT_TIME_LIMIT
+    assert getattr(sweep, "time_limit", None) == settings.CELERY_TASK_TIME_LIMIT
