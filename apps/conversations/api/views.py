@@ -47,7 +47,7 @@ def _agent_id(data: dict[str, Any]) -> int | None:
 class InboxListView(generics.ListAPIView):  # type: ignore[type-arg]
     """The workspace's inboxes; web-chat inboxes carry the `widget_key` of their snippet."""
 
-    scope_resource = "conversations"
+    scope_resource = "inboxes"
     serializer_class = s.InboxOutput
     ordering_fields = ["id", "name"]
     filterset_fields = ["channel", "is_active"]
@@ -71,7 +71,7 @@ class InboxListView(generics.ListAPIView):  # type: ignore[type-arg]
 
 
 class InboxDetailView(APIView):
-    scope_resource = "conversations"
+    scope_resource = "inboxes"
 
     @extend_schema(responses={200: s.InboxOutput})
     def get(self, request: Request, inbox_id: int) -> Response:
@@ -98,7 +98,7 @@ class InboxDetailView(APIView):
 class InboxRotateKeyView(APIView):
     """A new widget key; snippets with the old key stop connecting."""
 
-    scope_resource = "conversations"
+    scope_resource = "inboxes"
 
     @extend_schema(request=None, responses={200: s.InboxOutput})
     def post(self, request: Request, inbox_id: int) -> Response:
