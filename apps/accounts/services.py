@@ -208,6 +208,11 @@ def _beyond_actor(*, actor: Actor, role: str) -> str | None:
     return None
 
 
+def roles_within_reach(*, actor: Actor) -> list[str]:
+    """The roles `actor` may invite or set (and the members it may change), highest first."""
+    return [role for role in reversed(Role.values) if _beyond_actor(actor=actor, role=role) is None]
+
+
 def _guard_role_grant(*, actor: Actor, role: str) -> None:
     reason = _beyond_actor(actor=actor, role=role)
     if reason:

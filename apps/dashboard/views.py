@@ -124,7 +124,8 @@ def home(request: HttpRequest) -> HttpResponse:
 @member_required()
 def members(request: HttpRequest) -> HttpResponse:
     tenant = request.tenant  # type: ignore[attr-defined]
-    form = InviteForm(request.POST or None)
+    reach = services.roles_within_reach(actor=_actor(request))
+    form = InviteForm(request.POST or None, roles=reach)
     invite_link = None
     if request.method == "POST":
         if not request.membership.has_role(Role.ADMIN):  # type: ignore[attr-defined]
@@ -144,13 +145,14 @@ def members(request: HttpRequest) -> HttpResponse:
             else:
                 invite_link = services.invitation_url(tenant=tenant, token=token)
                 messages.success(request, f"Invitation sent to {invitation.email}.")
-                form = InviteForm()
+                form = InviteForm(roles=reach)
     context = {
         "form": form,
         "members": selectors.membership_list(tenant=tenant),
         "invitations": selectors.invitation_list(tenant=tenant)[:50],
         "invite_link": invite_link,
-        "roles": Role.choices,
+        "roles": [(value, label) for value, label in Role.choices if value in reach],
+        "reach": reach,
         "can_manage": request.membership.has_role(Role.ADMIN),  # type: ignore[attr-defined]
     }
     return render(request, "dashboard/members.html", context)
