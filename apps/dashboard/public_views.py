@@ -8,7 +8,7 @@ from django.shortcuts import render
 
 from apps.accounts.services import login_link_create, signup_company
 from apps.tenants.selectors import primary_domain, tenant_get_by_slug
-from syntera.errors import ApplicationError, check_rate
+from syntera.errors import ApplicationError, check_account_rate, check_rate
 
 from .forms import FindWorkspaceForm, SignupForm, add_application_error
 
@@ -29,6 +29,7 @@ def signup(request: HttpRequest) -> HttpResponse:
     form = SignupForm(request.POST or None)
     if request.method == "POST":
         check_rate(request, group="signup", rate=settings.RATELIMIT_SIGNUP)
+        check_account_rate(request, account=request.POST.get("email"))  # it may prove an account's password
         if form.is_valid():
             try:
                 result = signup_company(

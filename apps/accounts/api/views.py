@@ -19,7 +19,7 @@ from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from apps.tenants.models import Tenant
-from syntera.errors import ApplicationError, check_rate
+from syntera.errors import ApplicationError, check_account_rate, check_rate
 
 from .. import selectors, services
 from ..authentication import APIKeyPrincipal, jwt_pair_for
@@ -60,7 +60,9 @@ class TokenObtainView(APIView):
     @extend_schema(request=s.TokenInput, responses={200: s.TokenOutput}, auth=[])
     def post(self, request: Request) -> Response:
         check_rate(request._request, group="login", rate=settings.RATELIMIT_LOGIN)
-        data = s.TokenInput(data=request.data)
+        body = request.data
+        check_account_rate(request._request, account=body.get("email") if isinstance(body, dict) else None)
+        data = s.TokenInput(data=body)
         data.is_valid(raise_exception=True)
         tenant = getattr(request._request, "tenant", None)
         if tenant is None:
