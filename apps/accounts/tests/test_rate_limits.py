@@ -248,3 +248,21 @@ def test_a_person_can_still_log_in_below_the_limits(ctx: Ctx, settings: Any) -> 
     client = ctx.client(ctx.alpha.host, "192.0.2.20")
     client.post("/login/", {"email": ctx.alpha.owner_email, "password": "typo"})
     assert client.post("/login/", {"email": ctx.alpha.owner_email, "password": PASSWORD}).status_code == 302
+
+
+def test_an_operator_still_logs_in_through_the_limited_admin_form(ctx: Ctx) -> None:
+    _staff("ops-login@example.com")
+    client = ctx.client("localhost", "192.0.2.30")
+    response = client.post("/admin/login/?next=/admin/", {"username": "ops-login@example.com", "password": PASSWORD})
+    assert response.status_code == 302 and response["Location"] == "/admin/"
+    assert client.get("/admin/").status_code == 200
+
+
+def test_the_operator_password_change_keeps_the_admins_own_checks(ctx: Ctx) -> None:
+    assert ctx.client("localhost", "192.0.2.31").get("/admin/password_change/").status_code == 302  # logged out
+    client = ctx.client("localhost", "192.0.2.31")
+    client.force_login(_staff("ops-change@example.com"))
+    new = "a-fresh-operator-passphrase-31"
+    form = {"old_password": PASSWORD, "new_password1": new, "new_password2": new}
+    assert client.post("/admin/password_change/", form).status_code == 302
+    assert _staff("ops-change@example.com").check_password(new)
