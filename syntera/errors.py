@@ -15,6 +15,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils.crypto import salted_hmac
 from django.views.decorators.csrf import csrf_exempt
 from django_ratelimit.core import get_usage
 from rest_framework import exceptions, status
@@ -66,23 +67,64 @@ def error_response(exc: ApplicationError) -> JsonResponse:
     return response
 
 
-def check_rate(request: HttpRequest, *, group: str, rate: str, key: str = "ip") -> None:
+def account_key(account: str) -> str:
+    """The rate-limit key of an account (an email or a user id): a keyed hash, so the cache
+    never holds an address in clear, and the same account however it is typed."""
+    return salted_hmac("syntera.ratelimit.account", account.strip().lower()[:254]).hexdigest()
+
+
+def check_rate(request: HttpRequest, *, group: str, rate: str, key: str = "ip", account: object = None) -> None:
     """Count one hit against `group`; raise `RateLimited` (429 + Retry-After) over `rate`.
 
-    Counters live in the public cache namespace, so one client address gets one allowance
-    across every tenant host. A cache outage lets the request through rather than locking
-    everyone out; it is logged.
+    The counter is per client address (`key="ip"`), or per `account` when one is given: the
+    email or user id a credential is tried for, whether or not such an account exists (the
+    answer is the same either way). A missing or empty account counts nothing.
+
+    Counters live in the public cache namespace, so one client address (or account) gets one
+    allowance across every tenant host. A cache outage lets the request through rather than
+    locking everyone out; it is logged.
     """
     from django_tenants.utils import schema_context
 
+    counted: Any = key
+    if account is not None:
+        if not isinstance(account, str) or not account.strip():
+            return
+        digest = account_key(account)
+
+        def counted(_group: str, _request: HttpRequest) -> str:
+            return digest
+
     try:
         with schema_context("public"):
-            usage = get_usage(request, group=group, key=key, rate=rate, increment=True)
+            usage = get_usage(request, group=group, key=counted, rate=rate, increment=True)
     except Exception:  # the cache is down: fail open, loudly
         logger.warning("rate limit cache unavailable", exc_info=True)
         return
     if usage and usage["should_limit"] and usage["limit"]:
         raise RateLimited(usage["time_left"])
+
+
+def check_password_rate(request: HttpRequest, *, account: object) -> None:
+    """A password is tried for `account` (a login, a password change, an invitation or a
+    signup that proves an existing account): one allowance per client address
+    (`RATELIMIT_LOGIN`) and one per account (`RATELIMIT_LOGIN_ACCOUNT`), shared by every such
+    form and endpoint on every host."""
+    check_rate(request, group="login", rate=settings.RATELIMIT_LOGIN)
+    check_account_rate(request, account=account)
+
+
+def check_account_rate(request: HttpRequest, *, account: object) -> None:
+    """The per-account half of `check_password_rate`, for forms limited per address already."""
+    check_rate(request, group="login-account", rate=settings.RATELIMIT_LOGIN_ACCOUNT, account=account)
+
+
+def check_password_reset_rate(request: HttpRequest, *, account: object) -> None:
+    """A password-reset email is asked for, or a reset link tried, for `account` (an email,
+    or the account id a link carries): per address and per account, so a mailbox cannot be
+    flooded and a link cannot be guessed at from many addresses."""
+    check_rate(request, group="password-reset", rate=settings.RATELIMIT_PASSWORD_RESET)
+    check_rate(request, group="password-reset-account", rate=settings.RATELIMIT_PASSWORD_RESET_ACCOUNT, account=account)
 
 
 def flatten_errors(detail: Any) -> dict[str, list[str]]:
@@ -243,4 +285,12 @@ def add_error_responses(result: dict[str, Any], generator: Any, request: Any, pu
     return result
 
 
-__all__ = ["ApplicationError", "RateLimited", "check_rate", "settings"]
+__all__ = [
+    "ApplicationError",
+    "RateLimited",
+    "check_account_rate",
+    "check_password_rate",
+    "check_password_reset_rate",
+    "check_rate",
+    "settings",
+]

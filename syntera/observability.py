@@ -6,6 +6,7 @@ See docs/subsystems/operations.md.
 from __future__ import annotations
 
 import contextvars
+import hmac
 import ipaddress
 import logging
 import re
@@ -99,8 +100,12 @@ class MetricsMiddleware:
 def _client_allowed(request: HttpRequest) -> bool:
     token = settings.METRICS_TOKEN
     auth = request.headers.get("Authorization", "")
-    if token and auth == f"Bearer {token}":
+    if token and hmac.compare_digest(auth.encode(), f"Bearer {token}".encode()):
         return True
+    if auth:  # a wrong token: guesses are limited per client address, like bad API keys
+        from syntera.errors import check_rate
+
+        check_rate(request, group="metrics-token-failures", rate=settings.RATELIMIT_API_AUTH_FAILURES)
     try:
         client = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
     except ValueError:

@@ -3,7 +3,7 @@
 from django.contrib import admin
 from django.urls import path
 
-from apps.dashboard import public_views
+from apps.dashboard import operator_admin, public_views
 from syntera.urls_common import urlpatterns as common
 
 handler400 = "syntera.errors.handler400"
@@ -16,6 +16,8 @@ urlpatterns = [
     path("signup/sent/", public_views.signup_sent, name="signup-sent"),
     path("signup/confirm/<str:token>/", public_views.signup_confirm_page, name="signup-confirm"),
     path("login/", public_views.find_workspace, name="find-workspace"),
+    path("admin/login/", operator_admin.login, name="operator-admin-login"),
+    path("admin/password_change/", operator_admin.password_change, name="operator-admin-password-change"),
     path("admin/", admin.site.urls),
     *common,
 ]

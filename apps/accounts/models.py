@@ -160,6 +160,11 @@ class APIKey(models.Model):
     key_hash = models.CharField(max_length=64)
     scopes = models.JSONField(default=list)
     created_by = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")
+    # A key made through the API by another key: it has no more scopes, expires no later and
+    # is revoked with it (docs/adr/0013-scopes-bound-grants.md).
+    created_by_key = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="created_keys"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)

@@ -31,7 +31,7 @@ from syntera.errors import ApplicationError
 from syntera.tasks import enqueue_on_commit
 
 from .models import ROLE_RANK, APIKey, Invitation, Membership, Role, User
-from .scopes import ALL_SCOPES
+from .scopes import ALL_SCOPES, ROLE_SCOPES
 
 
 def _sha256(value: str) -> str:
@@ -155,8 +155,12 @@ def tenant_create_with_owner(
 
 @dataclass(frozen=True)
 class Actor:
-    """Who is acting on a tenant: a member (with their role) or an API key (admin-level,
-    narrowed by its scopes at the edge). Services check roles against this, never the edge."""
+    """Who is acting on a tenant: a member (their role, and that role's scopes) or an API key
+    (admin rank, narrowed to its own scopes). Services check roles and scopes against this,
+    never the edge; nobody can grant more than the actor holds (docs/adr/0013-scopes-bound-grants.md).
+
+    `granted_scopes` None means "what the role allows" (`ROLE_SCOPES`): a member, a command.
+    """
 
     tenant: Tenant
     role: str
@@ -164,6 +168,8 @@ class Actor:
     label: str = ""
     ip: str | None = None
     membership_id: int | None = None
+    granted_scopes: frozenset[str] | None = None
+    key: APIKey | None = None
 
     @classmethod
     def for_membership(cls, membership: Membership, ip: str | None = None) -> Actor:
@@ -178,15 +184,60 @@ class Actor:
 
     @classmethod
     def for_api_key(cls, key: APIKey, ip: str | None = None) -> Actor:
-        return cls(tenant=key.tenant, role=Role.ADMIN, label=f"api-key:{key.name} ({key.public_id})", ip=ip)
+        return cls(
+            tenant=key.tenant,
+            role=Role.ADMIN,
+            label=f"api-key:{key.name} ({key.public_id})",
+            ip=ip,
+            granted_scopes=frozenset(key.scopes),
+            key=key,
+        )
+
+    @property
+    def scopes(self) -> frozenset[str]:
+        if self.granted_scopes is not None:
+            return self.granted_scopes
+        return frozenset(ROLE_SCOPES.get(self.role, ()))
 
     def has_role(self, minimum: str) -> bool:
         return ROLE_RANK[Role(self.role)] >= ROLE_RANK[Role(minimum)]
 
+    def require_scope(self, scope: str) -> None:
+        if scope not in self.scopes:
+            who = "This API key" if self.key is not None else f"Your role ({self.role})"
+            raise ApplicationError(f"{who} lacks the {scope} scope.", code="permission_denied", status_code=403)
 
-def _guard_owner_change(*, actor: Actor, target: Membership, new_role: str | None) -> None:
+
+def _beyond_actor(*, actor: Actor, role: str) -> str | None:
+    """Why `actor` may not give (or manage someone with) `role`; None when it may. A role
+    is within reach of an actor who ranks at least as high and holds every one of its scopes;
+    the owner role is within reach of owners only."""
+    if role == Role.OWNER and actor.role != Role.OWNER:
+        return "only an owner can grant or change the owner role"
+    if ROLE_RANK[Role(role)] > ROLE_RANK[Role(actor.role)]:
+        return f"the {role} role ranks above yours ({actor.role})"
+    beyond = sorted(set(ROLE_SCOPES[role]) - actor.scopes)
+    if beyond:
+        return f"the {role} role has scopes you lack ({', '.join(beyond)})"
+    return None
+
+
+def roles_within_reach(*, actor: Actor) -> list[str]:
+    """The roles `actor` may invite or set (and the members it may change), highest first."""
+    return [role for role in reversed(Role.values) if _beyond_actor(actor=actor, role=role) is None]
+
+
+def _guard_role_grant(*, actor: Actor, role: str) -> None:
+    reason = _beyond_actor(actor=actor, role=role)
+    if reason:
+        detail = f"You cannot grant the {role} role: {reason}."
+        raise ApplicationError(detail, code="permission_denied", status_code=403, fields={"role": [detail]})
+
+
+def _guard_member_change(*, actor: Actor, target: Membership, new_role: str | None) -> None:
     if not actor.has_role(Role.ADMIN):
         raise ApplicationError("Only owners and admins manage members.", code="permission_denied", status_code=403)
+    actor.require_scope("members:write")
     touching_owner = target.role == Role.OWNER or new_role == Role.OWNER
     if touching_owner and actor.role != Role.OWNER:
         raise ApplicationError(
@@ -196,12 +247,18 @@ def _guard_owner_change(*, actor: Actor, target: Membership, new_role: str | Non
         owners = Membership.objects.filter(tenant=target.tenant, role=Role.OWNER).count()
         if owners <= 1:
             raise ApplicationError("A workspace needs at least one owner.", code="last_owner", status_code=409)
+    # Nobody changes or removes a member who has more access than they do, nor grants more.
+    reason = _beyond_actor(actor=actor, role=target.role)
+    if reason:
+        raise ApplicationError(f"You cannot change this member: {reason}.", code="permission_denied", status_code=403)
+    if new_role is not None:
+        _guard_role_grant(actor=actor, role=new_role)
 
 
 @transaction.atomic
 def membership_set_role(*, actor: Actor, membership: Membership, role: str) -> Membership:
     new_role = _role(role)
-    _guard_owner_change(actor=actor, target=membership, new_role=new_role)
+    _guard_member_change(actor=actor, target=membership, new_role=new_role)
     old = membership.role
     membership.role = new_role
     membership.save(update_fields=["role"])
@@ -214,7 +271,7 @@ def membership_set_role(*, actor: Actor, membership: Membership, role: str) -> M
 @transaction.atomic
 def membership_remove(*, actor: Actor, membership: Membership) -> None:
     if actor.membership_id != membership.pk:
-        _guard_owner_change(actor=actor, target=membership, new_role=None)
+        _guard_member_change(actor=actor, target=membership, new_role=None)
     elif (
         membership.role == Role.OWNER
         and Membership.objects.filter(tenant=membership.tenant, role=Role.OWNER).count() <= 1
@@ -244,10 +301,10 @@ def invitation_create(*, actor: Actor, email: str, role: str = Role.AGENT) -> tu
     tenant = actor.tenant
     if not actor.has_role(Role.ADMIN):
         raise ApplicationError("Only owners and admins invite members.", code="permission_denied", status_code=403)
+    actor.require_scope("invitations:write")
     email = _clean_email(email)
     new_role = _role(role)
-    if new_role == Role.OWNER and actor.role != Role.OWNER:
-        raise ApplicationError("Only an owner can invite another owner.", code="permission_denied", status_code=403)
+    _guard_role_grant(actor=actor, role=new_role)
     if Membership.objects.filter(tenant=tenant, user__email=email).exists():
         raise ApplicationError(
             "This person is already a member.",
@@ -381,6 +438,7 @@ def invitation_accept(
 def invitation_revoke(*, actor: Actor, invitation: Invitation) -> Invitation:
     if not actor.has_role(Role.ADMIN):
         raise ApplicationError("Only owners and admins manage invitations.", code="permission_denied", status_code=403)
+    actor.require_scope("invitations:write")
     if invitation.accepted_at is None and invitation.revoked_at is None:
         invitation.revoked_at = timezone.now()
         invitation.save(update_fields=["revoked_at"])
@@ -399,9 +457,10 @@ def invitations_expire() -> int:
 # --- API keys ------------------------------------------------------------------------------
 
 
-def _clean_scopes(scopes: list[str] | None) -> list[str]:
+def _clean_scopes(scopes: list[str] | None) -> list[str] | None:
+    """The requested scopes, known and de-duplicated; None when none were asked for."""
     if not scopes:
-        return list(ALL_SCOPES)
+        return None
     unknown = sorted(set(scopes) - set(ALL_SCOPES))
     if unknown:
         raise ApplicationError(
@@ -410,17 +469,39 @@ def _clean_scopes(scopes: list[str] | None) -> list[str]:
     return sorted(set(scopes))
 
 
+def _bounded_key_grant(
+    *, actor: Actor, scopes: list[str] | None, expires_at: datetime | None
+) -> tuple[list[str], datetime | None]:
+    """A new key gets at most the creator's scopes, and never outlives a creating key."""
+    if scopes is None:
+        scopes = sorted(actor.scopes & set(ALL_SCOPES))
+    beyond = sorted(set(scopes) - actor.scopes)
+    if beyond:
+        detail = f"A key cannot have scopes its creator lacks: {', '.join(beyond)}."
+        raise ApplicationError(detail, code="permission_denied", status_code=403, fields={"scopes": [detail]})
+    limit = actor.key.expires_at if actor.key is not None else None
+    if limit is not None:
+        if expires_at is None:
+            expires_at = limit
+        elif expires_at > limit:
+            detail = f"A key cannot outlive the key that creates it (expires {limit.isoformat()})."
+            raise ApplicationError(detail, code="permission_denied", status_code=403, fields={"expires_at": [detail]})
+    return scopes, expires_at
+
+
 @transaction.atomic
 def api_key_create(
     *, actor: Actor, name: str, scopes: list[str] | None = None, expires_at: datetime | None = None
 ) -> tuple[APIKey, str]:
     """Create a key and return it with its secret, which is never stored or shown again.
 
-    No scopes means every scope.
+    No scopes means the creator's own scopes; asking for more is refused, and a key made by
+    a key expires no later than it (and is revoked with it).
     """
     tenant = actor.tenant
     if not actor.has_role(Role.ADMIN):
         raise ApplicationError("Only owners and admins manage API keys.", code="permission_denied", status_code=403)
+    actor.require_scope("api_keys:write")
     name = (name or "").strip()
     if not name or len(name) > 100:
         raise ApplicationError(
@@ -428,6 +509,7 @@ def api_key_create(
         )
     if expires_at is not None and expires_at <= timezone.now():
         raise ApplicationError("Expiry must be in the future.", fields={"expires_at": ["Must be in the future."]})
+    granted, expires_at = _bounded_key_grant(actor=actor, scopes=_clean_scopes(scopes), expires_at=expires_at)
     plan = tenant.plan
     if plan is not None:
         active = APIKey.objects.filter(tenant=tenant, revoked_at__isnull=True).count()
@@ -443,9 +525,10 @@ def api_key_create(
         name=name,
         public_id=public_id,
         key_hash=_sha256(raw),
-        scopes=_clean_scopes(scopes),
+        scopes=granted,
         expires_at=expires_at,
         created_by=actor.user,
+        created_by_key=actor.key,
     )
     audit_action(actor, "api_key.created", key, {"name": name, "scopes": key.scopes, "public_id": public_id})
     return key, raw
@@ -453,12 +536,25 @@ def api_key_create(
 
 @transaction.atomic
 def api_key_revoke(*, actor: Actor, key: APIKey) -> APIKey:
+    """Revoke a key, and with it every key it created (and they created), at once."""
     if not actor.has_role(Role.ADMIN) or key.tenant_id != actor.tenant.pk:
         raise ApplicationError("Only owners and admins manage API keys.", code="permission_denied", status_code=403)
-    if key.revoked_at is None:
-        key.revoked_at = timezone.now()
-        key.save(update_fields=["revoked_at"])
-        audit_action(actor, "api_key.revoked", key, {"name": key.name, "public_id": key.public_id})
+    actor.require_scope("api_keys:write")
+    now = timezone.now()
+    pending, seen = [key], {key.pk}
+    while pending:
+        current = pending.pop()
+        if current.revoked_at is None:
+            current.revoked_at = now
+            current.save(update_fields=["revoked_at"])
+            data = {"name": current.name, "public_id": current.public_id}
+            if current.pk != key.pk:
+                data["with"] = key.public_id
+            audit_action(actor, "api_key.revoked", current, data)
+        children = APIKey.objects.filter(tenant_id=key.tenant_id, created_by_key=current).exclude(pk__in=seen)
+        for child in children:
+            seen.add(child.pk)
+            pending.append(child)
     return key
 
 
@@ -517,6 +613,7 @@ def workspace_rename(*, actor: Actor, name: str) -> Tenant:
         raise ApplicationError(
             "Only owners and admins change workspace settings.", code="permission_denied", status_code=403
         )
+    actor.require_scope("tenant:write")
     name = (name or "").strip()
     if not name or len(name) > 120:
         raise ApplicationError(

@@ -74,6 +74,7 @@ def inbox_rotate_identity_secret(*, actor: Actor, inbox: Inbox) -> Inbox:
     """A new identity secret: hashes made with the old one stop verifying at once."""
     if not actor.has_role(Role.ADMIN):
         raise ApplicationError("Only owners and admins manage inboxes.", code="permission_denied", status_code=403)
+    actor.require_scope("inboxes:write")
     inbox.identity_secret_encrypted = new_encrypted_identity_secret()
     inbox.save(update_fields=["identity_secret_encrypted"])
     audit_action(actor, "conversations.inbox_identity_secret_rotated", inbox, {})

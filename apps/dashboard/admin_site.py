@@ -12,10 +12,12 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
+from django.template.response import TemplateResponse
 
 from apps.accounts.models import APIKey, Invitation, Membership, Role
 from apps.audit.models import AuditEvent
 from apps.knowledge.models import KnowledgeBase, Source
+from syntera.errors import check_password_rate
 
 
 class TenantAdminSite(admin.AdminSite):
@@ -28,7 +30,13 @@ class TenantAdminSite(admin.AdminSite):
         return bool(membership and request.user.is_active and membership.has_role(Role.ADMIN))
 
     def login(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        # No password form here: the dashboard's login (rate limited) is the only one.
         return redirect(f"/login/?next={request.get_full_path()}")
+
+    def password_change(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> TemplateResponse:
+        if request.method == "POST" and request.user.is_authenticated:  # the old password is checked
+            check_password_rate(request, account=request.user.get_username())
+        return super().password_change(request, extra_context)
 
 
 tenant_admin_site = TenantAdminSite(name="tenant_admin")

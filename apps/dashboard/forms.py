@@ -45,6 +45,11 @@ class InviteForm(forms.Form):
     email = forms.EmailField(max_length=254)
     role = forms.ChoiceField(choices=Role.choices, initial=Role.AGENT)
 
+    def __init__(self, *args: Any, roles: list[str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if roles is not None:  # only the roles the inviter may grant are offered (or accepted)
+            self.fields["role"].choices = [(v, label) for v, label in Role.choices if v in roles]  # type: ignore[attr-defined]
+
 
 class RoleForm(forms.Form):
     role = forms.ChoiceField(choices=Role.choices)
@@ -61,7 +66,7 @@ class APIKeyForm(forms.Form):
         choices=[(s, s) for s in ALL_SCOPES],
         required=False,
         widget=forms.CheckboxSelectMultiple,
-        help_text="Leave all unchecked for every scope.",
+        help_text="Leave all unchecked for all of your own scopes.",
     )
     expires_at = forms.DateTimeField(
         required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}), label="Expires at (UTC)"

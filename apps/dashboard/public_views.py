@@ -10,7 +10,7 @@ from apps.accounts.selectors import account_state
 from apps.accounts.services import login_link_create
 from apps.accounts.signup import signup_confirm, signup_get_pending, signup_request
 from apps.tenants.selectors import primary_domain, tenant_get_by_slug
-from syntera.errors import ApplicationError, check_rate
+from syntera.errors import ApplicationError, check_account_rate, check_rate
 
 from .forms import ConfirmSignupForm, FindWorkspaceForm, SignupForm, add_application_error
 
@@ -45,6 +45,7 @@ def signup(request: HttpRequest) -> HttpResponse:
     form = SignupForm(request.POST or None)
     if request.method == "POST":
         check_rate(request, group="signup", rate=settings.RATELIMIT_SIGNUP)
+        check_account_rate(request, account=request.POST.get("email"))  # confirmation emails per address
         if form.is_valid():
             try:
                 signup_request(
@@ -78,6 +79,7 @@ def signup_confirm_page(request: HttpRequest, token: str) -> HttpResponse:
     form = ConfirmSignupForm(request.POST or None, initial={"company_name": pending.company_name, "slug": pending.slug})
     if request.method == "POST":
         check_rate(request, group="signup-confirm", rate=settings.RATELIMIT_PUBLIC)
+        check_account_rate(request, account=pending.email)  # it may prove an existing account's password
         if form.is_valid():
             try:
                 result = signup_confirm(

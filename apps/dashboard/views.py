@@ -13,6 +13,7 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import PasswordChangeForm
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
@@ -21,7 +22,13 @@ from apps.accounts import selectors, services
 from apps.accounts.middleware import SESSION_TENANT_KEY, end_session
 from apps.accounts.models import Role
 from apps.audit.selectors import audit_event_list
-from syntera.errors import ApplicationError, check_rate
+from syntera.errors import (
+    ApplicationError,
+    check_account_rate,
+    check_password_rate,
+    check_password_reset_rate,
+    check_rate,
+)
 
 from .forms import (
     AcceptInvitationForm,
@@ -77,7 +84,7 @@ def login_view(request: HttpRequest) -> HttpResponse:
     if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
         next_url = "/dashboard/"
     if request.method == "POST":
-        check_rate(request, group="login", rate=settings.RATELIMIT_LOGIN)
+        check_password_rate(request, account=request.POST.get("email"))
         if form.is_valid():
             user = authenticate(
                 request, email=form.cleaned_data["email"].lower(), password=form.cleaned_data["password"]
@@ -95,6 +102,7 @@ def login_view(request: HttpRequest) -> HttpResponse:
 
 
 def login_link(request: HttpRequest) -> HttpResponse:
+    check_rate(request, group="login-link", rate=settings.RATELIMIT_PUBLIC)
     user = services.login_link_consume(token=request.GET.get("token", ""), tenant=request.tenant)  # type: ignore[attr-defined]
     if user is None:
         messages.error(request, "That sign-in link is no longer valid. Log in with your password.")
@@ -124,7 +132,8 @@ def home(request: HttpRequest) -> HttpResponse:
 @member_required()
 def members(request: HttpRequest) -> HttpResponse:
     tenant = request.tenant  # type: ignore[attr-defined]
-    form = InviteForm(request.POST or None)
+    reach = services.roles_within_reach(actor=_actor(request))
+    form = InviteForm(request.POST or None, roles=reach)
     invite_link = None
     if request.method == "POST":
         if not request.membership.has_role(Role.ADMIN):  # type: ignore[attr-defined]
@@ -144,13 +153,14 @@ def members(request: HttpRequest) -> HttpResponse:
             else:
                 invite_link = services.invitation_url(tenant=tenant, token=token)
                 messages.success(request, f"Invitation sent to {invitation.email}.")
-                form = InviteForm()
+                form = InviteForm(roles=reach)
     context = {
         "form": form,
         "members": selectors.membership_list(tenant=tenant),
         "invitations": selectors.invitation_list(tenant=tenant)[:50],
         "invite_link": invite_link,
-        "roles": Role.choices,
+        "roles": [(value, label) for value, label in Role.choices if value in reach],
+        "reach": reach,
         "can_manage": request.membership.has_role(Role.ADMIN),  # type: ignore[attr-defined]
     }
     return render(request, "dashboard/members.html", context)
@@ -195,6 +205,8 @@ def accept_invitation(request: HttpRequest, token: str) -> HttpResponse:
     # The link holder receives mail at the address: only a verified account asks for its password.
     existing = selectors.account_state(email=invitation.email) == "verified"
     form = AcceptInvitationForm(request.POST or None)
+    if request.method == "POST":  # an existing account's password is checked: a login attempt
+        check_account_rate(request, account=invitation.email)
     if request.method == "POST" and form.is_valid():
         try:
             membership = services.invitation_accept(
@@ -273,7 +285,7 @@ class PasswordResetView(auth_views.PasswordResetView):
     success_url = "/password-reset/sent/"
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        check_rate(request, group="password-reset", rate=settings.RATELIMIT_PUBLIC)
+        check_password_reset_rate(request, account=request.POST.get("email"))
         return super().post(request, *args, **kwargs)
 
     def get_form(self, form_class: Any = None) -> Any:
@@ -285,6 +297,11 @@ class PasswordResetView(auth_views.PasswordResetView):
 class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
     template_name = "dashboard/password_reset_confirm.html"
     success_url = "/login/"
+
+    def dispatch(self, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if kwargs.get("token") != self.reset_url_token or self.request.method == "POST":  # a token is tried
+            check_password_reset_rate(self.request, account=kwargs.get("uidb64"))
+        return super().dispatch(*args, **kwargs)
 
     def form_valid(self, form: Any) -> HttpResponse:
         response = super().form_valid(form)
@@ -301,6 +318,8 @@ def account(request: HttpRequest) -> HttpResponse:
         request.POST if request.POST.get("form") == "profile" else None, initial={"full_name": user.full_name}
     )
     password = PasswordChangeForm(user, request.POST if request.POST.get("form") == "password" else None)
+    if request.method == "POST" and password.is_bound:  # the old password is checked
+        check_password_rate(request, account=user.email)
     if request.method == "POST":
         if profile.is_bound and profile.is_valid():
             user.full_name = profile.cleaned_data["full_name"]

@@ -22,6 +22,10 @@ CSRF_FAILURE_VIEW = "syntera.errors.csrf_failure"
 RATELIMIT_ENABLE = env_bool("RATELIMIT_ENABLE", True)
 RATELIMIT_USE_CACHE = "default"
 RATELIMIT_LOGIN = env_str("RATELIMIT_LOGIN", "10/m")
+# Password attempts per account, wherever a password is checked (docs/adr/0013-scopes-bound-grants.md).
+RATELIMIT_LOGIN_ACCOUNT = env_str("RATELIMIT_LOGIN_ACCOUNT", "10/15m")
+RATELIMIT_PASSWORD_RESET = env_str("RATELIMIT_PASSWORD_RESET", "10/m")
+RATELIMIT_PASSWORD_RESET_ACCOUNT = env_str("RATELIMIT_PASSWORD_RESET_ACCOUNT", "5/h")
 RATELIMIT_SIGNUP = env_str("RATELIMIT_SIGNUP", "5/m")
 RATELIMIT_PUBLIC = env_str("RATELIMIT_PUBLIC", "60/m")
 RATELIMIT_API_KEY = env_str("RATELIMIT_API_KEY", "600/m")

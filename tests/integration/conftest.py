@@ -333,6 +333,7 @@ def live_stack(request: pytest.FixtureRequest) -> Iterator[LiveStack]:
         # would make the suite's outcome depend on its speed. The limit itself is tested in
         # process (apps/accounts/tests).
         "RATELIMIT_LOGIN": "1000/m",
+        "RATELIMIT_LOGIN_ACCOUNT": "1000/m",
         "SITE_PORT": str(port),
         "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
         "EMAIL_FILE_PATH": str(mail_dir),

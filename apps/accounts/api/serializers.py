@@ -55,6 +55,11 @@ class APIKeyOutput(serializers.ModelSerializer):
     status = serializers.CharField()
     prefix = serializers.SerializerMethodField()
     created_by = serializers.EmailField(source="created_by.email", allow_null=True, default=None)
+    created_by_key: serializers.PrimaryKeyRelatedField[APIKey] = serializers.PrimaryKeyRelatedField(
+        read_only=True,
+        allow_null=True,
+        help_text="The key that created this one through the API (revoking it revokes this one).",
+    )
 
     class Meta:
         model = APIKey
@@ -65,6 +70,7 @@ class APIKeyOutput(serializers.ModelSerializer):
             "scopes",
             "status",
             "created_by",
+            "created_by_key",
             "created_at",
             "expires_at",
             "last_used_at",
@@ -91,9 +97,13 @@ class APIKeyInput(serializers.Serializer):
         required=False,
         allow_empty=True,
         max_length=50,
-        help_text="Omit or leave empty for every scope.",
+        help_text="At most the caller's own scopes; omit or leave empty for all of them.",
     )
-    expires_at = serializers.DateTimeField(required=False, allow_null=True)
+    expires_at = serializers.DateTimeField(
+        required=False,
+        allow_null=True,
+        help_text="A key made by a key expires no later than it (and gets its expiry when omitted).",
+    )
 
 
 class TenantOutput(serializers.Serializer):
@@ -113,4 +123,5 @@ class MeOutput(serializers.Serializer):
     email = serializers.EmailField(allow_null=True)
     role = serializers.CharField(allow_null=True)
     scopes = serializers.ListField(child=serializers.CharField())
+    expires_at = serializers.DateTimeField(allow_null=True, help_text="An API key's expiry; null for a person.")
     tenant = TenantOutput()

@@ -19,12 +19,12 @@ from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from apps.tenants.models import Tenant
-from syntera.errors import ApplicationError, check_rate
+from syntera.errors import ApplicationError, check_account_rate, check_rate
 
 from .. import selectors, services
 from ..authentication import APIKeyPrincipal, jwt_matches_password, jwt_pair_for
 from ..models import APIKey, Invitation, Membership, Role, User
-from ..scopes import ROLE_SCOPES
+from ..scopes import ALL_SCOPES
 from . import serializers as s
 
 
@@ -60,7 +60,9 @@ class TokenObtainView(APIView):
     @extend_schema(request=s.TokenInput, responses={200: s.TokenOutput}, auth=[])
     def post(self, request: Request) -> Response:
         check_rate(request._request, group="login", rate=settings.RATELIMIT_LOGIN)
-        data = s.TokenInput(data=request.data)
+        body = request.data
+        check_account_rate(request._request, account=body.get("email") if isinstance(body, dict) else None)
+        data = s.TokenInput(data=body)
         data.is_valid(raise_exception=True)
         tenant = getattr(request._request, "tenant", None)
         if tenant is None:
@@ -101,21 +103,24 @@ class TokenRefreshView(APIView):
 
 
 class MeView(APIView):
+    """Who is calling: the scopes listed are exactly what the permission checks and what
+    bounds anything the caller grants (the same `Actor.scopes` the services use)."""
+
+    needs_no_scope = True  # every key may ask who it is
+
     @extend_schema(responses={200: s.MeOutput})
     def get(self, request: Request) -> Response:
-        tenant = current_tenant(request)
-        if isinstance(request.user, APIKeyPrincipal):
-            body = {"kind": "api_key", "email": None, "role": None, "scopes": request.user.key.scopes}
-        else:
-            membership = request._request.membership  # type: ignore[attr-defined]
-            body = {
-                "kind": "user",
-                "email": membership.user.email,
-                "role": membership.role,
-                "scopes": list(ROLE_SCOPES[membership.role]),
-            }
-        body["tenant"] = s.TenantOutput(tenant).data
-        return Response(body)
+        actor = actor_for(request)
+        key = actor.key
+        body: dict[str, Any] = {
+            "kind": "api_key" if key else "user",
+            "email": None if key or actor.user is None else actor.user.email,
+            "role": None if key else actor.role,
+            "scopes": [scope for scope in ALL_SCOPES if scope in actor.scopes],
+            "expires_at": key.expires_at if key else None,
+            "tenant": actor.tenant,
+        }
+        return Response(s.MeOutput(body).data)
 
 
 class TenantView(APIView):

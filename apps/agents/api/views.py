@@ -24,7 +24,7 @@ from . import serializers as s
 
 
 class AgentsView(APIView):
-    scope_resource = "agents"
+    scope_resource: str | tuple[str, ...] = "agents"
 
 
 class AgentListView(generics.ListAPIView):  # type: ignore[type-arg]
@@ -130,6 +130,8 @@ class KnowledgeGapAnswerView(AgentsView):
     """Answer an unanswered question: a question and answer in the agent's knowledge (its
     "Answered questions" FAQ), indexed at once; the question is dismissed."""
 
+    scope_resource = ("agents", "knowledge")  # it writes a knowledge source
+
     @extend_schema(request=s.GapAnswerInput, responses={201: s.GapAnswerOutput})
     def post(self, request: Request, agent_id: int, gap_id: int) -> Response:
         gap = get_object_or_404(KnowledgeGap, pk=gap_id, agent_id=agent_id)
@@ -153,9 +155,10 @@ class KnowledgeGapAnswerView(AgentsView):
 
 class BatchTestListView(generics.ListCreateAPIView):  # type: ignore[type-arg]
     """The agent's batch tests, newest first; POST queues one (staff of the agent role and up,
-    or a key with `agents:write`; each question spends the AI quota like a test turn)."""
+    or a key with `agents:test`; each question spends the AI quota like a test turn)."""
 
     scope_resource = "agents"
+    write_scopes = ("agents:test",)
     write_role = Role.AGENT
     serializer_class = s.BatchOutput
     ordering_fields = ["created_at"]
@@ -240,8 +243,9 @@ class AgentImportView(AgentsView):
 class AgentTestView(AgentsView):
     """One AI turn for the given messages, through the same service the channels use, without
     creating a conversation or writing CRM data. Staff (agent role and up) or a key with
-    `agents:write` (a turn spends the tenant's AI quota)."""
+    `agents:test` (a turn spends the tenant's AI quota)."""
 
+    write_scopes = ("agents:test",)
     write_role = Role.AGENT
 
     @extend_schema(request=s.TestInput, responses={200: s.TestOutput})
@@ -269,7 +273,7 @@ class AgentTestView(AgentsView):
 class CredentialListView(generics.ListAPIView):  # type: ignore[type-arg]
     """The tenant's LLM provider credentials. Keys are never returned, only `key_hint`."""
 
-    scope_resource = "agents"
+    scope_resource = "llm_credentials"
     read_role = Role.ADMIN
     serializer_class = s.CredentialOutput
     ordering_fields = ["provider"]
@@ -280,6 +284,7 @@ class CredentialListView(generics.ListAPIView):  # type: ignore[type-arg]
 
 
 class CredentialDetailView(AgentsView):
+    scope_resource = "llm_credentials"
     read_role = Role.ADMIN
 
     def _valid_provider(self, provider: str) -> str:

@@ -14,7 +14,7 @@ PRE_CHAT_FIELDS = ("name", "email", "phone")
 class InboxOutput(serializers.ModelSerializer):
     identity_secret = serializers.SerializerMethodField(
         help_text="The secret the host site signs visitors' identities with (web inboxes); null unless the caller "
-        "may manage inboxes (owners and admins; API keys with conversations:write)."
+        "may manage inboxes (owners and admins; API keys with inboxes:write)."
     )
 
     class Meta:

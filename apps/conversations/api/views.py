@@ -39,13 +39,9 @@ INBOX_SETTINGS = (
 
 
 def _may_manage(request: Request) -> bool:
-    """Owners and admins, and API keys with conversations:write, see inboxes' secrets."""
-    from apps.accounts.authentication import APIKeyPrincipal
-
-    if isinstance(request.user, APIKeyPrincipal):
-        return "conversations:write" in request.user.key.scopes
-    membership = getattr(request._request, "membership", None)
-    return bool(membership is not None and membership.has_role(Role.ADMIN))
+    """Owners and admins, and API keys with inboxes:write, see inboxes' secrets."""
+    actor = actor_for(request)
+    return actor.has_role(Role.ADMIN) and "inboxes:write" in actor.scopes
 
 
 def _inbox_body(request: Request, inbox: Inbox) -> Any:
@@ -62,7 +58,7 @@ def _agent_id(data: dict[str, Any]) -> int | None:
 class InboxListView(generics.ListAPIView):  # type: ignore[type-arg]
     """The workspace's inboxes; web-chat inboxes carry the `widget_key` of their snippet."""
 
-    scope_resource = "conversations"
+    scope_resource = "inboxes"
     serializer_class = s.InboxOutput
     ordering_fields = ["id", "name"]
     filterset_fields = ["channel", "is_active"]
@@ -89,7 +85,7 @@ class InboxListView(generics.ListAPIView):  # type: ignore[type-arg]
 
 
 class InboxDetailView(APIView):
-    scope_resource = "conversations"
+    scope_resource = "inboxes"
 
     @extend_schema(responses={200: s.InboxOutput})
     def get(self, request: Request, inbox_id: int) -> Response:
@@ -116,7 +112,7 @@ class InboxDetailView(APIView):
 class InboxRotateKeyView(APIView):
     """A new widget key; snippets with the old key stop connecting."""
 
-    scope_resource = "conversations"
+    scope_resource = "inboxes"
 
     @extend_schema(request=None, responses={200: s.InboxOutput})
     def post(self, request: Request, inbox_id: int) -> Response:
@@ -128,7 +124,7 @@ class InboxRotateIdentitySecretView(APIView):
     """A new identity-verification secret; identities signed with the old one stop
     verifying (docs/adr/0011-visitor-identity.md)."""
 
-    scope_resource = "conversations"
+    scope_resource = "inboxes"
 
     @extend_schema(request=None, responses={200: s.InboxOutput})
     def post(self, request: Request, inbox_id: int) -> Response:
@@ -145,7 +141,7 @@ class InboxAbuseView(APIView):
     """What the inbox's limits on anonymous visitors refused, per day (today first), and the
     limits in force. Refused connections and new chats are only counted, never stored."""
 
-    scope_resource = "conversations"
+    scope_resource = "inboxes"
 
     @extend_schema(responses={200: s.InboxAbuseOutput})
     def get(self, request: Request, inbox_id: int) -> Response:

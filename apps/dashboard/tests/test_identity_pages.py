@@ -84,7 +84,7 @@ def test_admins_see_and_rotate_the_identity_secret_others_do_not(
         api_for(alpha.host, alpha.api_key).get(f"/api/v1/inboxes/{web_inbox.pk}/").json()["identity_secret"] == secret
     )
     with schema_context(alpha.schema):
-        _key, reader = api_key_create(actor=_actor(alpha), name="reader", scopes=["conversations:read"])
+        _key, reader = api_key_create(actor=_actor(alpha), name="reader", scopes=["inboxes:read"])
     read_only = api_for(alpha.host, reader)
     assert read_only.get(f"/api/v1/inboxes/{web_inbox.pk}/").json()["identity_secret"] is None
     listed = read_only.get("/api/v1/inboxes/").json()["results"]
