@@ -23,7 +23,7 @@ from django.core.cache import cache
 
 from apps.tenants.channels import tenant_db
 from syntera.errors import ApplicationError
-from syntera.realtime import staff_group
+from syntera.realtime import staff_group, widget_group
 
 from . import services
 from .models import Conversation, Inbox
@@ -163,6 +163,7 @@ class WidgetConsumer(AsyncWebsocketConsumer):
     conversation_id: int | None = None
     sent_seq = 0
     group: str | None = None
+    tenant_group: str | None = None
 
     async def connect(self) -> None:
         tenant = self.scope.get("tenant")
@@ -189,6 +190,9 @@ class WidgetConsumer(AsyncWebsocketConsumer):
         self.messages = Bucket(settings.WIDGET_RATE_PER_CONNECTION, 10.0)
         self.frames = Bucket(settings.WIDGET_FRAME_RATE, 10.0)
         await self.accept()
+        # Closed with the workspace's other sockets when it is scheduled for deletion.
+        self.tenant_group = widget_group(tenant.schema_name)
+        await self.channel_layer.group_add(self.tenant_group, self.channel_name)
 
     async def _refuse(self, code: int) -> None:
         # Accept first: a close before accepting becomes an HTTP 403 and the code is lost.
@@ -198,6 +202,11 @@ class WidgetConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
+        if self.tenant_group:
+            await self.channel_layer.group_discard(self.tenant_group, self.channel_name)
+
+    async def widget_close(self, event: dict[str, Any]) -> None:
+        await self.close(code=int(event.get("code", CLOSE_UNKNOWN_KEY)))
 
     async def send_frame(self, frame: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(frame, separators=(",", ":")))

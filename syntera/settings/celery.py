@@ -28,4 +28,6 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     },
     # Waiting conversations offered to people who came online; SLA targets passed unmet.
     "routing-sweep": {"task": "routing.sweep", "schedule": float(env_int("ROUTING_SWEEP_INTERVAL", 30))},
+    # Workspaces whose deletion grace period is over are purged; unfinished purges resume.
+    "tenants-purge-due": {"task": "tenants.purge_due", "schedule": float(env_int("TENANT_PURGE_INTERVAL", 3600))},
 }
