@@ -150,6 +150,17 @@ def sockets(monkeypatch: Any) -> Sockets:
     return Sockets()
 
 
+@pytest.fixture
+def operator(client_for: Any) -> Any:
+    """A platform operator logged in to the public admin."""
+    from django.contrib.auth import get_user_model
+
+    get_user_model().objects.create_superuser(email="ops@syntera.example", password=PASSWORD)
+    client = client_for("localhost")
+    assert client.login(email="ops@syntera.example", password=PASSWORD)
+    return client
+
+
 def session_for(client_for: Any, host: str, email: str) -> Any:
     """A test client logged in on `host` through the real login form."""
     client = client_for(host)

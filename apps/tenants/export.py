@@ -23,6 +23,7 @@ from typing import Any
 from django.core.files import File
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
@@ -95,10 +96,15 @@ def tenant_export_request(*, actor: Actor) -> TenantExport:
     return export
 
 
+def tenant_export_list_for(*, actor: Actor) -> QuerySet[TenantExport]:
+    """The exports of the actor's workspace, newest first (owners and admins)."""
+    _require_exporter(actor)
+    return tenant_export_list(actor.tenant)
+
+
 def tenant_export_get(*, actor: Actor, export_id: int) -> TenantExport:
     """One export of the actor's workspace (owners and admins)."""
-    _require_exporter(actor)
-    export = tenant_export_list(actor.tenant).filter(pk=export_id).first()
+    export = tenant_export_list_for(actor=actor).filter(pk=export_id).first()
     if export is None:
         raise ApplicationError("Not found.", code="not_found", status_code=404)
     return export

@@ -6,24 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django_tenants.utils import schema_context, schema_exists
 
 from apps.audit.models import AuditEvent
 from apps.tenants.models import Tenant, TenantDeletion
-from tests.support import PASSWORD
 from tests.workspaces import Doomed
 
 CHANGELIST = "/admin/tenants/tenant/"
-
-
-@pytest.fixture
-def operator(client_for: Any) -> Any:
-    get_user_model().objects.create_superuser(email="ops@syntera.example", password=PASSWORD)
-    client = client_for("localhost")
-    assert client.login(email="ops@syntera.example", password=PASSWORD)
-    return client
 
 
 def _action(operator: Any, action: str, tenant_id: int, confirmed: bool) -> Any:

@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.db import connection
 
@@ -21,14 +20,6 @@ def _tables(schema: str) -> list[str]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = %s", [schema])
         return sorted(row[0] for row in cursor.fetchall())
-
-
-@pytest.fixture
-def operator(client_for: Any) -> Any:
-    get_user_model().objects.create_superuser(email="ops@syntera.example", password=PASSWORD)
-    client = client_for("localhost")
-    assert client.login(email="ops@syntera.example", password=PASSWORD)
-    return client
 
 
 def _admin_add(operator: Any, slug: str) -> Any:
