@@ -95,6 +95,22 @@ class Tenant(TenantMixin):
             raise ApplicationError("A deleted workspace cannot be changed.", code="workspace_deleted", status_code=409)
         super().save(*args, **kwargs)
 
+    def delete(self, force_drop: bool = False, *args: Any, **kwargs: Any) -> Any:
+        """Refused: deleting the row would leave the schema (and its data) behind. A workspace
+        is deleted through `apps.tenants.deletion`, which keeps the row as a tombstone. Only
+        django-tenants' own clean-up of a tenant whose schema failed to build (`force_drop`)
+        passes."""
+        if not force_drop:
+            from syntera.errors import ApplicationError
+
+            raise ApplicationError(
+                "A workspace is deleted through its deletion request (manage.py delete_tenant, the "
+                "operator admin's actions, or its owner), never as a row.",
+                code="use_workspace_deletion",
+                status_code=409,
+            )
+        return super().delete(force_drop, *args, **kwargs)
+
 
 class Domain(DomainMixin):
     """A host name that resolves to a tenant, e.g. `acme.localhost`."""

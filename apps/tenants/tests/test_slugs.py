@@ -98,6 +98,9 @@ def test_public_admin_cannot_hard_delete_a_workspace(alpha: Any, operator: Any) 
         "/admin/tenants/tenant/", {"action": "delete_selected", "_selected_action": [tenant.pk], "post": "yes"}
     )
     assert Tenant.objects.filter(pk=tenant.pk).exists(), bulk.status_code
+    with pytest.raises(ApplicationError) as err:  # nor from code (a shell, a script)
+        tenant.delete()
+    assert err.value.code == "use_workspace_deletion"
     with pytest.raises(ApplicationError) as err:
         signup_company(company_name="Heir", slug=alpha.slug, email="heir@new.example", password=PASSWORD)
     assert err.value.code == "slug_taken"
