@@ -46,6 +46,8 @@ _use_test_redis()
 
 from tests.support import PASSWORD, TenantInfo  # noqa: E402  (after the settings are adjusted)
 
+pytest_plugins = ["tests.workspaces"]
+
 
 def _seed_canaries(slug: str) -> TenantInfo:
     from apps.accounts.models import Role

@@ -26,6 +26,17 @@ def staff_user_group(schema: str, user_id: int) -> str:
     return f"staff.{schema}.user.{user_id}"
 
 
+def widget_group(schema: str) -> str:
+    """Every open widget socket of a tenant (closed together when the workspace goes dark)."""
+    return f"widget.{schema}"
+
+
+# Every group that belongs to one tenant is named `<kind>.<schema>[.<more>]` with one of these
+# kinds (`conv.<schema>.<id>` is apps.conversations.services.conversation_group); the purge of
+# a deleted workspace removes them by that shape.
+TENANT_GROUP_KINDS = ("staff", "conv", "widget")
+
+
 def session_group(session_key: str) -> str:
     return "session." + hashlib.sha256(session_key.encode()).hexdigest()[:32]
 
@@ -48,6 +59,13 @@ def publish_on_commit(group: str, message: dict[str, Any]) -> None:
 def disconnect_user(schema: str, user_id: int, code: int = 4403) -> None:
     """Close every staff socket of this person in this tenant (membership removed)."""
     publish_on_commit(staff_user_group(schema, user_id), {"type": "staff.disconnect", "code": code})
+
+
+def close_tenant_sockets(schema: str, code: int = 4404) -> None:
+    """Close every staff and widget socket of a tenant (its workspace was deactivated for
+    deletion); new ones are refused by the tenant resolution."""
+    publish(staff_group(schema), {"type": "staff.disconnect", "code": code})
+    publish(widget_group(schema), {"type": "widget.close", "code": code})
 
 
 def disconnect_session(session_key: str | None, code: int = 4401) -> None:

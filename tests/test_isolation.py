@@ -52,6 +52,7 @@ PAGES = [
     "/dashboard/intents/",
     "/dashboard/routing/",
     "/dashboard/sla/",
+    "/dashboard/workspace/",
 ]
 ADMIN_PAGES = [
     "/admin/",

@@ -25,7 +25,7 @@ from django.conf import settings
 from apps.tenants.channels import tenant_db
 from syntera.clientip import client_ip
 from syntera.errors import ApplicationError
-from syntera.realtime import staff_group
+from syntera.realtime import staff_group, widget_group
 
 from . import abuse, services
 from .identity import Session, clean_claims, session_open
@@ -142,6 +142,7 @@ class WidgetConsumer(AsyncWebsocketConsumer):
     sent_seq = 0
     group: str | None = None
     written = False  # the conversation has a stored message (staff can see it)
+    tenant_group: str | None = None
 
     async def connect(self) -> None:
         tenant = self.scope.get("tenant")
@@ -169,6 +170,9 @@ class WidgetConsumer(AsyncWebsocketConsumer):
         self.messages = Bucket(settings.WIDGET_RATE_PER_CONNECTION, 10.0)
         self.frames = Bucket(settings.WIDGET_FRAME_RATE, 10.0)
         await self.accept()
+        # Closed with the workspace's other sockets when it is scheduled for deletion.
+        self.tenant_group = widget_group(tenant.schema_name)
+        await self.channel_layer.group_add(self.tenant_group, self.channel_name)
 
     async def _refuse(self, code: int) -> None:
         # Accept first: a close before accepting becomes an HTTP 403 and the code is lost.
@@ -178,6 +182,11 @@ class WidgetConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
+        if self.tenant_group:
+            await self.channel_layer.group_discard(self.tenant_group, self.channel_name)
+
+    async def widget_close(self, event: dict[str, Any]) -> None:
+        await self.close(code=int(event.get("code", CLOSE_UNKNOWN_KEY)))
 
     async def send_frame(self, frame: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(frame, separators=(",", ":")))

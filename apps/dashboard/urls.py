@@ -1,7 +1,7 @@
 from django.urls import path
 from django.views.generic import TemplateView
 
-from . import agent_views, crm_views, inbox_views, knowledge_views, routing_views, views
+from . import agent_views, crm_views, inbox_views, knowledge_views, routing_views, views, workspace_views
 from .widget_views import widget_demo
 
 urlpatterns = [
@@ -26,6 +26,16 @@ urlpatterns = [
     path("dashboard/api-keys/", views.api_keys, name="dashboard-api-keys"),
     path("dashboard/api-keys/<int:key_id>/revoke/", views.api_key_revoke, name="dashboard-api-key-revoke"),
     path("dashboard/audit/", views.audit_log, name="dashboard-audit"),
+    # the workspace's settings, exports and deletion (apps/dashboard/workspace_views.py)
+    path("dashboard/workspace/", workspace_views.workspace, name="dashboard-workspace"),
+    path("dashboard/workspace/export/", workspace_views.workspace_export, name="dashboard-workspace-export"),
+    path("dashboard/workspace/delete/", workspace_views.workspace_delete, name="dashboard-workspace-delete"),
+    path("dashboard/workspace/cancel/", workspace_views.workspace_cancel, name="dashboard-workspace-cancel"),
+    path(
+        "dashboard/workspace/exports/<int:export_id>/download/",
+        workspace_views.workspace_export_download,
+        name="dashboard-workspace-export-download",
+    ),
     path("dashboard/knowledge/", knowledge_views.knowledge_list, name="dashboard-knowledge"),
     path("dashboard/knowledge/search/", knowledge_views.playground, name="dashboard-knowledge-search"),
     path("dashboard/knowledge/<int:kb_id>/", knowledge_views.knowledge_base, name="dashboard-knowledge-base"),

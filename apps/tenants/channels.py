@@ -58,7 +58,8 @@ def _resolve(host: str) -> Any:
 
 
 class TenantASGIMiddleware:
-    """Sets `scope["tenant"]` (or closes the socket with 4404 for an unknown host)."""
+    """Sets `scope["tenant"]`, or closes the socket with 4404 for an unknown host and for a
+    workspace that is inactive, scheduled for deletion or deleted."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -68,7 +69,7 @@ class TenantASGIMiddleware:
             return await self.app(scope, receive, send)
         host = _host_from_scope(scope)
         tenant = await _resolve(host) if host else None
-        if tenant is None or not tenant.is_active:
+        if tenant is None or not tenant.is_active or tenant.purge_after is not None or tenant.deleted_at is not None:
             if is_public_host(host):
                 scope = {**scope, "tenant": None}
                 return await self.app(scope, receive, send)

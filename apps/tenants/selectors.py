@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import contextlib
 
+from django.conf import settings
 from django.core.cache import cache
+from django.db.models import QuerySet
 
 from apps.tenants.db import connection
 
-from .models import Domain, Tenant
+from .models import Domain, Tenant, TenantDeletion, TenantExport
 
 HOST_CACHE_SECONDS = 60
+OPEN_DELETION = (TenantDeletion.Status.SCHEDULED, TenantDeletion.Status.PURGING)
 
 
 def _host_key(host: str) -> str:
@@ -41,7 +44,29 @@ def forget_host(host: str) -> None:
 
 
 def tenant_get_by_slug(slug: str) -> Tenant | None:
+    """The live workspace with that slug (a deleted workspace's tombstone is not one)."""
     return Tenant.objects.filter(slug=slug).exclude(schema_name="public").first()
+
+
+def tenant_url(tenant: Tenant, path: str = "/") -> str:
+    """An absolute link into the workspace, for emails and printed output."""
+    port = "" if settings.SITE_PORT in (80, 443) else f":{settings.SITE_PORT}"
+    return f"{settings.SITE_SCHEME}://{primary_domain(tenant)}{port}{path}"
+
+
+def deletion_open(tenant: Tenant) -> TenantDeletion | None:
+    """The workspace's scheduled (or purging) deletion, if any."""
+    return TenantDeletion.objects.filter(tenant_id=tenant.pk, status__in=OPEN_DELETION).order_by("-id").first()
+
+
+def workspace_accepts_work(schema: str) -> bool:
+    """False for a workspace scheduled for deletion, deleted or unknown: background work sent
+    for it is dropped (syntera/celery.py)."""
+    return Tenant.objects.filter(schema_name=schema, purge_after__isnull=True).exists()
+
+
+def tenant_export_list(tenant: Tenant) -> QuerySet[TenantExport]:
+    return TenantExport.objects.filter(tenant_id=tenant.pk).order_by("-id")
 
 
 def primary_domain(tenant: Tenant) -> str:

@@ -1,4 +1,7 @@
-"""Writes to tenants: signup (create tenant + schema + domain + owner), plans, deactivation."""
+"""Writes to tenants: signup (create tenant + schema + domain + owner), plans, slugs.
+
+Deleting a workspace is in `deletion.py`, its export in `export.py`.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import re
 
 from django.conf import settings
 from django.db import transaction
-from django_tenants.utils import schema_context
+from django_tenants.utils import schema_context, schema_exists
 
 from syntera.errors import ApplicationError
 
@@ -37,7 +40,14 @@ RESERVED_SLUGS = frozenset(
 )
 
 
+def schema_name_for(slug: str) -> str:
+    return slug.replace("-", "_")
+
+
 def validate_slug(slug: str) -> str:
+    """The slug, cleaned; refused when malformed, reserved or a system name (`pg*` are
+    PostgreSQL's own schemas), or taken: by a workspace, by a deleted workspace's tombstone,
+    or by any schema that exists in the database (a new workspace never adopts one)."""
     slug = (slug or "").strip().lower()
     if not SLUG_RE.match(slug) or "--" in slug:
         raise ApplicationError(
@@ -45,11 +55,13 @@ def validate_slug(slug: str) -> str:
             code="invalid_slug",
             fields={"slug": ["Use 3-40 lowercase letters, digits and hyphens, starting with a letter."]},
         )
-    if slug in RESERVED_SLUGS or slug.startswith("pg"):
+    schema = schema_name_for(slug)
+    if slug in RESERVED_SLUGS or schema in RESERVED_SLUGS or slug.startswith("pg"):
         raise ApplicationError(
             "That workspace address is reserved.", code="slug_reserved", fields={"slug": ["This address is reserved."]}
         )
-    if Tenant.objects.filter(slug=slug).exists() or Tenant.objects.filter(schema_name=slug.replace("-", "_")).exists():
+    known = Tenant.all_objects.filter(slug=slug).exists() or Tenant.all_objects.filter(schema_name=schema).exists()
+    if known or schema_exists(schema):
         raise ApplicationError(
             "That workspace address is taken.",
             code="slug_taken",
@@ -85,7 +97,7 @@ def tenant_create(*, name: str, slug: str, plan: Plan | None = None) -> Tenant:
         )
     slug = validate_slug(slug)
     with schema_context("public"):
-        tenant = Tenant(name=name, slug=slug, schema_name=slug.replace("-", "_"), plan=plan or plan_default())
+        tenant = Tenant(name=name, slug=slug, schema_name=schema_name_for(slug), plan=plan or plan_default())
         tenant.save()
         host = tenant_domain_for_slug(slug)
         Domain.objects.create(domain=host, tenant=tenant, is_primary=True)

@@ -52,4 +52,6 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "routing-sweep": {"task": "routing.sweep", "schedule": float(env_int("ROUTING_SWEEP_INTERVAL", 30))},
     # Conversations nobody wrote in (EMPTY_CONVERSATION_TTL_HOURS).
     "conversations-purge-empty": {"task": "conversations.purge_empty", "schedule": 3600.0},
+    # Workspaces whose deletion grace period is over are purged; unfinished purges resume.
+    "tenants-purge-due": {"task": "tenants.purge_due", "schedule": float(env_int("TENANT_PURGE_INTERVAL", 3600))},
 }

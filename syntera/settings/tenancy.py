@@ -3,6 +3,8 @@
 See docs/adr/0002-public-and-tenant-schemas.md.
 """
 
+from .env import env_int
+
 SHARED_APPS = [
     "daphne",  # `manage.py runserver` serves the ASGI app (WebSockets included)
     "apps.tenants",
@@ -40,3 +42,7 @@ TENANT_DOMAIN_MODEL = "tenants.Domain"
 DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
 # Issue `SET search_path` only when the schema actually changes (tested: one per request).
 TENANT_LIMIT_SET_CALLS = True
+
+# Deleting a workspace (docs/adr/0015-workspace-deletion.md): days between the request (the
+# workspace is switched off at once, restorable) and the purge of its data.
+TENANT_DELETION_GRACE_DAYS = env_int("TENANT_DELETION_GRACE_DAYS", 14)

@@ -1,6 +1,11 @@
 from __future__ import annotations
 
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+
+from apps.tenants.api.serializers import TenantDeletionOutput, deletion_of
 
 from ..models import APIKey, Invitation, Membership, Role
 from ..scopes import ALL_SCOPES
@@ -112,6 +117,11 @@ class TenantOutput(serializers.Serializer):
     slug = serializers.CharField()
     plan = serializers.CharField(source="plan.code", allow_null=True, default=None)
     created_at = serializers.DateTimeField()
+    deletion = serializers.SerializerMethodField(help_text="The scheduled deletion, if any.")
+
+    @extend_schema_field(TenantDeletionOutput(allow_null=True))
+    def get_deletion(self, tenant: Any) -> dict[str, Any] | None:
+        return deletion_of(tenant)
 
 
 class TenantUpdateInput(serializers.Serializer):

@@ -18,6 +18,8 @@ from rest_framework.views import APIView
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from apps.tenants.api.serializers import TenantDeleteInput
+from apps.tenants.deletion import tenant_deletion_request
 from apps.tenants.models import Tenant
 from syntera.errors import ApplicationError, check_account_rate, check_rate
 
@@ -136,6 +138,22 @@ class TenantView(APIView):
         data.is_valid(raise_exception=True)
         tenant = services.workspace_rename(actor=actor_for(request), name=data.validated_data["name"])
         return Response(s.TenantOutput(tenant).data)
+
+    @extend_schema(request=TenantDeleteInput, responses={202: s.TenantOutput})
+    def delete(self, request: Request) -> Response:
+        """Schedule the workspace's deletion (owners; `confirm` is its slug). It is switched off
+        at once and purged after the grace period; `DELETE /api/v1/tenant/deletion/` cancels."""
+        data = TenantDeleteInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        tenant = current_tenant(request)
+        tenant_deletion_request(
+            tenant=tenant,
+            confirm=data.validated_data["confirm"],
+            export=data.validated_data["export"],
+            actor=actor_for(request),
+            via="api",
+        )
+        return Response(s.TenantOutput(tenant).data, status=status.HTTP_202_ACCEPTED)
 
 
 class MemberFilter(django_filters.FilterSet):

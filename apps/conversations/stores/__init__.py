@@ -86,6 +86,10 @@ class ConversationStore(Protocol):
         """Remove a conversation's messages; returns how many."""
         ...
 
+    def drop_tenant(self, *, schema: str) -> None:
+        """Remove every transcript of the tenant (workspace deletion); idempotent."""
+        ...
+
 
 STORE_MODULES = {
     "postgres": "apps.conversations.stores.postgres",

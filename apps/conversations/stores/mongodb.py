@@ -350,7 +350,8 @@ class Store:
         return int(result.deleted_count)
 
     def drop_tenant(self, *, schema: str) -> None:
-        """Drop the tenant's database (tenant deletion, tests). Not part of the interface."""
+        """Drop the tenant's database (workspace deletion, tests). Dropping one that does not
+        exist is no error."""
         url = self._url()
         name = database_name(database_prefix(url), schema)
         with self._op(url):

@@ -123,3 +123,7 @@ class Store:
     def delete_conversation(self, *, schema: str, conversation_id: int) -> int:
         deleted, _ = Message.objects.filter(conversation_id=conversation_id).delete()
         return int(deleted)
+
+    def drop_tenant(self, *, schema: str) -> None:
+        # The message table is in the tenant's schema: dropping the schema drops the transcripts.
+        return None

@@ -8,7 +8,8 @@
 
 `schema` is the tenant's schema name (the caller's `connection.schema_name`); `model` the
 knowledge base's embedding model, which decides the vector's dimension. `delete` takes no
-model: a store removes the ids wherever they are. `query` returns hits whose chunk rows
+model: a store removes the ids wherever they are; `drop_tenant` removes all of a tenant's
+vectors when its workspace is deleted (pgvector: they go with the schema). `query` returns hits whose chunk rows
 exist, nearest first, with cosine similarity.
 
 A store may also return stored vectors by chunk id (`StoredVectors`; pgvector does, reading
@@ -48,6 +49,10 @@ class VectorStore(Protocol):
     def upsert(self, *, schema: str, model: str, records: Sequence[VectorRecord]) -> None: ...
 
     def delete(self, *, schema: str, chunk_ids: Sequence[int]) -> None: ...
+
+    def drop_tenant(self, *, schema: str) -> None:
+        """Remove every vector of the tenant (workspace deletion); idempotent."""
+        ...
 
     def query(
         self, *, schema: str, model: str, vector: Sequence[float], knowledge_base_ids: Sequence[int], top_k: int

@@ -111,6 +111,10 @@ class PgVectorStore:
         # The vectors are columns of the chunk rows: deleting the rows deletes them.
         return None
 
+    def drop_tenant(self, *, schema: str) -> None:
+        # The chunk table is in the tenant's schema: dropping the schema drops the vectors.
+        return None
+
     def vectors(self, *, schema: str, model: str, chunk_ids: Sequence[int]) -> dict[int, list[float]]:
         if not chunk_ids:
             return {}

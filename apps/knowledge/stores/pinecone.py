@@ -24,6 +24,7 @@ Writes
   at 1000 vectors and 2 MB), values rounded to float32 precision, which is what Pinecone
   stores. A failed batch raises (after the SDK's own retries on 429/5xx), so the caller's
   transaction rolls back.
+- Deleting a workspace (`drop_tenant`) deletes its namespace in every index.
 - Deletes go out in batches of 1000 ids (Pinecone's cap) to every index, because a
   chunk's vector lives in the index of the model it was embedded with, which may have
   changed since; ids a namespace does not hold are ignored by Pinecone, and an index that
@@ -41,8 +42,9 @@ committed yet.
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from django.conf import settings
@@ -161,24 +163,37 @@ class PineconeStore:
             ]
             index.upsert(vectors=batch, namespace=namespace)
 
-    def delete(self, *, schema: str, chunk_ids: Sequence[int]) -> None:
-        if not chunk_ids:
-            return
+    def _every_index(self) -> Iterator[Any]:
+        """Each index a vector may be in, once (one host may serve every dimension)."""
         from pinecone import NotFoundError
 
-        ids = [str(i) for i in dict.fromkeys(chunk_ids)]
-        namespace = namespace_for(schema)
         seen: set[int] = set()
         for dimension in _dimensions():
             try:
                 index = self._index(dimension)
             except NotFoundError:
                 continue  # no index for this dimension: nothing of it to delete
-            if id(index) in seen:  # one host serving every dimension
-                continue
-            seen.add(id(index))
+            if id(index) not in seen:
+                seen.add(id(index))
+                yield index
+
+    def delete(self, *, schema: str, chunk_ids: Sequence[int]) -> None:
+        if not chunk_ids:
+            return
+        ids = [str(i) for i in dict.fromkeys(chunk_ids)]
+        namespace = namespace_for(schema)
+        for index in self._every_index():
             for start in range(0, len(ids), DELETE_BATCH):
                 index.delete(ids=ids[start : start + DELETE_BATCH], namespace=namespace)
+
+    def drop_tenant(self, *, schema: str) -> None:
+        """Delete the tenant's namespace in every index (workspace deletion). A namespace that
+        does not exist (never written, or already dropped) has nothing to delete."""
+        from pinecone import NotFoundError
+
+        for index in self._every_index():
+            with contextlib.suppress(NotFoundError):
+                index.delete(delete_all=True, namespace=namespace_for(schema))
 
     def query(
         self, *, schema: str, model: str, vector: Sequence[float], knowledge_base_ids: Sequence[int], top_k: int

@@ -3,13 +3,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from apps.accounts.models import User
 from apps.accounts.services import tenant_create_with_owner
 from apps.tenants.demo import seed_demo_content
 from apps.tenants.selectors import primary_domain, tenant_get_by_slug
 from apps.tenants.services import plan_default
+from syntera.errors import ApplicationError
 
 DEMO_SLUG = "acme"
 DEMO_EMAIL = "owner@acme.example"
@@ -26,9 +27,16 @@ class Command(BaseCommand):
         plan_default()
         tenant = tenant_get_by_slug(DEMO_SLUG)
         if tenant is None:
-            result, _ = tenant_create_with_owner(
-                name="Acme Inc.", slug=DEMO_SLUG, owner_email=DEMO_EMAIL, password=DEMO_PASSWORD, full_name="Ada Owner"
-            )
+            try:
+                result, _ = tenant_create_with_owner(
+                    name="Acme Inc.",
+                    slug=DEMO_SLUG,
+                    owner_email=DEMO_EMAIL,
+                    password=DEMO_PASSWORD,
+                    full_name="Ada Owner",
+                )
+            except ApplicationError as exc:  # e.g. the demo workspace was deleted: its address stays taken
+                raise CommandError(f"Cannot create the demo workspace {DEMO_SLUG!r}: {exc.detail}") from exc
             tenant = result.tenant
         port = "" if settings.SITE_PORT in (80, 443) else f":{settings.SITE_PORT}"
         base = f"{settings.SITE_SCHEME}://"
