@@ -1,8 +1,9 @@
 from .env import env_bool, env_int, env_list, env_str
 
-CSRF_TRUSTED_ORIGINS = env_list(
-    "CSRF_TRUSTED_ORIGINS", "http://*.localhost:8000,http://localhost:8000,http://127.0.0.1:8000"
-)
+# Origins besides the page's own that may post forms. None by default: every workspace lives
+# under the same parent domain, and a wildcard here (`https://*.example.com`) would let one
+# workspace's pages post to another's forms. Name a host only for a proxy that rewrites Host.
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
