@@ -13,12 +13,12 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from django.conf import settings  # noqa: E402
 from django.urls import path  # noqa: E402
 
 from apps.conversations.consumers import WidgetConsumer  # noqa: E402
 from apps.dashboard.consumers import StaffConsumer  # noqa: E402
 from apps.tenants.channels import TenantASGIMiddleware  # noqa: E402
+from syntera.observability import with_sentry  # noqa: E402
 
 websocket_urlpatterns = [
     # Cookie-authenticated: only the workspace's own pages may open it (checked by the
@@ -36,8 +36,6 @@ application: Any = ProtocolTypeRouter(
     }
 )
 
-if settings.SENTRY_DSN:
-    # Errors inside WebSocket consumers reach Sentry too (scrubbed by the same before_send).
-    from sentry_sdk.integrations.asgi import SentryAsgiMiddleware
-
-    application = SentryAsgiMiddleware(application)
+# Errors and transactions of WebSocket consumers reach Sentry too (when SENTRY_DSN is set),
+# through the same scrubbing hooks as HTTP.
+application = with_sentry(application)
