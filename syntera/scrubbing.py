@@ -36,6 +36,7 @@ _URL_RE = re.compile(r"""(?:\b[a-z][a-z0-9+.-]*://[^\s"'<>]+|(?<![\w/.:~%-])/[^\
 _WORD_RE = re.compile(r"[A-Za-z0-9_\-:.=~+]{16,}")
 _HOSTLIKE_RE = re.compile(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)+(?::\d+)?")  # alpha.localhost:8000, a.b.module
 _PLAIN_VALUE_RE = re.compile(r"\d{1,12}|[a-z][a-z_-]{0,15}")  # page=2, status=open, lang=en
+_MARKERS = {FILTERED, "[redacted]"}  # a value replaced already stays as it is
 _SQL_LITERAL_RE = re.compile(r"'(?:[^']|'')*'")
 _URL_KEYS = {"url", "http.url", "url.full", "server.address.url", "http.request.url"}
 _QUERY_KEYS = {"http.query", "url.query", "query_string"}
@@ -71,7 +72,7 @@ def scrub_query(query: str, marker: str = FILTERED) -> str:
             items.append(marker if looks_secret(unquote_plus(key)) else key)
             continue
         plain = _PLAIN_VALUE_RE.fullmatch(unquote_plus(value)) and not SECRET_KEYS.search(unquote_plus(key))
-        items.append(f"{key}={value if plain or not value else marker}")
+        items.append(f"{key}={value if plain or not value or value in _MARKERS else marker}")
     return "&".join(items)
 
 

@@ -431,7 +431,10 @@ def test_log_records_lose_the_tokens_of_the_request_they_carry(rf: Any) -> None:
         ("/call/+14155550199", "/call/[Filtered]"),
         ("/api/v1/contacts/?q=where+is+my+parcel&page=3", "/api/v1/contacts/?q=[Filtered]&page=3"),
         (f"/hook?{INVITE_TOKEN}", "/hook?[Filtered]"),
-        (f"https://user:{LOGIN_TOKEN}@hooks.example/in#{VISITOR_TOKEN}", "https://[Filtered]@hooks.example/in#[Filtered]"),
+        (
+            f"https://user:{LOGIN_TOKEN}@hooks.example/in#{VISITOR_TOKEN}",
+            "https://[Filtered]@hooks.example/in#[Filtered]",
+        ),
     ],
 )
 def test_urls_keep_their_routes_and_lose_their_secrets(url: str, expected: str) -> None:
