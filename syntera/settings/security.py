@@ -14,6 +14,15 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIN
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 60 * 60 * 12)
 X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+
+# Content-Security-Policy on every response (syntera/csp.py). Report-only sends it as
+# Content-Security-Policy-Report-Only: violations are reported, nothing is blocked.
+CSP_REPORT_ONLY = env_bool("CSP_REPORT_ONLY", False)
+# Where browsers report violations: "/csp-report/" is the built-in receiver (it logs them),
+# or any collector's URL; empty sends no reports.
+CSP_REPORT_URI = env_str("CSP_REPORT_URI", "")
 CSRF_FAILURE_VIEW = "syntera.errors.csrf_failure"
 
 # Rate limits (django-ratelimit). Format "<count>/<period>", period in s/m/h/d.
