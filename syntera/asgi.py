@@ -13,17 +13,17 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
-from django.conf import settings  # noqa: E402
 from django.urls import path  # noqa: E402
 
 from apps.conversations.consumers import WidgetConsumer  # noqa: E402
 from apps.dashboard.consumers import StaffConsumer  # noqa: E402
 from apps.tenants.channels import TenantASGIMiddleware  # noqa: E402
+from syntera.observability import with_sentry  # noqa: E402
 
 websocket_urlpatterns = [
-    # Cookie-authenticated: only pages served from our own hosts may open it.
-    path("ws/staff/", AllowedHostsOriginValidator(StaffConsumer.as_asgi())),
+    # Cookie-authenticated: only the workspace's own pages may open it (checked by the
+    # consumer against the tenant's hosts, so a refusal carries its close code, 4403).
+    path("ws/staff/", StaffConsumer.as_asgi()),
     # Public: the visitor's token authenticates; the inbox's allowed origins are checked
     # by the consumer itself (a widget runs on the customer's site, not ours).
     path("ws/widget/", WidgetConsumer.as_asgi()),
@@ -36,8 +36,6 @@ application: Any = ProtocolTypeRouter(
     }
 )
 
-if settings.SENTRY_DSN:
-    # Errors inside WebSocket consumers reach Sentry too (scrubbed by the same before_send).
-    from sentry_sdk.integrations.asgi import SentryAsgiMiddleware
-
-    application = SentryAsgiMiddleware(application)
+# Errors and transactions of WebSocket consumers reach Sentry too (when SENTRY_DSN is set),
+# through the same scrubbing hooks as HTTP.
+application = with_sentry(application)

@@ -20,6 +20,8 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
+from syntera.scrubbing import scrub_breadcrumb, scrub_event, scrub_urls
+
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 tenant_var: contextvars.ContextVar[str] = contextvars.ContextVar("tenant", default="-")
 user_var: contextvars.ContextVar[str] = contextvars.ContextVar("user", default="-")
@@ -37,18 +39,19 @@ class ContextFilter(logging.Filter):
         return True
 
 
-_SECRET_PATHS = re.compile(r"(/invite/|/password-reset/[^/\s]+/|[?&](?:token|key)=)[^/\s&\"']+")
-
-
 class RedactSecretsFilter(logging.Filter):
-    """Keeps one-time tokens (invitation links, reset links, login links) out of every log
-    line, access logs included."""
+    """Keeps one-time tokens (invitation, reset, login and confirmation links, widget keys and
+    visitor tokens) out of every log line, access logs included: secret-looking path segments
+    and query values of any URL or path in the line are redacted (syntera/scrubbing.py)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        redacted = _SECRET_PATHS.sub(r"\1[redacted]", message)
+        redacted = scrub_urls(message, "[redacted]")
         if redacted != message:
             record.msg, record.args = redacted, None
+        request = getattr(record, "request", None)
+        if request is not None:  # django.request's lines carry the request (path and query)
+            record.request = scrub_urls(str(request), "[redacted]")
         return True
 
 
@@ -175,75 +178,71 @@ def readyz(request: HttpRequest) -> HttpResponse:
 
 
 # --- Sentry -----------------------------------------------------------------------------
-
-_EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-_PHONE_RE = re.compile(r"(?<![\w])\+?\d[\d\s().-]{7,}\d(?![\w])")
-_TOKEN_RE = re.compile(
-    r"(sk_(?:live|test)_[A-Za-z0-9_]+|eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+|Bearer\s+\S+)"
-)
-_SECRET_KEYS = re.compile(
-    r"(pass|secret|token|key|auth|cookie|session|csrf|signature|text|body|message|content|email|phone)",
-    re.IGNORECASE,
-)
-FILTERED = "[Filtered]"
-
-
-def scrub_text(value: str) -> str:
-    value = _TOKEN_RE.sub(FILTERED, value)
-    value = _EMAIL_RE.sub(FILTERED, value)
-    return _PHONE_RE.sub(FILTERED, value)
-
-
-def _scrub(value: Any, depth: int = 0) -> Any:
-    if depth > 12:
-        return FILTERED
-    if isinstance(value, str):
-        return scrub_text(value)
-    if isinstance(value, dict):
-        return {
-            k: (FILTERED if isinstance(k, str) and _SECRET_KEYS.search(k) else _scrub(v, depth + 1))
-            for k, v in value.items()
-        }
-    if isinstance(value, list | tuple):
-        return [_scrub(v, depth + 1) for v in value]
-    return value
+# What may leave is decided in syntera/scrubbing.py; these are the SDK's hooks.
 
 
 def sentry_before_send(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
-    """Remove emails, phone numbers, tokens and message bodies before an event leaves.
-
-    Request bodies and cookies are dropped whole; every other string is pattern-scrubbed and
-    values under sensitive keys (text, body, message, token, email, ...) are replaced.
-    """
-    request = event.get("request")
-    if isinstance(request, dict):
-        request.pop("data", None)
-        request.pop("cookies", None)
-        if "headers" in request:
-            request["headers"] = _scrub(request["headers"])
-        if "query_string" in request:
-            request["query_string"] = FILTERED if request["query_string"] else ""
-    if "user" in event:
-        event["user"] = {"id": event["user"].get("id")} if isinstance(event["user"], dict) else {}
-    for key in ("exception", "breadcrumbs", "extra", "contexts", "logentry", "message", "tags"):
-        if key in event:
-            event[key] = _scrub(event[key])
-    return event
+    """Errors and messages: request bodies, cookies and the environment dropped; URLs, query
+    strings, headers, breadcrumbs, exception messages, frame variables, log entries, extras
+    and contexts scrubbed (tokens, emails, phone numbers, free text)."""
+    return scrub_event(event)
 
 
-def init_sentry() -> None:
+def sentry_before_send_transaction(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
+    """Transactions: the same, plus the transaction's name (a raw path when no route matched)
+    and every span's description and data (SQL literals, URLs, parameters)."""
+    return scrub_event(event)
+
+
+def sentry_before_breadcrumb(crumb: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
+    """Breadcrumbs as they are recorded: HTTP (URL, query), log (message rebuilt from scrubbed
+    arguments, extras), SQL (literals)."""
+    return scrub_breadcrumb(crumb, hint)
+
+
+def sentry_integrations() -> list[Any]:
+    """The integrations, listed on purpose: with auto-enabling off, an installed library (the
+    OpenAI, PyMongo or Hugging Face SDKs) never starts recording on its own. Besides these, the
+    SDK's defaults run (logging, stdlib HTTP, threading, excepthook, dedupe, atexit, modules,
+    argv); Channels is covered by `with_sentry` around the ASGI application."""
+    from sentry_sdk.integrations.celery import CeleryIntegration
+    from sentry_sdk.integrations.django import DjangoIntegration
+    from sentry_sdk.integrations.httpx import HttpxIntegration
+    from sentry_sdk.integrations.redis import RedisIntegration
+
+    return [DjangoIntegration(), CeleryIntegration(), RedisIntegration(), HttpxIntegration()]
+
+
+def init_sentry(transport: Any = None) -> None:
+    """Start the SDK when SENTRY_DSN is set. `transport` replaces the HTTP transport (tests)."""
     if not settings.SENTRY_DSN:
         return
     import sentry_sdk
-    from sentry_sdk.integrations.celery import CeleryIntegration
-    from sentry_sdk.integrations.django import DjangoIntegration
 
     sentry_sdk.init(
         dsn=settings.SENTRY_DSN,
         environment=settings.SENTRY_ENVIRONMENT,
-        integrations=[DjangoIntegration(), CeleryIntegration()],
+        integrations=sentry_integrations(),
+        auto_enabling_integrations=False,
         traces_sample_rate=settings.SENTRY_TRACES_SAMPLE_RATE,
         send_default_pii=False,
         before_send=sentry_before_send,  # type: ignore[arg-type]
+        before_send_transaction=sentry_before_send_transaction,  # type: ignore[arg-type]
+        before_breadcrumb=sentry_before_breadcrumb,  # type: ignore[arg-type]
         max_request_body_size="never",
+        include_source_context=False,  # source lines hold string literals; the release has the code
+        # No sentry-trace/baggage headers on outbound requests: they go to customers' webhooks,
+        # crawled sites and model servers, and baggage carries the transaction's name.
+        trace_propagation_targets=[],
+        transport=transport,
     )
+
+
+def with_sentry(application: Any) -> Any:
+    """The ASGI application wrapped so WebSocket errors and transactions reach Sentry (through
+    the same hooks), when SENTRY_DSN is set."""
+    if not settings.SENTRY_DSN:
+        return application
+    from sentry_sdk.integrations.asgi import SentryAsgiMiddleware
+
+    return SentryAsgiMiddleware(application)

@@ -86,8 +86,7 @@ class ConversationAdmin(TenantScopedAdmin):
             return "No messages."
         rows = format_html_join(
             "",
-            '<tr class="msg {}" data-seq="{}"><td>{}</td><td>{}</td><td>{}</td>'
-            '<td style="white-space:pre-wrap">{}</td></tr>',
+            '<tr class="msg {}" data-seq="{}"><td>{}</td><td>{}</td><td>{}</td><td class="text">{}</td></tr>',
             (
                 (
                     m.role,

@@ -22,7 +22,7 @@ from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from apps.tenants.channels import tenant_db
+from apps.tenants.channels import origin_served_by, socket_host, tenant_db
 from syntera.clientip import client_ip
 from syntera.errors import ApplicationError
 from syntera.realtime import staff_group, widget_group
@@ -39,16 +39,17 @@ CLOSE_ORIGIN = 4403
 CLOSE_RATE_LIMITED = 4429  # too many connections or new conversations: try again later
 
 
-def origin_allowed(inbox: Inbox, origin: str, host: str) -> bool:
-    """The widget may be used from the inbox's allowed origins and from the tenant's own host.
-    An empty allow-list allows only the tenant's own host."""
+def origin_allowed(inbox: Inbox, origin: str, scope: dict[str, Any]) -> bool:
+    """The widget may be used from the inbox's allowed origins and from the tenant's own host
+    (the socket's own origin: scheme, host and port as served). An empty allow-list allows
+    only the tenant's own host."""
     if not origin:
         return False
+    if origin_served_by(scope, [socket_host(scope)]):
+        return True
     parts = urlsplit(origin)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return False
-    if parts.hostname == host.split(":")[0]:
-        return True
     allowed = [str(o).rstrip("/").lower() for o in inbox.settings.get("allowed_origins") or []]
     return "*" in allowed or origin.rstrip("/").lower() in allowed
 
@@ -158,7 +159,7 @@ class WidgetConsumer(AsyncWebsocketConsumer):
             await self._refuse(CLOSE_UNKNOWN_KEY)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in self.scope.get("headers", [])}
-        if not origin_allowed(inbox, headers.get("origin", ""), headers.get("host", "")):
+        if not origin_allowed(inbox, headers.get("origin", ""), self.scope):
             await self._refuse(CLOSE_ORIGIN)
             return
         self.inbox = inbox

@@ -1,9 +1,11 @@
 """The authenticated staff WebSocket (`/ws/staff/`): the dashboard's live channel.
 
-Accepts only a logged-in member of the host's tenant (session cookie); joins the
+Accepts only a logged-in member of the host's tenant (session cookie), from a page of that
+workspace (the Origin is one of its hosts, with the scheme and port it is served on); joins the
 tenant's staff group, whose name carries the schema. Frames are JSON objects with a `type`.
 Refusals accept the handshake and close at once with a code the client can read:
-4401 not logged in, 4403 not a member; logout and removal close open sockets the same way.
+4401 not logged in, 4403 not a member or a page of another site (another workspace included);
+logout and removal close open sockets the same way.
 
 Server events (`staff.event` on the staff group: conversation.created, conversation.updated,
 message.created, visitor.typing, message.feedback) are forwarded as frames. They only wake the
@@ -36,7 +38,7 @@ from apps.conversations import services as conversations
 from apps.conversations.consumers import Bucket
 from apps.conversations.models import Conversation
 from apps.routing import presence
-from apps.tenants.channels import tenant_db
+from apps.tenants.channels import origin_is_tenants, tenant_db
 from syntera.errors import ApplicationError
 from syntera.realtime import session_group, staff_group, staff_user_group
 
@@ -109,6 +111,9 @@ class StaffConsumer(AsyncWebsocketConsumer):
         tenant = self.scope.get("tenant")
         user = self.scope.get("user")
         session = self.scope.get("session")
+        if tenant is not None and not await origin_is_tenants(self.scope):
+            await self.refuse(4403)
+            return
         if tenant is None or user is None or not user.is_authenticated:
             await self.refuse(4401)
             return

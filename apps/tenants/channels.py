@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
+from urllib.parse import urlsplit
 
 from channels.db import database_sync_to_async
 from django.conf import settings
@@ -19,7 +20,7 @@ from django_tenants.utils import schema_context
 from apps.tenants.db import connection
 
 from .middleware import is_public_host
-from .selectors import tenant_for_host
+from .selectors import tenant_for_host, tenant_hosts
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -31,6 +32,66 @@ def _host_from_scope(scope: dict[str, Any]) -> str:
             host = value.decode("latin-1").split(":")[0].lower()
             return host[4:] if host.startswith("www.") else host
     return ""
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _header(scope: dict[str, Any], wanted: str) -> str:
+    for name, value in scope.get("headers", []):
+        if name == wanted.encode():
+            return str(value.decode("latin-1")).strip()
+    return ""
+
+
+def served_scheme(scope: dict[str, Any]) -> str:
+    """`https` when the browser reached this socket over TLS: `wss://`, or `ws://` from a TLS
+    proxy that says so in the header named by SECURE_PROXY_SSL_HEADER (as for HTTP)."""
+    if scope.get("scheme") in ("wss", "https"):
+        return "https"
+    proxy = settings.SECURE_PROXY_SSL_HEADER
+    if proxy:
+        name = proxy[0].removeprefix("HTTP_").replace("_", "-").lower()
+        if _header(scope, name).lower() == proxy[1]:
+            return "https"
+    return "http"
+
+
+def _split_origin(value: str) -> tuple[str, str, int] | None:
+    """`scheme://host[:port]` → (scheme, host, port); None for anything else ("null", paths)."""
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in _DEFAULT_PORTS or not parts.hostname or parts.path not in ("", "/"):
+        return None
+    if parts.query or parts.fragment or parts.username is not None:
+        return None
+    return parts.scheme, parts.hostname.lower(), port or _DEFAULT_PORTS[parts.scheme]
+
+
+def origin_served_by(scope: dict[str, Any], hosts: list[str]) -> bool:
+    """Whether the socket's Origin is a page on one of `hosts`, with the scheme and port this
+    socket was reached on (the port of its Host header): the same-origin rule, widened to a
+    workspace's other host names. A missing or opaque ("null") origin is never served by us."""
+    origin = _split_origin(_header(scope, "origin"))
+    if origin is None:
+        return False
+    scheme = served_scheme(scope)
+    try:
+        port = urlsplit(f"//{_header(scope, 'host')}").port or _DEFAULT_PORTS[scheme]
+    except ValueError:
+        return False
+    return origin[0] == scheme and origin[2] == port and origin[1] in {h.lower() for h in hosts}
+
+
+def socket_host(scope: dict[str, Any]) -> str:
+    """The Host header's host name, port dropped, lower-cased."""
+    try:
+        return (urlsplit(f"//{_header(scope, 'host')}").hostname or "").lower()
+    except ValueError:
+        return ""
 
 
 def database_call(func: Callable[..., R]) -> Callable[..., Awaitable[R]]:
@@ -80,6 +141,24 @@ class TenantASGIMiddleware:
             await send({"type": "websocket.close", "code": 4404})
             return None
         return await self.app({**scope, "tenant": tenant}, receive, send)
+
+
+@database_call
+def _tenant_hosts(tenant: Any) -> list[str]:
+    return tenant_hosts(tenant)
+
+
+async def origin_is_tenants(scope: dict[str, Any]) -> bool:
+    """Whether the socket was opened by a page of the scope's own workspace: one of its
+    domains (docs/subsystems/realtime.md, "Origins"). Every tenant lives under the same parent
+    domain, so a page on another workspace's host is same-site and the browser sends this
+    host's cookies along; only the Origin tells the two apart."""
+    tenant = scope.get("tenant")
+    if tenant is None:
+        return False
+    if origin_served_by(scope, [socket_host(scope)]):  # the usual case: no query
+        return True
+    return origin_served_by(scope, await _tenant_hosts(tenant))
 
 
 def tenant_db(func: Callable[..., R]) -> Callable[..., Awaitable[R]]:

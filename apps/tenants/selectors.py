@@ -72,3 +72,12 @@ def tenant_export_list(tenant: Tenant) -> QuerySet[TenantExport]:
 def primary_domain(tenant: Tenant) -> str:
     domain = tenant.domains.filter(is_primary=True).first() or tenant.domains.first()
     return domain.domain if domain else ""
+
+
+def tenant_hosts(tenant: Tenant) -> list[str]:
+    """Every host name the tenant is served on: its domains, each also with `www.` (the host
+    middleware serves `www.<domain>` as `<domain>`)."""
+    if connection.schema_name != "public":
+        connection.set_schema_to_public()
+    domains = [d.lower() for d in Domain.objects.filter(tenant=tenant).values_list("domain", flat=True)]
+    return domains + [f"www.{d}" for d in domains if not d.startswith("www.")]

@@ -182,6 +182,23 @@
     );
   }
 
+  // A constructed stylesheet, not a <style> element: a site whose Content-Security-Policy
+  // allows no inline style (ours included) still styles the widget. Older browsers get the
+  // <style> element.
+  function adoptStyles(shadow) {
+    try {
+      var sheet = new CSSStyleSheet();
+      sheet.replaceSync(CSS);
+      shadow.adoptedStyleSheets = [sheet];
+      return;
+    } catch (e) {
+      // no constructable stylesheets here
+    }
+    var style = document.createElement("style");
+    style.textContent = CSS;
+    shadow.appendChild(style);
+  }
+
   function el(tag, attrs, text) {
     var node = document.createElement(tag);
     if (attrs) {
@@ -369,9 +386,7 @@
     };
     for (var prop in hostStyle) host.style.setProperty(prop, hostStyle[prop], "important");
     var shadow = host.attachShadow({ mode: "open" });
-    var style = document.createElement("style");
-    style.textContent = CSS;
-    shadow.appendChild(style);
+    adoptStyles(shadow);
 
     var root = el("div", { class: "root", part: "root" });
     shadow.appendChild(root);

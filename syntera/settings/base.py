@@ -22,6 +22,7 @@ ASGI_APPLICATION = "syntera.asgi.application"
 MIDDLEWARE = [
     "syntera.clientip.ClientIPMiddleware",
     "syntera.observability.RequestContextMiddleware",
+    "syntera.csp.ContentSecurityPolicyMiddleware",
     "apps.tenants.middleware.TenantHostMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

@@ -1,8 +1,9 @@
 from .env import env_bool, env_int, env_list, env_str
 
-CSRF_TRUSTED_ORIGINS = env_list(
-    "CSRF_TRUSTED_ORIGINS", "http://*.localhost:8000,http://localhost:8000,http://127.0.0.1:8000"
-)
+# Origins besides the page's own that may post forms. None by default: every workspace lives
+# under the same parent domain, and a wildcard here (`https://*.example.com`) would let one
+# workspace's pages post to another's forms. Name a host only for a proxy that rewrites Host.
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
@@ -16,6 +17,15 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIN
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 60 * 60 * 12)
 X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+
+# Content-Security-Policy on every response (syntera/csp.py). Report-only sends it as
+# Content-Security-Policy-Report-Only: violations are reported, nothing is blocked.
+CSP_REPORT_ONLY = env_bool("CSP_REPORT_ONLY", False)
+# Where browsers report violations: "/csp-report/" is the built-in receiver (it logs them),
+# or any collector's URL; empty sends no reports.
+CSP_REPORT_URI = env_str("CSP_REPORT_URI", "")
 CSRF_FAILURE_VIEW = "syntera.errors.csrf_failure"
 
 # Rate limits (django-ratelimit). Format "<count>/<period>", period in s/m/h/d.

@@ -340,6 +340,8 @@ def live_stack(request: pytest.FixtureRequest) -> Iterator[LiveStack]:
         "LOG_FORMAT": "text",
         "PYTHONUNBUFFERED": "1",
         "CELERY_TASK_ALWAYS_EAGER": "false",
+        # Browsers report policy violations to the server's log (tests assert there are none).
+        "CSP_REPORT_URI": "/csp-report/",
     }
     for key in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "CACHE_URL", "CHANNEL_LAYER_URL", "SENTRY_DSN"):
         env.pop(key, None)

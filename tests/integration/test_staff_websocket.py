@@ -2,7 +2,7 @@
 
 Drives: `manage.py create_tenant` (subprocess) → the real login form over HTTP (httpx) for a
 session cookie → the `websockets` client against uvicorn → Channels' auth/session middleware,
-`TenantASGIMiddleware`, `AllowedHostsOriginValidator`, `StaffConsumer` → the Redis channel
+`TenantASGIMiddleware`, `StaffConsumer` (with its origin rule) → the Redis channel
 layer (group events published from this test process through channels-redis).
 """
 
@@ -173,9 +173,27 @@ def test_anonymous_unknown_host_and_foreign_origin_are_refused(
     assert_refused(refusal(live_stack, f"{alpha.slug}.localhost"), 4401)
     assert_refused(refusal(live_stack, f"nobody-{uuid.uuid4().hex[:6]}.localhost", cookie=alpha.cookie), 4404)
     result = refusal(live_stack, f"{alpha.slug}.localhost", cookie=alpha.cookie, origin="http://evil.example")
-    assert result[0] == "http" or result[1] >= 1000, result
+    assert result == ("close", 4403), result
     # A garbage session cookie is an anonymous user, not a crash.
     assert_refused(refusal(live_stack, f"{alpha.slug}.localhost", cookie="sessionid=not-a-session"), 4401)
+    live_stack.assert_running()
+
+
+def test_only_the_workspaces_own_pages_may_open_its_socket(live_stack: LiveStack, staff: tuple[Staff, Staff]) -> None:
+    """Browsers send alpha's cookie to alpha's socket from any page under the same parent
+    domain, beta's pages included: the Origin must be alpha's own, scheme and port as served
+    (uvicorn → StaffConsumer refuses with 4403, which the dashboard reads as "stop")."""
+    alpha, beta = staff
+    host = f"{alpha.slug}.localhost"
+    for origin in (
+        f"http://{beta.slug}.localhost:{live_stack.port}",
+        f"http://{host}:{live_stack.port + 1}",
+        f"https://{host}:{live_stack.port}",
+        "null",
+    ):
+        assert refusal(live_stack, host, cookie=alpha.cookie, origin=origin) == ("close", 4403), origin
+    with open_socket(live_stack, host, cookie=alpha.cookie) as ws:  # its own page: welcome
+        assert recv_json(ws)["tenant"] == alpha.slug
     live_stack.assert_running()
 
 

@@ -176,10 +176,16 @@ def test_refusals(alpha: Any, beta: Any, inbox: Any, settings: Any) -> None:
             assert connected
             closed = await comm.receive_output(timeout=3)
             assert closed["type"] == "websocket.close" and closed["code"] == code, (host, key, origin, closed)
-        # The tenant's own host is always allowed.
-        comm, _, _ = await connect(alpha.host, inbox.widget_key, origin=f"http://{alpha.host}:8000")
+        # The tenant's own host is always allowed: the same scheme, host and port as the socket.
+        served = f"{alpha.host}:8000"
+        comm, _, _ = await connect(served, inbox.widget_key, origin=f"http://{served}")
         await hello(comm)
         await comm.disconnect()
+        # Another port or scheme on that host name is another site, refused like any other.
+        for origin in (f"http://{alpha.host}:9999", f"https://{served}", f"http://{alpha.host}", "null"):
+            comm, _, _ = await connect(served, inbox.widget_key, origin=origin)
+            closed = await comm.receive_output(timeout=3)
+            assert closed["type"] == "websocket.close" and closed["code"] == 4403, origin
 
     run(scenario)
 

@@ -114,11 +114,19 @@ def _versions(agent: Agent) -> list[dict[str, Any]]:
 
 
 def _performance(agent: Agent) -> dict[str, Any]:
-    """The last PERFORMANCE_DAYS days, with each day's bar heights (% of the busiest day)."""
+    """The last PERFORMANCE_DAYS days, with each day's stacked bars: (kind, y, height) in a
+    0-100 SVG box, heights in % of the busiest day, answered at the bottom. Drawn as SVG
+    rectangles, not styled boxes: the Content-Security-Policy allows no inline style."""
     performance = agent_selectors.agent_performance(agent, days=PERFORMANCE_DAYS)
     peak = max((d["turns"] for d in performance["by_day"]), default=0) or 1
     for day in performance["by_day"]:
-        day["bars"] = [(kind, round(100 * day[kind] / peak, 1)) for kind in ("answered", "abstained", "escalated")]
+        bottom = 100.0
+        day["bars"] = []
+        for kind in ("answered", "abstained", "escalated"):
+            height = round(100 * day[kind] / peak, 1)
+            if height:
+                bottom = round(bottom - height, 1)
+                day["bars"].append((kind, bottom, height))
     return performance
 
 

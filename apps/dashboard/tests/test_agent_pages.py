@@ -476,8 +476,10 @@ def test_agent_pages_show_the_last_30_days(alpha: Any, owner_client: Any, help_k
     assert "1 for want of knowledge</a>" in section and re.search(r'id="perf-escalated"><span class="n">20%', section)
     assert '<span class="n">30 ms</span>' in section and '<span class="n">1100</span> tokens' in section
     assert section.count('class="perf-day"') == 30  # today's bar is the busiest: 3 + 1 + 1 of 5
-    for kind, height in (("answered", "60.0"), ("abstained", "20.0"), ("escalated", "20.0")):
-        assert f'class="perf-{kind}" style="height:{height}%"' in section
+    # Stacked from the bottom of a 0-100 box: answered 60, then 20 and 20 above it (no inline style).
+    for kind, y, height in (("answered", "40.0", "60.0"), ("abstained", "20.0", "20.0"), ("escalated", "0.0", "20.0")):
+        assert f'class="perf-{kind}" y="{y}" width="10" height="{height}"' in section
+    assert "style=" not in section
     assert re.findall(r'data-channel="(\w+)"><td>\w+</td><td>(\d+)<', section) == [("widget", "4"), ("email", "1")]
     quiet = owner_client.get(f"/dashboard/agents/{idle.pk}/").content.decode()
     assert "No AI turns in the last 30 days." in quiet
