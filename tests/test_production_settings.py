@@ -1,5 +1,5 @@
 """The production settings (`syntera.settings.production`), loaded the way a deployment loads
-them: in a fresh process with only a SECRET_KEY given. Cookies are Secure, HttpOnly and
+them: in a fresh process with only its three keys given. Cookies are Secure, HttpOnly and
 SameSite, HSTS covers the workspaces' subdomains, plain HTTP is redirected, and every
 response carries the Content-Security-Policy (docs/adr/0016-content-security-policy.md)."""
 
@@ -11,6 +11,9 @@ import subprocess
 import sys
 from typing import Any
 
+from cryptography.fernet import Fernet
+
+FIELD_KEY = Fernet.generate_key().decode()
 PROBE = r"""
 import json, os
 from unittest import mock
@@ -40,7 +43,13 @@ print(json.dumps(out, default=list))
 
 def _production(**env: str) -> dict[str, Any]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("SECURE_", "SESSION_", "CSRF_", "CSP_"))}
-    environment.update(DJANGO_SETTINGS_MODULE="syntera.settings.production", SECRET_KEY="x" * 50, **env)
+    environment.update(
+        DJANGO_SETTINGS_MODULE="syntera.settings.production",
+        SECRET_KEY="x" * 50,
+        JWT_SIGNING_KEY="j" * 50,
+        FIELD_ENCRYPTION_KEYS=FIELD_KEY,
+        **env,
+    )
     environment.pop("DEBUG", None)
     result = subprocess.run(
         [sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=120, env=environment, check=False
@@ -65,7 +74,9 @@ def test_production_cookies_hsts_redirect_and_policy() -> None:
     assert not any("*" in origin for origin in found["CSRF_TRUSTED_ORIGINS"])
     # The policy is enforced, by a middleware that sees every response.
     assert found["CSP_REPORT_ONLY"] is False
-    assert found["MIDDLEWARE"][1] == "syntera.csp.ContentSecurityPolicyMiddleware"
+    middleware = found["MIDDLEWARE"]
+    policy = middleware.index("syntera.csp.ContentSecurityPolicyMiddleware")
+    assert policy < middleware.index("apps.tenants.middleware.TenantHostMiddleware")  # unknown hosts too
 
     assert found["plain"] == [301, "https://localhost/healthz"]
     status, headers = found["proxied"]

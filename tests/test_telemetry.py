@@ -316,7 +316,7 @@ def test_websocket_errors_leave_without_the_widget_key_token_or_contact(
     async def failing_start(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError(f"could not start a conversation for {EMAIL}")
 
-    monkeypatch.setattr("apps.conversations.consumers._start", failing_start)
+    monkeypatch.setattr("apps.conversations.consumers._session", failing_start)
 
     async def scenario() -> None:
         comm = WebsocketCommunicator(
