@@ -24,6 +24,7 @@ RESOURCES = (
     "routing",
     "inboxes",
     "llm_credentials",
+    "exports",
 )
 
 # Scopes that are neither a read nor a write of a whole resource: `agents:test` runs an agent
@@ -35,7 +36,9 @@ ALL_SCOPES: tuple[str, ...] = (
     *EXTRA_SCOPES,
 )
 
-_STAFF_READS = tuple(s for s in ALL_SCOPES if s.endswith(":read") and s not in ("audit:read", "llm_credentials:read"))
+# Audit trails, model credentials and exports of the whole workspace are admin business.
+_ADMIN_READS = ("audit:read", "llm_credentials:read", "exports:read")
+_STAFF_READS = tuple(s for s in ALL_SCOPES if s.endswith(":read") and s not in _ADMIN_READS)
 
 # What a person's role lets them do, in scope terms (reported by /api/v1/me/, and the bound
 # on what they may grant). Routing configuration is written by owners and admins; agents read

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from . import test_browser
-from .conftest import PASSWORD, LiveStack, wait_for
+from .conftest import PASSWORD, LiveStack, mail_body, wait_for
 from .test_browser import real_problems
 
 pytestmark = test_browser.pytestmark
@@ -132,10 +132,18 @@ def test_every_page_runs_under_the_policy_and_inline_behaviour_still_works(live_
     page.fill("#id_slug", slug)
     page.fill("#id_full_name", "Pia Policy")
     page.fill("#id_email", email)
-    page.fill("#id_password", PASSWORD)
     page.click("button:has-text('Create workspace')")
+    page.wait_for_url(live_stack.url(None, "/signup/sent/"))
+    assert_clean(page, "signup → sent")
+    link = re.search(
+        rf"http://localhost:{live_stack.port}/signup/confirm/[^/\s]+/", mail_body(live_stack.wait_for_mail(email))
+    )
+    assert link is not None
+    visit(page, link.group(0), ready="#id_password")
+    page.fill("#id_password", PASSWORD)
+    page.click("button:has-text('Confirm and create workspace')")
     page.wait_for_url(live_stack.url(slug, "/dashboard/"))
-    assert_clean(page, "signup → dashboard")
+    assert_clean(page, "signup confirmation → dashboard")
 
     args = {"slug": slug, "email": email, "operator": operator, "password": PASSWORD, "article": ARTICLE}
     ids = json.loads(live_stack.manage("shell", "-c", f"ARGS = {args!r}\n{SETUP}").stdout.strip().splitlines()[-1])

@@ -144,7 +144,11 @@ def world(alpha: Any, make_member: Any) -> dict[str, Any]:
         team = routing.team_save(actor=owner, name="Matrix team")
         intent = routing.intent_save(actor=owner, name="matrix", examples=["where is my order"])
         rule = routing.rule_save(actor=owner, name="matrix rule", team_id=team.pk)
+        from apps.tenants.models import TenantExport
+
+        made = TenantExport.objects.create(tenant_id=alpha.tenant_id, requested_by=alpha.owner_email)
         return {
+            "export_id": made.pk,
             "member_id": Membership.objects.get(user=viewer, tenant_id=alpha.tenant_id).pk,
             "invitation_id": Invitation.objects.get(tenant_id=alpha.tenant_id, email=alpha.canary_invite_email).pk,
             "key_id": APIKey.objects.get(tenant_id=alpha.tenant_id, name=alpha.canary_key_name).pk,

@@ -38,7 +38,7 @@ class TenantDeletionView(APIView):
 class TenantExportListView(TenantListView):
     """Exports of the workspace's data (owners and admins, in person)."""
 
-    scope_resource = "tenant"
+    scope_resource = "exports"
     read_role = Role.ADMIN
     serializer_class = s.TenantExportOutput
     ordering_fields = ["id", "created_at"]
@@ -56,7 +56,7 @@ class TenantExportListView(TenantListView):
 
 
 class TenantExportDetailView(APIView):
-    scope_resource = "tenant"
+    scope_resource = "exports"
     read_role = Role.ADMIN
 
     @extend_schema(responses={200: s.TenantExportOutput})
@@ -66,7 +66,7 @@ class TenantExportDetailView(APIView):
 
 
 class TenantExportDownloadView(APIView):
-    scope_resource = "tenant"
+    scope_resource = "exports"
     read_role = Role.ADMIN
 
     @extend_schema(
