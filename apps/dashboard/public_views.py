@@ -21,10 +21,12 @@ def tenant_url(host: str, path: str) -> str:
 
 
 def _request_port_url(request: HttpRequest, host: str, path: str) -> str:
-    """Keep the port the visitor used (the dev server may not be on SITE_PORT)."""
-    port = request.get_port()
-    suffix = "" if port in ("80", "443") else f":{port}"
-    return f"{request.scheme}://{host}{suffix}{path}"
+    """Keep the scheme and the port the visitor used, as their browser sent it in Host (the
+    dev server may not be on SITE_PORT; behind a TLS proxy the server's own port is not the
+    visitor's)."""
+    sent = request.get_host()
+    port = sent.rsplit(":", 1)[1] if ":" in sent and not sent.endswith("]") else ""
+    return f"{request.scheme}://{host}{':' + port if port.isdigit() else ''}{path}"
 
 
 def _mail_note() -> str:

@@ -225,3 +225,12 @@ def test_account_page_changes_name_and_password(alpha: Any, make_member: Any, lo
     assert ok.status_code == 302
     assert client.get("/dashboard/").status_code == 200  # still logged in after the change
     assert client_for(alpha.host).post("/login/", {"email": user.email, "password": new_password}).status_code == 302
+
+
+def test_find_workspace_keeps_the_port_the_visitor_used_not_the_servers(client_for: Any, alpha: Any) -> None:
+    """Behind a TLS proxy the server listens on its own port; the visitor's browser sent
+    the public one (or none) in Host, and that is where the redirect must lead."""
+    proxied = client_for("localhost").post("/login/", {"slug": alpha.slug}, SERVER_PORT="8000", secure=True)
+    assert proxied.status_code == 302 and proxied["Location"] == f"https://{alpha.host}/login/"
+    direct = client_for("localhost:8443").post("/login/", {"slug": alpha.slug}, SERVER_PORT="8000")
+    assert direct["Location"] == f"http://{alpha.host}:8443/login/"
