@@ -26,6 +26,9 @@ CACHE_PREFIX = f"test{os.getpid()}"
 os.environ["REDIS_URL"] = REDIS_TEST_URL
 os.environ["CACHE_KEY_PREFIX"] = CACHE_PREFIX
 os.environ.setdefault("LOG_FORMAT", "text")
+# Every event emitted anywhere in the suite (its live servers included) is checked against its
+# JSON Schema and docs/subsystems/events.md (apps/events/validation.py).
+os.environ["EVENTS_VALIDATE"] = "true"
 
 
 def _use_test_redis() -> None:
@@ -40,6 +43,7 @@ def _use_test_redis() -> None:
     # In-process consumer tests run the consumers' database calls on the test's own thread
     # and connection (inside its transaction); the live-server suite runs the pooled default.
     settings.CHANNELS_DB_SHARED_THREAD = True
+    settings.EVENTS_VALIDATE = True
 
 
 _use_test_redis()

@@ -52,6 +52,26 @@ def publish(group: str, message: dict[str, Any]) -> None:
         logger.warning("channel layer publish failed for %s", group, exc_info=True)
 
 
+def publish_many(messages: list[tuple[str, dict[str, Any]]]) -> None:
+    """Send several (group, message) pairs now, in order, over one connection to the layer
+    (the event dispatcher's frames); failures are logged, never raised."""
+    layer = get_channel_layer()
+    if layer is None or not messages:
+        return
+
+    async def send_all() -> None:
+        for group, message in messages:
+            try:
+                await layer.group_send(group, message)
+            except Exception:
+                logger.warning("channel layer publish failed for %s", group, exc_info=True)
+
+    try:
+        async_to_sync(send_all)()
+    except Exception:
+        logger.warning("channel layer publish failed", exc_info=True)
+
+
 def publish_on_commit(group: str, message: dict[str, Any]) -> None:
     transaction.on_commit(lambda: publish(group, message))
 

@@ -65,3 +65,29 @@ def audit_action(
         data=data,
         ip=actor.ip,
     )
+
+
+def audit_event_record(
+    *,
+    action: str,
+    actor_user_id: int | None,
+    actor_label: str,
+    target_type: str,
+    target_id: str,
+    data: dict[str, Any],
+    ip: str | None,
+) -> AuditEvent:
+    """Append an entry to the current tenant's audit trail from a domain event (the audit
+    trail's event subscriber): the actor is known by id, and may have been deleted since."""
+    actor_field = AuditEvent._meta.get_field("actor")
+    user_model: Any = actor_field.related_model
+    exists = actor_user_id is not None and user_model.objects.filter(pk=actor_user_id).exists()
+    return AuditEvent.objects.create(
+        action=action[:64],
+        actor_id=actor_user_id if exists else None,
+        actor_label=(actor_label or "system")[:200],
+        target_type=target_type[:64],
+        target_id=target_id[:64],
+        data=data,
+        ip_address=ip,
+    )

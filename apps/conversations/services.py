@@ -2,10 +2,12 @@
 (docs/subsystems/conversations.md).
 
 `message_post` stores a message through the conversation store (which allocates `seq` and
-dedups `client_id`), updates the conversation record under its row lock, and after commit
-wakes the conversation's sockets and the staff inbox, and, for a visitor message while the AI
-owns the conversation, queues the AI reply. The channel layer only wakes readers: every
-socket reads what it sends from the store, so a dropped wake-up delays, never loses.
+dedups `client_id`), updates the conversation record under its row lock, emits its domain
+events in the same transaction (docs/subsystems/events.md), and after commit wakes the
+conversation's sockets and, for a visitor message while the AI owns the conversation, queues
+the AI reply. The channel layer only wakes readers: every socket reads what it sends from the
+store, so a dropped wake-up delays, never loses. Staff pages, the audit trail and the agents'
+statistics hear of changes from the events, not from here.
 
 Ownership: `owner` is ai | queue | human. `epoch` changes with every ownership change and
 on resolve; an AI reply computed under an older epoch is discarded, never stored.
@@ -29,11 +31,12 @@ from django.utils import timezone
 from apps.accounts.models import Role
 from apps.accounts.services import Actor
 from apps.agents.models import Agent
-from apps.agents.services import agent_feedback_count
 from apps.audit.services import audit_action
+from apps.events import types as events
+from apps.events.services import emit
 from apps.tenants.db import connection
 from syntera.errors import ApplicationError
-from syntera.realtime import publish, publish_on_commit, staff_group
+from syntera.realtime import publish
 from syntera.tasks import enqueue_on_commit
 
 from . import abuse
@@ -85,7 +88,7 @@ _held = threading.local()
 
 @contextlib.contextmanager
 def wakeups_held() -> Iterator[list[tuple[str, dict[str, Any]]]]:
-    """Collect the (group, event) pairs that `_notify` sends after a commit made inside the
+    """Collect the (group, event) pairs that `_to_sockets` sends after a commit made inside the
     block, instead of publishing them from this thread, for an async caller to send itself.
     `publish` from a database thread waits for the event loop, holding the thread and its
     connection meanwhile (the widget consumer's `_post`: docs/subsystems/realtime.md). A
@@ -106,17 +109,32 @@ def _publish(group: str, event: dict[str, Any]) -> None:
         held.append((group, event))
 
 
-def _notify(conversation: Conversation, *, seq: int | None = None, event: str = "conversation.updated") -> None:
-    """After commit: wake the conversation's sockets and tell the staff inbox."""
-    schema = _schema()
-    row = summary_row(conversation)
+def _to_sockets(conversation: Conversation, message: dict[str, Any]) -> None:
+    """After commit: a message for the conversation's own sockets (the visitor's widget): a
+    `conv.wake` (they read the new messages from the store) or a `conv.frame` (handoff,
+    status). Never through the outbox: the visitor's path stays direct."""
+    group = conversation_group(_schema(), conversation.pk)
+    transaction.on_commit(lambda: _publish(group, message))
 
-    def send() -> None:
-        if seq is not None:
-            _publish(conversation_group(schema, conversation.pk), {"type": "conv.wake", "seq": seq})
-        _publish(staff_group(schema), {"type": "staff.event", "event": {"type": event, "conversation": row}})
 
-    transaction.on_commit(send)
+def _wake(conversation: Conversation, seq: int) -> None:
+    _to_sockets(conversation, {"type": "conv.wake", "seq": seq})
+
+
+def _frame(conversation: Conversation, frame: dict[str, Any]) -> None:
+    _to_sockets(conversation, {"type": "conv.frame", "frame": frame})
+
+
+def _updated(conversation: Conversation, *changed: str, actor: Actor | None = None) -> None:
+    """`conversation.updated` for a change staff see; none for a conversation nobody wrote in
+    yet, which is no conversation for anyone (docs/adr/0017-anonymous-visitor-limits.md)."""
+    if conversation.last_seq > 0:
+        emit(
+            events.conversation_updated(
+                conversation_id=conversation.pk, changed=list(changed), status=conversation.status
+            ),
+            actor=actor,
+        )
 
 
 def notify_frame(conversation_id: int, frame: dict[str, Any]) -> None:
@@ -224,10 +242,11 @@ def conversation_claim(*, conversation_id: int, fields: dict[str, str]) -> Conve
         contact = contact_create(actor=None, tenant=connection.tenant, verified=False, system_label="visitor")
     with contextlib.suppress(ApplicationError):  # a value the CRM refuses is simply not remembered
         contact_remember(tenant=connection.tenant, contact=contact, facts=list(fields.items()))
+    changed = ["claims"] if conversation.contact_id == contact.pk else ["claims", "contact"]
     conversation.contact = contact
     conversation.claims = {**(conversation.claims or {}), **fields}
     conversation.save(update_fields=["contact", "claims", "updated_at"])
-    _notify(conversation)
+    _updated(conversation, *changed)
     return conversation
 
 
@@ -255,7 +274,7 @@ def conversation_verify(*, conversation_id: int, contact: Any) -> Conversation:
         {"contact_id": contact.pk, "previous_contact_id": getattr(previous, "pk", None)},
         system_label="widget",
     )
-    _notify(conversation)
+    _updated(conversation, "contact")
     return conversation
 
 
@@ -332,10 +351,22 @@ def message_post(
         if role != "note":
             conversation.last_message_at = message.created_at
             conversation.last_message_preview = text[:200]
+        happened: list[events.Event] = []
+        if first:
+            happened.append(
+                events.conversation_created(
+                    conversation_id=conversation.pk,
+                    inbox_id=conversation.inbox_id,
+                    channel=conversation.channel,
+                    contact_id=conversation.contact_id,
+                    owner=conversation.owner,
+                )
+            )
         if role == "visitor":
             conversation.unread += 1
             conversation.visitor_turns += 1
             if conversation.status in (Conversation.Status.RESOLVED, Conversation.Status.SNOOZED):
+                happened.append(_status_event(conversation, Conversation.Status.OPEN, by="visitor"))
                 conversation.status = Conversation.Status.OPEN
         if role == "agent":
             if conversation.owner != Conversation.Owner.HUMAN:
@@ -346,9 +377,9 @@ def message_post(
 
                 sla_met(conversation, "first_response")
         conversation.save()
-        if first:
-            _notify(conversation, event="conversation.created")
-        _notify(conversation, seq=message.seq, event="message.created")
+        happened.append(_message_event(conversation, message))
+        emit(*happened, actor=actor, system_label="visitor" if role == "visitor" else role)
+        _wake(conversation, message.seq)
         if role == "visitor" and conversation.owner != Conversation.Owner.AI:
             # Waiting for (or talking to) a person, e.g. after the out-of-hours offer of an email
             # follow-up: what the visitor says about themselves still reaches the contact.
@@ -360,6 +391,34 @@ def message_post(
 
             enqueue_on_commit(ai_reply, conversation.pk, message.seq, conversation.epoch, queue="llm")
     return message, True
+
+
+def _message_event(conversation: Conversation, message: StoredMessage) -> events.Event:
+    """`message.created` for what the visitor sees, `note.created` (no text) for a note."""
+    if message.role == "note":
+        return events.note_created(conversation_id=conversation.pk, seq=message.seq, author_id=message.author_id)
+    return events.message_created(
+        conversation_id=conversation.pk,
+        seq=message.seq,
+        role=message.role,
+        text=message.text,
+        client_id=message.client_id,
+        author_id=message.author_id,
+        author=message.author_label,
+        citations=list(message.citations),
+    )
+
+
+def _status_event(conversation: Conversation, status: str, *, by: str) -> events.Event:
+    """The event of a status change from the conversation's current status to `status`; the
+    visitor's widget is told the new status after commit (a structured frame, so it never has
+    to read a system line's wording)."""
+    _frame(conversation, {"type": "status", "status": status})
+    if status == Conversation.Status.RESOLVED:
+        return events.conversation_resolved(conversation_id=conversation.pk, assignee_id=conversation.assignee_id)
+    if conversation.status == Conversation.Status.RESOLVED:
+        return events.conversation_reopened(conversation_id=conversation.pk, status=status, by=by)
+    return events.conversation_updated(conversation_id=conversation.pk, changed=["status"], status=status)
 
 
 def _learn_from_visitor(conversation: Conversation, text: str) -> None:
@@ -410,20 +469,26 @@ def _routes_to_team(conversation: Conversation, text: str) -> bool:
 
 
 def _take_over(conversation: Conversation, actor: Actor | None) -> None:
+    """A person takes the conversation (call under its row lock, then save it)."""
     conversation.owner = Conversation.Owner.HUMAN
     conversation.assignee = actor.user if actor else None
     conversation.epoch += 1
-    publish_on_commit(
-        conversation_group(_schema(), conversation.pk),
-        {"type": "conv.frame", "frame": {"type": "handoff", "status": "assigned"}},
-    )
+    _frame(conversation, {"type": "handoff", "status": "assigned"})
+    if conversation.assignee_id is not None:
+        emit(
+            events.conversation_assigned(
+                conversation_id=conversation.pk, assignee_id=conversation.assignee_id, via="takeover"
+            ),
+            actor=actor,
+        )
 
 
 def _system(conversation: Conversation, text: str) -> None:
     """A system line in the transcript (ownership changes, rating...)."""
     message, _ = get_store().append(schema=_schema(), conversation_id=conversation.pk, role="system", text=text)
     conversation.last_seq = max(conversation.last_seq, message.seq)
-    _notify(conversation, seq=message.seq)
+    emit(_message_event(conversation, message))
+    _wake(conversation, message.seq)
 
 
 @transaction.atomic
@@ -442,9 +507,8 @@ def conversation_take_over(*, actor: Actor, conversation: Conversation) -> Conve
             "Another person owns this conversation; an admin can reassign it.", code="not_owner", status_code=409
         )
     _take_over(conversation, actor)
-    conversation.save()
     _system(conversation, f"{display_name(actor)} joined the conversation.")
-    audit_action(actor, "conversations.taken_over", conversation, {"epoch": conversation.epoch})
+    conversation.save()
     return conversation
 
 
@@ -458,13 +522,13 @@ def conversation_hand_back(*, actor: Actor, conversation: Conversation) -> Conve
     conversation.assignee = None
     conversation.epoch += 1
     conversation.abstentions = 0
-    conversation.save()
-    publish_on_commit(
-        conversation_group(_schema(), conversation.pk),
-        {"type": "conv.frame", "frame": {"type": "handoff", "status": "bot"}},
+    _frame(conversation, {"type": "handoff", "status": "bot"})
+    emit(
+        events.conversation_handed_back(conversation_id=conversation.pk, agent_id=_ai_agent_id(conversation)),
+        actor=actor,
     )
     _system(conversation, "The AI assistant is back in the conversation.")
-    audit_action(actor, "conversations.handed_back", conversation, {"epoch": conversation.epoch})
+    conversation.save()
     return conversation
 
 
@@ -478,11 +542,13 @@ def move_to_queue(conversation: Conversation, *, team: Any, reason: str, priorit
     conversation.epoch += 1
     conversation.attributes = {**conversation.attributes, "escalation_reason": reason[:300]}
     conversation.save()
-    publish_on_commit(
-        conversation_group(_schema(), conversation.pk),
-        {"type": "conv.frame", "frame": {"type": "handoff", "status": "queued"}},
+    _frame(conversation, {"type": "handoff", "status": "queued"})
+    emit(
+        events.conversation_queued(
+            conversation_id=conversation.pk, team_id=getattr(team, "pk", None), reason=reason, priority=priority
+        ),
+        system_label="routing",
     )
-    _notify(conversation, event="conversation.queued")
 
 
 def assign_to(conversation: Conversation, *, user_id: int, by: Actor | None) -> None:
@@ -493,14 +559,17 @@ def assign_to(conversation: Conversation, *, user_id: int, by: Actor | None) -> 
     conversation.owner = Conversation.Owner.HUMAN
     conversation.assignee = user
     conversation.epoch += 1
-    conversation.save()
-    publish_on_commit(
-        conversation_group(_schema(), conversation.pk),
-        {"type": "conv.frame", "frame": {"type": "handoff", "status": "assigned"}},
+    _frame(conversation, {"type": "handoff", "status": "assigned"})
+    emit(
+        events.conversation_assigned(
+            conversation_id=conversation.pk, assignee_id=user.pk, via="routing" if by is None else "assignment"
+        ),
+        actor=by,
+        system_label="routing",
     )
     name = user.full_name or user.email.split("@")[0]
     _system(conversation, f"{name} joined the conversation.")
-    audit_action(by, "conversations.assigned", conversation, {"assignee": user_id, "epoch": conversation.epoch})
+    conversation.save()
 
 
 @transaction.atomic
@@ -528,7 +597,8 @@ def add_note(conversation: Conversation, text: str) -> None:
     message, _ = get_store().append(schema=_schema(), conversation_id=conversation.pk, role="note", text=text)
     conversation.last_seq = max(conversation.last_seq, message.seq)
     conversation.save(update_fields=["last_seq", "updated_at"])
-    _notify(conversation, seq=message.seq, event="message.created")
+    emit(_message_event(conversation, message), system_label="ai")
+    _wake(conversation, message.seq)
 
 
 def system_message(conversation: Conversation, text: str) -> None:
@@ -548,6 +618,10 @@ def conversation_set_status(
     conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
     if status == conversation.status:
         return conversation
+    happened = _status_event(conversation, status, by="staff")
+    emit(happened, actor=actor)
+    if happened.type == "conversation.updated":  # the others are audited from their event
+        audit_action(actor, "conversations.status_changed", conversation, {"status": status})
     conversation.status = status
     conversation.snoozed_until = snoozed_until if status == Conversation.Status.SNOOZED else None
     if status == Conversation.Status.RESOLVED:
@@ -564,8 +638,6 @@ def conversation_set_status(
         sla_met(conversation, "resolution")
         _system(conversation, "This conversation was resolved. How did we do? Rate it from 1 to 5.")
     conversation.save()
-    _notify(conversation)
-    audit_action(actor, "conversations.status_changed", conversation, {"status": status})
     return conversation
 
 
@@ -573,9 +645,11 @@ def conversation_set_status(
 def conversation_set_tags(*, actor: Actor, conversation: Conversation, tags: list[str]) -> Conversation:
     _require(actor, Role.AGENT)
     conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
-    conversation.tags = sorted({t.strip().lower()[:40] for t in tags if t.strip()})[:20]
-    conversation.save(update_fields=["tags", "updated_at"])
-    _notify(conversation)
+    tags = sorted({t.strip().lower()[:40] for t in tags if t.strip()})[:20]
+    if tags != conversation.tags:
+        conversation.tags = tags
+        conversation.save(update_fields=["tags", "updated_at"])
+        _updated(conversation, "tags", actor=actor)
     return conversation
 
 
@@ -586,7 +660,7 @@ def conversation_mark_read(*, actor: Actor, conversation: Conversation) -> Conve
     if conversation.unread:
         conversation.unread = 0
         conversation.save(update_fields=["unread", "updated_at"])
-        _notify(conversation)
+        _updated(conversation, "unread", actor=actor)
     return conversation
 
 
@@ -599,10 +673,10 @@ def conversations_wake_snoozed() -> int:
             conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
             if conversation.status != Conversation.Status.SNOOZED:
                 continue
+            emit(_status_event(conversation, Conversation.Status.OPEN, by="staff"), system_label="routing")
             conversation.status = Conversation.Status.OPEN
             conversation.snoozed_until = None
             conversation.save(update_fields=["status", "snoozed_until", "updated_at"])
-            _notify(conversation)
             woken += 1
     return woken
 
@@ -615,7 +689,12 @@ def conversation_rate(*, conversation_id: int, rating: int, comment: str = "") -
     conversation.rating = int(rating)
     conversation.rating_comment = (comment or "")[:2000]
     conversation.save(update_fields=["rating", "rating_comment", "updated_at"])
-    _notify(conversation)
+    emit(
+        events.csat_received(
+            conversation_id=conversation.pk, rating=conversation.rating, comment=conversation.rating_comment
+        ),
+        system_label="visitor",
+    )
     return conversation
 
 
@@ -637,31 +716,27 @@ def answer_feedback(*, conversation_id: int, seq: int, helpful: bool) -> AnswerF
         feedback = AnswerFeedback.objects.filter(conversation=conversation, seq=seq).first()
         if feedback is not None and feedback.helpful == helpful:
             return feedback
+        replaces = None
         if feedback is not None:
-            if feedback.agent_id:
-                agent_feedback_count(
-                    agent_id=feedback.agent_id,
-                    channel=conversation.channel,
-                    helpful=feedback.helpful,
-                    day=feedback.updated_at.date(),
-                    undo=True,
-                )
+            replaces = (feedback.helpful, feedback.updated_at.date().isoformat())
             feedback.helpful = helpful
             feedback.save(update_fields=["helpful", "updated_at"])
         else:
             feedback = AnswerFeedback.objects.create(
                 conversation=conversation, seq=seq, agent_id=agent_id, helpful=helpful
             )
-        if feedback.agent_id:
-            agent_feedback_count(
+        # The staff page shows it and the agent's stats count it (their subscribers).
+        emit(
+            events.message_feedback(
+                conversation_id=conversation.pk,
+                seq=seq,
+                helpful=helpful,
                 agent_id=feedback.agent_id,
                 channel=conversation.channel,
-                helpful=helpful,
-                day=feedback.updated_at.date(),
-            )
-        event = {"type": "message.feedback", "conversation": conversation.pk, "seq": seq, "helpful": helpful}
-        schema = _schema()
-        transaction.on_commit(lambda: _publish(staff_group(schema), {"type": "staff.event", "event": event}))
+                replaces=replaces,
+            ),
+            system_label="visitor",
+        )
     return feedback
 
 

@@ -26,6 +26,8 @@ from django.utils import timezone
 from apps.accounts.models import Role
 from apps.accounts.services import Actor
 from apps.audit.services import audit_action
+from apps.events import types as events
+from apps.events.services import emit
 from syntera.errors import ApplicationError
 
 from .models import Contact, Lead
@@ -39,6 +41,27 @@ IDENTITY_FIELDS = ("name", "email", "phone", "company")
 TRUSTED_SOURCES = ("staff", "verified")
 # The identity columns' lengths: a longer value is cut to fit (the fact keeps MAX_VALUE).
 COLUMN_MAX = {"name": 200, "email": 254, "phone": 40, "company": 200}
+
+
+def _snapshot(contact: Contact) -> dict[str, Any]:
+    """What `contact.updated` compares (its `changed` names these keys)."""
+    return {key: getattr(contact, key) for key in events.CONTACT_FIELDS}
+
+
+def _emit_updated(
+    contact: Contact, before: dict[str, Any], *, actor: Actor | None, system_label: str, merged_from: int | None = None
+) -> None:
+    changed = [key for key, value in _snapshot(contact).items() if before[key] != value]
+    if merged_from is not None:
+        changed.append("memory")
+    if changed:
+        emit(
+            events.contact_updated(
+                contact_id=contact.pk, changed=changed, verified=contact.verified, merged_from=merged_from
+            ),
+            actor=actor,
+            system_label=system_label,
+        )
 
 
 def _require_staff(actor: Actor) -> None:
@@ -129,7 +152,11 @@ def contact_create(*, actor: Actor | None, tenant: Any = None, verified: bool | 
         if getattr(contact, key):
             _apply_fact(contact, key, getattr(contact, key), source)
     contact.save()
-    audit_action(actor, "crm.contact_created", contact, {"verified": verified}, tenant=tenant, system_label="visitor")
+    emit(
+        events.contact_created(contact_id=contact.pk, verified=verified, source=source),
+        actor=actor,
+        system_label=str(fields.get("system_label") or "visitor"),
+    )
     return contact
 
 
@@ -140,6 +167,7 @@ def contact_update(*, actor: Actor, contact: Contact, **fields: Any) -> Contact:
     (the AI then reads the contact's facts as claims)."""
     _require_staff(actor)
     contact = Contact.objects.select_for_update().get(pk=contact.pk)
+    before = _snapshot(contact)
     for key, value in fields.items():
         if key == "attributes":
             contact.attributes = value
@@ -156,6 +184,7 @@ def contact_update(*, actor: Actor, contact: Contact, **fields: Any) -> Contact:
                 contact.memory = [f for f in contact.memory if f.get("key") != key]
                 setattr(contact, key, "")
     contact.save()
+    _emit_updated(contact, before, actor=actor, system_label="staff")
     audit_action(actor, "crm.contact_updated", contact, {"fields": sorted(fields)})
     if "verified" in fields and fields["verified"] is not None:
         action = "crm.contact_verified" if fields["verified"] else "crm.contact_unverified"
@@ -182,6 +211,7 @@ def contact_remember(*, tenant: Any, contact: Contact, facts: Iterable[tuple[str
     """Store facts the AI extracted from a conversation; returns the keys that changed.
     Facts staff entered or a verification vouched for are not overwritten."""
     contact = Contact.objects.select_for_update().get(pk=contact.pk)
+    before = _snapshot(contact)
     changed: list[str] = []
     trusted = _trusted_keys(contact)
     for key, value in facts:
@@ -191,6 +221,7 @@ def contact_remember(*, tenant: Any, contact: Contact, facts: Iterable[tuple[str
             changed.append(key)
     if changed:
         contact.save()
+        _emit_updated(contact, before, actor=None, system_label="ai")
         audit_action(None, "crm.memory_learned", contact, {"keys": changed}, tenant=tenant, system_label="ai")
     return changed
 
@@ -199,8 +230,10 @@ def contact_remember(*, tenant: Any, contact: Contact, facts: Iterable[tuple[str
 def contact_memory_set(*, actor: Actor, contact: Contact, key: str, value: str) -> Contact:
     _require_staff(actor)
     contact = Contact.objects.select_for_update().get(pk=contact.pk)
+    before = _snapshot(contact)
     _apply_fact(contact, key, _clean_value(value), "staff")
     contact.save()
+    _emit_updated(contact, before, actor=actor, system_label="staff")
     audit_action(actor, "crm.memory_set", contact, {"key": key})
     return contact
 
@@ -214,6 +247,7 @@ def contact_memory_erase(
     longer knows it."""
     _require_staff(actor)
     contact = Contact.objects.select_for_update().get(pk=contact.pk)
+    before = _snapshot(contact)
     erased = [
         f for f in contact.memory if (key is None or f.get("key") == key) and (value is None or f.get("value") == value)
     ]
@@ -222,6 +256,7 @@ def contact_memory_erase(
         if fact.get("key") in IDENTITY_FIELDS:
             setattr(contact, str(fact["key"]), "")
     contact.save()
+    _emit_updated(contact, before, actor=actor, system_label="staff")
     audit_action(actor, "crm.memory_erased", contact, {"key": key or "*", "facts": len(erased)})
     return contact
 
@@ -260,9 +295,10 @@ def lead_capture(
     facts = [(k, v) for k, v in (("name", name), ("email", email), ("phone", phone), ("company", company)) if v]
     if facts:
         contact_remember(tenant=tenant, contact=contact, facts=facts)
-        contact.refresh_from_db()
+    # Locked: the lead's event is ordered with its contact's others.
+    contact = Contact.objects.select_for_update().get(pk=contact.pk)
     lead = Lead.objects.create(contact=contact, need=(need or "")[:2000], origin=origin)
-    audit_action(actor, "crm.lead_captured", lead, {"origin": origin}, tenant=tenant, system_label="ai")
+    emit(events.lead_created(lead_id=lead.pk, contact_id=contact.pk, origin=origin), actor=actor, system_label="ai")
     return lead
 
 
@@ -362,6 +398,7 @@ def contact_merge(*, actor: Actor | None, source: Contact, target: Contact, tena
         )
     locked = {c.pk: c for c in Contact.objects.select_for_update().filter(pk__in=[source.pk, target.pk]).order_by("pk")}
     source, target = locked[source.pk], locked[target.pk]
+    before = _snapshot(target)
     if source.external_id and target.external_id and source.external_id != target.external_id:
         raise ApplicationError(
             "Both contacts belong to different signed-in users of your site; they are not one person.",
@@ -377,8 +414,9 @@ def contact_merge(*, actor: Actor | None, source: Contact, target: Contact, tena
     target.verified = target.verified or source.verified
     conversations = source.conversations.update(contact=target)  # type: ignore[attr-defined]
     leads = source.leads.update(contact=target)
+    source_id = source.pk
     data = {
-        "source_id": source.pk,
+        "source_id": source_id,
         "source": str(source)[:200],
         "source_verified": source.verified,
         "conversations": conversations,
@@ -387,5 +425,6 @@ def contact_merge(*, actor: Actor | None, source: Contact, target: Contact, tena
     source.delete()  # before the target takes over its external id
     target.external_id = external_id
     target.save()
+    _emit_updated(target, before, actor=actor, system_label="widget", merged_from=source_id)
     audit_action(actor, "crm.contact_merged", target, data, tenant=tenant, system_label="widget")
     return target

@@ -26,6 +26,8 @@ from django.utils import timezone
 from apps.accounts.models import Role
 from apps.accounts.services import Actor
 from apps.audit.services import audit_action
+from apps.events import types as events
+from apps.events.services import emit
 from syntera import slots
 from syntera.errors import ApplicationError
 from syntera.tasks import enqueue_on_commit
@@ -471,24 +473,41 @@ def ingest_source(*, source_id: int, run: int) -> str:
     now = timezone.now()
     content_hash = _sha256(b"".join(_sha256(d[2]).encode() for d in documents))
     next_sync = now + timedelta(hours=source.sync_interval_hours) if source.sync_interval_hours else None
-    Source.objects.filter(pk=source_id, run=run).update(
-        status=Source.Status.READY,
-        progress=100,
-        error="",
-        stalls=0,
-        chunk_count=total_chunks,
-        content_hash=content_hash,
-        last_synced_at=now,
-        next_sync_at=next_sync,
-        updated_at=now,
-    )
+    with transaction.atomic():
+        finished = Source.objects.filter(pk=source_id, run=run).update(
+            status=Source.Status.READY,
+            progress=100,
+            error="",
+            stalls=0,
+            chunk_count=total_chunks,
+            content_hash=content_hash,
+            last_synced_at=now,
+            next_sync_at=next_sync,
+            updated_at=now,
+        )
+        if finished:  # (the UPDATE holds the source's row lock: its events stay in order)
+            emit(
+                events.knowledge_source_ready(
+                    source_id=source_id, knowledge_base_id=source.knowledge_base_id, run=run, chunk_count=total_chunks
+                ),
+                system_label="ingestion",
+            )
     return "ready"
 
 
 def _fail(source_id: int, run: int, reason: str) -> None:
-    Source.objects.filter(pk=source_id, run=run).update(
-        status=Source.Status.FAILED, error=reason[:2000], updated_at=timezone.now()
-    )
+    with transaction.atomic():
+        failed = Source.objects.filter(pk=source_id, run=run).update(
+            status=Source.Status.FAILED, error=reason[:2000], updated_at=timezone.now()
+        )
+        knowledge_base_id = Source.objects.filter(pk=source_id).values_list("knowledge_base_id", flat=True).first()
+        if failed and knowledge_base_id is not None:
+            emit(
+                events.knowledge_source_failed(
+                    source_id=source_id, knowledge_base_id=knowledge_base_id, run=run, error=reason
+                ),
+                system_label="ingestion",
+            )
 
 
 def _index_documents(source: Source, run: int, documents: list[tuple[str, str, bytes, Extracted]]) -> int:

@@ -18,9 +18,9 @@ from apps.accounts.models import Role
 from apps.accounts.services import Actor
 from apps.audit.services import audit_action
 from apps.conversations.models import Conversation
-from apps.tenants.db import connection
+from apps.events import types as events
+from apps.events.services import emit
 from syntera.errors import ApplicationError
-from syntera.realtime import publish_on_commit, staff_group
 
 from . import assignment, hours, intents, selectors
 from .models import Intent, RoutingRule, SLAEvent, Team, TeamMember
@@ -207,6 +207,7 @@ def escalate(*, conversation_id: int, reason: str, epoch: int | None, summary: s
             return False
         team = conversation.team or default_team()
         vip = _is_vip(conversation)
+        emit(events.handoff_requested(conversation_id=conversation.pk, reason=reason), system_label="routing")
         conversations.move_to_queue(
             conversation, team=team, reason=reason, priority=max(conversation.priority, 10 if vip else 0)
         )
@@ -231,7 +232,6 @@ def escalate(*, conversation_id: int, reason: str, epoch: int | None, summary: s
                 + (" Leave your email address here and we'll follow up by email.")
             )
         conversations.system_message(conversation, text)
-        audit_action(None, "routing.escalated", conversation, {"reason": reason[:300], "team": team.pk, "vip": vip})
     try_assign(conversation_id=conversation_id)
     return True
 
@@ -294,20 +294,28 @@ def sla_met(conversation: Conversation, kind: str) -> None:
 
 
 def sla_check() -> int:
-    """Beat: mark SLA targets passed without being met; each breach is an audit event and a
-    staff event (visible, filterable, usable by workflows)."""
+    """Beat: mark SLA targets passed without being met; each breach is the domain event
+    `sla.breached` (the staff pages and the audit trail subscribe; workflows may)."""
     now = timezone.now()
     breached = 0
-    for event in SLAEvent.objects.filter(breached_at__isnull=True, met_at__isnull=True, due_at__lte=now):
-        event.breached_at = now
-        event.save(update_fields=["breached_at"])
-        audit_action(None, "routing.sla_breached", event.conversation, {"kind": event.kind, "team": event.team_id})
-        publish_on_commit(
-            staff_group(connection.schema_name),
-            {
-                "type": "staff.event",
-                "event": {"type": "sla.breached", "conversation": event.conversation_id, "kind": event.kind},
-            },
-        )
+    due = SLAEvent.objects.filter(breached_at__isnull=True, met_at__isnull=True, due_at__lte=now)
+    for sla_id, conversation_id in due.values_list("pk", "conversation_id"):
+        with transaction.atomic():
+            # The conversation's lock orders this event with the conversation's others.
+            Conversation.objects.select_for_update().filter(pk=conversation_id).first()
+            event = SLAEvent.objects.filter(pk=sla_id, breached_at__isnull=True, met_at__isnull=True).first()
+            if event is None:
+                continue
+            event.breached_at = now
+            event.save(update_fields=["breached_at"])
+            emit(
+                events.sla_breached(
+                    conversation_id=conversation_id,
+                    kind=event.kind,
+                    team_id=event.team_id,
+                    due_at=event.due_at.isoformat(),
+                ),
+                system_label="routing",
+            )
         breached += 1
     return breached

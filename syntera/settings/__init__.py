@@ -11,6 +11,7 @@ from .celery import *  # noqa: F403
 from .channels import *  # noqa: F403
 from .conversations import *  # noqa: F403
 from .database import *  # noqa: F403
+from .events import *  # noqa: F403
 from .keys import *  # noqa: F403
 from .knowledge import *  # noqa: F403
 from .llm import *  # noqa: F403

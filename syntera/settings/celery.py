@@ -10,7 +10,7 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # One direct exchange per queue so `queue="ingest"` really lands in `ingest`.
-CELERY_TASK_QUEUES = [Queue(name, Exchange(name), routing_key=name) for name in ("default", "ingest", "llm")]
+CELERY_TASK_QUEUES = [Queue(name, Exchange(name), routing_key=name) for name in ("default", "ingest", "llm", "events")]
 CELERY_TASK_DEFAULT_EXCHANGE = "default"
 CELERY_TASK_DEFAULT_ROUTING_KEY = "default"
 CELERY_TASK_SERIALIZER = "json"
@@ -54,4 +54,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "conversations-purge-empty": {"task": "conversations.purge_empty", "schedule": 3600.0},
     # Workspaces whose deletion grace period is over are purged; unfinished purges resume.
     "tenants-purge-due": {"task": "tenants.purge_due", "schedule": float(env_int("TENANT_PURGE_INTERVAL", 3600))},
+    # Domain events: a dispatch wherever events wait (crash recovery, retries), and the
+    # retention of delivered ones (docs/subsystems/events.md).
+    "events-sweep": {
+        "task": "events.sweep",
+        "schedule": float(env_int("EVENTS_SWEEP_INTERVAL", 15)),
+        "options": {"queue": "events"},
+    },
+    "events-purge": {"task": "events.purge", "schedule": 3600.0},
 }

@@ -27,6 +27,7 @@ SHARED_APPS = [
 
 TENANT_APPS = [
     "django.contrib.contenttypes",
+    "apps.events",
     "apps.audit",
     "apps.knowledge",
     "apps.crm",

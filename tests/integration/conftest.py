@@ -374,7 +374,7 @@ def live_stack(request: pytest.FixtureRequest) -> Iterator[LiveStack]:
                 "syntera",
                 "worker",
                 "-Q",
-                "default,ingest,llm",
+                "default,ingest,llm,events",
                 "--pool",
                 "solo",
                 "--loglevel",

@@ -140,10 +140,21 @@ def test_a_spoofed_forwarded_for_is_counted_under_the_real_address(alpha: Any, i
 def test_an_opened_widget_is_not_a_conversation_until_the_visitor_writes(
     alpha: Any, inbox: Any, settings: Any, api_for: Any, monkeypatch: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
-    """Staff events are published after commit (recorded here as the services publish them);
-    typing goes straight through the channel layer (watched on the staff group)."""
+    """Staff hear of changes from the events the services emit (recorded here as the staff
+    inbox's subscriber publishes them after commit); typing goes straight through the channel
+    layer (watched on the staff group)."""
+    import dataclasses
+
+    from apps.dashboard import subscribers
+
     published: list[str] = []
-    monkeypatch.setattr(services, "_publish", lambda group, event: published.append(event.get("event", {}).get("type")))
+    monkeypatch.setattr(
+        subscribers,
+        "staff_inbox",
+        dataclasses.replace(
+            subscribers.staff_inbox, after_commit=lambda items: published.extend(m["event"]["type"] for _, m in items)
+        ),
+    )
     layer = get_channel_layer()
     api = api_for(alpha.host, alpha.api_key)
     session: dict[str, Any] = {}
@@ -183,9 +194,6 @@ def test_an_opened_widget_is_not_a_conversation_until_the_visitor_writes(
     async def first() -> None:
         events["opened"] = await watching(open_and_type)
 
-    async def second() -> None:
-        await write()
-
     with django_capture_on_commit_callbacks(execute=True):
         run(first)
     assert events["opened"] == [] and published == []  # not created, not typing: nothing for staff yet
@@ -193,9 +201,8 @@ def test_an_opened_widget_is_not_a_conversation_until_the_visitor_writes(
     listed = api.get(f"/api/v1/conversations/?inbox={inbox.pk}").json()
     assert conversation_id not in [c["id"] for c in listed["results"]]
     with django_capture_on_commit_callbacks(execute=True):
-        run(second)
-    staff = [e for e in published if e]
-    assert staff[:2] == ["conversation.created", "message.created"] and staff.count("conversation.created") == 1
+        run(write)
+    assert published[:2] == ["conversation.created", "message.created"] and published.count("conversation.created") == 1
     listed = api.get(f"/api/v1/conversations/?inbox={inbox.pk}").json()
     assert conversation_id in [c["id"] for c in listed["results"]]
 

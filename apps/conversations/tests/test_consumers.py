@@ -225,10 +225,13 @@ def test_rating(alpha: Any, inbox: Any, settings: Any) -> None:
     assert conversation.rating == 4 and conversation.rating_comment == "Quick and clear"
 
 
-def test_feedback_on_an_ai_answer_counts_for_its_agent_and_can_change(alpha: Any, inbox: Any, settings: Any) -> None:
+def test_feedback_on_an_ai_answer_counts_for_its_agent_and_can_change(
+    alpha: Any, inbox: Any, settings: Any, django_capture_on_commit_callbacks: Any
+) -> None:
     """`{"type": "feedback", "seq": N, "helpful": bool}` (an extension of BRIEF.md's protocol):
     echoed back once stored; only on the AI's answers the socket has shown; the latest verdict
-    is the one counted on the agent's stats."""
+    is the one counted on the agent's stats (by their subscriber to `message.feedback`, once
+    each verdict commits)."""
     from django.db import connection
 
     from apps.agents.selectors import agent_performance
@@ -281,7 +284,8 @@ def test_feedback_on_an_ai_answer_counts_for_its_agent_and_can_change(alpha: Any
             assert await frames(comm, 1) == [{"type": "feedback", "seq": answer.seq, "helpful": helpful}]
         await comm.disconnect()
 
-    run(judge)
+    with django_capture_on_commit_callbacks(execute=True):
+        run(judge)
     (stored,) = AnswerFeedback.objects.filter(conversation=conversation)
     assert (stored.seq, stored.helpful, stored.agent_id) == (answer.seq, False, inbox.agent_id)
     totals = agent_performance(inbox.agent, days=1)["totals"]

@@ -1,0 +1,163 @@
+"""Writes to the outbox: `emit` (every service that changes something calls it inside its own
+transaction), the dispatch kick after commit, and the operators' retry and the retention purge
+(docs/subsystems/events.md).
+
+`emit` costs one INSERT for the events it is given (one statement for several) and, after the
+commit, at most one Celery message per EVENTS_KICK_INTERVAL_MS per process and workspace: no
+task per event, no extra round trip inside the transaction. A rolled-back transaction takes its
+events with it, and its kick is never sent.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import secrets
+import threading
+import time
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from .models import OutboxEvent
+from .registry import REGISTRY, Event
+
+logger = logging.getLogger(__name__)
+
+
+def new_event_id() -> uuid.UUID:
+    """A UUID version 7 (RFC 9562): the millisecond time first, then 74 random bits. Unique
+    like any random UUID, and written in time order, which keeps the outbox's index compact."""
+    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(secrets.token_bytes(10), "big")
+    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
+    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
+    return uuid.UUID(int=value)
+
+
+def _schema() -> str:
+    return str(connection.schema_name)  # type: ignore[attr-defined]
+
+
+def emit(*events: Event, actor: Any = None, system_label: str = "system") -> None:
+    """Write `events` to the current workspace's outbox, in the caller's transaction.
+
+    `actor` (an `apps.accounts.services.Actor`: a person or an API key) or, for the platform
+    itself, `system_label` is who caused them; it is kept for the audit trail, never put in the
+    envelope. Call it from inside the `transaction.atomic` block that makes the change."""
+    if not events:
+        return
+    for event in events:
+        if event.type not in REGISTRY:
+            raise ValueError(f"unknown event type {event.type!r}: add it to apps/events/types.py")
+    if settings.EVENTS_VALIDATE:
+        from .validation import check
+
+        for event in events:
+            check(event)
+    now = timezone.now()
+    user = getattr(actor, "user", None)
+    label = (getattr(actor, "label", "") if actor is not None else "") or system_label
+    rows = [
+        OutboxEvent(
+            uuid=new_event_id(),
+            type=event.type,
+            stream=event.stream,
+            data=event.data,
+            created_at=now,
+            available_at=now,
+            actor_user_id=getattr(user, "pk", None),
+            actor_label=label[:200],
+            actor_ip=getattr(actor, "ip", None),
+        )
+        for event in events
+    ]
+    OutboxEvent.objects.bulk_create(rows)
+    transaction.on_commit(functools.partial(dispatch_soon, _schema()))
+
+
+# --- kicking the dispatcher -------------------------------------------------------------------
+
+_kicks_lock = threading.Lock()
+# schema -> the (monotonic) time at which the last kick this process sent is due to run.
+_kicks: dict[str, float] = {}
+
+
+def dispatch_soon(schema: str) -> None:
+    """After a commit that wrote events: make sure a dispatch of `schema` starts after it.
+
+    Debounced per process and workspace: the first commit sends a task at once; commits in the
+    next EVENTS_KICK_INTERVAL_MS share one task sent to run at the end of the interval; commits
+    while such a task is still ahead need nothing (it starts after them). A task that is lost
+    (a broker outage) delays delivery until the beat sweep, never loses an event."""
+    from .tasks import dispatch
+
+    if dispatch.app.conf.task_always_eager:
+        _send(schema, 0.0)  # in-process (tests): deliver at once, every time
+        return
+    interval = settings.EVENTS_KICK_INTERVAL_MS / 1000
+    now = time.monotonic()
+    with _kicks_lock:
+        due = _kicks.get(schema, float("-inf"))
+        if due > now:
+            return
+        countdown = 0.0 if now >= due + interval else due + interval - now
+        _kicks[schema] = now + countdown
+    _send(schema, countdown)
+
+
+def _send(schema: str, countdown: float) -> None:
+    from .tasks import dispatch
+
+    try:
+        options: dict[str, Any] = {"queue": "events", "headers": {"_schema_name": schema}}
+        if countdown > 0:
+            options["countdown"] = countdown
+        dispatch.apply_async(args=(schema,), **options)
+    except Exception:
+        logger.warning("could not queue the event dispatch for %s; the beat sweep will", schema, exc_info=True)
+
+
+# --- operators --------------------------------------------------------------------------------
+
+
+def events_retry(*, ids: list[uuid.UUID] | None = None) -> int:
+    """Give failed events of the current workspace (all, or those with these envelope ids) a
+    new round of attempts. Subscribers that had handled one are not called again. Returns how
+    many; the dispatch is kicked after commit."""
+    with transaction.atomic():
+        failed = OutboxEvent.objects.filter(state=OutboxEvent.State.FAILED)
+        if ids is not None:
+            failed = failed.filter(uuid__in=ids)
+        count = failed.update(
+            state=OutboxEvent.State.PENDING, attempts=0, available_at=timezone.now(), finished_at=None
+        )
+        if count:
+            transaction.on_commit(functools.partial(dispatch_soon, _schema()))
+    return count
+
+
+def events_drop(*, ids: list[uuid.UUID]) -> int:
+    """Give up on failed events of the current workspace for good (deleted); returns how many."""
+    deleted, _ = OutboxEvent.objects.filter(state=OutboxEvent.State.FAILED, uuid__in=ids).delete()
+    return deleted
+
+
+def events_purge_delivered(*, batch: int = 5000) -> int:
+    """Delete the current workspace's events delivered more than EVENTS_RETENTION_DAYS ago;
+    returns how many. Pending and failed events are never purged."""
+    cutoff = timezone.now() - timedelta(days=settings.EVENTS_RETENTION_DAYS)
+    total = 0
+    while True:
+        ids = list(
+            OutboxEvent.objects.filter(state=OutboxEvent.State.DONE, finished_at__lt=cutoff).values_list(
+                "pk", flat=True
+            )[:batch]
+        )
+        if not ids:
+            return total
+        deleted, _ = OutboxEvent.objects.filter(pk__in=ids).delete()
+        total += deleted
