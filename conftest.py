@@ -39,6 +39,9 @@ def _use_test_redis() -> None:
         config["LOCATION"] = REDIS_TEST_URL
         config["KEY_PREFIX"] = CACHE_PREFIX + (":sessions" if alias == "sessions" else "")
     settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [REDIS_TEST_URL]
+    # Groups too: every session's workspaces are called alpha and beta, and a frame another
+    # session publishes to `staff.alpha` must not reach this session's sockets.
+    settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = CACHE_PREFIX
     settings.CELERY_BROKER_URL = REDIS_TEST_URL
     # In-process consumer tests run the consumers' database calls on the test's own thread
     # and connection (inside its transaction); the live-server suite runs the pooled default.

@@ -4,8 +4,8 @@ protocol of BRIEF.md; frames documented in docs/subsystems/realtime.md.
 Delivery: every `message` frame a socket sends is read from the conversation store, never
 taken from the channel layer. The layer only says "something new" (`conv.wake`); the socket
 then reads everything after the last seq it sent. Lost wake-ups delay, never lose; `resume`
-replays from the store. Deltas, typing and handoff frames are ephemeral and do go through
-the layer.
+replays from the store. Deltas, typing, handoff and status frames are ephemeral and do go
+through the layer. None of it waits for the domain-event outbox (docs/subsystems/events.md).
 """
 
 from __future__ import annotations

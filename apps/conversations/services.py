@@ -370,7 +370,7 @@ def message_post(
                 conversation.status = Conversation.Status.OPEN
         if role == "agent":
             if conversation.owner != Conversation.Owner.HUMAN:
-                _take_over(conversation, actor)
+                happened.extend(_take_over(conversation, actor))
             if conversation.first_response_at is None:
                 conversation.first_response_at = message.created_at
                 from apps.routing.services import sla_met
@@ -468,19 +468,20 @@ def _routes_to_team(conversation: Conversation, text: str) -> bool:
     return "team" in decision
 
 
-def _take_over(conversation: Conversation, actor: Actor | None) -> None:
-    """A person takes the conversation (call under its row lock, then save it)."""
+def _take_over(conversation: Conversation, actor: Actor | None) -> list[events.Event]:
+    """A person takes the conversation (call under its row lock, then save it); its event, for
+    the caller to emit (none for an API key, which is nobody to assign)."""
     conversation.owner = Conversation.Owner.HUMAN
     conversation.assignee = actor.user if actor else None
     conversation.epoch += 1
     _frame(conversation, {"type": "handoff", "status": "assigned"})
-    if conversation.assignee_id is not None:
-        emit(
-            events.conversation_assigned(
-                conversation_id=conversation.pk, assignee_id=conversation.assignee_id, via="takeover"
-            ),
-            actor=actor,
+    if conversation.assignee_id is None:
+        return []
+    return [
+        events.conversation_assigned(
+            conversation_id=conversation.pk, assignee_id=conversation.assignee_id, via="takeover"
         )
+    ]
 
 
 def _system(conversation: Conversation, text: str) -> None:
@@ -506,7 +507,7 @@ def conversation_take_over(*, actor: Actor, conversation: Conversation) -> Conve
         raise ApplicationError(
             "Another person owns this conversation; an admin can reassign it.", code="not_owner", status_code=409
         )
-    _take_over(conversation, actor)
+    emit(*_take_over(conversation, actor), actor=actor)
     _system(conversation, f"{display_name(actor)} joined the conversation.")
     conversation.save()
     return conversation

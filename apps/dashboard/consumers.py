@@ -8,7 +8,8 @@ Refusals accept the handshake and close at once with a code the client can read:
 logout and removal close open sockets the same way.
 
 Server events (`staff.event` on the staff group: conversation.created, conversation.updated,
-message.created, visitor.typing, message.feedback) are forwarded as frames. They only wake the
+message.created, visitor.typing, message.feedback; all but typing and presence sent by the staff
+inbox's domain-event subscriber, apps/dashboard/subscribers.py) are forwarded as frames. They only wake the
 inbox up: the page re-reads the list or the transcript from the server, so a lost event costs
 a delay, never a wrong screen (message.feedback carries the verdict, which the transcript also
 shows when it is next loaded). Client frames besides `ping`: `typing` (a staff member is writing a

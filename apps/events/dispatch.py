@@ -224,9 +224,9 @@ def _deliver_batch(subs: list[Subscriber], slug: str, size: int, report: Report)
 
 
 def _deliver(row: OutboxEvent, subs: list[Subscriber], slug: str, later: dict[str, list[Any]]) -> dict[str, str]:
-    """Run the subscribers that still have to handle `row`; {subscriber name: error} for those
-    that failed. All of them in one savepoint first; when one fails, each alone, so that the
-    others' work is kept."""
+    """Run the subscribers that still have to handle `row`, each in its own savepoint (one
+    that fails is rolled back alone; the others' work is kept and recorded, so they are not
+    called again for this event). Returns {subscriber name: error} for those that failed."""
     pending = [s for s in subs if row.type in s.types and s.name not in row.handled_by]
     if not pending:
         return {}
@@ -243,19 +243,6 @@ def _deliver(row: OutboxEvent, subs: list[Subscriber], slug: str, later: dict[st
         actor_ip=row.actor_ip,
         attempt=row.attempts + 1,
     )
-    outputs: list[tuple[str, Iterable[Any] | None]] = []
-    try:
-        with transaction.atomic():
-            for sub in pending:
-                outputs.append((sub.name, sub.handle(delivery)))
-    except SoftTimeLimitExceeded:
-        raise
-    except Exception:
-        logger.debug("a subscriber failed on %s %s; each again alone", row.type, row.uuid, exc_info=True)
-    else:
-        for name, items in outputs:
-            later.setdefault(name, []).extend(items or ())
-        return {}
     errors: dict[str, str] = {}
     for sub in pending:
         try:

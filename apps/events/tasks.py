@@ -18,6 +18,7 @@ from typing import Any
 from celery import shared_task
 from django.conf import settings
 from django.db import connection
+from django.utils import timezone
 from django_tenants.utils import get_tenant_model, tenant_context
 
 from . import dispatch as dispatcher
@@ -44,17 +45,18 @@ def _schemas_with_work(schemas: list[str]) -> list[str]:
     table = OutboxEvent._meta.db_table
     found: list[str] = []
     quote = connection.ops.quote_name
+    now = timezone.now()
     for start in range(0, len(schemas), 100):
         chunk = schemas[start : start + 100]
         parts = [
             f"SELECT %s WHERE EXISTS (SELECT 1 FROM {quote(s)}.{quote(table)} o "  # noqa: S608 (quoted names)
-            "WHERE o.state = 'pending' AND o.available_at <= now() AND NOT EXISTS ("
+            "WHERE o.state = 'pending' AND o.available_at <= %s AND NOT EXISTS ("
             f"SELECT 1 FROM {quote(s)}.{quote(table)} b WHERE b.state = 'pending' AND b.stream = o.stream "
-            "AND b.id < o.id AND b.available_at > now()))"
+            "AND b.id < o.id AND b.available_at > %s))"
             for s in chunk
         ]
         with connection.cursor() as cursor:
-            cursor.execute(" UNION ALL ".join(parts), chunk)
+            cursor.execute(" UNION ALL ".join(parts), [value for s in chunk for value in (s, now, now)])
             found.extend(row[0] for row in cursor.fetchall())
     return found
 

@@ -1201,6 +1201,8 @@
         return showTyping(frame.role);
       case "handoff":
         return setHandoff(String(frame.status || "bot"));
+      case "status":
+        return onStatus(String(frame.status || ""));
       case "rated":
         return onRated();
       case "feedback":
@@ -1300,15 +1302,20 @@
       if (handoff === "assigned") setHandoff("assigned");
     }
     var live = baseline >= 0 && seq > baseline;
-    if (frame.role === "system" && live && /\bresolved\b/i.test(String(frame.text || ""))) {
-      status = "resolved";
-      offerRating();
-    }
     if (frame.role !== "visitor" && !isOpen && live) {
       unread += 1;
       updateBadge();
     }
     if (isOpen) scrollToEnd();
+  }
+
+  // The conversation's status changed (staff resolved it, or it is open again): a resolved
+  // conversation asks for a rating, a reopened one no longer does.
+  function onStatus(value) {
+    if (!/^(open|pending|resolved|snoozed)$/.test(value) || value === status) return;
+    status = value;
+    if (status === "resolved") offerRating();
+    else if (!pendingRating) showRating(false);
   }
 
   function takeStream(clientId) {

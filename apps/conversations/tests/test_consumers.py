@@ -292,3 +292,57 @@ def test_feedback_on_an_ai_answer_counts_for_its_agent_and_can_change(
     assert (totals["helpful"], totals["unhelpful"], totals["helpful_rate"]) == (0, 1, 0.0)
     by_channel = agent_performance(inbox.agent, days=1)["by_channel"]
     assert [(c["channel"], c["unhelpful"]) for c in by_channel] == [("web", 1)]
+
+
+def test_the_widget_is_told_in_a_frame_when_its_conversation_is_resolved_or_reopened(
+    alpha: Any, inbox: Any, owner: Any, settings: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    """`{"type": "status", "status": ...}` (an extension of BRIEF.md's protocol), sent after
+    the commit that changed the status: the widget no longer reads it from a system line's
+    wording. A visitor who writes in a resolved conversation reopens it and is told so too."""
+    from asgiref.sync import sync_to_async
+
+    from apps.conversations import services
+
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    session: dict[str, Any] = {}
+
+    def set_status(status: str) -> None:
+        from django.db import connection
+
+        connection.set_tenant(owner.tenant)  # (the consumer's calls leave the connection in public)
+        with django_capture_on_commit_callbacks(execute=True):
+            conversation = Conversation.objects.get(pk=session["conversation_id"])
+            services.conversation_set_status(actor=owner, conversation=conversation, status=status)
+
+    async def until(comm: WebsocketCommunicator, wanted: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+        seen: list[dict[str, Any]] = []
+        while not any(wanted(f) for f in seen):
+            seen.extend(await frames(comm, 1))
+        return seen
+
+    async def scenario() -> None:
+        comm, _, _ = await connect(alpha.host, inbox.widget_key)
+        session.update(await hello(comm))
+        await comm.send_to(text_data=json.dumps({"type": "message", "client_id": "s1", "text": "Thanks, all good"}))
+        await frames(comm, 2)
+        await sync_to_async(set_status)("resolved")
+        seen = await until(comm, lambda f: f["type"] == "message" and f["role"] == "system")
+        assert {"type": "status", "status": "resolved"} in seen
+        await sync_to_async(set_status)("open")
+        assert (await until(comm, lambda f: f["type"] == "status"))[-1] == {"type": "status", "status": "open"}
+        await comm.disconnect()
+
+    run(scenario)
+    services.conversation_set_status(
+        actor=owner, conversation=Conversation.objects.get(pk=session["conversation_id"]), status="resolved"
+    )
+    # The visitor writes again: the frame is handed to the widget's socket with the message's
+    # other wake-ups (published by the consumer from its event loop).
+    with services.wakeups_held() as held, django_capture_on_commit_callbacks(execute=True):
+        services.message_post(
+            conversation_id=int(session["conversation_id"]), role="visitor", text="One more thing", client_id="s2"
+        )
+    group = services.conversation_group(alpha.schema, int(session["conversation_id"]))
+    assert (group, {"type": "conv.frame", "frame": {"type": "status", "status": "open"}}) in held
+    assert Conversation.objects.get(pk=session["conversation_id"]).status == "open"

@@ -1,0 +1,72 @@
+"""Fixtures for the events tests: alpha's and beta's owners as Actors, a web inbox without an
+AI agent (nothing answers, nothing is ingested), and helpers to read a workspace's outbox."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from apps.agents.tests.conftest import owner  # noqa: F401  (fixture)
+
+from . import subscribers
+
+
+@pytest.fixture
+def beta_owner(beta: Any) -> Iterator[Any]:
+    from django_tenants.utils import get_tenant_model, tenant_context
+
+    from apps.accounts.models import Role, User
+    from apps.accounts.services import Actor
+
+    tenant = get_tenant_model().objects.get(schema_name=beta.schema)
+    user = User.objects.get(email=beta.owner_email)
+    with tenant_context(tenant):
+        yield Actor(tenant=tenant, role=Role.OWNER, user=user, label=user.email)
+
+
+@pytest.fixture
+def web_inbox(owner: Any) -> Any:  # noqa: F811
+    from apps.conversations.services import inbox_create
+
+    return inbox_create(actor=owner, name="Events web", allowed_origins=["https://shop.example"])
+
+
+@pytest.fixture
+def recorded(settings: Any) -> Iterator[list[Any]]:
+    """Only the test subscribers are registered: the recorder (every type) and the flaky one
+    (fails for the conversations in `subscribers.FAILING`). Yields the recorder's deliveries."""
+    settings.EVENTS_SUBSCRIBERS = ["apps.events.tests.subscribers.recorder", "apps.events.tests.subscribers.flaky"]
+    for state in (
+        subscribers.RECORDED,
+        subscribers.AFTER_COMMIT,
+        subscribers.FAILING,
+        subscribers.FAIL_IF,
+        subscribers.CRASH_ON,
+        subscribers.FLAKY_CALLS,
+    ):
+        state.clear()
+    yield subscribers.RECORDED
+    subscribers.FAILING.clear()
+    subscribers.FAIL_IF.clear()
+    subscribers.CRASH_ON.clear()
+
+
+def outbox(**filters: Any) -> list[tuple[str, dict[str, Any]]]:
+    """(type, data) of the current workspace's outbox rows, in id order."""
+    from apps.events.models import OutboxEvent
+
+    return [(row.type, row.data) for row in OutboxEvent.objects.filter(**filters).order_by("id")]
+
+
+def types_since(mark: int) -> list[str]:
+    from apps.events.models import OutboxEvent
+
+    return list(OutboxEvent.objects.filter(id__gt=mark).order_by("id").values_list("type", flat=True))
+
+
+def last_id() -> int:
+    from apps.events.models import OutboxEvent
+
+    return OutboxEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
