@@ -42,7 +42,7 @@ class OutboxEvent(models.Model):
         ordering = ["id"]
         indexes = [
             models.Index(fields=["id"], name="events_pending", condition=models.Q(state="pending")),
-            models.Index(fields=["stream", "id"], name="events_pending_stream", condition=models.Q(state="pending")),
+            models.Index(fields=["available_at"], name="events_pending_due", condition=models.Q(state="pending")),
             models.Index(fields=["finished_at"], name="events_done", condition=models.Q(state="done")),
             models.Index(fields=["id"], name="events_failed", condition=models.Q(state="failed")),
         ]

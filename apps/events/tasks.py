@@ -41,7 +41,9 @@ def dispatch(schema: str) -> dict[str, Any]:
 
 
 def _schemas_with_work(schemas: list[str]) -> list[str]:
-    """Which of `schemas` have deliverable events: one statement per hundred workspaces."""
+    """Which of `schemas` have pending events that are due: one statement per hundred
+    workspaces. (A workspace whose only due events wait behind a back-off gets a dispatch
+    that finds nothing to do.)"""
     table = OutboxEvent._meta.db_table
     found: list[str] = []
     quote = connection.ops.quote_name
@@ -49,14 +51,12 @@ def _schemas_with_work(schemas: list[str]) -> list[str]:
     for start in range(0, len(schemas), 100):
         chunk = schemas[start : start + 100]
         parts = [
-            f"SELECT %s WHERE EXISTS (SELECT 1 FROM {quote(s)}.{quote(table)} o "  # noqa: S608 (quoted names)
-            "WHERE o.state = 'pending' AND o.available_at <= %s AND NOT EXISTS ("
-            f"SELECT 1 FROM {quote(s)}.{quote(table)} b WHERE b.state = 'pending' AND b.stream = o.stream "
-            "AND b.id < o.id AND b.available_at > %s))"
+            f"SELECT %s WHERE EXISTS (SELECT 1 FROM {quote(s)}.{quote(table)} "  # noqa: S608 (quoted names)
+            "WHERE state = 'pending' AND available_at <= %s)"
             for s in chunk
         ]
         with connection.cursor() as cursor:
-            cursor.execute(" UNION ALL ".join(parts), [value for s in chunk for value in (s, now, now)])
+            cursor.execute(" UNION ALL ".join(parts), [value for s in chunk for value in (s, now)])
             found.extend(row[0] for row in cursor.fetchall())
     return found
 

@@ -152,7 +152,8 @@ def test_an_opened_widget_is_not_a_conversation_until_the_visitor_writes(
         subscribers,
         "staff_inbox",
         dataclasses.replace(
-            subscribers.staff_inbox, after_commit=lambda items: published.extend(m["event"]["type"] for _, m in items)
+            subscribers.staff_inbox,
+            after_commit=lambda items: published.extend(f["type"] for f in subscribers.frames(items)),
         ),
     )
     layer = get_channel_layer()

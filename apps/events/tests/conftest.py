@@ -36,7 +36,8 @@ def web_inbox(owner: Any) -> Any:  # noqa: F811
 @pytest.fixture
 def recorded(settings: Any) -> Iterator[list[Any]]:
     """Only the test subscribers are registered: the recorder (every type) and the flaky one
-    (fails for the conversations in `subscribers.FAILING`). Yields the recorder's deliveries."""
+    (fails for the conversations in `subscribers.FAILING`). Yields the deliveries the recorder
+    saw committed (given to its `after_commit`)."""
     settings.EVENTS_SUBSCRIBERS = ["apps.events.tests.subscribers.recorder", "apps.events.tests.subscribers.flaky"]
     for state in (
         subscribers.RECORDED,
@@ -47,7 +48,7 @@ def recorded(settings: Any) -> Iterator[list[Any]]:
         subscribers.FLAKY_CALLS,
     ):
         state.clear()
-    yield subscribers.RECORDED
+    yield subscribers.AFTER_COMMIT
     subscribers.FAILING.clear()
     subscribers.FAIL_IF.clear()
     subscribers.CRASH_ON.clear()

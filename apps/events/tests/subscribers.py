@@ -8,19 +8,19 @@ from typing import Any
 from apps.events.dispatch import Delivery, Subscriber
 from apps.events.registry import REGISTRY
 
-RECORDED: list[Delivery] = []
-AFTER_COMMIT: list[Any] = []
+RECORDED: list[Delivery] = []  # every call of the recorder's handle
+AFTER_COMMIT: list[Any] = []  # the deliveries it was given after their batch committed
 FAILING: set[int] = set()  # conversation ids the flaky subscriber fails for
 FAIL_IF: list[Callable[[Delivery], bool]] = []  # ...and the events these say so of
 CRASH_ON: set[str] = set()  # event types on which the recorder takes the whole process down
 FLAKY_CALLS: list[str] = []  # event ids, one per call
 
 
-def _record(delivery: Delivery) -> list[str]:
+def _record(delivery: Delivery) -> list[Delivery]:
     RECORDED.append(delivery)
     if delivery.type in CRASH_ON:
         raise SystemExit("the worker dies mid-batch")
-    return [delivery.id]
+    return [delivery]
 
 
 def _flaky(delivery: Delivery) -> None:
