@@ -1,6 +1,7 @@
 """Celery application. Tasks carry the tenant schema in their headers (tenant-schemas-celery).
 
-Queues: `default`, `ingest`, `llm`. Tasks are acknowledged late and re-queued when a worker
+Queues: `default`, `ingest`, `llm`, and `events` (domain-event delivery, a worker of its own:
+docs/subsystems/events.md). Tasks are acknowledged late and re-queued when a worker
 dies; services enqueue them only after the surrounding transaction commits
 (`syntera.tasks.enqueue_on_commit`). A task sent for a workspace that is scheduled for
 deletion, deleted or unknown does nothing (`WorkspaceTask`).
