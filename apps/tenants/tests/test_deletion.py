@@ -199,7 +199,8 @@ def test_after_the_grace_period_the_beat_purges_everything_and_leaves_a_tombston
     with schema_context(alpha.schema):
         cache.set("deletion-canary", "alpha")
     assert _redis_keys(f"{schema}:{prefix}:*") and _redis_keys(f"*:presence:{schema}:*")
-    assert _redis_keys(f"asgi:group:staff.{schema}")
+    layer_prefix = django_settings.CHANNEL_LAYERS["default"]["CONFIG"].get("prefix", "asgi")
+    assert _redis_keys(f"{layer_prefix}:group:staff.{schema}")
     _request(doomed, django_capture_on_commit_callbacks)
 
     purge_due.apply()  # still in its grace period: nothing happens
@@ -217,7 +218,8 @@ def test_after_the_grace_period_the_beat_purges_everything_and_leaves_a_tombston
     assert (media / "tenants" / alpha.schema / "keep.txt").read_text() == "alpha's file"
     assert _redis_keys(f"{schema}:{prefix}:*") == []
     assert _redis_keys(f"*:presence*:{schema}:*") == []
-    assert _redis_keys(f"asgi:group:*.{schema}") == [] and _redis_keys(f"asgi:group:*.{schema}.*") == []
+    assert _redis_keys(f"{layer_prefix}:group:*.{schema}") == []
+    assert _redis_keys(f"{layer_prefix}:group:*.{schema}.*") == []
     with schema_context(alpha.schema):
         assert cache.get("deletion-canary") == "alpha"
     # The public rows.
