@@ -1,9 +1,17 @@
+"""Accounts in both admins. The operator admin (public host) manages every account, its
+memberships, invitations, API keys and pending signups; the workspace admin (site.py) lists the
+workspace's own members, invitations and API keys, read-only. Neither ever shows a secret's hash."""
+
 from typing import Any
 
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
-from .models import APIKey, Invitation, Membership, PendingSignup, User
+from apps.accounts.models import APIKey, Invitation, Membership, PendingSignup, User
+
+from .site import TenantScopedAdmin, tenant_admin_site
+
+# --- the operator admin ------------------------------------------------------------------------
 
 
 class MembershipInline(admin.TabularInline):
@@ -60,3 +68,25 @@ class PendingSignupAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: Any) -> bool:
         return False
+
+
+# --- the workspace admin -----------------------------------------------------------------------
+
+
+@admin.register(Membership, site=tenant_admin_site)
+class WorkspaceMembershipAdmin(TenantScopedAdmin):
+    list_display = ["user", "role", "created_at"]
+    list_filter = ["role"]
+    search_fields = ["user__email"]
+
+
+@admin.register(Invitation, site=tenant_admin_site)
+class WorkspaceInvitationAdmin(TenantScopedAdmin):
+    list_display = ["email", "role", "status", "created_at", "expires_at"]
+    exclude = ["token_hash"]
+
+
+@admin.register(APIKey, site=tenant_admin_site)
+class WorkspaceAPIKeyAdmin(TenantScopedAdmin):
+    list_display = ["name", "public_id", "status", "created_at", "last_used_at", "expires_at"]
+    exclude = ["key_hash"]

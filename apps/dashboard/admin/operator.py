@@ -1,5 +1,6 @@
 """The operator admin's password forms (django.contrib.admin on the public host), rate limited
-like every other place a password is tried (docs/adr/0013-scopes-bound-grants.md)."""
+like every other place a password is tried (docs/adr/0013-scopes-bound-grants.md). What the
+operator admin manages is registered in tenants.py and accounts.py."""
 
 from __future__ import annotations
 

@@ -15,13 +15,12 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
+from apps.tenants import deletion
+from apps.tenants.models import Domain, Plan, Tenant, TenantDeletion, TenantExport
+from apps.tenants.selectors import deletion_open, forget_host
+from apps.tenants.services import validate_slug
 from syntera.errors import ApplicationError
 from syntera.tasks import enqueue_on_commit
-
-from . import deletion
-from .models import Domain, Plan, Tenant, TenantDeletion, TenantExport
-from .selectors import deletion_open, forget_host
-from .services import validate_slug
 
 
 class DomainInline(admin.TabularInline):
@@ -143,7 +142,7 @@ class TenantAdmin(admin.ModelAdmin):
     def purge_now(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> HttpResponse | None:
         if request.POST.get("confirmed") != "yes":
             return self._confirm(request, queryset, "purge_now", "Purge these workspaces now? This cannot be undone.")
-        from .tasks import purge
+        from apps.tenants.tasks import purge
 
         for tenant in queryset:
             pending = deletion_open(tenant)

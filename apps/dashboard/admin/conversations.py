@@ -1,5 +1,5 @@
-"""Inboxes, conversations and messages in the tenant admin (apps/dashboard/admin_site.py),
-read-only. A conversation's page shows its transcript read through the conversation store
+"""Inboxes, conversations and messages in the workspace admin (site.py), read-only. A
+conversation's page shows its transcript read through the conversation store
 (whichever backend holds it), every text escaped; private notes are marked. Changes go
 through the dashboard and the API, where the services audit them and tell the sockets."""
 
@@ -10,11 +10,11 @@ from typing import Any
 from django.contrib import admin
 from django.utils.html import format_html, format_html_join
 
-from apps.dashboard.admin_site import TenantScopedAdmin, tenant_admin_site
+from apps.conversations.models import Conversation, Inbox, Message
+from apps.conversations.stores import get_store
 from apps.tenants.db import connection
 
-from .models import Conversation, Inbox, Message
-from .stores import get_store
+from .site import TenantScopedAdmin, tenant_admin_site
 
 TRANSCRIPT_LIMIT = 1000
 CONVERSATION_FIELDS = (  # all read-only; the transcript comes from the store

@@ -1,6 +1,6 @@
-"""CRM records in the tenant admin (apps/dashboard/admin_site.py), read-only: contacts with
-the facts the AI remembers, and leads. Edits and erasure go through the dashboard and the
-API, where the services audit them."""
+"""CRM records in the workspace admin (site.py), read-only: contacts with the facts the AI
+remembers, and leads. Edits and erasure go through the dashboard and the API, where the
+services audit them."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from apps.dashboard.admin_site import TenantScopedAdmin, tenant_admin_site
+from apps.crm.models import Contact, Lead
 
-from .models import Contact, Lead
+from .site import TenantScopedAdmin, tenant_admin_site
 
 
 class LeadInline(admin.TabularInline):  # type: ignore[type-arg]

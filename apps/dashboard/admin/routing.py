@@ -1,6 +1,6 @@
-"""Teams, intents, routing rules and SLA events in the tenant admin
-(apps/dashboard/admin_site.py), read-only: changes go through the dashboard and the API,
-where the services validate, audit and tell the sockets."""
+"""Teams, intents, routing rules and SLA events in the workspace admin (site.py), read-only:
+changes go through the dashboard and the API, where the services validate, audit and tell the
+sockets."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from apps.dashboard.admin_site import TenantScopedAdmin, tenant_admin_site
+from apps.routing.models import Intent, RoutingRule, SLAEvent, Team, TeamMember
 
-from .models import Intent, RoutingRule, SLAEvent, Team, TeamMember
+from .site import TenantScopedAdmin, tenant_admin_site
 
 
 class TeamMemberInline(admin.TabularInline):  # type: ignore[type-arg]

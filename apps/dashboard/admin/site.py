@@ -1,7 +1,8 @@
-"""The Django admin as a tenant sees it: that tenant's data only, for its owners and admins.
+"""The workspace admin (`/admin/` on a tenant's host): that tenant's data only, read-only, for
+its owners and admins. The registrations are in the modules beside this one, one per app.
 
-The public admin (`django.contrib.admin.site`, on the public host) is for platform operators
-and manages tenants, domains, plans and accounts.
+The operator admin (`django.contrib.admin.site`, `/admin/` on the public host) is for platform
+operators and manages tenants, domains, plans and accounts (tenants.py, accounts.py).
 """
 
 from __future__ import annotations
@@ -14,9 +15,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 
-from apps.accounts.models import APIKey, Invitation, Membership, Role
-from apps.audit.models import AuditEvent
-from apps.knowledge.models import KnowledgeBase, Source
+from apps.accounts.models import Role
 from syntera.errors import check_password_rate
 
 
@@ -71,46 +70,3 @@ class TenantScopedAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
-
-
-@admin.register(AuditEvent, site=tenant_admin_site)
-class AuditEventAdmin(TenantScopedAdmin):
-    tenant_field = None  # lives in the tenant schema already
-    list_display = ["created_at", "action", "actor_label", "target_type", "target_id", "ip_address"]
-    list_filter = ["action"]
-    search_fields = ["action", "actor_label", "target_id"]
-
-
-@admin.register(Membership, site=tenant_admin_site)
-class MembershipAdmin(TenantScopedAdmin):
-    list_display = ["user", "role", "created_at"]
-    list_filter = ["role"]
-    search_fields = ["user__email"]
-
-
-@admin.register(Invitation, site=tenant_admin_site)
-class InvitationAdmin(TenantScopedAdmin):
-    list_display = ["email", "role", "status", "created_at", "expires_at"]
-    exclude = ["token_hash"]
-
-
-@admin.register(APIKey, site=tenant_admin_site)
-class APIKeyAdmin(TenantScopedAdmin):
-    list_display = ["name", "public_id", "status", "created_at", "last_used_at", "expires_at"]
-    exclude = ["key_hash"]
-
-
-@admin.register(KnowledgeBase, site=tenant_admin_site)
-class KnowledgeBaseAdmin(TenantScopedAdmin):
-    tenant_field = None  # lives in the tenant schema already
-    list_display = ["name", "embedding_model", "dense_weight", "lexical_weight", "created_at"]
-    search_fields = ["name"]
-
-
-@admin.register(Source, site=tenant_admin_site)
-class SourceAdmin(TenantScopedAdmin):
-    tenant_field = None
-    list_display = ["title", "knowledge_base", "type", "status", "progress", "chunk_count", "last_synced_at"]
-    list_filter = ["type", "status", "knowledge_base"]
-    search_fields = ["title", "url"]
-    exclude = ["content"]

@@ -1,7 +1,7 @@
-"""Agents in the tenant admin (apps/dashboard/admin_site.py): read-only views of the tenant's
-agents, prompt versions, provider credentials, AI usage, unanswered questions, daily
-performance and batch tests. Changes go through the dashboard
-and the API, where the services version prompts and audit every write.
+"""Agents in the workspace admin (site.py): read-only views of the tenant's agents, prompt
+versions, provider credentials, AI usage, unanswered questions, daily performance and batch
+tests. Changes go through the dashboard and the API, where the services version prompts and
+audit every write.
 
 A provider credential's encrypted key is never shown, not even encrypted; `key_hint` is.
 """
@@ -10,9 +10,17 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from apps.dashboard.admin_site import TenantScopedAdmin, tenant_admin_site
+from apps.agents.models import (
+    Agent,
+    AgentDailyStats,
+    BatchTest,
+    KnowledgeGap,
+    PromptVersion,
+    ProviderCredential,
+    UsageCounter,
+)
 
-from .models import Agent, AgentDailyStats, BatchTest, KnowledgeGap, PromptVersion, ProviderCredential, UsageCounter
+from .site import TenantScopedAdmin, tenant_admin_site
 
 
 @admin.register(Agent, site=tenant_admin_site)
