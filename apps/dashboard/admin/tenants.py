@@ -1,6 +1,6 @@
 """The operator's admin of tenants (public host). A workspace is never deleted from here as a
 row: operators schedule its deletion, cancel it, or end its grace period (actions), through the
-same service as owners (apps/tenants/deletion.py); a deleted workspace stays listed as a
+same service as owners (apps/workspaces/deletion.py); a deleted workspace stays listed as a
 tombstone."""
 
 from datetime import timedelta
@@ -15,10 +15,10 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
-from apps.tenants import deletion
 from apps.tenants.models import Domain, Plan, Tenant, TenantDeletion, TenantExport
 from apps.tenants.selectors import deletion_open, forget_host
 from apps.tenants.services import validate_slug
+from apps.workspaces import deletion
 from syntera.errors import ApplicationError
 from syntera.tasks import enqueue_on_commit
 
@@ -142,7 +142,7 @@ class TenantAdmin(admin.ModelAdmin):
     def purge_now(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> HttpResponse | None:
         if request.POST.get("confirmed") != "yes":
             return self._confirm(request, queryset, "purge_now", "Purge these workspaces now? This cannot be undone.")
-        from apps.tenants.tasks import purge
+        from apps.workspaces.tasks import purge
 
         for tenant in queryset:
             pending = deletion_open(tenant)

@@ -30,14 +30,16 @@ from django_tenants.utils import schema_context
 
 from apps.accounts.models import Membership, Role
 from apps.accounts.services import Actor
+from apps.accounts.tasks import send_email
 from apps.audit.services import audit_record
+from apps.conversations.stores import get_store as conversation_store
+from apps.knowledge.stores import get_store as vector_store
 from apps.tenants.db import connection
+from apps.tenants.models import Domain, Tenant, TenantDeletion
+from apps.tenants.selectors import forget_host, tenant_url
 from syntera import realtime
 from syntera.errors import ApplicationError
 from syntera.tasks import enqueue_on_commit
-
-from .models import Domain, Tenant, TenantDeletion
-from .selectors import forget_host, tenant_url
 
 logger = logging.getLogger(__name__)
 
@@ -90,8 +92,6 @@ def _forget_hosts_on_commit(hosts: list[str]) -> None:
 
 def _tell(emails: list[str], subject: str, body: str) -> None:
     """Email people after commit (from the public schema: the workspace's own tasks are off)."""
-    from apps.accounts.tasks import send_email
-
     with schema_context("public"):
         for email in emails:
             enqueue_on_commit(send_email, subject, body, email)
@@ -297,16 +297,12 @@ def _mark(request: TenantDeletion, who: str) -> bool:
 
 def _purge_vectors(tenant: Tenant) -> None:
     """The tenant's vectors in the configured vector store (Pinecone: its namespace)."""
-    from apps.knowledge.stores import get_store
-
-    get_store().drop_tenant(schema=tenant.schema_name)
+    vector_store().drop_tenant(schema=tenant.schema_name)
 
 
 def _purge_transcripts(tenant: Tenant) -> None:
     """The tenant's transcripts in the configured conversation store (MongoDB: its database)."""
-    from apps.conversations.stores import get_store
-
-    get_store().drop_tenant(schema=tenant.schema_name)
+    conversation_store().drop_tenant(schema=tenant.schema_name)
 
 
 def _purge_files(tenant: Tenant) -> None:

@@ -99,7 +99,9 @@ def test_rotation_is_idempotent_and_finishes_after_an_interruption(
         calls["n"] += 1
         return real(**kwargs)
 
-    monkeypatch.setattr("apps.tenants.management.commands.rotate_encryption_key.rotate_encrypted_fields", dies_on_beta)
+    monkeypatch.setattr(
+        "apps.workspaces.management.commands.rotate_encryption_key.rotate_encrypted_fields", dies_on_beta
+    )
     with pytest.raises(KeyboardInterrupt):
         _run()
     monkeypatch.undo()

@@ -29,12 +29,18 @@ from django_tenants.utils import schema_context
 
 from apps.accounts.models import Membership, Role
 from apps.accounts.services import Actor
+from apps.agents.models import Agent
+from apps.agents.selectors import agent_export
+from apps.audit.selectors import audit_event_list
 from apps.audit.services import audit_action, audit_record
+from apps.conversations.models import Conversation, Inbox
+from apps.conversations.stores import get_store
+from apps.crm.models import Contact, Lead
+from apps.knowledge.models import Chunk, KnowledgeBase
+from apps.tenants.models import Tenant, TenantExport
+from apps.tenants.selectors import tenant_export_list
 from syntera.errors import ApplicationError
 from syntera.tasks import enqueue_on_commit
-
-from .models import Tenant, TenantExport
-from .selectors import tenant_export_list
 
 logger = logging.getLogger(__name__)
 
@@ -183,7 +189,6 @@ def _write_all(archive: zipfile.ZipFile, tenant: Tenant, made: Any) -> dict[str,
 
 
 def _write_workspace(archive: zipfile.ZipFile, tenant: Tenant, made: Any) -> None:
-    from apps.conversations.models import Inbox
 
     members = Membership.objects.filter(tenant_id=tenant.pk).select_related("user").order_by("id")
     inboxes = Inbox.objects.select_related("agent").order_by("id")
@@ -206,8 +211,6 @@ def _write_workspace(archive: zipfile.ZipFile, tenant: Tenant, made: Any) -> Non
 
 
 def _write_conversations(archive: zipfile.ZipFile, schema: str) -> int:
-    from apps.conversations.models import Conversation
-    from apps.conversations.stores import get_store
 
     store = get_store()
     count = 0
@@ -230,7 +233,6 @@ def _write_conversations(archive: zipfile.ZipFile, schema: str) -> int:
 
 
 def _write_crm(archive: zipfile.ZipFile) -> dict[str, int]:
-    from apps.crm.models import Contact, Lead
 
     contacts = [_row(c) for c in Contact.objects.order_by("id")]
     leads = [_row(lead) for lead in Lead.objects.order_by("id")]
@@ -240,7 +242,6 @@ def _write_crm(archive: zipfile.ZipFile) -> dict[str, int]:
 
 
 def _write_knowledge(archive: zipfile.ZipFile) -> int:
-    from apps.knowledge.models import Chunk, KnowledgeBase
 
     bases = []
     for kb in KnowledgeBase.objects.order_by("id"):
@@ -266,8 +267,6 @@ def _write_knowledge(archive: zipfile.ZipFile) -> int:
 
 
 def _write_agents(archive: zipfile.ZipFile) -> int:
-    from apps.agents.models import Agent
-    from apps.agents.selectors import agent_export
 
     agents = [agent_export(agent) for agent in Agent.objects.order_by("id")]
     archive.writestr("agents.json", _json(agents))
@@ -275,7 +274,6 @@ def _write_agents(archive: zipfile.ZipFile) -> int:
 
 
 def _write_audit(archive: zipfile.ZipFile) -> int:
-    from apps.audit.selectors import audit_event_list
 
     count = 0
     with archive.open("audit.jsonl", "w", force_zip64=True) as out:

@@ -8,6 +8,15 @@ from typing import Any
 
 from django_tenants.utils import tenant_context
 
+from apps.accounts.models import Role
+from apps.accounts.services import Actor
+from apps.agents.models import Agent
+from apps.agents.services import agent_create
+from apps.conversations.models import Inbox
+from apps.conversations.services import inbox_create
+from apps.knowledge import services as knowledge
+from apps.knowledge.models import KnowledgeBase
+
 ARTICLES = {
     "Shipping and delivery": """# Shipping and delivery
 
@@ -71,14 +80,6 @@ INBOX_NAME = "Acme website chat"
 def seed_demo_content(tenant: Any, owner: Any, origin: str) -> Any:
     """Make sure the demo knowledge base, agent and web-chat inbox exist; returns the inbox.
     `origin` (scheme://host:port of the workspace) is allowed to embed the widget."""
-    from apps.accounts.models import Role
-    from apps.accounts.services import Actor
-    from apps.agents.models import Agent
-    from apps.agents.services import agent_create
-    from apps.conversations.models import Inbox
-    from apps.conversations.services import inbox_create
-    from apps.knowledge import services as knowledge
-    from apps.knowledge.models import KnowledgeBase
 
     actor = Actor(tenant=tenant, role=Role.OWNER, user=owner, label=owner.email)
     with tenant_context(tenant):

@@ -7,9 +7,9 @@ from django.core.management.base import BaseCommand, CommandError
 
 from apps.accounts.models import User
 from apps.accounts.services import tenant_create_with_owner
-from apps.tenants.demo import seed_demo_content
 from apps.tenants.selectors import primary_domain, tenant_get_by_slug
 from apps.tenants.services import plan_default
+from apps.workspaces.demo import seed_demo_content
 from syntera.errors import ApplicationError
 
 DEMO_SLUG = "acme"

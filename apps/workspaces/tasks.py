@@ -1,6 +1,9 @@
 """Workspace lifecycle jobs: exports and the purge of deleted workspaces. Each task only calls a
 service. They run in the public schema: they read the workspace themselves, whatever its state
-(an export during the grace period, a purge after it)."""
+(an export during the grace period, a purge after it).
+
+The names keep the `tenants.` prefix they were first published under: tasks already queued,
+and the beat schedule (`tenants-purge-due`), refer to them by name."""
 
 from __future__ import annotations
 

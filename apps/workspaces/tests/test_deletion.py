@@ -24,9 +24,9 @@ from apps.audit.models import AuditEvent
 from apps.knowledge.models import Source
 from apps.knowledge.tasks import ingest_source
 from apps.knowledge.tests.test_stores import pinecone_standin, use_pinecone  # noqa: F401  (their fixtures)
-from apps.tenants import deletion
 from apps.tenants.models import Domain, Tenant, TenantDeletion, TenantExport
-from apps.tenants.tasks import purge_due
+from apps.workspaces import deletion
+from apps.workspaces.tasks import purge_due
 from syntera.errors import ApplicationError
 from syntera.tasks import enqueue_on_commit
 from tests.support import PASSWORD

@@ -1,5 +1,4 @@
-"""The workspace's deletion and exports, under `/api/v1/tenant/` (docs/api.md). Deleting the
-workspace itself is `DELETE /api/v1/tenant/` (apps/accounts/api/views.py, TenantView)."""
+"""The workspace itself, its deletion and its exports, under `/api/v1/tenant/` (docs/api.md)."""
 
 from __future__ import annotations
 
@@ -18,9 +17,41 @@ from rest_framework.views import APIView
 from apps.accounts.api import serializers as account_serializers
 from apps.accounts.api.views import TenantListView, actor_for, current_tenant
 from apps.accounts.models import Role
+from apps.accounts.services import workspace_rename
+from apps.tenants.api import serializers as s
 
 from .. import deletion, export
-from . import serializers as s
+
+
+class TenantView(APIView):
+    scope_resource = "tenant"
+
+    @extend_schema(responses={200: account_serializers.TenantOutput})
+    def get(self, request: Request) -> Response:
+        return Response(account_serializers.TenantOutput(current_tenant(request)).data)
+
+    @extend_schema(request=account_serializers.TenantUpdateInput, responses={200: account_serializers.TenantOutput})
+    def patch(self, request: Request) -> Response:
+        data = account_serializers.TenantUpdateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        tenant = workspace_rename(actor=actor_for(request), name=data.validated_data["name"])
+        return Response(account_serializers.TenantOutput(tenant).data)
+
+    @extend_schema(request=s.TenantDeleteInput, responses={202: account_serializers.TenantOutput})
+    def delete(self, request: Request) -> Response:
+        """Schedule the workspace's deletion (owners; `confirm` is its slug). It is switched off
+        at once and purged after the grace period; `DELETE /api/v1/tenant/deletion/` cancels."""
+        data = s.TenantDeleteInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        tenant = current_tenant(request)
+        deletion.tenant_deletion_request(
+            tenant=tenant,
+            confirm=data.validated_data["confirm"],
+            export=data.validated_data["export"],
+            actor=actor_for(request),
+            via="api",
+        )
+        return Response(account_serializers.TenantOutput(tenant).data, status=status.HTTP_202_ACCEPTED)
 
 
 class TenantDeletionView(APIView):

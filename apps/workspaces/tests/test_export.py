@@ -12,8 +12,8 @@ from django_tenants.utils import schema_context
 
 from apps.accounts.models import Role
 from apps.accounts.services import Actor
-from apps.tenants import export as exports
 from apps.tenants.models import TenantExport
+from apps.workspaces import export as exports
 from syntera.errors import ApplicationError
 from tests.workspaces import Doomed
 

@@ -4,9 +4,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from apps.tenants import deletion
 from apps.tenants.models import Tenant
 from apps.tenants.selectors import deletion_open
+from apps.workspaces import deletion
 from syntera.errors import ApplicationError
 
 OPERATOR = "operator (manage.py delete_tenant)"
