@@ -339,3 +339,67 @@ def test_inbox_and_conversation_pages_update_live_in_the_browser(
         assert problems == [], problems
     finally:
         context.close()
+
+
+@pytest.mark.browser
+def test_a_dashboard_page_opens_one_staff_socket(live_stack: LiveStack, workspace: Workspace, browser: Any) -> None:
+    """chromium → login → the inbox list, a conversation and the queue: each page has several
+    live scripts (presence.js for the nav's presence select and live regions, inbox.js for
+    the list or the transcript) and opens exactly one staff socket (static/js/staff-socket.js),
+    which they share: the presence select and the list both work over it."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    problems: list[str] = []
+    opened: list[str] = []
+    sent: list[str] = []  # what the page sent on its sockets
+
+    def track(ws: Any) -> None:
+        opened.append(ws.url)
+        ws.on("framesent", lambda payload: sent.append(str(payload)))
+
+    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+    page.on("console", lambda msg: msg.type == "error" and problems.append(f"console: {msg.text}"))
+    page.on("websocket", track)
+
+    def staff_sockets_after_load(path: str, ready: str) -> list[str]:
+        opened.clear()
+        page.goto(live_stack.url(workspace.slug, path))
+        page.wait_for_selector(ready)
+        time.sleep(1.5)  # every script has run and connected by now
+        return [url for url in opened if url.endswith("/ws/staff/")]
+
+    try:
+        page.goto(live_stack.url(workspace.slug, "/login/?next=/dashboard/inbox/"))
+        page.fill("#id_email", f"owner@{workspace.slug}.example")
+        page.fill("#id_password", PASSWORD)
+        page.click("button:has-text('Log in')")
+        page.wait_for_url(live_stack.url(workspace.slug, "/dashboard/inbox/"))
+        assert page.locator("#presence-status").count() == 1  # presence.js is on the page too
+
+        assert len(staff_sockets_after_load("/dashboard/inbox/", '#inbox-list[data-socket="open"]')) == 1
+        # Both scripts hear the one socket: a visitor's conversation appears in the list, and
+        # the presence select changes the person's status over it (no form post, no reload).
+        with _socket(live_stack, workspace.slug, f"/ws/widget/?key={workspace.widget_key}") as visitor:
+            visitor.send(json.dumps({"type": "hello"}))
+            conversation_id = int(_until(visitor, lambda f: f["type"] == "session", "session")["conversation_id"])
+            visitor.send(json.dumps({"type": "message", "client_id": "one-socket", "text": "Hello?"}))
+            page.locator(f'#conversations tr[data-conversation-id="{conversation_id}"]').wait_for()
+        page.select_option("#presence-status", "away")
+        page.wait_for_selector('#presence-toggle[data-status="away"]')
+        watcher = _socket(live_stack, workspace.slug, "/ws/staff/", cookie=workspace.cookie)
+        try:
+            assert _recv(watcher)["type"] == "hello"
+            page.select_option("#presence-status", "online")
+            changed = _until(watcher, lambda f: f["type"] == "presence.changed", "presence.changed")
+            assert changed["status"] == "online"
+        finally:
+            watcher.close()
+        assert {"type": "presence", "status": "online"} in [json.loads(frame) for frame in sent]
+
+        path = f"/dashboard/inbox/{conversation_id}/"
+        assert len(staff_sockets_after_load(path, '#conversation[data-socket="open"]')) == 1
+        assert len(staff_sockets_after_load("/dashboard/queue/", "#routing-live-status:has-text('Live')")) == 1
+        assert problems == [], problems
+    finally:
+        context.close()
