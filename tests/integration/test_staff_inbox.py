@@ -10,6 +10,7 @@ after-commit events on the Redis layer and the consumers in the uvicorn process.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -265,15 +266,10 @@ def browser() -> Iterator[Any]:
             instance.close()
 
 
-@pytest.mark.browser
-def test_inbox_and_conversation_pages_update_live_in_the_browser(
-    live_stack: LiveStack, workspace: Workspace, browser: Any
-) -> None:
-    """chromium → login form → /dashboard/inbox/ (static/js/inbox.js on the staff socket): a
-    visitor's new conversation appears in the list; the conversation page shows the visitor's
-    next message and typing live; a reply typed in the page reaches the visitor's socket (with
-    "agent typing" first); a private note shows in the page and never reaches the visitor.
-    Hostile text stays text."""
+@contextlib.contextmanager
+def _staff_page(live_stack: LiveStack, workspace: Workspace, browser: Any) -> Iterator[tuple[Any, list[str]]]:
+    """A fresh browser context logged in as the owner, on the inbox page; with the page's
+    errors (script errors, console errors, HTTP 4xx/5xx) collected."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(15_000)
     page = context.new_page()
@@ -287,6 +283,21 @@ def test_inbox_and_conversation_pages_update_live_in_the_browser(
         page.fill("#id_password", PASSWORD)
         page.click("button:has-text('Log in')")
         page.wait_for_url(live_stack.url(workspace.slug, "/dashboard/inbox/"))
+        yield page, problems
+    finally:
+        context.close()
+
+
+@pytest.mark.browser
+def test_inbox_and_conversation_pages_update_live_in_the_browser(
+    live_stack: LiveStack, workspace: Workspace, browser: Any
+) -> None:
+    """chromium → login form → /dashboard/inbox/ (static/js/inbox.js on the staff socket): a
+    visitor's new conversation appears in the list; the conversation page shows the visitor's
+    next message and typing live; a reply typed in the page reaches the visitor's socket (with
+    "agent typing" first); a private note shows in the page and never reaches the visitor.
+    Hostile text stays text."""
+    with _staff_page(live_stack, workspace, browser) as (page, problems):
         page.wait_for_selector('#inbox-list[data-socket="open"]')
 
         hostile = '<img src=x onerror="window.pwned=1"> where is my parcel?'
@@ -337,8 +348,6 @@ def test_inbox_and_conversation_pages_update_live_in_the_browser(
             assert [f for f in _nothing_but_pong(visitor) if f["type"] in ("message", "typing")] == []
         assert page.evaluate("window.pwned") is None
         assert problems == [], problems
-    finally:
-        context.close()
 
 
 @pytest.mark.browser
@@ -347,10 +356,6 @@ def test_a_dashboard_page_opens_one_staff_socket(live_stack: LiveStack, workspac
     live scripts (presence.js for the nav's presence select and live regions, inbox.js for
     the list or the transcript) and opens exactly one staff socket (static/js/staff-socket.js),
     which they share: the presence select and the list both work over it."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    problems: list[str] = []
     opened: list[str] = []
     sent: list[str] = []  # what the page sent on its sockets
 
@@ -358,23 +363,16 @@ def test_a_dashboard_page_opens_one_staff_socket(live_stack: LiveStack, workspac
         opened.append(ws.url)
         ws.on("framesent", lambda payload: sent.append(str(payload)))
 
-    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-    page.on("console", lambda msg: msg.type == "error" and problems.append(f"console: {msg.text}"))
-    page.on("websocket", track)
+    with _staff_page(live_stack, workspace, browser) as (page, problems):
+        page.on("websocket", track)
 
-    def staff_sockets_after_load(path: str, ready: str) -> list[str]:
-        opened.clear()
-        page.goto(live_stack.url(workspace.slug, path))
-        page.wait_for_selector(ready)
-        time.sleep(1.5)  # every script has run and connected by now
-        return [url for url in opened if url.endswith("/ws/staff/")]
+        def staff_sockets_after_load(path: str, ready: str) -> list[str]:
+            opened.clear()
+            page.goto(live_stack.url(workspace.slug, path))
+            page.wait_for_selector(ready)
+            time.sleep(1.5)  # every script has run and connected by now
+            return [url for url in opened if url.endswith("/ws/staff/")]
 
-    try:
-        page.goto(live_stack.url(workspace.slug, "/login/?next=/dashboard/inbox/"))
-        page.fill("#id_email", f"owner@{workspace.slug}.example")
-        page.fill("#id_password", PASSWORD)
-        page.click("button:has-text('Log in')")
-        page.wait_for_url(live_stack.url(workspace.slug, "/dashboard/inbox/"))
         assert page.locator("#presence-status").count() == 1  # presence.js is on the page too
 
         assert len(staff_sockets_after_load("/dashboard/inbox/", '#inbox-list[data-socket="open"]')) == 1
@@ -401,5 +399,3 @@ def test_a_dashboard_page_opens_one_staff_socket(live_stack: LiveStack, workspac
         assert len(staff_sockets_after_load(path, '#conversation[data-socket="open"]')) == 1
         assert len(staff_sockets_after_load("/dashboard/queue/", "#routing-live-status:has-text('Live')")) == 1
         assert problems == [], problems
-    finally:
-        context.close()

@@ -4,32 +4,18 @@ services audit them."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin
-from django.http import HttpRequest
 
 from apps.crm.models import Contact, Lead
 
-from .site import TenantScopedAdmin, tenant_admin_site
+from .site import TenantScopedAdmin, TenantScopedInline, tenant_admin_site
 
 
-class LeadInline(admin.TabularInline):  # type: ignore[type-arg]
+class LeadInline(TenantScopedInline):
     model = Lead
-    extra = 0
     fields = ["created_at", "need", "status", "origin"]
     readonly_fields = ["created_at", "need", "status", "origin"]
-    can_delete = False
     show_change_link = True
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return tenant_admin_site.has_permission(request)
 
 
 @admin.register(Contact, site=tenant_admin_site)

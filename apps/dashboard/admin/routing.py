@@ -4,31 +4,17 @@ sockets."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin
-from django.http import HttpRequest
 
 from apps.routing.models import Intent, RoutingRule, SLAEvent, Team, TeamMember
 
-from .site import TenantScopedAdmin, tenant_admin_site
+from .site import TenantScopedAdmin, TenantScopedInline, tenant_admin_site
 
 
-class TeamMemberInline(admin.TabularInline):  # type: ignore[type-arg]
+class TeamMemberInline(TenantScopedInline):
     model = TeamMember
     fields = ["user", "capacity"]
     readonly_fields = ["user", "capacity"]
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return tenant_admin_site.has_permission(request)
 
 
 @admin.register(Team, site=tenant_admin_site)
