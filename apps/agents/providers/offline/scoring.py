@@ -1,75 +1,21 @@
-"""The offline responder: the default provider when no LLM is configured.
-
-It answers only by quoting. Given the retrieved reference chunks (`request.context`) it
-splits them into sentences, scores how well each sentence supports the question, and
-returns the best few, each followed by its `[n]` citation marker. Nothing is invented: the
-only words it writes itself are the fixed templates of `smalltalk.py` (greetings, thanks,
-"who are you", and the no-answer reply that offers a person).
-
-The question is scored without its small talk (`core_query`: clauses that greet, thank or
-say nothing beyond "could you help me?" are left out), so pleasantries do not dilute it.
-
-How a sentence is scored (all numbers in [0, 1]):
-- `lexical`: the share of the question's content words the sentence (or its section
-  heading, at half weight) contains; generic words ("help", "need") weigh 0.3.
-- `dense`: cosine similarity of the sentence to the question (local MiniLM; only the
-  `EMBEDDED_PER_CHUNK` lexically best sentences of each chunk are embedded; vectors cached).
-- `support` = DENSE_WEIGHT·dense + LEXICAL_WEIGHT·lexical + CHUNK_WEIGHT·(chunk similarity).
-
-Whether to answer at all: `answerability` = best support + COVERAGE_WEIGHT·(share of the
-question's content words found anywhere in the reference text) - MISSING_PENALTY·(number of
-*specific* question words the text lacks: not generic, not among the common English words of
-the MiniLM vocabulary, not a misspelling of a word of the text — "placard", "acupuncture"),
-each costing UNKNOWN_PENALTY instead when the whole knowledge base lacks it too
-(`request.unknown_words`, found by the runtime with `apps.knowledge.search.unknown_words`).
-Below `support_threshold` it abstains: Finish("no_answer"), the no-answer template offering a
-person, no marker. A question whose specific words appear nowhere in the retrieved text is
-rarely answered by it, however similar the chunks look.
-
-Help pages ask their own questions ("Can I renew my licence online? Most drivers can…").
-Such a question is never quoted: the first quotable sentence after it answers it
-(`answered_questions`), has its words, and is as close to the visitor's question as the
-better of itself and the page's question. The visitor gets the answer, not the question back,
-led by the page's own "Yes." or "No." when one stands between them.
-
-What to quote: the best-supported sentence, then the best sentence of each further source in
-retrieval order (retrieval ranks sources better than one sentence's score, and a second
-source confirms), each within SUPPORT_MARGIN of the best; at most MAX_SENTENCES. A sentence
-found in several sources (overlapping chunks, pages that repeat each other) cites each.
-Weights were fitted and thresholds tuned on doc2dial (tests/bench/test_agent_eval.py,
-figures in docs/benchmarks.md).
-
-Reference text is untrusted. A sentence is never quoted when it addresses the assistant
-(`addresses_assistant`: "ignore previous instructions", "reveal your system prompt", "call
-the capture_lead tool", role labels such as "SYSTEM:"), carries markup or code, or is a
-heading fragment; the rest is cleaned of stray whitespace and of the source's own bracketed
-reference numbers (which would read as citation markers). Deterministic: same request, same
-answer. See docs/subsystems/agents.md.
-"""
+"""How well each quotable sentence supports the question, whether to answer at all, and which
+sentences to quote (the offline responder; the method is in __init__.py's docstring).
+Weights were fitted and thresholds tuned on doc2dial (tests/bench/test_agent_eval.py)."""
 
 from __future__ import annotations
 
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
-from ..followup import GENERIC, terms, weight
-from ..followup import words as _words
-from ..smalltalk import classify, reply
-from . import (
-    ChatRequest,
-    ContextChunk,
-    Finish,
-    LLMProvider,
-    ProviderCredentials,
-    ProviderEvent,
-    TextDelta,
-    Usage,
-    register,
-)
+from ...smalltalk import classify
+from ...vocabulary import GENERIC, terms, weight
+from ...vocabulary import words as _words
+from .. import ContextChunk
+from .sentences import YES_NO, answered_questions, quotable, split_sentences
 
 SUPPORT_THRESHOLD = 0.70  # answerability needed to answer (tuned on doc2dial)
 DENSE_WEIGHT = 0.40
@@ -85,118 +31,9 @@ PER_CHUNK = 2  # sentences quoted from one chunk at most
 MAX_MARKERS = 3  # markers after one sentence (the same sentence found in several sources)
 SUPPORT_MARGIN = 0.15  # a further sentence must score within this of the best one
 EMBEDDED_PER_CHUNK = 3  # sentences per chunk scored by embedding (the lexically best)
-MIN_WORDS = 4
-MAX_WORDS = 80
 PREFIX_MATCH = 5  # "eligible" matches "eligibility": a shared prefix of this many letters
 
 Embedder = Callable[[Sequence[str]], list[list[float]]]
-
-# --- untrusted reference text --------------------------------------------------------------
-
-_ASSISTANT = r"(?:ai|a\.i\.|assistant|chat ?bot|bot|model|llm|language model|gpt|claude|agent model)"
-_INSTRUCTION_PATTERNS = [
-    r"\b(?:ignore|disregard|forget|override|bypass|skip)\b.{0,40}\b(?:instructions?|prompts?|rules|guidelines|directions|directives|messages?|context)\b",
-    r"\b(?:system|developer|hidden|secret|initial|original)\s+(?:prompts?|messages?|instructions?)\b",
-    r"\b(?:reveal|show|print|repeat|output|leak|display|disclose|share|dump)\b.{0,30}"
-    r"\b(?:prompts?|instructions|secrets?|api[ _-]?keys?|passwords?|credentials|tokens?)\b",
-    r"^\W*(?:system|assistant|developer|user|ai|human|bot)\s*:",
-    r"\b(?:you are now|from now on,? you|act as|pretend (?:to be|you are)|role-?play as"
-    r"|jailbreak|dan mode|developer mode)\b",
-    r"\b(?:call|invoke|execute|trigger|run)\b.{0,40}\b(?:tools?|functions?)\b",
-    r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\s*\(",
-    r"\b(?:call|invoke|execute|trigger|use|run)\s+(?:the\s+)?[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b",
-    rf"\b(?:as an?|if you are an?|dear|attention|note to( the)?|hey)\s+{_ASSISTANT}\b",
-    rf"\b(?:the\s+)?{_ASSISTANT}s?\s+(?:must|should|shall|has to|needs? to|is instructed|is required)\b",
-    r"\b(?:tell|inform|say to|respond to|reply to|answer)\s+the\s+(?:user|visitor|human)\b",
-    r"\b(?:respond|reply|answer)\s+(?:only\s+)?(?:with|by saying)\b",
-    r"\b(?:new|updated|real|actual|hidden|additional)\s+instructions?\b",
-    r"\bprompt injection\b|<\|[a-z_]+\|>|\[/?inst\]|###\s*(?:instruction|system)|\bbegin (?:system|prompt)\b",
-    r"\bdo not (?:tell|mention|reveal|inform)\b.{0,30}\b(?:user|visitor|customer)\b",
-]
-_INSTRUCTION = re.compile("|".join(f"(?:{p})" for p in _INSTRUCTION_PATTERNS), re.IGNORECASE)
-_MARKUP = re.compile(
-    r"<\s*/?\s*[a-z!?][^>]*>|&lt;|&#|javascript:|data:text|\bon[a-z]+\s*=|\{\{|\}\}|\{%|%\}|```|<!--|\$\{",
-    re.IGNORECASE,
-)
-_CODE = re.compile(r"[{};]\s*$|^\s*[{}]|=>|\bfunction\s*\(|\bdef\s+\w+\(|\bimport\s+\w+|\w+\(\)\s*;")
-
-
-def addresses_assistant(text: str) -> bool:
-    """Whether `text` speaks to the AI rather than to a reader: an instruction aimed at the
-    model (ignore/reveal/act as/call a tool/respond with), a chat role label, special tokens.
-    A heuristic list, kept deliberately broad: a help article rarely talks like this."""
-    return bool(_INSTRUCTION.search(text))
-
-
-def has_markup(text: str) -> bool:
-    return bool(_MARKUP.search(text) or _CODE.search(text))
-
-
-# --- sentences ---------------------------------------------------------------------------
-
-_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])|\n+")
-_REFERENCE_NUMBER = re.compile(r"\s*\[\s*\d+\s*\]")  # the source's own footnote marks, not ours
-_BULLET = re.compile(r"^\s*(?:[-*•·–—>]+|\d{1,2}[.)])\s+")
-_FAQ_LABEL = re.compile(r"^(?:Q|A):\s+")  # an FAQ chunk's "Q: ..." / "A: ..." lines (apps/knowledge)
-_SPACE_BEFORE_PUNCT = re.compile(r"\s+([,.;:!?)])")
-_SPACE_AFTER_OPEN = re.compile(r"([(])\s+")
-
-
-def clean_sentence(text: str) -> str:
-    """Stray whitespace removed; bullet marks, FAQ labels and bracketed reference numbers
-    dropped (an FAQ's question then equals its chunk heading, so only its answer is quoted)."""
-    text = _REFERENCE_NUMBER.sub("", text)
-    text = _FAQ_LABEL.sub("", _BULLET.sub("", " ".join(text.split())))
-    text = _SPACE_BEFORE_PUNCT.sub(r"\1", text)
-    return _SPACE_AFTER_OPEN.sub(r"\1", text).strip()
-
-
-def split_sentences(text: str) -> list[str]:
-    """Sentences of a chunk, cleaned, in order (lines are never joined)."""
-    out = []
-    for piece in _SPLIT.split(text or ""):
-        cleaned = clean_sentence(piece)
-        if cleaned:
-            out.append(cleaned)
-    return out
-
-
-def quotable(sentence: str, heading: str = "") -> bool:
-    """Whether a cleaned sentence may be quoted: a real sentence of reasonable length, not
-    a heading, free of markup and of instructions to the assistant."""
-    count = len(sentence.split())
-    if count < MIN_WORDS or count > MAX_WORDS:
-        return False
-    if heading and sentence.rstrip(" :") == " ".join(heading.split()).rstrip(" :"):
-        return False
-    if not re.search(r"[.!?:)\"']$", sentence) and count <= 10:
-        return False  # a heading or a label, not a statement
-    if not re.search(r"[A-Za-z]{2}", sentence):
-        return False
-    return not (has_markup(sentence) or addresses_assistant(sentence))
-
-
-_YES_NO = re.compile(r"(?:yes|no)[.!]", re.IGNORECASE)
-
-
-def answered_questions(sentences: Sequence[str], heading: str = "") -> dict[int, int]:
-    """Which sentence answers which of the page's own questions ("Can I renew online? You
-    can renew…"): the position of each answer → the position of its question. The answer is
-    the first quotable sentence after the question, before the next question."""
-    out: dict[int, int] = {}
-    for position, sentence in enumerate(sentences):
-        if not sentence.endswith("?"):
-            continue
-        for later in range(position + 1, len(sentences)):
-            if sentences[later].endswith("?"):
-                break
-            if quotable(sentences[later], heading):
-                out[later] = position
-                break
-    return out
-
-
-# --- scoring -----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -411,7 +248,7 @@ def analyse(
             seen[key] = [chunk]
             asked = sentences[answers[position]] if position in answers else ""
             between = sentences[answers[position] + 1 : position] if asked else []
-            lead = between[0] if len(between) == 1 and _YES_NO.fullmatch(between[0]) else ""
+            lead = between[0] if len(between) == 1 and YES_NO.fullmatch(between[0]) else ""
             own = _stems(sentence) | _stems(asked)  # an answer has its question's words
             lexical = 0.0
             if total:
@@ -487,102 +324,3 @@ def select(analysis: Analysis, *, max_sentences: int = MAX_SENTENCES) -> list[Ca
     for candidate in chosen:
         rank.setdefault(candidate.chunk.index, len(rank))
     return sorted(chosen, key=lambda c: (rank[c.chunk.index], c.position))
-
-
-# --- the provider ------------------------------------------------------------------------
-
-
-def _count_words(*texts: str) -> int:
-    return sum(len(t.split()) for t in texts)
-
-
-def _first_name(facts: dict[str, str]) -> str:
-    for key in ("first_name", "name", "full_name"):
-        value = (facts.get(key) or "").strip()
-        if value:
-            return value.split()[0]
-    return ""
-
-
-class OfflineResponder:
-    """Extractive, cited answers from the reference material; see the module docstring."""
-
-    name = "offline"
-
-    def __init__(
-        self,
-        *,
-        support_threshold: float = SUPPORT_THRESHOLD,
-        max_sentences: int = MAX_SENTENCES,
-        embed: Embedder | None = None,
-        use_embeddings: bool = True,
-    ) -> None:
-        self.support_threshold = support_threshold
-        self.max_sentences = max_sentences
-        self._embed = embed
-        self.use_embeddings = use_embeddings
-
-    def embedder(self) -> Embedder | None:
-        if not self.use_embeddings:
-            return None
-        if self._embed is None:
-            self._embed = local_embedder()
-        return self._embed
-
-    def _query(self, request: ChatRequest) -> str:
-        if request.query.strip():
-            return request.query
-        users = [t.text for t in request.turns if t.role == "user"]
-        return users[-1] if users else ""
-
-    def analyse(self, request: ChatRequest) -> Analysis:
-        return analyse(self._query(request), request.context, embed=self.embedder(), unknown=request.unknown_words)
-
-    def choose(self, analysis: Analysis) -> list[Candidate]:
-        """The sentences to quote, or none (abstain): see the module docstring."""
-        if analysis.answerability < self.support_threshold:
-            return []
-        return select(analysis, max_sentences=self.max_sentences)
-
-    def stream(self, request: ChatRequest) -> Iterator[ProviderEvent]:
-        query = self._query(request)
-        prompt_tokens = _count_words(query, *(c.text for c in request.context))
-        kind = classify(query)
-        if kind is not None:
-            text = reply(
-                kind,
-                language=request.language,
-                # The name the visitor gave is theirs to hear back, verified or not.
-                name=_first_name(request.contact_facts) or _first_name(request.claims)
-                if kind in ("greeting", "thanks", "goodbye", "invite")
-                else "",
-                company=request.company_name,
-            )
-            yield TextDelta(text)
-            yield Usage(prompt_tokens=prompt_tokens, completion_tokens=_count_words(text))
-            yield Finish("smalltalk")
-            return
-        chosen = self.choose(self.analyse(request)) if request.context else []
-        if not chosen:
-            text = reply("no_answer", language=request.language, company=request.company_name)
-            yield TextDelta(text)
-            yield Usage(prompt_tokens=prompt_tokens, completion_tokens=_count_words(text))
-            yield Finish("no_answer")
-            return
-        produced = []
-        for number, candidate in enumerate(chosen):
-            markers = "".join(f"[{c.index}]" for c in candidate.chunks[:MAX_MARKERS])
-            piece = f"{'' if number == 0 else ' '}{candidate.quote} {markers}"
-            produced.append(piece)
-            yield TextDelta(piece)
-        yield Usage(prompt_tokens=prompt_tokens, completion_tokens=_count_words(*produced))
-        yield Finish("stop")
-
-
-@register("offline")
-def create(credentials: ProviderCredentials) -> LLMProvider:
-    """The offline responder needs no credentials; any given are ignored."""
-    return OfflineResponder()
-
-
-__all__ = ["OfflineResponder", "addresses_assistant", "analyse", "clean_sentence", "quotable", "select"]
