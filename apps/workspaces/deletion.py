@@ -6,7 +6,7 @@ See docs/adr/0015-workspace-deletion.md and docs/subsystems/tenancy.md ("Deletin
   sockets closed, its owners emailed; everything is audited in its own trail.
 - `tenant_deletion_cancel`: during the grace period, an owner or an operator restores it.
 - `tenant_purge` (beat: `tenants.purge_due`): once `purge_after` has passed, the steps of
-  PURGE_STEPS run in order, each recorded in `TenantDeletion.steps` when done, so a purge that
+  PURGE_STEPS (purge.py) run in order, each recorded in `TenantDeletion.steps` when done, so a purge that
   crashed resumes where it stopped, and running it again is harmless. The first step marks the
   tenant deleted (its tombstone), so nothing reaches the workspace while the rest is removed.
 
@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-import redis
 from django.conf import settings
-from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 from django_tenants.utils import schema_context
@@ -32,18 +30,18 @@ from apps.accounts.models import Membership, Role
 from apps.accounts.services import Actor
 from apps.accounts.tasks import send_email
 from apps.audit.services import audit_record
-from apps.conversations.stores import get_store as conversation_store
-from apps.knowledge.stores import get_store as vector_store
 from apps.tenants.db import connection
-from apps.tenants.models import Domain, Tenant, TenantDeletion
-from apps.tenants.selectors import forget_host, tenant_url
+from apps.tenants.models import Tenant, TenantDeletion
+from apps.tenants.selectors import forget_host, tenant_domains, tenant_url
 from syntera import realtime
 from syntera.errors import ApplicationError
 from syntera.tasks import enqueue_on_commit
 
+from . import purge
+
 logger = logging.getLogger(__name__)
 
-PURGE_STEPS = ("mark", "vectors", "transcripts", "files", "redis", "schema", "rows")
+PURGE_STEPS = ("mark", *(step for step, _ in purge.STEPS))
 VIAS = ("dashboard", "api", "admin", "command")
 # pg_try_advisory_lock key space of purges (one lock per deletion request).
 PURGE_LOCK_BASE = 0x5E1E7E << 32
@@ -76,10 +74,6 @@ def _audit(tenant: Tenant, action: str, who: str, actor: Actor | None, data: dic
         data=data,
         ip=actor.ip if actor else None,
     )
-
-
-def _hosts(tenant: Tenant) -> list[str]:
-    return list(Domain.objects.filter(tenant_id=tenant.pk).values_list("domain", flat=True))
 
 
 def _forget_hosts_on_commit(hosts: list[str]) -> None:
@@ -142,7 +136,7 @@ def tenant_deletion_request(
             notify=owners,
         )
         Tenant.all_objects.filter(pk=locked.pk).update(is_active=False, purge_after=purge_after)
-        hosts = _hosts(locked)
+        hosts = tenant_domains(locked)
     tenant.is_active, tenant.purge_after = False, purge_after
     _audit(tenant, "tenant.deletion_requested", who, actor, {"purge_after": purge_after.isoformat(), "via": via})
     if export and actor is not None:
@@ -186,7 +180,7 @@ def tenant_deletion_cancel(
         request.cancelled_by, request.cancelled_at = who, timezone.now()
         request.save(update_fields=["status", "cancelled_by", "cancelled_at"])
         Tenant.all_objects.filter(pk=tenant.pk).update(is_active=request.was_active, purge_after=None)
-        hosts = _hosts(tenant)
+        hosts = tenant_domains(tenant)
     tenant.is_active, tenant.purge_after = request.was_active, None
     _audit(tenant, "tenant.deletion_cancelled", who, actor, {"via": via})
     _forget_hosts_on_commit(hosts)
@@ -250,7 +244,7 @@ def tenant_purge(*, deletion_id: int, by: str = "") -> TenantDeletion:
         if "mark" not in request.steps and not _mark(request, by or request.requested_by):
             return request  # still in its grace period
         tenant = Tenant.all_objects.get(pk=request.tenant_id)
-        for step, run in _STEPS:
+        for step, run in purge.STEPS:
             if step in request.steps:
                 continue
             try:
@@ -288,151 +282,5 @@ def _mark(request: TenantDeletion, who: str) -> bool:
     locked.steps = {**locked.steps, "mark": now.isoformat()}
     locked.save(update_fields=["status", "purge_started_at", "steps"])
     request.status, request.purge_started_at, request.steps = locked.status, now, locked.steps
-    _forget_hosts_on_commit(_hosts(request.tenant))
+    _forget_hosts_on_commit(tenant_domains(request.tenant))
     return True
-
-
-# --- the steps ---------------------------------------------------------------------------------
-
-
-def _purge_vectors(tenant: Tenant) -> None:
-    """The tenant's vectors in the configured vector store (Pinecone: its namespace)."""
-    vector_store().drop_tenant(schema=tenant.schema_name)
-
-
-def _purge_transcripts(tenant: Tenant) -> None:
-    """The tenant's transcripts in the configured conversation store (MongoDB: its database)."""
-    conversation_store().drop_tenant(schema=tenant.schema_name)
-
-
-def _purge_files(tenant: Tenant) -> None:
-    """Everything under the tenant's media path (`tenants/<schema>/`: uploads and exports)."""
-    root = f"tenants/{tenant.schema_name}"
-
-    def walk(path: str) -> None:
-        if not default_storage.exists(path):
-            return
-        directories, files = default_storage.listdir(path)
-        for name in files:
-            default_storage.delete(f"{path}/{name}")
-        for name in directories:
-            walk(f"{path}/{name}")
-
-    walk(root)
-    if hasattr(default_storage, "path"):  # a local file system also keeps the empty directories
-        import shutil
-
-        shutil.rmtree(default_storage.path(root), ignore_errors=True)
-
-
-def _cache_patterns(schema: str) -> list[str]:
-    """Cache keys of the tenant: every entry written in its namespace (`django_tenants.cache`
-    puts the schema first), and entries of any namespace whose key has the schema as one of
-    its segments (`presence:<schema>:<user>`, and the like)."""
-    prefix = settings.CACHES["default"].get("KEY_PREFIX", "")
-    return [f"{schema}:{prefix}:*", f"*:{prefix}:*:{schema}:*", f"*:{prefix}:*:{schema}"]
-
-
-def _channel_layer() -> tuple[str, dict[str, Any]]:
-    """The default channel layer's backend and configuration."""
-    layer: dict[str, Any] = dict(settings.CHANNEL_LAYERS.get("default") or {})
-    return str(layer.get("BACKEND", "")), dict(layer.get("CONFIG") or {})
-
-
-def _group_patterns(schema: str) -> list[str]:
-    prefix = _channel_layer()[1].get("prefix", "asgi")
-    kinds = realtime.TENANT_GROUP_KINDS
-    return [f"{prefix}:group:{kind}.{schema}" for kind in kinds] + [
-        f"{prefix}:group:{kind}.{schema}.*" for kind in kinds
-    ]
-
-
-def _channel_layer_clients() -> list[Any]:
-    backend, config = _channel_layer()
-    if "channels_redis" not in backend:
-        return []
-    from channels_redis.utils import decode_hosts
-
-    clients = []
-    for host in decode_hosts(config.get("hosts")):
-        host = dict(host)
-        if "address" in host:
-            clients.append(redis.Redis.from_url(host.pop("address"), **host))
-        elif "master_name" not in host:
-            clients.append(redis.Redis(**host))
-    return clients
-
-
-def _delete_matching(client: Any, patterns: list[str]) -> int:
-    deleted = 0
-    for pattern in patterns:
-        batch = []
-        for key in client.scan_iter(match=pattern, count=1000):
-            batch.append(key)
-            if len(batch) >= 500:
-                deleted += client.delete(*batch)
-                batch = []
-        if batch:
-            deleted += client.delete(*batch)
-    return deleted
-
-
-def _purge_redis(tenant: Tenant) -> None:
-    """Cache entries, rate counters and presence marks named with the schema, and its
-    channel-layer groups."""
-    from django.core.cache import caches
-
-    schema = tenant.schema_name
-    client = caches["default"]._cache.get_client(None, write=True)  # type: ignore[attr-defined]
-    deleted = _delete_matching(client, _cache_patterns(schema))
-    for client in _channel_layer_clients():
-        deleted += _delete_matching(client, _group_patterns(schema))
-    logger.info("purge of %s: %d Redis keys deleted", schema, deleted)
-
-
-def _drop_schema(tenant: Tenant) -> None:
-    """DROP SCHEMA ... CASCADE: every tenant table goes, pgvector's chunk vectors and the
-    PostgreSQL transcripts with them (the vector extension lives in public)."""
-    schema = tenant.schema_name
-    if not schema or schema == "public" or schema.startswith("pg_") or schema == "information_schema":
-        raise ValueError(f"refusing to drop schema {schema!r}")
-    with transaction.atomic(), connection.cursor() as cursor:
-        # Deferred foreign-key checks still pending in this transaction would block the drop.
-        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        cursor.execute(f"DROP SCHEMA IF EXISTS {connection.ops.quote_name(schema)} CASCADE")
-
-
-def _public_models() -> list[Any]:
-    """Public-schema models that point at the tenant (memberships, invitations, API keys,
-    domains, exports...), except the deletion requests, which are its history."""
-    tenant_only = {app.split(".")[-1] for app in settings.TENANT_APPS} - {
-        app.split(".")[-1] for app in settings.SHARED_APPS
-    }
-    models = []
-    for relation in Tenant._meta.related_objects:
-        model = relation.related_model
-        if relation.one_to_many and model is not TenantDeletion and model._meta.app_label not in tenant_only:
-            models.append((model, relation.field.name))
-    # Domains last: the host keeps answering "deleted" until everything else is gone.
-    return sorted(models, key=lambda pair: pair[0] is Domain)
-
-
-def _purge_rows(tenant: Tenant) -> None:
-    hosts = _hosts(tenant)
-    with transaction.atomic():
-        for model, field in _public_models():
-            model._base_manager.filter(**{field: tenant}).delete()
-    for host in hosts:
-        forget_host(host)
-
-
-# Each step is looked up when it runs (so a test can make one fail).
-_STEPS: tuple[tuple[str, Callable[[Tenant], None]], ...] = (
-    ("vectors", lambda tenant: _purge_vectors(tenant)),
-    ("transcripts", lambda tenant: _purge_transcripts(tenant)),
-    ("files", lambda tenant: _purge_files(tenant)),
-    ("redis", lambda tenant: _purge_redis(tenant)),
-    ("schema", lambda tenant: _drop_schema(tenant)),
-    ("rows", lambda tenant: _purge_rows(tenant)),
-)
-assert tuple(step for step, _ in _STEPS) == PURGE_STEPS[1:]

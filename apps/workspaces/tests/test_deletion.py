@@ -25,7 +25,7 @@ from apps.knowledge.models import Source
 from apps.knowledge.tasks import ingest_source
 from apps.knowledge.tests.test_stores import pinecone_standin, use_pinecone  # noqa: F401  (their fixtures)
 from apps.tenants.models import Domain, Tenant, TenantDeletion, TenantExport
-from apps.workspaces import deletion
+from apps.workspaces import deletion, purge
 from apps.workspaces.tasks import purge_due
 from syntera.errors import ApplicationError
 from syntera.tasks import enqueue_on_commit
@@ -250,7 +250,7 @@ def test_a_purge_that_crashed_resumes_where_it_stopped(
 ) -> None:
     request = _request(doomed, django_capture_on_commit_callbacks)
     _grace_passes(doomed)
-    real = deletion._purge_files
+    real = purge.purge_files
     calls = {"files": 0}
 
     def crash_once(tenant: Tenant) -> None:
@@ -259,7 +259,7 @@ def test_a_purge_that_crashed_resumes_where_it_stopped(
             raise OSError("disk went away")
         real(tenant)
 
-    monkeypatch.setattr(deletion, "_purge_files", crash_once)
+    monkeypatch.setattr(purge, "purge_files", crash_once)
     with pytest.raises(OSError):
         deletion.tenant_purge(deletion_id=request.pk)
     request.refresh_from_db()
@@ -344,5 +344,5 @@ def test_the_purge_removes_pinecone_vectors_and_mongodb_transcripts(
     assert not any(name.endswith(doomed.schema) for name in mongo_transcripts.engine.list_database_names())
     assert [m.text for m in transcripts.after(schema=alpha.schema, conversation_id=1, after_seq=0)] == ["alpha's line"]
     # Run again (a resumed purge): namespaces and databases already gone are no error.
-    assert deletion._purge_vectors(_tenant(doomed)) is None
-    assert deletion._purge_transcripts(_tenant(doomed)) is None
+    assert purge.purge_vectors(_tenant(doomed)) is None
+    assert purge.purge_transcripts(_tenant(doomed)) is None
