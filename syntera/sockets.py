@@ -20,7 +20,7 @@ stays open; one fault has one code on both sockets:
 
 Refusing a connection accepts the handshake, then closes it at once with an application
 code (4401, 4403, 4404, 4429): a close before accepting becomes an HTTP 403 and the code is
-lost to the browser.
+lost to the browser. Frames that reach a refused socket before its close are dropped.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ class FrameConsumer(AsyncWebsocketConsumer):
     handlers: ClassVar[dict[str, str]] = {}
     # Frames are written compactly; the staff socket keeps the spacing its clients first saw.
     compact_frames: ClassVar[bool] = True
-    frames: Bucket
+    frames: Bucket | None = None  # set when the connection is let in
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -113,11 +113,14 @@ class FrameConsumer(AsyncWebsocketConsumer):
         except ApplicationError as exc:
             await self.error(exc.code, exc.detail, **self.error_context(frame))
         except Exception:
-            logger.exception("%s frame %r failed", self.socket_name, frame["type"][:40])
+            # One fixed message per socket ("widget frame failed"): error reports group by it.
+            logger.exception(f"{self.socket_name} frame failed")
             await self.error("server_error", "Something went wrong; try again.")
 
     async def _parse(self, text_data: str | None) -> dict[str, Any] | None:
         """The frame as an object with a string `type`, or None once the refusal is sent."""
+        if self.frames is None:
+            return None  # a refused socket, closing: what its client sent meanwhile is dropped
         if text_data is None:
             await self.error("binary_unsupported", "Send JSON text frames.")
             return None

@@ -214,3 +214,31 @@ def test_a_consumer_cannot_name_a_handler_it_does_not_have() -> None:
             handlers = {"ping": "on_ping", "dance": "on_dance"}
 
             async def on_ping(self, frame: dict[str, Any]) -> None: ...
+
+
+@pytest.mark.parametrize("kind", SOCKETS)
+def test_frames_sent_to_a_refused_socket_are_dropped(alpha: Any, kind: str) -> None:
+    """A refused socket is accepted, then closed with its code; a frame the client sends
+    before the close reaches it is dropped: no answer, no failure."""
+    from syntera.asgi import application
+
+    headers = [(b"host", alpha.host.encode()), (b"origin", f"http://{alpha.host}".encode())]
+    path = "/ws/staff/" if kind == "staff" else "/ws/widget/?key=wk_nobody"  # no session / an unknown key
+
+    async def scenario() -> None:
+        comm = WebsocketCommunicator(application, path, headers=headers)
+        comm.scope["scheme"] = "ws"
+        connected, _ = await comm.connect()
+        assert connected
+        await comm.send_input({"type": "websocket.receive", "text": '{"type": "ping"}'})
+        closed = await comm.receive_output(timeout=3)
+        assert (closed["type"], closed["code"]) == ("websocket.close", 4401 if kind == "staff" else 4404)
+        assert await comm.receive_nothing(timeout=0.5)
+        assert not comm.future.done()  # the consumer did not fail
+        await comm.disconnect()
+
+    from django.db import connection
+
+    schema = connection.schema_name
+    async_to_sync(scenario)()
+    connection.set_schema(schema)

@@ -2,7 +2,8 @@
 
 Accepts only a logged-in member of the host's tenant (session cookie), from a page of that
 workspace (the Origin is one of its hosts, with the scheme and port it is served on); joins the
-tenant's staff group, whose name carries the schema. Frames are JSON objects with a `type`.
+tenant's staff group, whose name carries the schema. Frames are JSON objects with a `type`;
+the frame edge (size, binary, JSON, rate, dispatch, error codes) is syntera/sockets.py's.
 Refusals accept the handshake and close at once with a code the client can read:
 4401 not logged in, 4403 not a member or a page of another site (another workspace included);
 logout and removal close open sockets the same way.
