@@ -57,6 +57,7 @@ from collections.abc import Iterator
 
 from ...smalltalk import classify, reply
 from .. import (
+    Capabilities,
     ChatRequest,
     Finish,
     LLMProvider,
@@ -95,6 +96,9 @@ class OfflineResponder:
     """Extractive, cited answers from the reference material; see the module docstring."""
 
     name = "offline"
+    # It quotes the reference material it is given and does nothing else: no tools, no
+    # answer without material, extractive summaries, no credentials.
+    capabilities = Capabilities(default_model="offline-extractive")
 
     def __init__(
         self,
