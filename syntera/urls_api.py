@@ -4,7 +4,7 @@ from django.urls import include, path
 
 urlpatterns = [
     path("", include("apps.accounts.api.urls")),
-    path("", include("apps.tenants.api.urls")),
+    path("", include("apps.workspaces.api.urls")),
     path("", include("apps.audit.api.urls")),
     path("", include("apps.knowledge.api.urls")),
     path("", include("apps.agents.api.urls")),

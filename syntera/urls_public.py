@@ -3,7 +3,8 @@
 from django.contrib import admin
 from django.urls import path
 
-from apps.dashboard import operator_admin, public_views
+from apps.dashboard import public_views
+from apps.dashboard.admin import operator as operator_admin
 from syntera.urls_common import urlpatterns as common
 
 handler400 = "syntera.errors.handler400"

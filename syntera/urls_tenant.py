@@ -3,7 +3,7 @@
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from apps.dashboard.admin_site import tenant_admin_site
+from apps.dashboard.admin.site import tenant_admin_site
 from syntera.urls_common import urlpatterns as common
 
 handler400 = "syntera.errors.handler400"

@@ -25,6 +25,7 @@ from apps.tenants.db import connection
 from syntera.errors import ApplicationError
 from syntera.tasks import enqueue_on_commit
 
+from .commit import turn_meter
 from .models import Agent, BatchTest
 from .providers import Turn
 from .runtime import TurnInput, answer_turn
@@ -100,6 +101,7 @@ def _result(agent: Agent, item: dict[str, str]) -> dict[str, Any]:
             tenant=connection.tenant,
             conversation=TurnInput(turns=[Turn("user", item["question"])], dry_run=True),
         )
+        turn_meter(result=turn)
     except ApplicationError as exc:
         return {**item, "decision": "error", "text": "", "citations": [], "error": exc.detail, "matched": None}
     titles = [c.title for c in turn.citations]

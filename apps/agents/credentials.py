@@ -16,7 +16,7 @@ from syntera.crypto import DecryptionError, decrypt, encrypt
 from syntera.errors import ApplicationError
 
 from .models import Agent, ProviderCredential
-from .providers import PROVIDER_MODULES, ProviderCredentials
+from .providers import PROVIDER_MODULES, ProviderCredentials, capabilities_for
 
 logger = logging.getLogger(__name__)
 
@@ -70,10 +70,13 @@ def credentials_for(provider: str) -> ProviderCredentials | None:
 
 
 def resolve_provider(agent: Agent) -> tuple[str, ProviderCredentials | None, str]:
-    """(provider name, credentials, why the agent's own choice was not used or "")."""
-    if agent.provider == "offline" or agent.provider not in PROVIDER_MODULES:
-        return "offline", None, ""
+    """(provider name, credentials, why the agent's own choice was not used or ""). Without
+    the credentials it needs, the agent answers with the offline responder, which needs none."""
+    if agent.provider not in PROVIDER_MODULES:
+        return Agent.Provider.OFFLINE.value, None, ""
+    if not capabilities_for(agent.provider).needs_credentials:
+        return agent.provider, None, ""
     credentials = credentials_for(agent.provider)
     if credentials is None:
-        return "offline", None, f"no {agent.provider} API key is configured"
+        return Agent.Provider.OFFLINE.value, None, f"no {agent.provider} API key is configured"
     return agent.provider, credentials, ""

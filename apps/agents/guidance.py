@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .followup import terms
+from .vocabulary import terms
 
 _RESTRICTION = re.compile(
     r"^\W*(?:please\s+)?(?:never|do\s+not|don'?t|must\s+not|should\s+not|shouldn'?t|avoid|no)\s+(?:ever\s+)?"

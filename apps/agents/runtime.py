@@ -1,11 +1,16 @@
-"""The agent runtime: one service that takes a conversation and produces the AI's next turn,
+"""The agent runtime: one service that takes a conversation and computes the AI's next turn,
 as a stream of text deltas followed by one `TurnResult` (text, citations, tool calls,
-decision, grounding audit). Chat, voice, email, SMS and the test endpoint all call it.
+decision, grounding audit, and the side effects it wants as data). Chat, voice, email, SMS
+and the test endpoint all call it.
 
 A turn: quota → guard the input → escalation triggers → fold old turns into the summary →
 standalone query → retrieve → abstain if nothing clears the agent's threshold → prompt →
 provider (with validated tool calls, a few rounds at most) → citations → grounding decision
-→ contact memory → usage. See docs/subsystems/agents.md.
+→ what to remember, which lead to take, which gap to report, the usage. It writes nothing:
+the caller that stores the reply writes the turn's effects in the same transaction
+(`apps.agents.commit`, docs/adr/0019-ai-turn-commit.md), and a dry run writes none. What the
+provider can do comes from its declared capabilities, never from its name.
+See docs/subsystems/agents.md.
 """
 
 from __future__ import annotations
@@ -24,12 +29,13 @@ from apps.crm import services as crm
 from apps.knowledge.search import search, unknown_words
 
 from . import escalation, guardrails, guidance, memory, smalltalk
-from . import services as agent_services
 from .credentials import resolve_provider
+from .effects import GapWanted, LeadWanted, TurnEffects, UsageSpent
 from .followup import standalone_query, terms, words
 from .models import Agent
 from .prompting import build_prompt
 from .providers import (
+    Capabilities,
     ChatRequest,
     ContextChunk,
     Finish,
@@ -39,6 +45,7 @@ from .providers import (
     ToolCall,
     Turn,
     Usage,
+    capabilities_of,
     get_provider,
 )
 from .tokens import count_tokens
@@ -54,9 +61,11 @@ MARKER = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
 class TurnInput:
     """A conversation as the runtime sees it. `turns` are the turns not yet folded into
     `summary`, oldest first, ending with the visitor's message. `abstentions` counts the AI's
-    consecutive abstentions before this turn. `dry_run` (the test chat) writes nothing: no
-    contact memory, no leads. `for_staff`: a draft for a person already in the conversation,
-    so no hand-over trigger applies (a topic a guidance rule declines is still declined).
+    consecutive abstentions before this turn. `dry_run` (the test chat, drafts, batch tests,
+    evaluations): a turn nobody will store, so it wants nothing written but its usage, and
+    tools tell the model nothing was saved. `for_staff`: a draft for a person already in the
+    conversation, so no hand-over trigger applies (a topic a guidance rule declines is still
+    declined).
 
     Only a verified contact's memory is what the AI "knows" about the visitor; an unverified
     contact holds this visitor's own words, which the AI reads, with `claims`, as claims
@@ -94,6 +103,9 @@ class Delta:
 
 @dataclass
 class TurnResult:
+    """A computed turn. Nothing of it is written yet: the caller stores the reply and
+    `effects` together (apps.agents.commit), or discards both."""
+
     text: str
     decision: Decision
     citations: list[Citation]
@@ -104,10 +116,8 @@ class TurnResult:
     attributes: dict[str, str]
     escalation_reason: str = ""
     handoff_summary: str = ""
-    lead_id: int | None = None
-    contact_id: int | None = None
     unanswered: bool = False  # abstained for want of knowledge (a knowledge gap)
-    claims: dict[str, str] = field(default_factory=dict)  # what the visitor said about themselves this turn
+    effects: TurnEffects = field(default_factory=TurnEffects)
 
 
 BELOW_THRESHOLD = "retrieval below the agent's threshold"
@@ -188,9 +198,9 @@ def _context_from_hits(hits: list[Any]) -> tuple[list[ContextChunk], int]:
     return chunks, sanitized
 
 
-def _summarize(provider: LLMProvider, provider_name: str, model: str, previous: str, turns: list[Turn]) -> str:
-    """Fold `turns` into the summary: by the provider when it is a model, else extractively."""
-    if provider_name == "offline" or not turns:
+def _summarize(provider: LLMProvider, caps: Capabilities, model: str, previous: str, turns: list[Turn]) -> str:
+    """Fold `turns` into the summary: by the provider when it writes summaries, else extractively."""
+    if not caps.summaries or not turns:
         return memory.extractive_summary(previous, turns)
     transcript = "\n".join(f"{'Visitor' if t.role == 'user' else 'Assistant'}: {t.text}" for t in turns)
     request = ChatRequest(
@@ -215,11 +225,11 @@ def _summarize(provider: LLMProvider, provider_name: str, model: str, previous: 
 
 
 def _handoff_summary(
-    provider: LLMProvider, provider_name: str, model: str, summary: str, turns: list[Turn], reason: str
+    provider: LLMProvider, caps: Capabilities, model: str, summary: str, turns: list[Turn], reason: str
 ) -> str:
     """What the human taking over reads first: why, and the conversation so far (by the
     model when the agent uses one, else the first sentence of each turn)."""
-    folded = _summarize(provider, provider_name, model, summary, turns[-12:])
+    folded = _summarize(provider, caps, model, summary, turns[-12:])
     return f"Reason: {reason}.\n{folded}".strip()
 
 
@@ -272,7 +282,8 @@ def run_turn(*, agent: Agent, tenant: Any, conversation: TurnInput) -> Iterator[
     earlier = conversation.turns[:-1]
     provider_name, credentials, fallback_reason = resolve_provider(agent)
     provider = get_provider(provider_name, credentials)
-    model = agent.model or ("offline-extractive" if provider_name == "offline" else settings.OPENAI_CHAT_MODEL)
+    caps = capabilities_of(provider)
+    model = agent.model or caps.default_model
 
     def count(text: str) -> int:
         return count_tokens(text, model)
@@ -293,7 +304,7 @@ def run_turn(*, agent: Agent, tenant: Any, conversation: TurnInput) -> Iterator[
     older, recent = memory.split_history([*earlier, latest], budget=settings.AGENT_HISTORY_BUDGET, count=count)
     summary = conversation.summary
     if older:
-        summary = _summarize(provider, provider_name, model, summary, older)
+        summary = _summarize(provider, caps, model, summary, older)
     audit["memory"] = {
         "folded_turns": len(older),
         "summary_chars": len(summary),
@@ -302,7 +313,6 @@ def run_turn(*, agent: Agent, tenant: Any, conversation: TurnInput) -> Iterator[
     }
 
     ctx = ToolContext(
-        tenant=tenant,
         knowledge_base_ids=list(agent.knowledge_bases.values_list("pk", flat=True)),
         contact=conversation.contact,
         attributes=dict(conversation.attributes),
@@ -315,6 +325,7 @@ def run_turn(*, agent: Agent, tenant: Any, conversation: TurnInput) -> Iterator[
     prompt_tokens = completion_tokens = 0
     decision: Decision
     reason = ""
+    failed = False  # the provider broke off: the model's turn (its tools' wishes included) is dropped
 
     restrictions = guidance.restrictions(list(agent.guidance_rules or []))
     restricted = guidance.violated(restrictions, latest.text)
@@ -354,11 +365,11 @@ def run_turn(*, agent: Agent, tenant: Any, conversation: TurnInput) -> Iterator[
         below = not kind and (best is None or best < agent.min_similarity)
         if below:
             # Nothing relevant enough: the model gets no reference material, so it cannot
-            # ground an answer; it may still use tools (hand over, take a lead). The offline
-            # responder has nothing to say at all.
+            # ground an answer; it may still use tools (hand over, take a lead). A provider
+            # that abstains without context (the offline responder) is not asked at all.
             audit["retrieval"]["below_threshold"] = True
             ctx.context = []
-        if below and provider_name == "offline":
+        if below and caps.abstains_without_context:
             decision, reason, text = "abstained", BELOW_THRESHOLD, abstention_text(company, agent.language)
         else:
             parts = build_prompt(
@@ -379,7 +390,7 @@ def run_turn(*, agent: Agent, tenant: Any, conversation: TurnInput) -> Iterator[
                 model=model,
                 temperature=agent.temperature,
                 max_tokens=agent.max_tokens,
-                tools=allowed_specs(list(agent.tools or [])) if provider_name != "offline" else [],
+                tools=allowed_specs(list(agent.tools or [])) if caps.tools else [],
                 query=query,
                 turns=parts.turns,
                 context=parts.context,
@@ -458,6 +469,7 @@ def run_turn(*, agent: Agent, tenant: Any, conversation: TurnInput) -> Iterator[
                 if ctx.escalation_reason:
                     break
             audit["finish_reason"] = finish
+            failed = finish == "error"
             text, citations = _parse_citations(text, ctx.context)
             if streamed_leak or guardrails.leaks_prompt(text, parts.secret_parts):
                 decision, reason, text, citations = (
@@ -515,45 +527,32 @@ def run_turn(*, agent: Agent, tenant: Any, conversation: TurnInput) -> Iterator[
 
     handoff = ""
     if decision == "escalate":
-        handoff = _handoff_summary(provider, provider_name, model, summary, [*earlier, latest], reason)
-    lead_id = ctx.lead_id
-    contact = ctx.contact
-    learned: list[str] = []
+        handoff = _handoff_summary(provider, caps, model, summary, [*earlier, latest], reason)
     facts = memory.extract_facts(latest.text)
-    said = {k: v for k, v in facts if k in ("name", "email", "phone")} if not conversation.dry_run else {}
-    if facts and not conversation.dry_run:
+    if facts and ctx.contact is None and not ctx.leads and not conversation.dry_run:
         # Without a model to call capture_lead, a visitor who leaves an email address or phone
         # number is recorded as a lead (with their earlier question as the need), under a
         # contact of their own: an address never selects an existing contact.
-        shares_contact = any(k in ("email", "phone") for k, _ in facts)
-        if contact is None and lead_id is None and shares_contact and "capture_lead" in (agent.tools or []):
+        identity = dict(facts)
+        if any(k in ("email", "phone") for k in identity) and "capture_lead" in (agent.tools or []):
             need = next((t.text for t in reversed(earlier) if t.role == "user"), latest.text)
-            identity = dict(facts)
-            lead = crm.lead_capture(
-                tenant=tenant,
-                contact=None,
-                name=identity.get("name", ""),
-                email=identity.get("email", ""),
-                phone=identity.get("phone", ""),
-                company=identity.get("company", ""),
-                need=need[:1000],
-                origin="ai",
+            ctx.leads.append(
+                LeadWanted.cleaned(
+                    name=identity.get("name", ""),
+                    email=identity.get("email", ""),
+                    phone=identity.get("phone", ""),
+                    company=identity.get("company", ""),
+                    need=need,
+                )
             )
-            lead_id, contact = lead.pk, lead.contact
             tool_calls.append({"tool": "capture_lead", "ok": True, "arguments": sorted(identity), "auto": True})
-        if contact is not None:
-            learned = crm.contact_remember(tenant=tenant, contact=contact, facts=facts)
-    audit["memory"]["learned"] = learned if not conversation.dry_run else [k for k, _ in facts]
-    if unanswered and not conversation.dry_run:
-        unknown_list = list((audit.get("retrieval") or {}).get("unknown_words") or [])
-        agent_services.knowledge_gap_record(
-            agent=agent, question=latest.text, unknown_words=unknown_list, channel=conversation.channel
-        )
+    # What the turn learnt is known once it is written (apps.agents.commit); a dry run shows
+    # what it would have looked at.
+    audit["memory"]["learned"] = [k for k, _ in facts] if conversation.dry_run else []
 
     if not prompt_tokens and not completion_tokens:
         prompt_tokens = sum(count(t.text) for t in recent)
         completion_tokens = count(text)
-    guardrails.usage_add(requests=1, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
     audit.update(
         decision=decision,
         reason=reason,
@@ -562,6 +561,22 @@ def run_turn(*, agent: Agent, tenant: Any, conversation: TurnInput) -> Iterator[
         usage={"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens},
         latency_ms=round((time.perf_counter() - started) * 1000, 1),
     )
+    usage = UsageSpent(requests=1, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+    if failed:
+        # The visitor is told the AI could not answer; nothing the broken turn wanted is kept.
+        effects = TurnEffects()
+    elif conversation.dry_run:
+        effects = TurnEffects(usage=usage)
+    else:
+        unknown_list = tuple((audit.get("retrieval") or {}).get("unknown_words") or ())
+        effects = TurnEffects(
+            leads=tuple(ctx.leads),
+            facts=tuple(facts),
+            claims={k: v for k, v in facts if k in ("name", "email", "phone")},
+            gap=GapWanted(latest.text, unknown_list, conversation.channel) if unanswered else None,
+            usage=usage,
+            counted=True,
+        )
     yield TurnResult(
         text=text,
         decision=decision,
@@ -570,33 +585,16 @@ def run_turn(*, agent: Agent, tenant: Any, conversation: TurnInput) -> Iterator[
         audit=audit,
         summary=summary,
         folded_turns=len(older),
-        attributes=ctx.attributes,
+        attributes=dict(conversation.attributes) if failed else ctx.attributes,
         escalation_reason=ctx.escalation_reason,
         handoff_summary=handoff,
-        lead_id=lead_id,
-        contact_id=getattr(contact, "pk", None),
         unanswered=unanswered,
-        claims=said,
-    )
-
-
-def record_delivered(*, agent: Agent, channel: str, result: TurnResult) -> None:
-    """Count a turn whose answer was stored for the visitor on the agent's daily stats (the
-    caller knows; a reply discarded because a person took over is not counted)."""
-    usage = result.audit.get("usage") or {}
-    agent_services.agent_stats_record(
-        agent=agent,
-        channel=channel,
-        decision=result.decision,
-        unanswered=result.unanswered,
-        prompt_tokens=int(usage.get("prompt_tokens") or 0),
-        completion_tokens=int(usage.get("completion_tokens") or 0),
-        latency_ms=float(result.audit.get("latency_ms") or 0),
+        effects=effects,
     )
 
 
 def answer_turn(*, agent: Agent, tenant: Any, conversation: TurnInput) -> TurnResult:
-    """`run_turn` without the stream: the final result."""
+    """`run_turn` without the stream: the final result (computed, not written)."""
     result = None
     for event in run_turn(agent=agent, tenant=tenant, conversation=conversation):
         if isinstance(event, TurnResult):

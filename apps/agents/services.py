@@ -31,7 +31,7 @@ from .models import (
     PromptVersion,
     ProviderCredential,
 )
-from .providers import PROVIDER_MODULES
+from .providers import PROVIDER_MODULES, capabilities_for
 
 
 def _require_admin(editor: Actor) -> None:
@@ -208,7 +208,7 @@ def provider_credential_set(
     sent to a new address, so a changed base URL needs the key entered again. A base URL must
     lead to a public address, or one the operator's OUTBOUND_ALLOWLIST admits (syntera/outbound.py)."""
     _require_admin(editor)
-    if provider not in PROVIDER_MODULES or provider == "offline":
+    if provider not in PROVIDER_MODULES or not capabilities_for(provider).needs_credentials:
         raise ApplicationError("Unknown provider.", code="invalid", status_code=400, fields={"provider": ["Unknown."]})
     base_url = base_url.strip()
     stored = ProviderCredential.objects.select_for_update().filter(provider=provider).first()

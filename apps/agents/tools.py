@@ -3,7 +3,10 @@
 The allow-list is the intersection of this registry and the agent's enabled `tools`; a call
 to anything else, or with arguments that fail the tool's JSON Schema, is refused and the
 refusal is what the model sees. Handlers never trust the model: lengths are capped by the
-schema, and writes go through the owning app's services. See docs/subsystems/agents.md.
+schema, values are cleaned, and nothing is written while the turn runs: a tool that changes
+something (`capture_lead`) records what it wants in the turn's context, and the turn's commit
+writes it once the reply is stored (docs/adr/0019-ai-turn-commit.md). See
+docs/subsystems/agents.md.
 """
 
 from __future__ import annotations
@@ -15,20 +18,21 @@ from typing import Any
 
 import jsonschema
 
+from .effects import LeadWanted
 from .providers import ContextChunk, ToolSpec
 
 
 @dataclass
 class ToolContext:
-    """What a tool may read and change during one turn."""
+    """What a tool may read during one turn, and what it wants changed (written by the
+    turn's commit, never by the tool)."""
 
-    tenant: Any
     knowledge_base_ids: list[int]
     contact: Any = None
     context: list[ContextChunk] = field(default_factory=list)
     attributes: dict[str, str] = field(default_factory=dict)
     escalation_reason: str = ""
-    lead_id: int | None = None
+    leads: list[LeadWanted] = field(default_factory=list)
     transcript_hint: str = ""  # the visitor's latest message, a lead's default need
 
 
@@ -75,21 +79,20 @@ def _search_knowledge(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
 
 
 def _capture_lead(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
-    from apps.crm.services import lead_capture
+    try:
+        lead = LeadWanted.cleaned(
+            name=args.get("name", ""),
+            email=args.get("email", ""),
+            phone=args.get("phone", ""),
+            company=args.get("company", ""),
+            need=args.get("need") or ctx.transcript_hint,
+        )
+    except ValueError as exc:
+        from syntera.errors import ApplicationError
 
-    lead = lead_capture(
-        tenant=ctx.tenant,
-        contact=ctx.contact,
-        name=args.get("name", ""),
-        email=args.get("email", ""),
-        phone=args.get("phone", ""),
-        company=args.get("company", ""),
-        need=args.get("need") or ctx.transcript_hint,
-        origin="ai",
-    )
-    ctx.lead_id = lead.pk
-    ctx.contact = lead.contact
-    return {"lead_id": lead.pk, "status": "captured"}
+        raise ApplicationError(str(exc), code="invalid") from None
+    ctx.leads.append(lead)
+    return {"status": "captured"}
 
 
 def _escalate(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
@@ -188,7 +191,8 @@ def allowed_specs(enabled: list[str]) -> list[ToolSpec]:
     return [TOOLS[name].spec for name in enabled if name in TOOLS]
 
 
-# Tools that write outside the turn; a dry run (the test chat) validates them but writes nothing.
+# Tools that change something outside the turn; a dry run (the test chat) validates them and
+# tells the model nothing was saved.
 WRITES = {"capture_lead"}
 
 

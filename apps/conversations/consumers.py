@@ -11,21 +11,18 @@ through the layer. None of it waits for the domain-event outbox (docs/subsystems
 from __future__ import annotations
 
 import ipaddress
-import json
 import logging
-import time
 from collections.abc import Awaitable, Callable
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
 from asgiref.sync import sync_to_async
-from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from apps.tenants.channels import origin_served_by, socket_host, tenant_db
 from syntera.clientip import client_ip
-from syntera.errors import ApplicationError
 from syntera.realtime import staff_group, widget_group
+from syntera.sockets import Bucket, FrameConsumer
 
 from . import abuse, services
 from .identity import Session, clean_claims, session_open
@@ -119,26 +116,20 @@ def _feedback(tenant: Any, conversation_id: int, seq: int, helpful: bool) -> Non
     services.answer_feedback(conversation_id=conversation_id, seq=seq, helpful=helpful)
 
 
-class Bucket:
-    """A token bucket: `capacity` events per `per` seconds."""
+class WidgetConsumer(FrameConsumer):
+    """The frame edge (size, binary, JSON, frame rate, dispatch, errors) is
+    `syntera.sockets.FrameConsumer`'s; the handlers below see well-formed frames only."""
 
-    def __init__(self, capacity: int, per: float) -> None:
-        self.capacity = float(capacity)
-        self.rate = capacity / per
-        self.tokens = float(capacity)
-        self.stamp = time.monotonic()
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
-
-
-class WidgetConsumer(AsyncWebsocketConsumer):
+    socket_name = "widget"
+    handlers: ClassVar[dict[str, str]] = {
+        "hello": "on_hello",
+        "message": "on_message",
+        "resume": "on_resume",
+        "typing": "on_typing",
+        "ping": "on_ping",
+        "rate": "on_rate",
+        "feedback": "on_feedback",
+    }
     conversation_id: int | None = None
     sent_seq = 0
     group: str | None = None
@@ -151,22 +142,22 @@ class WidgetConsumer(AsyncWebsocketConsumer):
         key = (query.get("key") or [""])[0][:64]
         self.token = (query.get("token") or [""])[0][:128]
         if tenant is None or not key:
-            await self._refuse(CLOSE_UNKNOWN_KEY)
+            await self.refuse(CLOSE_UNKNOWN_KEY)
             return
         self.tenant = tenant
         inbox = await _inbox(tenant, key)
         if inbox is None:
-            await self._refuse(CLOSE_UNKNOWN_KEY)
+            await self.refuse(CLOSE_UNKNOWN_KEY)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in self.scope.get("headers", [])}
         if not origin_allowed(inbox, headers.get("origin", ""), self.scope):
-            await self._refuse(CLOSE_ORIGIN)
+            await self.refuse(CLOSE_ORIGIN)
             return
         self.inbox = inbox
         client = self.scope.get("client") or ("", 0)
         self.ip = client_ip(str(client[0] if client else ""), headers.get("x-forwarded-for", "")) or "unknown"
         if not await _connection_allowed(tenant.schema_name, inbox.pk, self.ip):
-            await self._refuse(CLOSE_RATE_LIMITED)
+            await self.refuse(CLOSE_RATE_LIMITED)
             return
         self.messages = Bucket(settings.WIDGET_RATE_PER_CONNECTION, 10.0)
         self.frames = Bucket(settings.WIDGET_FRAME_RATE, 10.0)
@@ -174,11 +165,6 @@ class WidgetConsumer(AsyncWebsocketConsumer):
         # Closed with the workspace's other sockets when it is scheduled for deletion.
         self.tenant_group = widget_group(tenant.schema_name)
         await self.channel_layer.group_add(self.tenant_group, self.channel_name)
-
-    async def _refuse(self, code: int) -> None:
-        # Accept first: a close before accepting becomes an HTTP 403 and the code is lost.
-        await self.accept()
-        await self.close(code=code)
 
     async def disconnect(self, code: int) -> None:
         if self.group:
@@ -189,49 +175,8 @@ class WidgetConsumer(AsyncWebsocketConsumer):
     async def widget_close(self, event: dict[str, Any]) -> None:
         await self.close(code=int(event.get("code", CLOSE_UNKNOWN_KEY)))
 
-    async def send_frame(self, frame: dict[str, Any]) -> None:
-        await self.send(text_data=json.dumps(frame, separators=(",", ":")))
-
-    async def error(self, code: str, detail: str, **extra: Any) -> None:
-        await self.send_frame({"type": "error", "code": code, "detail": detail, **extra})
-
-    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if text_data is None:
-            await self.error("binary_unsupported", "Send JSON text frames.")
-            return
-        if len(text_data.encode()) > settings.WIDGET_MAX_FRAME:
-            await self.error("frame_too_large", f"Frames are at most {settings.WIDGET_MAX_FRAME} bytes.")
-            return
-        if not self.frames.take():
-            await self.error("rate_limited", "Too many frames; slow down.")
-            return
-        try:
-            frame = json.loads(text_data)
-        except (ValueError, RecursionError):
-            await self.error("invalid_json", "Frames are JSON objects.")
-            return
-        if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
-            await self.error("invalid_frame", "Frames are JSON objects with a type.")
-            return
-        handler = {
-            "hello": self.on_hello,
-            "message": self.on_message,
-            "resume": self.on_resume,
-            "typing": self.on_typing,
-            "ping": self.on_ping,
-            "rate": self.on_rate,
-            "feedback": self.on_feedback,
-        }.get(frame["type"])
-        if handler is None:
-            await self.error("unknown_type", f"Unknown frame type {str(frame['type'])[:40]!r}.")
-            return
-        try:
-            await handler(frame)
-        except ApplicationError as exc:
-            await self.error(exc.code, exc.detail)
-        except Exception:
-            logger.exception("widget frame failed")
-            await self.error("server_error", "Something went wrong; try again.")
+    def max_frame_bytes(self) -> int:
+        return int(settings.WIDGET_MAX_FRAME)
 
     async def _join(self, conversation_id: int) -> None:
         if self.conversation_id == conversation_id:

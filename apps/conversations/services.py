@@ -23,7 +23,7 @@ import secrets
 import threading
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -42,6 +42,9 @@ from syntera.tasks import enqueue_on_commit
 from . import abuse
 from .models import AnswerFeedback, Conversation, Inbox
 from .stores import StoredMessage, get_store
+
+if TYPE_CHECKING:
+    from apps.agents.runtime import TurnResult
 
 logger = logging.getLogger(__name__)
 
@@ -797,6 +800,7 @@ def reply_suggestion(*, actor: Actor, conversation: Conversation) -> dict[str, A
     message from its knowledge, as a dry run (nothing is stored or sent; it counts against the
     AI quota). `text` is empty unless the agent answered; its citation marks are dropped (the
     sources come in `citations`)."""
+    from apps.agents.commit import turn_meter
     from apps.agents.escalation import wants_human
     from apps.agents.providers import Turn
     from apps.agents.runtime import answer_turn
@@ -826,6 +830,7 @@ def reply_suggestion(*, actor: Actor, conversation: Conversation) -> dict[str, A
         tenant=connection.tenant,
         conversation=_turn_input(conversation, turns, dry_run=True, for_staff=True),
     )
+    turn_meter(result=result)
     answered = result.decision == "answered"
     return {
         "text": _CITATION_MARK.sub("", result.text).strip() if answered else "",
@@ -836,11 +841,11 @@ def reply_suggestion(*, actor: Actor, conversation: Conversation) -> dict[str, A
 
 
 def ai_reply(*, conversation_id: int, trigger_seq: int, epoch: int) -> str:
-    """Produce and store the AI's reply to the visitor message `trigger_seq`. Streams deltas to
-    the conversation's sockets; stores the final message only if the conversation's epoch is
-    still `epoch` (nobody took over, it was not resolved) and no newer visitor message
-    arrived (that one's reply answers both)."""
-    from apps.agents.runtime import Delta, TurnResult, record_delivered, run_turn
+    """Produce and store the AI's reply to the visitor message `trigger_seq`. The turn is
+    computed without writing, its deltas streamed to the conversation's sockets; then
+    `_ai_reply_commit` stores the reply with everything the turn wants written, or nothing
+    (docs/adr/0019-ai-turn-commit.md)."""
+    from apps.agents import runtime
 
     conversation = Conversation.objects.select_related("agent", "inbox__agent", "contact").get(pk=conversation_id)
     agent = conversation.agent or conversation.inbox.agent
@@ -856,22 +861,42 @@ def ai_reply(*, conversation_id: int, trigger_seq: int, epoch: int) -> str:
     ):
         return _ai_budget_spent(conversation, turns[-1].text, trigger_seq, epoch)
     notify_frame(conversation.pk, {"type": "typing", "role": "ai"})
-    result: TurnResult | None = None
-    for event in run_turn(
+    result: runtime.TurnResult | None = None
+    for event in runtime.run_turn(
         agent=agent,
         tenant=connection.tenant,
         conversation=_turn_input(
             conversation, turns, abstentions=conversation.abstentions, visitor_turns=conversation.visitor_turns
         ),
     ):
-        if isinstance(event, Delta):
+        if isinstance(event, runtime.Delta):
             notify_frame(conversation.pk, {"type": "delta", "reply_to": trigger_seq, "text": event.text})
         else:
             result = event
     assert result is not None
-    audit = {**result.audit, "reply_to": trigger_seq, "epoch": epoch}
-    # The check and the write hold the conversation's row lock together: a takeover or a
-    # resolve either happened before (the reply is discarded) or waits until it is stored.
+    outcome = _ai_reply_commit(
+        conversation_id=conversation_id, agent=agent, result=result, trigger_seq=trigger_seq, epoch=epoch
+    )
+    if outcome.startswith("replied") and result.decision == "escalate":
+        from apps.routing.services import escalate
+
+        escalate(
+            conversation_id=conversation_id,
+            reason=result.escalation_reason or "escalated",
+            epoch=epoch,
+            summary=result.handoff_summary,
+        )
+    return outcome
+
+
+def _ai_reply_commit(*, conversation_id: int, agent: Agent, result: TurnResult, trigger_seq: int, epoch: int) -> str:
+    """The AI turn's commit step: one transaction, holding the conversation's row lock, that
+    checks the reply still applies and then writes the reply and every side effect of the
+    turn (leads, contact memory, claims, knowledge gap, usage, the agent's statistics), or
+    returns "discarded: ..." having written nothing. A takeover or a resolve either happened
+    before (the reply is discarded) or waits for the lock until the reply is stored."""
+    from apps.agents.commit import turn_commit, turn_count
+
     with transaction.atomic():
         current = Conversation.objects.select_for_update().get(pk=conversation_id)
         if current.epoch != epoch or current.owner != Conversation.Owner.AI:
@@ -879,16 +904,21 @@ def ai_reply(*, conversation_id: int, trigger_seq: int, epoch: int) -> str:
             return "discarded: ownership changed"
         if _newer_visitor_message(current, trigger_seq):
             return "discarded: superseded"
+        committed = turn_commit(agent=agent, tenant=connection.tenant, result=result, contact=current.contact)
         current.summary = result.summary
         if result.folded_turns:
             current.summary_until_seq = _seq_after_folding(current, result.folded_turns)
         current.attributes = {**current.attributes, **result.attributes}
         current.abstentions = current.abstentions + 1 if result.decision == "abstained" else 0
-        if result.contact_id and not current.contact_id:
-            current.contact_id = result.contact_id
+        if committed.contact is not None and not current.contact_id:
+            current.contact = committed.contact
         current.save()
-        if result.claims:
-            conversation_claim(conversation_id=conversation_id, fields=result.claims)
+        if result.effects.claims:
+            conversation_claim(conversation_id=conversation_id, fields=result.effects.claims)
+        memory = {**result.audit.get("memory", {}), "learned": committed.learned}
+        audit = {**result.audit, "memory": memory, "reply_to": trigger_seq, "epoch": epoch}
+        if committed.lead_ids:
+            audit["lead_ids"] = committed.lead_ids
         message_post(
             conversation_id=conversation_id,
             role="ai",
@@ -897,16 +927,18 @@ def ai_reply(*, conversation_id: int, trigger_seq: int, epoch: int) -> str:
             audit=audit,
             client_id=f"ai-{epoch}-{trigger_seq}",
         )
-    record_delivered(agent=agent, channel=conversation.channel, result=result)
-    if result.decision == "escalate":
-        from apps.routing.services import escalate
-
-        escalate(
-            conversation_id=conversation_id,
-            reason=result.escalation_reason or "escalated",
-            epoch=current.epoch,
-            summary=result.handoff_summary,
-        )
+        if result.decision == "abstained" or result.unanswered:
+            # Also when repeated abstentions turned into a hand-over (`unanswered` stays set).
+            emit(
+                events.ai_abstained(
+                    conversation_id=conversation_id,
+                    agent_id=agent.pk,
+                    reply_to=trigger_seq,
+                    reason=str(result.audit.get("reason") or ""),
+                ),
+                system_label="ai",
+            )
+        turn_count(agent=agent, channel=current.channel, result=result)
     return f"replied: {result.decision}"
 
 

@@ -2,7 +2,8 @@
 
 Accepts only a logged-in member of the host's tenant (session cookie), from a page of that
 workspace (the Origin is one of its hosts, with the scheme and port it is served on); joins the
-tenant's staff group, whose name carries the schema. Frames are JSON objects with a `type`.
+tenant's staff group, whose name carries the schema. Frames are JSON objects with a `type`;
+the frame edge (size, binary, JSON, rate, dispatch, error codes) is syntera/sockets.py's.
 Refusals accept the handshake and close at once with a code the client can read:
 4401 not logged in, 4403 not a member or a page of another site (another workspace included);
 logout and removal close open sockets the same way.
@@ -26,22 +27,19 @@ a socket announces its own arrival before it joins the group, so its first frame
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from typing import Any
-
-from channels.generic.websocket import AsyncWebsocketConsumer
+from typing import Any, ClassVar
 
 from apps.accounts.models import Membership, Role
 from apps.accounts.services import Actor
 from apps.conversations import services as conversations
-from apps.conversations.consumers import Bucket
 from apps.conversations.models import Conversation
 from apps.routing import presence
 from apps.tenants.channels import origin_is_tenants, tenant_db
 from syntera.errors import ApplicationError
 from syntera.realtime import session_group, staff_group, staff_user_group
+from syntera.sockets import Bucket, FrameConsumer
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +105,25 @@ def _presence_gone(tenant: Any, user_id: int, socket: str) -> None:
         presence.announce(tenant.schema_name, user_id, after)
 
 
-class StaffConsumer(AsyncWebsocketConsumer):
+class StaffConsumer(FrameConsumer):
+    """The frame edge (size, binary, JSON, frame rate, dispatch, errors) is
+    `syntera.sockets.FrameConsumer`'s; the handlers below see well-formed frames only."""
+
+    socket_name = "staff"
+    handlers: ClassVar[dict[str, str]] = {
+        "ping": "on_ping",
+        "typing": "on_typing",
+        "read": "on_read",
+        "presence": "on_presence",
+    }
+    compact_frames = False
+
+    def max_frame_bytes(self) -> int:
+        return MAX_FRAME
+
+    def error_context(self, frame: dict[str, Any]) -> dict[str, Any]:
+        return {"conversation": frame.get("conversation")}
+
     async def connect(self) -> None:
         tenant = self.scope.get("tenant")
         user = self.scope.get("user")
@@ -139,12 +155,7 @@ class StaffConsumer(AsyncWebsocketConsumer):
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
-        await self.send_json({"type": "hello", "tenant": tenant.slug, "user": user.email, "role": membership.role})
-
-    async def refuse(self, code: int) -> None:
-        # Accept first: a close before accepting becomes an HTTP 403 and the code is lost.
-        await self.accept()
-        await self.close(code=code)
+        await self.send_frame({"type": "hello", "tenant": tenant.slug, "user": user.email, "role": membership.role})
 
     async def disconnect(self, code: int) -> None:
         for group in getattr(self, "groups_joined", []):
@@ -161,43 +172,6 @@ class StaffConsumer(AsyncWebsocketConsumer):
         except Exception:  # presence is best effort: never refuse or break the socket for it
             logger.warning("presence update failed", exc_info=True)
 
-    async def error(self, code: str, detail: str, **extra: Any) -> None:
-        await self.send_json({"type": "error", "code": code, "detail": detail, **extra})
-
-    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if text_data is None or len(text_data.encode()) > MAX_FRAME:
-            await self.error(
-                "frame_too_large" if text_data else "binary_unsupported",
-                f"Send JSON text frames of at most {MAX_FRAME} bytes.",
-            )
-            return
-        if not self.frames.take():
-            await self.error("rate_limited", "Too many frames; slow down.")
-            return
-        try:
-            frame = json.loads(text_data)
-        except (ValueError, RecursionError):
-            frame = None
-        if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
-            await self.error("invalid_frame", "Send a JSON object with a type.")
-            return
-        handler = {
-            "ping": self.on_ping,
-            "typing": self.on_typing,
-            "read": self.on_read,
-            "presence": self.on_presence,
-        }.get(frame["type"])
-        if handler is None:
-            await self.error("unknown_type", f"Unknown type {frame['type'][:40]!r}.")
-            return
-        try:
-            await handler(frame)
-        except ApplicationError as exc:
-            await self.error(exc.code, exc.detail, conversation=frame.get("conversation"))
-        except Exception:
-            logger.exception("staff frame failed")
-            await self.error("server_error", "Something went wrong; try again.")
-
     async def _conversation_id(self, frame: dict[str, Any]) -> int | None:
         value = frame.get("conversation")
         if not isinstance(value, int) or isinstance(value, bool) or not 0 < value < 2**31:
@@ -208,7 +182,7 @@ class StaffConsumer(AsyncWebsocketConsumer):
     async def on_ping(self, frame: dict[str, Any]) -> None:
         if self.has_presence:
             await self.presence_alive()
-        await self.send_json({"type": "pong"})
+        await self.send_frame({"type": "pong"})
 
     async def on_presence(self, frame: dict[str, Any]) -> None:
         """Heartbeat and status: `{"type":"presence","status":"online"|"away"}`."""
@@ -247,7 +221,4 @@ class StaffConsumer(AsyncWebsocketConsumer):
         or `{"type": "staff.event", "payload": {...}}` → forwarded to the browser as is."""
         frame = event.get("event", event.get("payload"))
         if isinstance(frame, dict):
-            await self.send_json(frame)
-
-    async def send_json(self, content: dict[str, Any]) -> None:
-        await self.send(text_data=json.dumps(content))
+            await self.send_frame(frame)

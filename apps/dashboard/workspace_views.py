@@ -15,8 +15,8 @@ from django.views.decorators.http import require_POST
 
 from apps.accounts import services
 from apps.accounts.models import Role
-from apps.tenants import deletion, export
 from apps.tenants.selectors import deletion_open
+from apps.workspaces import deletion, export
 from syntera.errors import ApplicationError
 
 from .forms import add_application_error

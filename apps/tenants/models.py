@@ -43,7 +43,7 @@ class LiveTenantManager(models.Manager["Tenant"]):
 class Tenant(TenantMixin):
     """A company using Syntera. `schema_name` is derived from the slug.
 
-    Deletion (apps/tenants/deletion.py): `purge_after` is set while the workspace waits out its
+    Deletion (apps/workspaces/deletion.py): `purge_after` is set while the workspace waits out its
     grace period (deactivated, restorable); `deleted_at`/`deleted_by` mark the tombstone left
     once its data is purged, which keeps the slug and schema name from ever being reused.
     """
@@ -97,7 +97,7 @@ class Tenant(TenantMixin):
 
     def delete(self, force_drop: bool = False, *args: Any, **kwargs: Any) -> Any:
         """Refused: deleting the row would leave the schema (and its data) behind. A workspace
-        is deleted through `apps.tenants.deletion`, which keeps the row as a tombstone. Only
+        is deleted through `apps.workspaces.deletion`, which keeps the row as a tombstone. Only
         django-tenants' own clean-up of a tenant whose schema failed to build (`force_drop`)
         passes."""
         if not force_drop:

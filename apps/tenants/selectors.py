@@ -74,6 +74,11 @@ def primary_domain(tenant: Tenant) -> str:
     return domain.domain if domain else ""
 
 
+def tenant_domains(tenant: Tenant) -> list[str]:
+    """The tenant's domain names, as stored (tombstones' too)."""
+    return list(Domain.objects.filter(tenant_id=tenant.pk).values_list("domain", flat=True))
+
+
 def tenant_hosts(tenant: Tenant) -> list[str]:
     """Every host name the tenant is served on: its domains, each also with `www.` (the host
     middleware serves `www.<domain>` as `<domain>`)."""

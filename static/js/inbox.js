@@ -1,5 +1,5 @@
 // The staff inbox: the conversation list, one conversation, and the inbox settings' copy
-// button. The staff WebSocket (/ws/staff/) only wakes the page up: on every event, and after
+// button. The page's staff WebSocket (/ws/staff/, staff-socket.js) only wakes the page up: on every event, and after
 // every (re)connect, the page reads the list or the new messages again from the JSON
 // endpoints, and it also does so every 30 s, so a lost event never leaves the screen wrong for
 // long. Every text from the server (visitor and AI messages, names, tags, document titles) is
@@ -62,69 +62,19 @@
     return Number(c);
   }
 
-  // The staff socket. handlers.open(hello) runs after every (re)connect, handlers.event(frame)
-  // for every server event. Reconnects with a growing delay (1 s to 30 s).
+  // The page's staff socket (staff-socket.js, shared with presence.js). handlers.open(hello)
+  // runs after every (re)connect, handlers.event(frame) for every server event; the root's
+  // data-socket and the #live-status text follow the connection.
   function staffSocket(root, handlers) {
-    var ws = null;
-    var delay = 1000;
     var status = document.getElementById("live-status");
-
-    function setState(state, label) {
-      root.setAttribute("data-socket", state);
-      if (status) status.textContent = label;
-    }
-
-    function schedule() {
-      setTimeout(connect, delay + Math.random() * 500);
-      delay = Math.min(delay * 2, 30000);
-    }
-
-    function connect() {
-      setState("connecting", "Connecting…");
-      try {
-        ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws/staff/");
-      } catch (err) {
-        schedule();
-        return;
-      }
-      ws.onmessage = function (message) {
-        var frame;
-        try {
-          frame = JSON.parse(message.data);
-        } catch (err) {
-          return;
-        }
-        if (!frame || typeof frame.type !== "string") return;
-        if (frame.type === "hello") {
-          delay = 1000;
-          setState("open", "Live");
-          handlers.open(frame);
-        } else if (frame.type !== "pong" && frame.type !== "error") {
-          handlers.event(frame);
-        }
-      };
-      ws.onclose = function (event) {
-        ws = null;
-        if (event.code === 4401 || event.code === 4403) {
-          setState("closed", "Your session has ended: reload the page to log in again.");
-          return;
-        }
-        setState("closed", "Reconnecting…");
-        schedule();
-      };
-    }
-
-    connect();
-    setInterval(function () {
-      if (ws && ws.readyState === 1) ws.send('{"type":"ping"}');
-    }, 25000);
-    return {
-      send: function (frame) {
-        if (!ws || ws.readyState !== 1) return false;
-        ws.send(JSON.stringify(frame));
-        return true;
+    return window.SynteraStaffSocket.subscribe({
+      open: handlers.open,
+      event: handlers.event,
+      state: function (state, label) {
+        root.setAttribute("data-socket", state);
+        if (status) status.textContent = label;
       },
-    };
+    });
   }
 
   // Run `load` now, or once more right after the run in progress; never two at a time.

@@ -9,6 +9,9 @@ SHARED_APPS = [
     "daphne",  # `manage.py runserver` serves the ASGI app (WebSockets included)
     "apps.tenants",
     "apps.accounts",
+    # No models: what is done to a whole workspace across the apps (demo, export, deletion).
+    # Before django_tenants, whose own `create_tenant`/`delete_tenant` commands ours replace.
+    "apps.workspaces",
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "django.contrib.sessions",

@@ -291,7 +291,7 @@ _ANALYSES: dict[tuple[str, tuple[int, ...]], Any] = {}
 
 
 def analyse_cached(responder: Any, query: str, context: Sequence[Any], unknown: Sequence[str]) -> Any:
-    from apps.agents.providers.offline import analyse
+    from apps.agents.providers.offline.scoring import analyse
 
     key = (query, tuple(c.chunk_id for c in context))
     if key not in _ANALYSES:
@@ -348,7 +348,8 @@ def runtime_answers(committed_tenant: Any, indexed: Indexed, items: Sequence[Any
 
 def test_agent_eval(indexed: Indexed, committed_tenant: Any) -> None:
     from apps.agents import evaluation as ev
-    from apps.agents.providers.offline import SUPPORT_THRESHOLD, OfflineResponder
+    from apps.agents.providers.offline import OfflineResponder
+    from apps.agents.providers.offline.scoring import SUPPORT_THRESHOLD
 
     first = ev.load_doc2dial(DOC2DIAL / "questions_first_turn.jsonl")
     all_turns = ev.load_doc2dial(DOC2DIAL / "questions_all_turns.jsonl.gz")

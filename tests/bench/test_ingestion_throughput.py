@@ -99,6 +99,7 @@ def load_texts() -> tuple[list[str], str, int]:
 
 def test_ingestion_embedding_throughput(tmp_path: Path) -> None:
     from apps.knowledge import embeddings, onnx_embedder
+    from apps.knowledge.onnx_embedder import cache as onnx_cache
     from apps.knowledge.services import EMBED_BATCH
 
     texts, kind, corpus_chunks = load_texts()
@@ -112,9 +113,9 @@ def test_ingestion_embedding_throughput(tmp_path: Path) -> None:
     baseline_load = time.perf_counter() - started
 
     weights = Path(embeddings.model_dir())
-    cached = onnx_embedder.model_path(weights)
+    cached = onnx_cache.model_path(weights)
     started = time.perf_counter()
-    onnx_embedder.ensure_model(weights, tmp_path)  # what a machine's first use pays, once
+    onnx_cache.ensure_model(weights, tmp_path)  # what a machine's first use pays, once
     cold_build = time.perf_counter() - started
     started = time.perf_counter()
     onnx_embedder.OnnxMiniLM(weights)  # what each worker process pays when the model is built

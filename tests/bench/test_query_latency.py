@@ -372,7 +372,7 @@ def components(loaded: Loaded) -> dict[str, tuple[float, float]]:
         f"vector store query, medium KB, top {pool} (exact, covering index)": query(medium),
         f"before: exact search of the medium KB reading the rows, top {pool}": exact_from_rows,
         "before: count(*) of candidate chunks, all 100k": count_sql,
-        f"full-text leg, all 100k, top {pool} (search._lexical, BM25)": lambda i: search._lexical(
+        f"full-text leg, all 100k, top {pool} (search.fulltext.ranking, BM25)": lambda i: search.fulltext.ranking(
             texts[i % len(texts)], kb_ids, pool
         ),
         f"hydration of {TOP_K} hits (search._hydrate)": lambda i: search._hydrate(ids),

@@ -181,20 +181,23 @@ def legacy_lexical(query: str, kb_ids: Sequence[int], limit: int) -> list[tuple[
 
 @contextlib.contextmanager
 def patched(**attributes: Any) -> Iterator[None]:
-    """Temporarily replace module attributes of apps.knowledge.search."""
+    """Temporarily replace module attributes of apps.knowledge.search (fusion: `RRF_K`, `POOL`)
+    and of its full-text leg, apps.knowledge.search.fulltext (`ranking`, `LEXICAL_POSTINGS_BUDGET`)."""
     from apps.knowledge import search
+    from apps.knowledge.search import fulltext
 
-    saved = {name: getattr(search, name) for name in attributes}
+    modules = {name: fulltext if hasattr(fulltext, name) else search for name in attributes}
+    saved = {name: getattr(modules[name], name) for name in attributes}
     try:
         for name, value in attributes.items():
-            setattr(search, name, value)
+            setattr(modules[name], name, value)
         yield
     finally:
         for name, value in saved.items():
-            setattr(search, name, value)
+            setattr(modules[name], name, value)
 
 
-BEFORE = {"_lexical": legacy_lexical, "RRF_K": 60, "POOL": 5 * TOP_K}  # pool max(50, 5·100) = 500
+BEFORE = {"ranking": legacy_lexical, "RRF_K": 60, "POOL": 5 * TOP_K}  # pool max(50, 5·100) = 500
 
 
 # --- fusion, replayed offline on the single-mode rankings (for tuning) --------------------

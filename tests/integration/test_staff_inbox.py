@@ -10,6 +10,7 @@ after-commit events on the Redis layer and the consumers in the uvicorn process.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -265,15 +266,10 @@ def browser() -> Iterator[Any]:
             instance.close()
 
 
-@pytest.mark.browser
-def test_inbox_and_conversation_pages_update_live_in_the_browser(
-    live_stack: LiveStack, workspace: Workspace, browser: Any
-) -> None:
-    """chromium → login form → /dashboard/inbox/ (static/js/inbox.js on the staff socket): a
-    visitor's new conversation appears in the list; the conversation page shows the visitor's
-    next message and typing live; a reply typed in the page reaches the visitor's socket (with
-    "agent typing" first); a private note shows in the page and never reaches the visitor.
-    Hostile text stays text."""
+@contextlib.contextmanager
+def _staff_page(live_stack: LiveStack, workspace: Workspace, browser: Any) -> Iterator[tuple[Any, list[str]]]:
+    """A fresh browser context logged in as the owner, on the inbox page; with the page's
+    errors (script errors, console errors, HTTP 4xx/5xx) collected."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(15_000)
     page = context.new_page()
@@ -287,6 +283,21 @@ def test_inbox_and_conversation_pages_update_live_in_the_browser(
         page.fill("#id_password", PASSWORD)
         page.click("button:has-text('Log in')")
         page.wait_for_url(live_stack.url(workspace.slug, "/dashboard/inbox/"))
+        yield page, problems
+    finally:
+        context.close()
+
+
+@pytest.mark.browser
+def test_inbox_and_conversation_pages_update_live_in_the_browser(
+    live_stack: LiveStack, workspace: Workspace, browser: Any
+) -> None:
+    """chromium → login form → /dashboard/inbox/ (static/js/inbox.js on the staff socket): a
+    visitor's new conversation appears in the list; the conversation page shows the visitor's
+    next message and typing live; a reply typed in the page reaches the visitor's socket (with
+    "agent typing" first); a private note shows in the page and never reaches the visitor.
+    Hostile text stays text."""
+    with _staff_page(live_stack, workspace, browser) as (page, problems):
         page.wait_for_selector('#inbox-list[data-socket="open"]')
 
         hostile = '<img src=x onerror="window.pwned=1"> where is my parcel?'
@@ -337,5 +348,54 @@ def test_inbox_and_conversation_pages_update_live_in_the_browser(
             assert [f for f in _nothing_but_pong(visitor) if f["type"] in ("message", "typing")] == []
         assert page.evaluate("window.pwned") is None
         assert problems == [], problems
-    finally:
-        context.close()
+
+
+@pytest.mark.browser
+def test_a_dashboard_page_opens_one_staff_socket(live_stack: LiveStack, workspace: Workspace, browser: Any) -> None:
+    """chromium → login → the inbox list, a conversation and the queue: each page has several
+    live scripts (presence.js for the nav's presence select and live regions, inbox.js for
+    the list or the transcript) and opens exactly one staff socket (static/js/staff-socket.js),
+    which they share: the presence select and the list both work over it."""
+    opened: list[str] = []
+    sent: list[str] = []  # what the page sent on its sockets
+
+    def track(ws: Any) -> None:
+        opened.append(ws.url)
+        ws.on("framesent", lambda payload: sent.append(str(payload)))
+
+    with _staff_page(live_stack, workspace, browser) as (page, problems):
+        page.on("websocket", track)
+
+        def staff_sockets_after_load(path: str, ready: str) -> list[str]:
+            opened.clear()
+            page.goto(live_stack.url(workspace.slug, path))
+            page.wait_for_selector(ready)
+            time.sleep(1.5)  # every script has run and connected by now
+            return [url for url in opened if url.endswith("/ws/staff/")]
+
+        assert page.locator("#presence-status").count() == 1  # presence.js is on the page too
+
+        assert len(staff_sockets_after_load("/dashboard/inbox/", '#inbox-list[data-socket="open"]')) == 1
+        # Both scripts hear the one socket: a visitor's conversation appears in the list, and
+        # the presence select changes the person's status over it (no form post, no reload).
+        with _socket(live_stack, workspace.slug, f"/ws/widget/?key={workspace.widget_key}") as visitor:
+            visitor.send(json.dumps({"type": "hello"}))
+            conversation_id = int(_until(visitor, lambda f: f["type"] == "session", "session")["conversation_id"])
+            visitor.send(json.dumps({"type": "message", "client_id": "one-socket", "text": "Hello?"}))
+            page.locator(f'#conversations tr[data-conversation-id="{conversation_id}"]').wait_for()
+        page.select_option("#presence-status", "away")
+        page.wait_for_selector('#presence-toggle[data-status="away"]')
+        watcher = _socket(live_stack, workspace.slug, "/ws/staff/", cookie=workspace.cookie)
+        try:
+            assert _recv(watcher)["type"] == "hello"
+            page.select_option("#presence-status", "online")
+            changed = _until(watcher, lambda f: f["type"] == "presence.changed", "presence.changed")
+            assert changed["status"] == "online"
+        finally:
+            watcher.close()
+        assert {"type": "presence", "status": "online"} in [json.loads(frame) for frame in sent]
+
+        path = f"/dashboard/inbox/{conversation_id}/"
+        assert len(staff_sockets_after_load(path, '#conversation[data-socket="open"]')) == 1
+        assert len(staff_sockets_after_load("/dashboard/queue/", "#routing-live-status:has-text('Live')")) == 1
+        assert problems == [], problems

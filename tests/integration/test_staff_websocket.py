@@ -127,7 +127,7 @@ def test_member_gets_hello_and_pong(live_stack: LiveStack, staff: tuple[Staff, S
 @pytest.mark.parametrize(
     ("frame", "code"),
     [
-        pytest.param("{not json", "invalid_frame", id="invalid-json"),
+        pytest.param("{not json", "invalid_json", id="invalid-json"),
         pytest.param("[1, 2, 3]", "invalid_frame", id="not-an-object"),
         pytest.param('{"type": 7}', "invalid_frame", id="type-not-a-string"),
         pytest.param('{"type": "launch-missiles"}', "unknown_type", id="unknown-type"),

@@ -6,7 +6,6 @@ urlpatterns = [
     path("auth/token/", views.TokenObtainView.as_view(), name="api-token"),
     path("auth/token/refresh/", views.TokenRefreshView.as_view(), name="api-token-refresh"),
     path("me/", views.MeView.as_view(), name="api-me"),
-    path("tenant/", views.TenantView.as_view(), name="api-tenant"),
     path("members/", views.MemberListView.as_view(), name="api-members"),
     path("members/<int:member_id>/", views.MemberDetailView.as_view(), name="api-member"),
     path("invitations/", views.InvitationListCreateView.as_view(), name="api-invitations"),

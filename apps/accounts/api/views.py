@@ -1,4 +1,5 @@
-"""Accounts API: tokens, me, workspace, members, invitations, API keys (docs/api.md)."""
+"""Accounts API: tokens, me, members, invitations, API keys (docs/api.md). The workspace itself
+(`/api/v1/tenant/`) is apps/workspaces/api/views.py."""
 
 from __future__ import annotations
 
@@ -18,8 +19,6 @@ from rest_framework.views import APIView
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from apps.tenants.api.serializers import TenantDeleteInput
-from apps.tenants.deletion import tenant_deletion_request
 from apps.tenants.models import Tenant
 from syntera.errors import ApplicationError, check_account_rate, check_rate
 
@@ -123,37 +122,6 @@ class MeView(APIView):
             "tenant": actor.tenant,
         }
         return Response(s.MeOutput(body).data)
-
-
-class TenantView(APIView):
-    scope_resource = "tenant"
-
-    @extend_schema(responses={200: s.TenantOutput})
-    def get(self, request: Request) -> Response:
-        return Response(s.TenantOutput(current_tenant(request)).data)
-
-    @extend_schema(request=s.TenantUpdateInput, responses={200: s.TenantOutput})
-    def patch(self, request: Request) -> Response:
-        data = s.TenantUpdateInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        tenant = services.workspace_rename(actor=actor_for(request), name=data.validated_data["name"])
-        return Response(s.TenantOutput(tenant).data)
-
-    @extend_schema(request=TenantDeleteInput, responses={202: s.TenantOutput})
-    def delete(self, request: Request) -> Response:
-        """Schedule the workspace's deletion (owners; `confirm` is its slug). It is switched off
-        at once and purged after the grace period; `DELETE /api/v1/tenant/deletion/` cancels."""
-        data = TenantDeleteInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        tenant = current_tenant(request)
-        tenant_deletion_request(
-            tenant=tenant,
-            confirm=data.validated_data["confirm"],
-            export=data.validated_data["export"],
-            actor=actor_for(request),
-            via="api",
-        )
-        return Response(s.TenantOutput(tenant).data, status=status.HTTP_202_ACCEPTED)
 
 
 class MemberFilter(django_filters.FilterSet):

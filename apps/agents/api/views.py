@@ -16,8 +16,9 @@ from apps.accounts.api.views import actor_for
 from apps.accounts.models import Role
 
 from .. import batch, guardrails, services
+from ..commit import turn_meter
 from ..models import Agent, BatchTest, KnowledgeGap, ProviderCredential, UsageCounter
-from ..providers import PROVIDER_MODULES, Turn
+from ..providers import PROVIDER_MODULES, Turn, capabilities_for
 from ..runtime import TurnInput, answer_turn
 from ..selectors import agent_export, agent_list, agent_performance, knowledge_gaps
 from . import serializers as s
@@ -259,6 +260,7 @@ class AgentTestView(AgentsView):
             tenant=request._request.tenant,  # type: ignore[attr-defined]
             conversation=TurnInput(turns=turns, summary=data.validated_data["summary"], dry_run=True),
         )
+        turn_meter(result=result)
         body = {
             "text": result.text,
             "decision": result.decision,
@@ -288,7 +290,7 @@ class CredentialDetailView(AgentsView):
     read_role = Role.ADMIN
 
     def _valid_provider(self, provider: str) -> str:
-        if provider not in PROVIDER_MODULES or provider == "offline":
+        if provider not in PROVIDER_MODULES or not capabilities_for(provider).needs_credentials:
             from syntera.errors import ApplicationError
 
             raise ApplicationError("Unknown provider.", code="not_found", status_code=404)

@@ -10,7 +10,11 @@ answer is grounded. Providers never touch the database: everything they need is 
 request, which keeps them testable and tenant-blind.
 
 Each implementation is one module, named in `PROVIDER_MODULES` and imported on first use;
-it registers its factory with `@register(name)`. Agents choose a provider by name.
+it registers its factory with `@register(name)`. Agents choose a provider by name. What a
+provider can do (call tools, say anything without reference material, summarise, which model
+it uses by default, whether it needs credentials) is its `Capabilities`, declared by its class
+and read through `capabilities_of`: the runtime and the pages ask what a provider can do,
+never which provider it is.
 """
 
 from __future__ import annotations
@@ -109,7 +113,26 @@ class ProviderError(Exception):
         self.retryable = retryable
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a provider can do. The defaults are the least: a provider that declares nothing
+    is offered no tools, is not asked to answer without reference material, and has its
+    summaries folded extractively."""
+
+    tools: bool = False  # calls the tools it is offered (function calling)
+    # Without reference material above the agent's threshold it would have nothing to say, so
+    # the runtime abstains without asking it. A model is asked anyway: it may hand over or
+    # take a lead (and an uncited answer is still replaced by an abstention).
+    abstains_without_context: bool = True
+    summaries: bool = False  # writes the running and hand-over summaries (else extractive)
+    default_model: str = ""  # the model named in the audit when the agent sets none
+    needs_credentials: bool = False  # an API key, the tenant's or the deployment's (credentials.py)
+
+
 class LLMProvider(Protocol):
+    """A provider. Its class also declares `capabilities: Capabilities` (see
+    `capabilities_of`)."""
+
     name: str
 
     def stream(self, request: ChatRequest) -> Iterator[ProviderEvent]:
@@ -145,3 +168,14 @@ def get_provider(name: str, credentials: ProviderCredentials | None = None) -> L
         raise ProviderError(f"Unknown LLM provider {name!r}.")
     importlib.import_module(PROVIDER_MODULES[name])
     return PROVIDERS[name](credentials or ProviderCredentials())
+
+
+def capabilities_of(provider: LLMProvider) -> Capabilities:
+    """What `provider` can do: its class's declaration, or the least when it declares none."""
+    declared = getattr(provider, "capabilities", None)
+    return declared if isinstance(declared, Capabilities) else Capabilities()
+
+
+def capabilities_for(name: str) -> Capabilities:
+    """What the provider registered as `name` can do (without credentials, it is not called)."""
+    return capabilities_of(get_provider(name))

@@ -59,6 +59,7 @@ from apps.agents import tokens
 from syntera import outbound
 
 from . import (
+    Capabilities,
     ChatRequest,
     Finish,
     ProviderCredentials,
@@ -132,6 +133,18 @@ def tool_param(tool: ToolSpec) -> dict[str, Any]:
 
 class OpenAIProvider:
     name = "openai"
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """A model: it calls tools, is asked even without reference material (it may hand
+        over or take a lead), writes summaries; it needs a key (or a compatible server)."""
+        return Capabilities(
+            tools=True,
+            abstains_without_context=False,
+            summaries=True,
+            default_model=settings.OPENAI_CHAT_MODEL,
+            needs_credentials=True,
+        )
 
     def __init__(self, credentials: ProviderCredentials) -> None:
         if credentials.api_key or credentials.base_url:

@@ -83,3 +83,77 @@ def prompts(monkeypatch: Any) -> list[Any]:
 
     monkeypatch.setattr(runtime, "get_provider", recording)
     return seen
+
+
+def commit_effects(agent: Any, owner: Any, result: Any, contact: Any = None) -> Any:
+    """Write a computed turn's effects the way a channel storing its reply does
+    (apps.agents.commit, inside one transaction); what was committed."""
+    from django.db import transaction
+
+    from apps.agents.commit import turn_commit, turn_count
+
+    with transaction.atomic():
+        committed = turn_commit(agent=agent, tenant=owner.tenant, result=result, contact=contact)
+        turn_count(agent=agent, channel=str(result.audit.get("channel") or ""), result=result)
+    return committed
+
+
+def stored_turn(agent: Any, owner: Any, conversation: Any) -> tuple[Any, Any]:
+    """A turn computed by the runtime and then stored: (TurnResult, what was committed)."""
+    from apps.agents.runtime import answer_turn
+
+    result = answer_turn(agent=agent, tenant=owner.tenant, conversation=conversation)
+    return result, commit_effects(agent, owner, result, conversation.contact)
+
+
+def effects_result(**effects: Any) -> Any:
+    """A computed turn that wants only `effects` written (for tests of tools and the commit)."""
+    from apps.agents.effects import TurnEffects
+    from apps.agents.runtime import TurnResult
+
+    return TurnResult(
+        text="",
+        decision="answered",
+        citations=[],
+        tool_calls=[],
+        audit={},
+        summary="",
+        folded_turns=0,
+        attributes={},
+        effects=TurnEffects(**effects),
+    )
+
+
+def write_statements(queries: Any) -> list[str]:
+    """The statements of a `CaptureQueriesContext` that write or lock rows."""
+    import re
+
+    writes = re.compile(r"^\s*UPDATE\b|\bINSERT\s+INTO\b|\bDELETE\s+FROM\b|\bFOR\s+(NO\s+KEY\s+)?UPDATE\b", re.I)
+    return [q["sql"] for q in queries.captured_queries if writes.search(q["sql"])]
+
+
+STANDIN_KEY = "sk-runtime-standin"
+
+
+@pytest.fixture(scope="module")
+def standin() -> Iterator[Any]:
+    """A local stand-in for OpenAI's Chat Completions API (tests/standins/openai_server.py)."""
+    from tests.standins.openai_server import OpenAIStandIn
+
+    server = OpenAIStandIn(api_key=STANDIN_KEY).start()
+    yield server
+    server.stop()
+
+
+def on_standin(agent: Any, settings: Any, standin: Any) -> Any:
+    """`agent` answering through the OpenAI provider, the deployment's endpoint being the
+    stand-in (its script and request log cleared)."""
+    standin.reset()
+    settings.OPENAI_API_KEY = STANDIN_KEY
+    settings.OPENAI_BASE_URL = standin.base_url
+    settings.OPENAI_TIMEOUT = 2
+    settings.OPENAI_MAX_RETRIES = 1
+    agent.provider = "openai"
+    agent.model = "gpt-4o-mini"
+    agent.save()
+    return agent

@@ -16,6 +16,8 @@ from apps.agents.providers import Turn
 from apps.agents.runtime import TurnInput, answer_turn
 from apps.crm.models import Contact, Lead
 
+from .conftest import commit_effects, effects_result, stored_turn
+
 CANARY_EMAIL = "contact@alpha.example"
 
 
@@ -31,17 +33,19 @@ def _snapshot(contact: Contact) -> tuple[Any, ...]:
 def test_the_capture_lead_tool_never_files_under_the_contact_an_email_points_to(agent: Any, owner: Any) -> None:
     canary = _canary()
     before = _snapshot(canary)
-    ctx = tools.ToolContext(tenant=owner.tenant, knowledge_base_ids=[])
+    ctx = tools.ToolContext(knowledge_base_ids=[])
     arguments = json.dumps({"email": "CONTACT@alpha.example", "phone": "+1 555 0100", "name": "Mallory"})
     outcome = tools.run_tool("capture_lead", arguments, enabled=["capture_lead"], ctx=ctx)
     assert outcome.ok, outcome
-    lead = Lead.objects.select_related("contact").get(pk=ctx.lead_id)
-    assert lead.contact_id != canary.pk and lead.contact.verified is False
-    assert lead.contact.name == "Mallory" and lead.contact.phone == "+1 555 0100"
-    assert _snapshot(canary) == before
-    # A second lead of the same visitor (the tool's context keeps their contact) joins it.
+    # A second lead of the same visitor in the same turn joins the contact the first makes.
     again = tools.run_tool("capture_lead", json.dumps({"phone": "+1 555 0100"}), enabled=["capture_lead"], ctx=ctx)
-    assert again.ok and Lead.objects.get(pk=ctx.lead_id).contact_id == lead.contact_id
+    assert again.ok and len(ctx.leads) == 2
+    committed = commit_effects(agent, owner, effects_result(leads=tuple(ctx.leads)))
+    first, second = Lead.objects.select_related("contact").filter(pk__in=committed.lead_ids).order_by("pk")
+    assert first.contact_id != canary.pk and first.contact.verified is False
+    assert first.contact.name == "Mallory" and first.contact.phone == "+1 555 0100"
+    assert second.contact_id == first.contact_id == committed.contact.pk
+    assert _snapshot(canary) == before
 
 
 def test_the_automatic_lead_capture_never_files_under_the_contact_an_email_points_to(
@@ -51,9 +55,9 @@ def test_the_automatic_lead_capture_never_files_under_the_contact_an_email_point
     before = _snapshot(canary)
     seen = prompts
     turns = [Turn("user", "Do you ship to Norway?"), Turn("assistant", "…"), Turn("user", f"I'm Ola, {CANARY_EMAIL}")]
-    result = answer_turn(agent=agent, tenant=owner.tenant, conversation=TurnInput(turns=turns))
-    lead = Lead.objects.select_related("contact").get(pk=result.lead_id)
-    assert lead.contact_id != canary.pk and result.contact_id == lead.contact_id
+    _result, committed = stored_turn(agent, owner, TurnInput(turns=turns))
+    lead = Lead.objects.select_related("contact").get(pk__in=committed.lead_ids)
+    assert lead.contact_id != canary.pk and committed.contact.pk == lead.contact_id
     assert lead.contact.verified is False and lead.contact.email == CANARY_EMAIL
     assert _snapshot(canary) == before
     assert "canary-alpha" not in json.dumps([r.messages for r in seen])
@@ -121,7 +125,7 @@ def test_a_verified_contacts_memory_is_what_the_ai_knows(agent: Any, owner: Any,
 def test_the_ai_cannot_make_a_visitor_a_vip(agent: Any, owner: Any) -> None:
     """`vip` (VIP hand-over, queue priority) is staff's and the integrator's to give: a
     visitor who talks the model into setting it gets nothing."""
-    ctx = tools.ToolContext(tenant=owner.tenant, knowledge_base_ids=[])
+    ctx = tools.ToolContext(knowledge_base_ids=[])
     for attributes in ({"vip": "true"}, {"vip": True, "plan": "pro"}):
         outcome = tools.run_tool(
             "set_attributes", json.dumps({"attributes": attributes}), enabled=["set_attributes"], ctx=ctx

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from apps.agents.followup import needs_context, salient_terms, standalone_query, stem, terms
+from apps.agents.followup import needs_context, salient_terms, standalone_query
 from apps.agents.providers import Turn
+from apps.agents.vocabulary import stem, terms
 
 DIALOGUE = [
     Turn("user", "How do I renew my driver license?"),

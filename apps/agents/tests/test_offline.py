@@ -18,16 +18,10 @@ from apps.agents.providers import (
     Turn,
     Usage,
     get_provider,
-    offline,
 )
-from apps.agents.providers.offline import (
-    OfflineResponder,
-    addresses_assistant,
-    clean_sentence,
-    has_markup,
-    quotable,
-    split_sentences,
-)
+from apps.agents.providers.offline import OfflineResponder, scoring
+from apps.agents.providers.offline.sentences import answered_questions, clean_sentence, quotable, split_sentences
+from apps.agents.providers.offline.untrusted import addresses_assistant, has_markup
 from apps.agents.smalltalk import classify, reply
 
 pytestmark = pytest.mark.filterwarnings("ignore")
@@ -337,7 +331,7 @@ def test_specific_words_missing_from_the_reference_text_count_against_answering(
     )
     assert unknown.unknown == ("placard",)
     assert unknown.answerability == pytest.approx(
-        uncovered.answerability - (offline.UNKNOWN_PENALTY - offline.MISSING_PENALTY)
+        uncovered.answerability - (scoring.UNKNOWN_PENALTY - scoring.MISSING_PENALTY)
     )
 
 
@@ -359,7 +353,7 @@ def test_specific_words_missing_from_the_reference_text_count_against_answering(
     ],
 )
 def test_small_talk_around_a_question_is_left_out_of_its_meaning(question: str, core: str) -> None:
-    assert offline.core_query(question) == core
+    assert scoring.core_query(question) == core
 
 
 def test_pleasantries_do_not_dilute_the_support_of_the_answer() -> None:
@@ -424,4 +418,4 @@ def test_which_sentence_answers_which_question() -> None:
         "It costs 30 dollars for eight years.",
         "Where do I go?",  # the last sentence: nothing answers it
     ]
-    assert offline.answered_questions(sentences) == {2: 0, 6: 5}
+    assert answered_questions(sentences) == {2: 0, 6: 5}

@@ -1,9 +1,11 @@
 """The agent runtime as the channels call it: streaming, grounding, memory (summary and
 contact facts), tools from the allow-list with validated arguments, guardrails against
-prompt injection, quotas, and isolation between tenants."""
+prompt injection, quotas, and isolation between tenants. The runtime computes a turn without
+writing; a turn a channel keeps is then committed (apps.agents.commit), as `_turn` does."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -14,7 +16,7 @@ from apps.agents.providers import Turn
 from apps.agents.runtime import Delta, TurnInput, TurnResult, answer_turn, run_turn
 from apps.crm.models import Contact, Lead
 
-from .conftest import make_kb
+from .conftest import commit_effects, effects_result, make_kb, stored_turn
 
 POISON = {
     "Warranty": "# Warranty\n\nEvery jacket has a two-year warranty covering seams and zips. "
@@ -27,8 +29,12 @@ POISON = {
 
 
 def _turn(agent: Any, owner: Any, *texts: str, **extra: Any) -> TurnResult:
+    """The turn for `texts`, stored as a channel stores it (a dry run is only computed)."""
     turns = [Turn("user" if i % 2 == 0 else "assistant", t) for i, t in enumerate(texts)]
-    return answer_turn(agent=agent, tenant=owner.tenant, conversation=TurnInput(turns=turns, **extra))
+    conversation = TurnInput(turns=turns, **extra)
+    if conversation.dry_run:
+        return answer_turn(agent=agent, tenant=owner.tenant, conversation=conversation)
+    return stored_turn(agent, owner, conversation)[0]
 
 
 def test_answer_streams_then_returns_the_final_message(agent: Any, owner: Any) -> None:
@@ -244,7 +250,13 @@ def test_long_history_is_folded_into_a_summary(agent: Any, owner: Any, settings:
 
 def test_contact_memory_is_learned_and_used(agent: Any, owner: Any) -> None:
     contact = Contact.objects.create(verified=True)  # a known contact (docs/adr/0011-visitor-identity.md)
-    _turn(agent, owner, "Hi, my name is Jane Doe and I work at Globex. Where is my parcel?", contact=contact)
+    asked = "Hi, my name is Jane Doe and I work at Globex. Where is my parcel?"
+    computed = answer_turn(
+        agent=agent, tenant=owner.tenant, conversation=TurnInput([Turn("user", asked)], contact=contact)
+    )
+    contact.refresh_from_db()
+    assert contact.memory == [] and computed.effects.facts  # computed, not yet written
+    assert commit_effects(agent, owner, computed, contact).learned == ["name", "company"]
     contact.refresh_from_db()
     facts = {f["key"]: f["value"] for f in contact.memory}
     assert facts["name"] == "Jane Doe" and facts["company"] == "Globex"
@@ -268,21 +280,31 @@ def test_staff_facts_are_not_overwritten_and_erasure_is_respected(agent: Any, ow
     assert contact.memory == [] and contact.name == ""
 
 
-def test_dry_run_writes_nothing(agent: Any, owner: Any) -> None:
+def test_dry_run_wants_nothing_written_but_its_usage(agent: Any, owner: Any) -> None:
+    from apps.agents.effects import TurnEffects
+
     before = (Contact.objects.count(), Lead.objects.count())
-    _turn(agent, owner, "I'm Bob, email bob@example.com, I want a quote", dry_run=True)
+    result = _turn(agent, owner, "I'm Bob, email bob@example.com, I want a quote. Do you ship to Mars?", dry_run=True)
     assert (Contact.objects.count(), Lead.objects.count()) == before
+    assert result.effects == TurnEffects(usage=result.effects.usage) and result.effects.usage.requests == 1
+    assert result.audit["memory"]["learned"] == ["email", "name"]  # what it would have looked at
 
 
 def test_offline_lead_capture_when_the_visitor_leaves_an_address(agent: Any, owner: Any) -> None:
-    result = _turn(agent, owner, "Do you ship to Norway?", "…", "Please email me at ola@example.no, I'm Ola")
-    lead = Lead.objects.get(pk=result.lead_id)
+    turns = [Turn("user", "Do you ship to Norway?"), Turn("assistant", "…")]
+    turns.append(Turn("user", "Please email me at ola@example.no, I'm Ola"))
+    result, committed = stored_turn(agent, owner, TurnInput(turns=turns))
+    (lead_id,) = committed.lead_ids
+    lead = Lead.objects.get(pk=lead_id)
     assert lead.contact.email == "ola@example.no" and lead.need == "Do you ship to Norway?"
-    assert result.contact_id == lead.contact_id
+    assert committed.contact.pk == lead.contact_id
+    assert result.tool_calls == [
+        {"tool": "capture_lead", "ok": True, "arguments": ["email", "name", "preference"], "auto": True}
+    ]
 
 
 def test_tools_are_allow_listed_and_arguments_validated(agent: Any, owner: Any) -> None:
-    ctx = tools.ToolContext(tenant=owner.tenant, knowledge_base_ids=[])
+    ctx = tools.ToolContext(knowledge_base_ids=[])
     enabled = ["escalate_to_human", "capture_lead", "set_attributes"]
     assert not tools.run_tool("delete_everything", "{}", enabled=enabled, ctx=ctx).ok
     assert not tools.run_tool("search_knowledge", '{"query": "x"}', enabled=enabled, ctx=ctx).ok  # not enabled
@@ -292,9 +314,15 @@ def test_tools_are_allow_listed_and_arguments_validated(agent: Any, owner: Any) 
     assert not tools.run_tool("capture_lead", '{"email": "not-an-email"}', enabled=enabled, ctx=ctx).ok
     assert not tools.run_tool("capture_lead", '{"name": "no address"}', enabled=enabled, ctx=ctx).ok
     assert not tools.run_tool("set_attributes", '{"attributes": {"Bad Key": "x"}}', enabled=enabled, ctx=ctx).ok
-    assert ctx.escalation_reason == "" and Lead.objects.count() == 0
-    ok = tools.run_tool("capture_lead", '{"email": "a@b.example", "need": "quote"}', enabled=enabled, ctx=ctx)
-    assert ok.ok and Lead.objects.get().contact.email == "a@b.example"
+    # A blank address is refused and control characters are cleaned here: the commit never fails on them.
+    assert not tools.run_tool("capture_lead", '{"phone": "     ", "name": "x"}', enabled=enabled, ctx=ctx).ok
+    assert ctx.escalation_reason == "" and ctx.leads == [] and Lead.objects.count() == 0
+    raw = '{"email": "a@b.example", "need": "quote", "name": "Ann\\u0000\\n Lee", "company": "  "}'
+    ok = tools.run_tool("capture_lead", raw, enabled=enabled, ctx=ctx)
+    assert ok.ok and json.loads(ok.content) == {"status": "captured"} and Lead.objects.count() == 0
+    assert [(w.email, w.name, w.company, w.need) for w in ctx.leads] == [("a@b.example", "Ann Lee", "", "quote")]
+    commit_effects(agent, owner, effects_result(leads=tuple(ctx.leads)))
+    assert Lead.objects.get().contact.email == "a@b.example" and Lead.objects.get().contact.name == "Ann Lee"
     assert tools.run_tool("set_attributes", '{"attributes": {"plan": "pro"}}', enabled=enabled, ctx=ctx).ok
     assert ctx.attributes == {"plan": "pro"}
 

@@ -8,7 +8,6 @@ replaced, provider failures turned into an honest abstention)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,30 +17,15 @@ from apps.agents.runtime import TurnInput, TurnResult, answer_turn
 from apps.crm.models import Lead
 from tests.standins.openai_server import OpenAIStandIn
 
-from .conftest import make_kb
+from .conftest import STANDIN_KEY, make_kb, on_standin, stored_turn, write_statements
 from .test_runtime import POISON
 
-KEY = "sk-runtime-standin"
-
-
-@pytest.fixture(scope="module")
-def standin() -> Iterator[OpenAIStandIn]:
-    server = OpenAIStandIn(api_key=KEY).start()
-    yield server
-    server.stop()
+KEY = STANDIN_KEY
 
 
 @pytest.fixture
 def openai_agent(agent: Any, settings: Any, standin: OpenAIStandIn) -> Any:
-    standin.reset()
-    settings.OPENAI_API_KEY = KEY
-    settings.OPENAI_BASE_URL = standin.base_url
-    settings.OPENAI_TIMEOUT = 2
-    settings.OPENAI_MAX_RETRIES = 1
-    agent.provider = "openai"
-    agent.model = "gpt-4o-mini"
-    agent.save()
-    return agent
+    return on_standin(agent, settings, standin)
 
 
 def _turn(agent: Any, owner: Any, *texts: str, **extra: Any) -> TurnResult:
@@ -92,14 +76,37 @@ def test_tool_calls_run_server_side_and_the_model_answers_after(
 ) -> None:
     standin.reply(tool_calls=[("capture_lead", {"name": "Ola", "email": "ola@example.no", "need": "bulk order"})])
     standin.reply("Thanks Ola, I noted your request. Shipping takes 3 to 5 business days [1].")
-    result = _turn(openai_agent, owner, "I want 200 jackets, I'm Ola, ola@example.no. How long is shipping?")
+    asked = "I want 200 jackets, I'm Ola, ola@example.no. How long is shipping?"
+    result, committed = stored_turn(openai_agent, owner, TurnInput(turns=[Turn("user", asked)]))
     assert result.decision == "answered"
-    lead = Lead.objects.get(pk=result.lead_id)
+    lead = Lead.objects.get(pk__in=committed.lead_ids)
     assert lead.need == "bulk order" and lead.contact.email == "ola@example.no"
     _first, second = standin.chat_requests
     tool_message = second["messages"][-1]
     assert tool_message["role"] == "tool" and '"status": "captured"' in tool_message["content"]
     assert second["messages"][-2]["tool_calls"][0]["function"]["name"] == "capture_lead"
+
+
+def test_a_tool_call_is_computed_not_written(openai_agent: Any, owner: Any, standin: OpenAIStandIn) -> None:
+    """The model takes a lead and sets an attribute: the turn holds both as data, and nothing
+    reaches the database until the reply is stored (docs/adr/0019-ai-turn-commit.md)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from apps.agents.effects import LeadWanted
+
+    standin.reply(
+        tool_calls=[
+            ("capture_lead", {"name": "Ola", "email": "ola@example.no", "need": "bulk order"}),
+            ("set_attributes", {"attributes": {"plan": "bulk"}}),
+        ]
+    )
+    standin.reply("Noted. Shipping takes 3 to 5 business days [1].")
+    with CaptureQueriesContext(connection) as queries:
+        result = _turn(openai_agent, owner, "I want 200 jackets, I'm Ola, ola@example.no. How long is shipping?")
+    assert write_statements(queries) == []
+    assert result.effects.leads == (LeadWanted(need="bulk order", name="Ola", email="ola@example.no"),)
+    assert result.attributes == {"plan": "bulk"} and Lead.objects.count() == 0
 
 
 def test_tool_outside_the_allow_list_or_with_bad_arguments_is_refused(

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from apps.agents.tests.conftest import HELP_ARTICLES, make_kb, owner, prompts  # noqa: F401  (fixtures)
+from apps.agents.tests.conftest import HELP_ARTICLES, make_kb, owner, prompts, standin  # noqa: F401  (fixtures)
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from apps.agents import guardrails, services
 from apps.agents import selectors as agent_selectors
 from apps.agents.api.serializers import AgentImportInput
 from apps.agents.models import Agent, KnowledgeGap, ProviderCredential, UsageCounter
-from apps.agents.providers import PROVIDER_MODULES
+from apps.agents.providers import PROVIDER_MODULES, capabilities_for
 from syntera.errors import ApplicationError, flatten_errors
 
 from ..forms import add_application_error
@@ -280,7 +280,7 @@ def _provider_label(provider: str) -> str:
 
 
 def _credential_providers() -> list[str]:
-    return [p for p in PROVIDER_MODULES if p != "offline"]
+    return [p for p in PROVIDER_MODULES if capabilities_for(p).needs_credentials]
 
 
 @member_required(Role.ADMIN)
@@ -314,7 +314,7 @@ def ai_settings(request: HttpRequest) -> HttpResponse:
     requests = getattr(counter, "requests", 0)
     tokens = getattr(counter, "prompt_tokens", 0) + getattr(counter, "completion_tokens", 0)
     context = {
-        "providers": [(p, forms_by_provider[p], stored.get(p)) for p in forms_by_provider],
+        "providers": [(p, _provider_label(p), forms_by_provider[p], stored.get(p)) for p in forms_by_provider],
         "deployment_key": bool(settings.OPENAI_API_KEY),
         "usage": {
             "requests": requests,

@@ -26,6 +26,7 @@ from django.views.decorators.http import require_POST
 from apps.accounts.models import Role
 from apps.agents import batch
 from apps.agents import selectors as agent_selectors
+from apps.agents.commit import turn_meter
 from apps.agents.models import BatchTest
 from apps.agents.providers import Turn
 from apps.agents.runtime import Delta, TurnInput, TurnResult, run_turn
@@ -199,6 +200,8 @@ def _turn_lines(first: Delta | TurnResult, events: Iterator[Delta | TurnResult],
     try:
         while True:
             if isinstance(event, TurnResult):
+                connection.set_tenant(tenant)
+                turn_meter(result=event)  # a test turn writes nothing but spends the AI quota
                 yield _line(_final(event))
                 return
             yield _line({"type": "delta", "text": event.text})

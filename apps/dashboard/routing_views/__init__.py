@@ -1,5 +1,6 @@
 """Dashboard pages for routing: teams (teams.py), intents (intents.py), routing rules
-(rules.py), the human queue, SLA events, presence and manual assignment (queue.py).
+(rules.py), the human queue, SLA events, presence and manual assignment (queue.py); their
+forms in forms/, one module per page.
 
 Everyone in the workspace reads; agents accept from the queue, assign and set their presence;
 owners and admins change the configuration. Writes go through apps/routing/services.py and

@@ -20,7 +20,7 @@ from syntera.errors import ApplicationError
 from ..forms import add_application_error
 from ..views import member_required
 from .common import actor, can, not_found, refuse
-from .forms import IntentForm, IntentTestForm
+from .forms.intents import IntentForm, IntentTestForm
 
 
 def _save(request: HttpRequest, form: IntentForm, intent: Intent | None) -> Intent | None:

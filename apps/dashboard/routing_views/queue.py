@@ -22,7 +22,7 @@ from syntera.errors import ApplicationError
 from ..inbox_views.common import conversation_title
 from ..views import member_required
 from .common import actor, can, duration, not_found, refuse, safe_next, tenant
-from .forms import AssignForm, PresenceForm, QueueFilterForm, SLAFilterForm
+from .forms.queue import AssignForm, PresenceForm, QueueFilterForm, SLAFilterForm
 
 SLA_PAGE = 50
 

@@ -19,7 +19,7 @@ from syntera.errors import ApplicationError
 from ..forms import add_application_error
 from ..views import member_required
 from .common import actor, can, not_found, refuse
-from .forms import RuleForm
+from .forms.rules import RuleForm
 
 
 def conditions(rule: RoutingRule) -> list[str]:

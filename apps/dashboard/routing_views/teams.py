@@ -17,7 +17,7 @@ from syntera.errors import ApplicationError
 from ..forms import add_application_error
 from ..views import member_required
 from .common import actor, can, not_found, refuse, tenant
-from .forms import TeamForm
+from .forms.teams import TeamForm
 
 
 @member_required()

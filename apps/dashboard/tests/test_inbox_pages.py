@@ -812,7 +812,7 @@ def test_staff_socket_relays_events_and_takes_typing_and_read(
             error = await _until(ws, lambda f: f["type"] == "error")
             assert error["code"] == code and error["detail"], frame
         await ws.send_to(text_data="{nope")
-        assert (await _until(ws, lambda f: f["type"] == "error"))["code"] == "invalid_frame"
+        assert (await _until(ws, lambda f: f["type"] == "error"))["code"] == "invalid_json"
 
         # Viewers read the inbox but neither type to visitors nor mark conversations read.
         watcher = await _staff_socket(alpha, viewer)

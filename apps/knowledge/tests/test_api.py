@@ -143,7 +143,7 @@ def test_unknown_words_are_the_ones_no_chunk_mentions(api: Any, alpha: Any) -> N
     from django_tenants.utils import schema_context
 
     from apps.knowledge.models import KnowledgeBase
-    from apps.knowledge.search import unknown_words
+    from apps.knowledge.search.fulltext import unknown_words
 
     kb = _kb(api)
     text = "# Renewal\n\nPassport renewal takes two weeks. Refunds are paid within five days."

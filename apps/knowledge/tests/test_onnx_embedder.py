@@ -1,4 +1,4 @@
-"""The int8 ONNX MiniLM embedder (apps/knowledge/onnx_embedder.py) against sentence-transformers.
+"""The int8 ONNX MiniLM embedder (apps/knowledge/onnx_embedder/) against sentence-transformers.
 
 The model is built from the package's weights once per machine, in the same cache the product
 uses (var/models, or KNOWLEDGE_ONNX_CACHE_DIR): the first run of this file pays the build
@@ -20,6 +20,7 @@ pytest.importorskip("onnxruntime")
 
 from apps.knowledge import embeddings, onnx_embedder
 from apps.knowledge.onnx_embedder import OnnxMiniLM
+from apps.knowledge.onnx_embedder import cache as onnx_cache
 
 LONG = " ".join(
     f"Section {i}: the ingestion pipeline fetches, extracts, cleans, chunks and embeds document number {i}."
@@ -142,7 +143,7 @@ def test_concurrent_first_use_builds_once(tmp_path: Path, fake_weights: Path) ->
     results: list[Path] = []
     workers = [
         threading.Thread(
-            target=lambda: results.append(onnx_embedder.ensure_model(fake_weights, cache, builder=slow_builder))
+            target=lambda: results.append(onnx_cache.ensure_model(fake_weights, cache, builder=slow_builder))
         )
         for _ in range(4)
     ]
@@ -153,7 +154,7 @@ def test_concurrent_first_use_builds_once(tmp_path: Path, fake_weights: Path) ->
     assert len(calls) == 1 and len(set(results)) == 1 and len(results) == 4
     target = results[0]
     assert target.read_bytes() == b"onnx" and (target.parent / "meta.json").is_file()
-    assert target.parent.name == f"minilm-onnx-{onnx_embedder.cache_key(fake_weights)}"
+    assert target.parent.name == f"minilm-onnx-{onnx_cache.cache_key(fake_weights)}"
     assert [p.name for p in cache.iterdir() if p.name.startswith(".")] == []  # no temp dirs left
 
     (fake_weights / "model.safetensors").write_text("other weights")  # new weights -> new key
@@ -164,6 +165,6 @@ def test_concurrent_first_use_builds_once(tmp_path: Path, fake_weights: Path) ->
         raise RuntimeError("export failed")
 
     with pytest.raises(RuntimeError):
-        onnx_embedder.ensure_model(fake_weights, other, builder=failing)
-    assert not onnx_embedder.model_path(fake_weights, other).exists()
+        onnx_cache.ensure_model(fake_weights, other, builder=failing)
+    assert not onnx_cache.model_path(fake_weights, other).exists()
     assert [p for p in other.iterdir() if p.is_dir()] == []

@@ -257,7 +257,7 @@ def test_a_repeated_question_is_embedded_once_by_the_local_model(monkeypatch: py
     another tenant's schema (whose answer time must not tell what this one asked), is embedded."""
     from uuid import uuid4
 
-    from apps.knowledge.search import query_vector
+    from apps.knowledge.search.dense import query_vector
 
     calls: list[str] = []
     real = embeddings.LocalMiniLM.embed

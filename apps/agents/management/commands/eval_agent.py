@@ -23,6 +23,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django_tenants.utils import get_tenant_model, tenant_context
 
 from apps.agents import evaluation
+from apps.agents.commit import turn_meter
 from apps.agents.models import Agent
 from apps.agents.providers import Turn
 from apps.agents.runtime import TurnInput, answer_turn
@@ -72,6 +73,7 @@ class Command(BaseCommand):
                 turns.append(Turn("user", question))
                 started = time.perf_counter()
                 result = answer_turn(agent=agent, tenant=tenant, conversation=TurnInput(turns=turns, dry_run=True))
+                turn_meter(result=result)
                 cited = tuple(dict.fromkeys(c.title for c in result.citations))
                 return evaluation.Answer(result.text, result.decision, cited, time.perf_counter() - started)
 
