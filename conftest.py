@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -139,6 +140,20 @@ def tenants(django_db_setup: dict[str, TenantInfo]) -> dict[str, TenantInfo]:
 @pytest.fixture
 def alpha(tenants: dict[str, TenantInfo], db: None) -> TenantInfo:
     return tenants["alpha"]
+
+
+@pytest.fixture
+def owner(alpha: TenantInfo) -> Iterator[Any]:
+    """alpha's owner as an Actor, inside alpha's schema."""
+    from django_tenants.utils import get_tenant_model, tenant_context
+
+    from apps.accounts.models import Role, User
+    from apps.accounts.services import Actor
+
+    tenant = get_tenant_model().objects.get(schema_name=alpha.schema)
+    user = User.objects.get(email=alpha.owner_email)
+    with tenant_context(tenant):
+        yield Actor(tenant=tenant, role=Role.OWNER, user=user, label=user.email)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from apps.accounts.models import APIKey, Invitation, Membership
+from apps.events import dispatch
 
 API_LISTS = [
     "/api/v1/knowledge-bases/",
@@ -246,7 +247,8 @@ def test_routing_rows_and_presence_stay_in_their_tenant(
         inbox = conversations.inbox_create(actor=actor, name="canary-beta queue")
         conversation, _ = conversations.conversation_start(inbox=inbox)
         conversations.message_post(conversation_id=conversation.pk, role="visitor", text="canary-beta waiting")
-        routing.escalate(conversation_id=conversation.pk, reason="canary-beta", epoch=None)
+        conversations.conversation_escalate(conversation_id=conversation.pk, reason="canary-beta", epoch=None)
+        dispatch.run()
         presence.set_status(beta.schema, both.pk, "away")
 
     client = api_for(alpha.host, alpha.api_key)

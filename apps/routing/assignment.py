@@ -36,7 +36,7 @@ def members(team: Team) -> list[tuple[int, int]]:
     rows = list(TeamMember.objects.filter(team=team).values_list("user_id", "capacity"))
     if rows:
         return rows
-    staff = Membership.objects.filter(tenant=connection.tenant).values_list("user_id", "role")
+    staff = Membership.objects.filter(tenant__schema_name=connection.schema_name).values_list("user_id", "role")
     return [(user_id, DEFAULT_CAPACITY) for user_id, role in staff if ROLE_RANK[Role(role)] >= ROLE_RANK[Role.AGENT]]
 
 

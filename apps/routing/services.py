@@ -1,14 +1,17 @@
 """Routing writes: where a conversation goes (rules), the human queue, assignment, SLA.
 See docs/subsystems/routing.md.
 
-Every ownership change goes through `apps.conversations.services` (row lock, epoch bump,
-transcript event, audit, realtime), so the single-owner rule holds whatever the caller.
+Routing decides, conversations acts: every ownership change goes through
+`apps.conversations.services` (row lock, epoch bump, transcript event, domain event), so the
+single-owner rule holds whatever the caller. Routing's decisions for conversations are in
+`policy.py`; what follows a hand-over and the SLA clocks hear of it from the domain events
+(`subscribers.py`).
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
@@ -19,15 +22,18 @@ from apps.accounts.services import Actor
 from apps.audit.services import audit_action
 from apps.conversations.models import Conversation
 from apps.events import types as events
+from apps.events.selectors import events_pending
 from apps.events.services import emit
 from syntera.errors import ApplicationError
 
-from . import assignment, hours, intents, selectors
+from . import assignment, hours, selectors
 from .models import Intent, RoutingRule, SLAEvent, Team, TeamMember
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_WAIT_MINUTES = 3
+# The events that may meet an SLA target (routing.subscribers.sla).
+SLA_MEETING_EVENTS = ("message.created", "conversation.resolved")
 
 
 def _require_admin(actor: Actor) -> None:
@@ -123,55 +129,7 @@ def rule_save(*, actor: Actor, rule: RoutingRule | None = None, **fields: Any) -
     return rule
 
 
-# --- routing a conversation -------------------------------------------------------------------
-
-
-def _rule_matches(rule: RoutingRule, conversation: Conversation, intent: str, language: str) -> bool:
-    if rule.intent_id and (rule.intent is None or rule.intent.name != intent):
-        return False
-    if rule.channel and rule.channel != conversation.channel:
-        return False
-    if rule.language and rule.language != language:
-        return False
-    if rule.contact_attribute:
-        contact = conversation.contact
-        attributes = {**(contact.attributes if contact else {}), **conversation.attributes}
-        if str(attributes.get(rule.contact_attribute, "")) != rule.contact_value:
-            return False
-    if rule.hours != "any":
-        team = rule.team or default_team()
-        open_now = hours.is_open(team.business_hours, timezone.now())
-        if open_now != (rule.hours == "open"):
-            return False
-    return True
-
-
-@transaction.atomic
-def route_first_message(*, conversation_id: int, text: str, language: str = "en") -> dict[str, Any]:
-    """Detect the intent of a conversation's first visitor message and apply the first
-    matching rule: an AI agent answers, or the conversation waits for a team."""
-    conversation = Conversation.objects.select_for_update().select_related("contact").get(pk=conversation_id)
-    detection = intents.detect(text)
-    conversation.intent = detection.intent if detection else ""
-    conversation.intent_confidence = detection.confidence if detection else None
-    decision: dict[str, Any] = {"intent": conversation.intent, "confidence": conversation.intent_confidence}
-    for rule in RoutingRule.objects.filter(is_active=True).select_related("intent", "team"):
-        if not _rule_matches(rule, conversation, conversation.intent, language):
-            continue
-        decision["rule"] = rule.name
-        if rule.agent_id:
-            conversation.agent_id = rule.agent_id
-            decision["agent"] = rule.agent_id
-        else:
-            conversation.team = rule.team
-            decision["team"] = rule.team_id
-        break
-    conversation.save()
-    if "team" in decision:
-        transaction.on_commit(
-            lambda: escalate(conversation_id=conversation_id, reason=f"routing rule {decision['rule']}", epoch=None)
-        )
-    return decision
+# --- what follows a hand-over -------------------------------------------------------------------
 
 
 def queue_position(conversation: Conversation) -> int:
@@ -193,47 +151,42 @@ def expected_wait_minutes(team: Team, position: int) -> int:
     return max(1, round(position * average / online))
 
 
-def escalate(*, conversation_id: int, reason: str, epoch: int | None, summary: str = "") -> bool:
-    """Put the conversation in its team's queue (owner queue), tell the visitor what happens
-    next, give staff the handoff summary, start the SLA clock and try to assign someone.
-    `epoch` fences a stale AI decision (None: a routing decision, not fenced)."""
+def handoff_followup(*, conversation_id: int, queued_at: datetime) -> None:
+    """After a conversation was handed to people (its `conversation.queued` event): start the
+    SLA clocks from `queued_at`, tell the visitor what happens next (their place in the queue
+    and the expected wait, or when the team is back), and try to assign someone. Nothing when
+    the conversation left the queue meanwhile."""
     from apps.conversations import services as conversations
 
     with transaction.atomic():
         conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
-        if epoch is not None and (conversation.epoch != epoch or conversation.owner != Conversation.Owner.AI):
-            return False
-        if conversation.owner == Conversation.Owner.QUEUE and conversation.queued_at:
-            return False
+        if conversation.owner != Conversation.Owner.QUEUE:
+            return
         team = conversation.team or default_team()
-        vip = _is_vip(conversation)
-        emit(events.handoff_requested(conversation_id=conversation.pk, reason=reason), system_label="routing")
-        conversations.move_to_queue(
-            conversation, team=team, reason=reason, priority=max(conversation.priority, 10 if vip else 0)
+        _start_sla(
+            conversation, team, SLAEvent.Kind.FIRST_RESPONSE, queued_at + timedelta(minutes=team.first_response_minutes)
         )
-        if summary:
-            conversations.add_note(conversation, f"Handoff summary (AI): {summary}")
-        _start_sla(conversation, team, SLAEvent.Kind.FIRST_RESPONSE, team.first_response_minutes)
-        _start_sla(conversation, team, SLAEvent.Kind.RESOLUTION, team.resolution_minutes)
-        now = timezone.now()
-        if hours.is_open(team.business_hours, now):
-            position = queue_position(conversation)
-            minutes = expected_wait_minutes(team, position)
-            text = (
-                f"I've passed your conversation to our team. You're number {position} in the queue; "
-                f"the expected wait is about {minutes} minute{'s' if minutes != 1 else ''}."
-            )
-        else:
-            reopen = hours.next_open(team.business_hours, now)
-            when = f" We're back {reopen.astimezone(_tz(team)).strftime('%A at %H:%M')}." if reopen else ""
-            text = (
-                (team.out_of_hours_message or "Our team is offline right now.")
-                + when
-                + (" Leave your email address here and we'll follow up by email.")
-            )
-        conversations.system_message(conversation, text)
+        _start_sla(conversation, team, SLAEvent.Kind.RESOLUTION, queued_at + timedelta(minutes=team.resolution_minutes))
+        conversations.system_message(conversation, _next_step(conversation, team))
     try_assign(conversation_id=conversation_id)
-    return True
+
+
+def _next_step(conversation: Conversation, team: Team) -> str:
+    now = timezone.now()
+    if hours.is_open(team.business_hours, now):
+        position = queue_position(conversation)
+        minutes = expected_wait_minutes(team, position)
+        return (
+            f"I've passed your conversation to our team. You're number {position} in the queue; "
+            f"the expected wait is about {minutes} minute{'s' if minutes != 1 else ''}."
+        )
+    reopen = hours.next_open(team.business_hours, now)
+    when = f" We're back {reopen.astimezone(_tz(team)).strftime('%A at %H:%M')}." if reopen else ""
+    return (
+        (team.out_of_hours_message or "Our team is offline right now.")
+        + when
+        + (" Leave your email address here and we'll follow up by email.")
+    )
 
 
 def _tz(team: Team) -> Any:
@@ -242,19 +195,13 @@ def _tz(team: Team) -> Any:
     return ZoneInfo(str(team.business_hours.get("timezone") or "UTC"))
 
 
-def _is_vip(conversation: Conversation) -> bool:
-    contact = conversation.contact
-    values = [conversation.attributes.get("vip"), contact.attributes.get("vip") if contact else None]
-    return any(str(v).lower() in ("1", "true", "yes") for v in values if v is not None) or "vip" in conversation.tags
-
-
-def _start_sla(conversation: Conversation, team: Team, kind: str, minutes: int) -> None:
+def _start_sla(conversation: Conversation, team: Team, kind: str, due_at: datetime) -> None:
     SLAEvent.objects.update_or_create(
         conversation=conversation,
         kind=kind,
         defaults={
             "team": team,
-            "due_at": timezone.now() + timedelta(minutes=minutes),
+            "due_at": due_at,
             "breached_at": None,
             "met_at": None,
         },
@@ -289,8 +236,10 @@ def assign_waiting() -> int:
     return assigned
 
 
-def sla_met(conversation: Conversation, kind: str) -> None:
-    SLAEvent.objects.filter(conversation=conversation, kind=kind, met_at__isnull=True).update(met_at=timezone.now())
+def sla_met(*, conversation_id: int, kind: str, at: datetime) -> int:
+    """The conversation's open `kind` target was met at `at` (a person's first reply after the
+    hand-over, or the resolve: their events). How many targets that closed."""
+    return SLAEvent.objects.filter(conversation_id=conversation_id, kind=kind, met_at__isnull=True).update(met_at=at)
 
 
 def sla_check() -> int:
@@ -300,6 +249,8 @@ def sla_check() -> int:
     breached = 0
     due = SLAEvent.objects.filter(breached_at__isnull=True, met_at__isnull=True, due_at__lte=now)
     for sla_id, conversation_id in due.values_list("pk", "conversation_id"):
+        if events_pending(stream=f"conversation:{conversation_id}", types=SLA_MEETING_EVENTS):
+            continue  # a reply or a resolve is on its way to `sla_met`: judge it next time
         with transaction.atomic():
             # The conversation's lock orders this event with the conversation's others.
             Conversation.objects.select_for_update().filter(pk=conversation_id).first()

@@ -22,3 +22,6 @@ WIDGET_SESSION_RATE_PER_INBOX = env_str("WIDGET_SESSION_RATE_PER_INBOX", "3000/m
 EMPTY_CONVERSATION_TTL_HOURS = env_int("EMPTY_CONVERSATION_TTL_HOURS", 24)
 # Days of refusal counts kept for the inbox page and API.
 ABUSE_COUNT_DAYS = env_int("ABUSE_COUNT_DAYS", 7)
+# Where first messages go and which queue a hand-over waits in: the routing app decides,
+# conversations acts (apps/conversations/policy.py). A dotted path to the policy's class.
+CONVERSATIONS_ROUTING_POLICY = "apps.routing.policy.RoutingPolicy"

@@ -8,6 +8,8 @@ EVENTS_SUBSCRIBERS = [
     "apps.dashboard.subscribers.staff_inbox",
     "apps.audit.subscribers.audit_trail",
     "apps.agents.subscribers.agent_stats",
+    "apps.routing.subscribers.handoff",
+    "apps.routing.subscribers.sla",
 ]
 # Days a delivered event stays in the outbox before the hourly purge deletes it.
 EVENTS_RETENTION_DAYS = env_int("EVENTS_RETENTION_DAYS", 7)

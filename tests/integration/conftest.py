@@ -4,8 +4,9 @@
 - a fresh PostgreSQL database `test_syntera_live_<pid>` on the server named by DATABASE_URL,
   migrated with `manage.py migrate_schemas` in a subprocess;
 - a real ASGI server process (`python -m uvicorn syntera.asgi:application`) on a free port;
-- a real Celery worker process (`celery -A syntera worker --pool solo`) on Redis database 14
-  of the Redis named by REDIS_URL, sending mail with the file backend into a temporary dir.
+- real Celery worker processes (`celery -A syntera worker --pool solo`), one for the default,
+  ingest and llm queues and one for the events queue (as in the Procfile), on Redis database
+  14 of the Redis named by REDIS_URL, sending mail with the file backend into a temporary dir.
 
 Nothing here uses pytest-django's database fixtures: the tests talk to the processes over
 HTTP and WebSocket only, and read the database directly only to check what must not exist.
@@ -364,32 +365,38 @@ def live_stack(request: pytest.FixtureRequest) -> Iterator[LiveStack]:
             work_dir,
         )
         stack.services.append(server)
-        worker = _start(
-            "celery",
-            [
-                python,
-                "-m",
-                "celery",
-                "-A",
-                "syntera",
-                "worker",
-                "-Q",
-                "default,ingest,llm,events",
-                "--pool",
-                "solo",
-                "--loglevel",
-                "INFO",
-                "--without-gossip",
-                "--without-mingle",
-                "--hostname",
-                f"live{os.getpid()}@%h",
-            ],
-            env,
-            work_dir,
-        )
-        stack.services.append(worker)
+        # As in the Procfile: the domain events have a worker of their own, so an AI reply or
+        # an ingestion never holds up the staff pages' events.
+        workers = [
+            _start(
+                name,
+                [
+                    python,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "syntera",
+                    "worker",
+                    "-Q",
+                    queues,
+                    "--pool",
+                    "solo",
+                    "--loglevel",
+                    "INFO",
+                    "--without-gossip",
+                    "--without-mingle",
+                    "--hostname",
+                    f"{name}{os.getpid()}@%h",
+                ],
+                env,
+                work_dir,
+            )
+            for name, queues in (("celery", "default,ingest,llm"), ("events", "events"))
+        ]
+        stack.services.extend(workers)
         _wait_http_ready(stack, server)
-        _wait_worker_ready(worker)
+        for worker in workers:
+            _wait_worker_ready(worker)
         _STACK = stack
         yield stack
     except BaseException:

@@ -18,19 +18,6 @@ HELP_ARTICLES = {
 }
 
 
-@pytest.fixture
-def owner(alpha: Any) -> Iterator[Any]:
-    from django_tenants.utils import get_tenant_model, tenant_context
-
-    from apps.accounts.models import Role, User
-    from apps.accounts.services import Actor
-
-    tenant = get_tenant_model().objects.get(schema_name=alpha.schema)
-    user = User.objects.get(email=alpha.owner_email)
-    with tenant_context(tenant):
-        yield Actor(tenant=tenant, role=Role.OWNER, user=user, label=user.email)
-
-
 def make_kb(owner: Any, capture: Any, articles: dict[str, str], name: str = "Help") -> Any:
     from apps.knowledge import services
 

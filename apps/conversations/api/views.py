@@ -17,12 +17,10 @@ from rest_framework.views import APIView
 from apps.accounts.api.views import actor_for
 from apps.accounts.models import Role
 from apps.agents.models import Agent
-from apps.tenants.db import connection
 from syntera.errors import ApplicationError
 
-from .. import abuse, services
+from .. import abuse, selectors, services
 from ..models import Conversation, Inbox
-from ..stores import get_store
 from . import serializers as s
 
 INBOX_SETTINGS = (
@@ -161,8 +159,7 @@ class ConversationListView(generics.ListAPIView):  # type: ignore[type-arg]
     filterset_fields = ["status", "channel", "inbox", "assignee", "owner", "contact"]
 
     def get_queryset(self) -> QuerySet[Conversation]:
-        # Listed from the first message on, like the inbox page (an opened widget is not one).
-        qs = Conversation.objects.select_related("contact").filter(last_message_at__isnull=False)
+        qs = selectors.conversations_listed()  # from the first message on, like the inbox page
         if str(self.request.query_params.get("unread", "")).lower() in ("1", "true"):
             qs = qs.filter(unread__gt=0)
         return qs
@@ -291,12 +288,9 @@ class MessageListView(APIView):
             before = int(params["before_seq"]) if "before_seq" in params else None
         except ValueError:
             raise ApplicationError("after_seq, before_seq and limit are integers.", code="invalid") from None
-        store = get_store()
-        schema = connection.schema_name
-        if before is not None:
-            messages = store.before(schema=schema, conversation_id=conversation.pk, before_seq=before, limit=limit)
-        else:
-            messages = store.after(schema=schema, conversation_id=conversation.pk, after_seq=after or 0, limit=limit)
+        messages = selectors.messages_page(
+            conversation.pk, before_seq=before, after_seq=None if before is not None else after or 0, limit=limit
+        )
         return Response({"results": s.MessageOutput([m.__dict__ for m in messages], many=True).data})
 
     @extend_schema(request=s.MessageInput, responses={201: s.MessageOutput, 200: s.MessageOutput})

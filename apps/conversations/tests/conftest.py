@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from apps.agents.tests.conftest import HELP_ARTICLES, make_kb, owner, prompts, standin  # noqa: F401  (fixtures)
+from apps.agents.tests.conftest import HELP_ARTICLES, make_kb, prompts, standin  # noqa: F401  (fixtures)
 
 
 @pytest.fixture
-def inbox(owner: Any, django_capture_on_commit_callbacks: Any) -> Any:  # noqa: F811
+def inbox(owner: Any, django_capture_on_commit_callbacks: Any) -> Any:
     from apps.agents.services import agent_create
     from apps.conversations.services import inbox_create
 

@@ -10,9 +10,8 @@ from typing import Any
 from django.contrib import admin
 from django.utils.html import format_html, format_html_join
 
+from apps.conversations import selectors
 from apps.conversations.models import Conversation, Inbox, Message
-from apps.conversations.stores import get_store
-from apps.tenants.db import connection
 
 from .site import TenantScopedAdmin, tenant_admin_site
 
@@ -79,9 +78,7 @@ class ConversationAdmin(TenantScopedAdmin):
 
     @admin.display(description="Transcript")
     def transcript(self, obj: Conversation) -> Any:
-        messages = get_store().after(
-            schema=str(connection.schema_name), conversation_id=obj.pk, after_seq=0, limit=TRANSCRIPT_LIMIT
-        )
+        messages = selectors.messages_page(obj.pk, after_seq=0, limit=TRANSCRIPT_LIMIT)
         if not messages:
             return "No messages."
         rows = format_html_join(

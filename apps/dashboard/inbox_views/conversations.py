@@ -20,10 +20,9 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from apps.accounts.models import Role
-from apps.conversations import services
+from apps.conversations import selectors, services
 from apps.conversations.identity import identity_state
 from apps.conversations.models import Conversation
-from apps.conversations.stores import get_store
 from apps.crm.selectors import merge_candidates
 from syntera.errors import ApplicationError
 
@@ -49,13 +48,9 @@ TRANSCRIPT_PAGE = 300  # messages the page shows at first; older ones load on de
 MESSAGES_PAGE = 200  # messages per JSON answer
 
 
-def _schema(request: HttpRequest) -> str:
-    return str(request.tenant.schema_name)  # type: ignore[attr-defined]
-
-
 def _list_page(request: HttpRequest, form: InboxFilterForm) -> Any:
     user_id = request.user.pk
-    rows = queries.conversation_list(user_id=user_id, **form.filters())
+    rows = selectors.conversation_list(user_id=user_id, **form.filters())
     return Paginator(rows, PAGE_SIZE).get_page(form.cleaned_data.get("page") or 1)
 
 
@@ -98,7 +93,7 @@ def inbox_json(request: HttpRequest) -> HttpResponse:
 
 
 def _conversation_or_none(conversation_id: int) -> Conversation | None:
-    return queries.conversation_get(conversation_id)
+    return selectors.conversation_get(conversation_id)
 
 
 def _not_found(request: HttpRequest) -> HttpResponse:
@@ -123,9 +118,7 @@ def _conversation_page(
     state = conversation_state(conversation)
     contact = conversation.contact if conversation.contact_id else None
     unverified = contact is not None and not contact.verified
-    stored = get_store().before(
-        schema=_schema(request), conversation_id=conversation.pk, before_seq=None, limit=TRANSCRIPT_PAGE
-    )
+    stored = selectors.messages_page(conversation.pk, limit=TRANSCRIPT_PAGE)
     context = {
         "conversation": conversation,
         "state": state,
@@ -185,15 +178,11 @@ def conversation_messages(request: HttpRequest, conversation_id: int) -> HttpRes
         return json_error(400, exc.code, exc.detail, exc.fields)
     if after is not None and before is not None:
         return json_error(400, "invalid", "Ask for messages after a seq or before one, not both.")
-    store = get_store()
-    schema = _schema(request)
     if before is not None:
-        stored = store.before(schema=schema, conversation_id=conversation.pk, before_seq=before, limit=MESSAGES_PAGE)
+        stored = selectors.messages_page(conversation.pk, before_seq=before, limit=MESSAGES_PAGE)
         has_more = bool(stored) and stored[0].seq > 1
     else:
-        stored = store.after(
-            schema=schema, conversation_id=conversation.pk, after_seq=after or 0, limit=MESSAGES_PAGE + 1
-        )
+        stored = selectors.messages_page(conversation.pk, after_seq=after or 0, limit=MESSAGES_PAGE + 1)
         has_more = len(stored) > MESSAGES_PAGE
         stored = stored[:MESSAGES_PAGE]
     state = conversation_state(conversation)

@@ -18,14 +18,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from apps.accounts.models import Role
-from apps.conversations import abuse, services
+from apps.conversations import abuse, selectors, services
 from apps.conversations.identity import identity_secret, inbox_rotate_identity_secret
 from apps.conversations.models import Inbox, default_widget_settings
 from syntera.errors import ApplicationError
 
 from ..forms import add_application_error
 from ..views import member_required
-from . import queries
 from .common import actor, can, refuse
 from .forms import InboxForm
 
@@ -89,7 +88,7 @@ def inboxes(request: HttpRequest) -> HttpResponse:
             else:
                 messages.success(request, f"Inbox {inbox.name} created. Put the snippet below on your site.")
                 return redirect("dashboard-inbox-settings", inbox_id=inbox.pk)
-    context = {"inboxes": queries.inbox_list(), "form": form, "can_manage": can_manage}
+    context = {"inboxes": selectors.inbox_list(), "form": form, "can_manage": can_manage}
     return render(request, "dashboard/inboxes.html", context, status=status)
 
 

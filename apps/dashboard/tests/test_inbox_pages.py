@@ -783,7 +783,9 @@ def test_staff_socket_relays_events_and_takes_typing_and_read(
         await sync_to_async(visitor_writes)()
         event = await _until(ws, lambda f: f["type"] == "message.created")
         row = event["conversation"]
-        assert row["id"] == conversation and row["preview"] == "Second" and row["unread"] == 2 and row["last_seq"] == 2
+        # (Seq 2 is "<agent> joined": the waiting conversation went to the person who came online.)
+        assert row["id"] == conversation and row["preview"] == "Second" and row["unread"] == 2 and row["last_seq"] == 3
+        assert row["owner"] == "human" and row["assignee"] is not None
 
         # The visitor types: staff see it. Staff type: the visitor sees an agent typing.
         await visitor.send_json_to({"type": "typing"})

@@ -21,6 +21,7 @@ from apps.accounts.models import Role, User
 from apps.accounts.services import Actor
 from apps.conversations import services as conversations
 from apps.conversations.models import Conversation, Inbox
+from apps.events import dispatch
 from apps.routing import presence
 from apps.routing import services as routing
 from apps.routing.models import Intent, RoutingRule, SLAEvent, Team
@@ -50,7 +51,8 @@ def _waiting(info: Any, inbox: Inbox, text: str, **fields: Any) -> int:
         conversations.message_post(conversation_id=conversation.pk, role="visitor", text=text, client_id="v1")
         if fields:
             Conversation.objects.filter(pk=conversation.pk).update(**fields)
-        routing.escalate(conversation_id=conversation.pk, reason="asked for a person", epoch=None)
+        conversations.conversation_escalate(conversation_id=conversation.pk, reason="asked for a person", epoch=None)
+        dispatch.run()  # the hand-over's follow-up: SLA clocks, the visitor's place in the queue
         return int(conversation.pk)
 
 
@@ -369,7 +371,7 @@ def test_sla_page_filters(alpha: Any, owner_client: Any) -> None:
             due_at=timezone.now() - timedelta(minutes=1)
         )
         routing.sla_check()
-        routing.sla_met(Conversation.objects.get(pk=quick), "first_response")
+        routing.sla_met(conversation_id=quick, kind="first_response", at=timezone.now())
         support = Team.objects.get(name="Support").pk
 
     def shown(query: str) -> list[str]:

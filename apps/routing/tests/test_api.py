@@ -17,6 +17,7 @@ from apps.accounts.models import Role, User
 from apps.accounts.services import Actor, api_key_create
 from apps.conversations import services as conversations
 from apps.conversations.models import Conversation, Inbox
+from apps.events import dispatch
 from apps.routing import presence
 from apps.routing import services as routing
 from apps.routing.models import SLAEvent, Team
@@ -55,7 +56,8 @@ def _waiting(info: Any, inbox: Inbox, text: str, *, vip: bool = False) -> int:
     with _in(info):
         conversation, _ = conversations.conversation_start(inbox=inbox, attributes={"vip": "true"} if vip else {})
         conversations.message_post(conversation_id=conversation.pk, role="visitor", text=text, client_id="v1")
-        routing.escalate(conversation_id=conversation.pk, reason="asked for a person", epoch=None)
+        conversations.conversation_escalate(conversation_id=conversation.pk, reason="asked for a person", epoch=None)
+        dispatch.run()  # the hand-over's follow-up: SLA clocks, the visitor's place in the queue
         return int(conversation.pk)
 
 
@@ -276,7 +278,8 @@ def test_queue_in_order_with_position_priority_wait_and_team(alpha: Any, owner_a
         late, _ = conversations.conversation_start(inbox=inbox)
         conversations.message_post(conversation_id=late.pk, role="visitor", text="Night owl", client_id="n")
         Conversation.objects.filter(pk=late.pk).update(team=other)
-        routing.escalate(conversation_id=late.pk, reason="night", epoch=None)
+        conversations.conversation_escalate(conversation_id=late.pk, reason="night", epoch=None)
+        dispatch.run()
 
     body = owner_api.get("/api/v1/queue/").json()
     rows = body["results"]
@@ -469,7 +472,7 @@ def test_sla_events_with_filters(alpha: Any, owner_api: Any) -> None:
     with _in(alpha):
         SLAEvent.objects.filter(conversation_id=late).update(due_at=timezone.now() - timedelta(minutes=1))
         routing.sla_check()
-        routing.sla_met(Conversation.objects.get(pk=quick), "first_response")
+        routing.sla_met(conversation_id=quick, kind="first_response", at=timezone.now())
         support = Team.objects.get(name="Support").pk
 
     def ids(query: str) -> set[tuple[int, str]]:

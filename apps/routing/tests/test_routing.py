@@ -320,3 +320,121 @@ def test_snoozed_conversations_wake_up(inbox: Any, owner: Any) -> None:
     default_connection.set_schema(owner.tenant.schema_name)
     conversation.refresh_from_db()
     assert conversation.status == "open" and conversation.snoozed_until is None
+
+
+# --- routing decides, conversations acts ---------------------------------------------------------
+
+
+def test_a_hand_over_is_stored_with_the_reply_that_announces_it_or_not_at_all(
+    inbox: Any, alpha: Any, make_member: Any, monkeypatch: Any
+) -> None:
+    """The AI decides to hand over: its reply, the queueing and the hand-over events commit in
+    one transaction. When a person took over while the turn was computed, neither is kept."""
+    from apps.agents import runtime
+    from apps.events.models import OutboxEvent
+
+    asked = _visit(inbox, "Can I talk to a real person please?")
+    assert conversations.ai_reply(conversation_id=asked.pk, trigger_seq=1, epoch=asked.epoch) == "replied: escalate"
+    asked.refresh_from_db()
+    assert asked.owner == "queue" and asked.team is not None
+    types = list(OutboxEvent.objects.filter(stream=f"conversation:{asked.pk}").values_list("type", "data"))
+    ai_at = next(i for i, (t, d) in enumerate(types) if t == "message.created" and d["role"] == "ai")
+    assert [t for t, _ in types[ai_at:]][:3] == ["message.created", "handoff.requested", "conversation.queued"]
+
+    (sam,) = _staff(alpha, make_member, 1)
+    raced = _visit(inbox, "Can I talk to a real person please?")
+    real = runtime.run_turn
+
+    def turn(**kwargs: Any) -> Iterator[Any]:
+        for event in real(**kwargs):
+            if isinstance(event, runtime.TurnResult):
+                conversations.conversation_take_over(actor=sam, conversation=raced)
+            yield event
+
+    monkeypatch.setattr(runtime, "run_turn", turn)
+    assert conversations.ai_reply(conversation_id=raced.pk, trigger_seq=1, epoch=raced.epoch).startswith("discarded")
+    raced.refresh_from_db()
+    assert raced.owner == "human" and raced.queued_at is None
+    emitted = set(OutboxEvent.objects.filter(stream=f"conversation:{raced.pk}").values_list("type", flat=True))
+    assert not emitted & {"handoff.requested", "conversation.queued"}
+
+
+def test_sla_targets_are_met_from_the_events_of_each_hand_over(
+    inbox: Any, eager: Any, alpha: Any, make_member: Any
+) -> None:
+    """A person's reply meets the first-response target of the hand-over it answers, also the
+    second time the conversation is handed over; a resolve meets the resolution target."""
+    (sam,) = _staff(alpha, make_member, 1)
+    conversation = eager(lambda: _visit(inbox, "I need a human"))
+    first = SLAEvent.objects.get(conversation=conversation, kind="first_response")
+    assert first.met_at is None
+    eager(lambda: conversations.conversation_take_over(actor=sam, conversation=conversation))
+    eager(lambda: conversations.message_post(conversation_id=conversation.pk, role="agent", text="Hi", actor=sam))
+    first.refresh_from_db()
+    assert first.met_at is not None and first.breached_at is None
+
+    eager(lambda: conversations.conversation_hand_back(actor=sam, conversation=conversation))
+    eager(lambda: conversations.message_post(
+        conversation_id=conversation.pk, role="visitor", text="A human again please", client_id="v2"
+    ))  # fmt: skip
+    second = SLAEvent.objects.get(conversation=conversation, kind="first_response")
+    assert second.met_at is None  # a new target for the new hand-over
+    eager(lambda: conversations.conversation_take_over(actor=sam, conversation=conversation))
+    eager(lambda: conversations.message_post(conversation_id=conversation.pk, role="agent", text="Back", actor=sam))
+    second.refresh_from_db()
+    assert second.met_at is not None
+    eager(lambda: conversations.conversation_set_status(actor=sam, conversation=conversation, status="resolved"))
+    assert SLAEvent.objects.get(conversation=conversation, kind="resolution").met_at is not None
+
+
+def test_the_sweep_waits_for_a_reply_still_on_its_way_to_the_sla(
+    inbox: Any, eager: Any, alpha: Any, make_member: Any
+) -> None:
+    """A person replied before the target but the reply's event is not delivered yet: the sweep
+    does not call it a breach, and once delivered the target is met."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.events import dispatch
+
+    (sam,) = _staff(alpha, make_member, 1)
+    conversation = eager(lambda: _visit(inbox, "I need a human"))
+    conversations.conversation_take_over(actor=sam, conversation=conversation)
+    conversations.message_post(conversation_id=conversation.pk, role="agent", text="Hi", actor=sam)  # not delivered
+    SLAEvent.objects.filter(conversation=conversation).update(due_at=timezone.now() - timedelta(seconds=1))
+    assert routing.sla_check() == 0
+    dispatch.run()
+    met = SLAEvent.objects.get(conversation=conversation, kind="first_response")
+    assert met.met_at is not None and met.breached_at is None
+    assert routing.sla_check() == 1  # the resolution target, nothing on its way, is breached
+
+
+def test_conversations_work_without_a_routing_policy(inbox: Any, eager: Any, settings: Any) -> None:
+    """With no routing policy configured, the inbox's AI answers every first message and a
+    hand-over keeps the conversation's team and priority: conversations needs routing for
+    nothing but its decisions."""
+    from apps.conversations.policy import NoRouting, current
+
+    settings.CONVERSATIONS_ROUTING_POLICY = ""
+    assert isinstance(current(), NoRouting)
+    intent = routing.intent_save(actor=_owner_of(inbox), name="refunds", keywords=["refund"])
+    routing.rule_save(
+        actor=_owner_of(inbox), name="refunds to a team", intent_id=intent.pk, team_id=routing.default_team().pk
+    )
+    routed = eager(lambda: _visit(inbox, "I want a refund"))
+    routed.refresh_from_db()
+    assert routed.owner == "ai" and routed.intent == ""  # no rule applied: the AI answered
+    asked = eager(lambda: _visit(inbox, "Can I talk to a real person please?"))
+    asked.refresh_from_db()
+    assert asked.owner == "queue" and asked.team_id is None and asked.priority == 0
+
+
+def _owner_of(inbox: Any) -> Actor:
+    from django_tenants.utils import get_tenant_model
+
+    from apps.accounts.models import User
+
+    tenant = get_tenant_model().objects.get(schema_name=default_connection.schema_name)
+    owner = User.objects.filter(memberships__tenant=tenant, memberships__role="owner").first()
+    return Actor(tenant=tenant, role=Role.OWNER, user=owner, label=owner.email)

@@ -261,10 +261,10 @@ def test_delivered_events_are_purged_after_their_retention(owner: Any, recorded:
 @pytest.mark.parametrize(
     ("paths", "message"),
     [
-        (["apps.events.tests.subscribers.not_a_subscriber"], "is not an apps.events.dispatch.Subscriber"),
-        (["apps.events.tests.subscribers.unknown_type"], "unknown event types"),
+        (["tests.events.subscribers.not_a_subscriber"], "is not an apps.events.dispatch.Subscriber"),
+        (["tests.events.subscribers.unknown_type"], "unknown event types"),
         (
-            ["apps.events.tests.subscribers.recorder", "apps.events.tests.subscribers.recorder_again"],
+            ["tests.events.subscribers.recorder", "tests.events.subscribers.recorder_again"],
             "two subscribers are named 'recorder'",
         ),
     ],

@@ -8,8 +8,6 @@ from typing import Any
 
 import pytest
 
-from apps.agents.tests.conftest import owner  # noqa: F401  (fixture)
-
 from . import subscribers
 
 
@@ -27,7 +25,7 @@ def beta_owner(beta: Any) -> Iterator[Any]:
 
 
 @pytest.fixture
-def web_inbox(owner: Any) -> Any:  # noqa: F811
+def web_inbox(owner: Any) -> Any:
     from apps.conversations.services import inbox_create
 
     return inbox_create(actor=owner, name="Events web", allowed_origins=["https://shop.example"])
@@ -38,7 +36,7 @@ def recorded(settings: Any) -> Iterator[list[Any]]:
     """Only the test subscribers are registered: the recorder (every type) and the flaky one
     (fails for the conversations in `subscribers.FAILING`). Yields the deliveries the recorder
     saw committed (given to its `after_commit`)."""
-    settings.EVENTS_SUBSCRIBERS = ["apps.events.tests.subscribers.recorder", "apps.events.tests.subscribers.flaky"]
+    settings.EVENTS_SUBSCRIBERS = ["tests.events.subscribers.recorder", "tests.events.subscribers.flaky"]
     for state in (
         subscribers.RECORDED,
         subscribers.AFTER_COMMIT,

@@ -21,11 +21,10 @@ from apps.agents.effects import GapWanted, LeadWanted
 from apps.agents.models import AgentDailyStats, KnowledgeGap, UsageCounter
 from apps.agents.providers import Turn
 from apps.agents.runtime import TurnInput, answer_turn
+from apps.agents.tests.conftest import effects_result, write_statements
 from apps.audit.models import AuditEvent
 from apps.crm.models import Contact, Lead
 from tests.support import keep_schema
-
-from .conftest import effects_result, write_statements
 
 # Unanswerable (a gap), with an address (a lead) and a name (memory, claims).
 ASK = "Do you ship to Antarctica? I'm Ola Nordmann, email ola@example.no"

@@ -22,9 +22,8 @@ import pytest
 from apps.conversations import services
 from apps.conversations.models import Conversation
 from apps.crm.models import Contact, Lead
+from tests.conversations.test_consumers import _same_connection, connect, frames, hello, run  # noqa: F401  (autouse fixture)
 from tests.support import keep_schema as _keep_schema
-
-from .test_consumers import _same_connection, connect, frames, hello, run  # noqa: F401  (autouse fixture)
 
 CANARY_EMAIL = "contact@alpha.example"
 CANARY_WORDS = ("canary-alpha memory", "canary-alpha contact", "canary-alpha")

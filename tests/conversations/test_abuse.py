@@ -17,8 +17,8 @@ from django.utils import timezone
 from apps.conversations import services
 from apps.conversations.models import Conversation
 from apps.conversations.stores import get_store
-from apps.conversations.tests.test_consumers import frames, hello, run
 from syntera.realtime import staff_group
+from tests.conversations.test_consumers import frames, hello, run
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,261 @@
+"""The AI's turn in a conversation: the visitor's reply (`ai_reply`, on the `llm` queue) and
+the staff's draft (`reply_suggestion`). The turn is computed without writing, then one commit
+step stores the reply with every side effect and event of the turn, or nothing
+(docs/adr/0019-ai-turn-commit.md)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+from django.db import transaction
+
+from apps.accounts.models import Role
+from apps.accounts.services import Actor
+from apps.agents.models import Agent
+from apps.events import types as events
+from apps.events.services import emit
+from apps.tenants.db import connection
+from syntera.errors import ApplicationError
+
+from .. import abuse
+from ..models import Conversation
+from ..stores import get_store
+from .messages import message_post
+from .notify import current_schema, notify_frame, require_role
+from .ownership import conversation_escalate, escalate_locked
+from .visitors import conversation_claim
+
+if TYPE_CHECKING:
+    from apps.agents.runtime import TurnResult
+
+logger = logging.getLogger(__name__)
+
+
+def _turn_input(conversation: Conversation, turns: list[Any], **extra: Any) -> Any:
+    """The runtime's view of the conversation (`apps.agents.runtime.TurnInput`)."""
+    from apps.agents.runtime import TurnInput
+
+    return TurnInput(
+        turns=turns,
+        summary=conversation.summary,
+        contact=conversation.contact,
+        claims={str(k): str(v) for k, v in (conversation.claims or {}).items()},
+        attributes=dict(conversation.attributes),
+        channel=conversation.channel,
+        **extra,
+    )
+
+
+def _turns_for(conversation: Conversation) -> list[Any]:
+    from apps.agents.providers import Turn
+
+    store = get_store()
+    messages = store.after(
+        schema=current_schema(), conversation_id=conversation.pk, after_seq=conversation.summary_until_seq, limit=200
+    )
+    turns = []
+    for m in messages:
+        if m.role == "visitor":
+            turns.append(Turn("user", m.text))
+        elif m.role in ("ai", "agent"):
+            turns.append(Turn("assistant", m.text))
+    # Consecutive visitor messages are one turn to the AI.
+    merged: list[Any] = []
+    for turn in turns:
+        if merged and merged[-1].role == turn.role:
+            merged[-1] = Turn(turn.role, merged[-1].text + "\n" + turn.text)
+        else:
+            merged.append(turn)
+    return merged
+
+
+_CITATION_MARK = re.compile(r"\s*\[\d+\]")
+
+
+def reply_suggestion(*, actor: Actor, conversation: Conversation) -> dict[str, Any]:
+    """A draft reply for staff: the conversation's AI agent answers the visitor's latest
+    message from its knowledge, as a dry run (nothing is stored or sent; it counts against the
+    AI quota). `text` is empty unless the agent answered; its citation marks are dropped (the
+    sources come in `citations`)."""
+    from apps.agents.commit import turn_meter
+    from apps.agents.escalation import wants_human
+    from apps.agents.providers import Turn
+    from apps.agents.runtime import answer_turn
+
+    require_role(actor, Role.AGENT)
+    agent = conversation.agent or conversation.inbox.agent
+    if agent is None:
+        raise ApplicationError("This conversation has no AI agent to draft a reply.", code="no_agent")
+    turns = _turns_for(conversation)
+    while turns and turns[-1].role != "user":
+        turns.pop()
+    # "Can I talk to a person?" is what brought staff here; the draft answers the question
+    # before it, when there is one: in the same turn (consecutive messages are one turn), or
+    # the visitor's turn before.
+    if turns:
+        lines = turns[-1].text.split("\n")
+        while len(lines) > 1 and wants_human(lines[-1]):
+            lines.pop()
+        turns[-1] = Turn("user", "\n".join(lines))
+        earlier = [i for i, t in enumerate(turns[:-1]) if t.role == "user"]
+        if earlier and wants_human(turns[-1].text):
+            turns = turns[: earlier[-1] + 1]
+    if not turns:
+        raise ApplicationError("The visitor has not written anything to answer yet.", code="nothing_to_answer")
+    result = answer_turn(
+        agent=agent,
+        tenant=connection.tenant,
+        conversation=_turn_input(conversation, turns, dry_run=True, for_staff=True),
+    )
+    turn_meter(result=result)
+    answered = result.decision == "answered"
+    return {
+        "text": _CITATION_MARK.sub("", result.text).strip() if answered else "",
+        "decision": result.decision,
+        "reason": str(result.audit.get("reason") or ""),
+        "citations": [c.as_dict() for c in result.citations] if answered else [],
+    }
+
+
+def ai_reply(*, conversation_id: int, trigger_seq: int, epoch: int) -> str:
+    """Produce and store the AI's reply to the visitor message `trigger_seq`. The turn is
+    computed without writing, its deltas streamed to the conversation's sockets; then
+    `_ai_reply_commit` stores the reply with everything the turn wants written, or nothing
+    (docs/adr/0019-ai-turn-commit.md)."""
+    from apps.agents import runtime
+
+    conversation = Conversation.objects.select_related("agent", "inbox__agent", "contact").get(pk=conversation_id)
+    agent = conversation.agent or conversation.inbox.agent
+    if agent is None or conversation.epoch != epoch or conversation.owner != Conversation.Owner.AI:
+        return "skipped: not the AI's turn"
+    if conversation.last_seq > trigger_seq and _newer_visitor_message(conversation, trigger_seq):
+        return "skipped: superseded"
+    turns = _turns_for(conversation)
+    if not turns or turns[-1].role != "user":
+        return "skipped: nothing to answer"
+    if not abuse.ai_reply_allowed(
+        current_schema(), inbox_id=conversation.inbox_id, conversation_id=conversation.pk, ip=conversation.visitor_ip
+    ):
+        return _ai_budget_spent(conversation, turns[-1].text, trigger_seq, epoch)
+    notify_frame(conversation.pk, {"type": "typing", "role": "ai"})
+    result: runtime.TurnResult | None = None
+    for event in runtime.run_turn(
+        agent=agent,
+        tenant=connection.tenant,
+        conversation=_turn_input(
+            conversation, turns, abstentions=conversation.abstentions, visitor_turns=conversation.visitor_turns
+        ),
+    ):
+        if isinstance(event, runtime.Delta):
+            notify_frame(conversation.pk, {"type": "delta", "reply_to": trigger_seq, "text": event.text})
+        else:
+            result = event
+    assert result is not None
+    return _ai_reply_commit(
+        conversation_id=conversation_id, agent=agent, result=result, trigger_seq=trigger_seq, epoch=epoch
+    )
+
+
+def _ai_reply_commit(*, conversation_id: int, agent: Agent, result: TurnResult, trigger_seq: int, epoch: int) -> str:
+    """The AI turn's commit step: one transaction, holding the conversation's row lock, that
+    checks the reply still applies and then writes the reply and every side effect of the
+    turn (leads, contact memory, claims, knowledge gap, usage, the agent's statistics), or
+    returns "discarded: ..." having written nothing. A takeover or a resolve either happened
+    before (the reply is discarded) or waits for the lock until the reply is stored."""
+    from apps.agents.commit import turn_commit, turn_count
+
+    with transaction.atomic():
+        current = Conversation.objects.select_for_update().get(pk=conversation_id)
+        if current.epoch != epoch or current.owner != Conversation.Owner.AI:
+            logger.info("AI reply discarded: ownership changed", extra={"data": {"conversation": conversation_id}})
+            return "discarded: ownership changed"
+        if _newer_visitor_message(current, trigger_seq):
+            return "discarded: superseded"
+        committed = turn_commit(agent=agent, tenant=connection.tenant, result=result, contact=current.contact)
+        current.summary = result.summary
+        if result.folded_turns:
+            current.summary_until_seq = _seq_after_folding(current, result.folded_turns)
+        current.attributes = {**current.attributes, **result.attributes}
+        current.abstentions = current.abstentions + 1 if result.decision == "abstained" else 0
+        if committed.contact is not None and not current.contact_id:
+            current.contact = committed.contact
+        current.save()
+        if result.effects.claims:
+            conversation_claim(conversation_id=conversation_id, fields=result.effects.claims)
+        memory = {**result.audit.get("memory", {}), "learned": committed.learned}
+        audit = {**result.audit, "memory": memory, "reply_to": trigger_seq, "epoch": epoch}
+        if committed.lead_ids:
+            audit["lead_ids"] = committed.lead_ids
+        message_post(
+            conversation_id=conversation_id,
+            role="ai",
+            text=result.text,
+            citations=[c.as_dict() for c in result.citations],
+            audit=audit,
+            client_id=f"ai-{epoch}-{trigger_seq}",
+        )
+        if result.decision == "abstained" or result.unanswered:
+            # Also when repeated abstentions turned into a hand-over (`unanswered` stays set).
+            emit(
+                events.ai_abstained(
+                    conversation_id=conversation_id,
+                    agent_id=agent.pk,
+                    reply_to=trigger_seq,
+                    reason=str(result.audit.get("reason") or ""),
+                ),
+                system_label="ai",
+            )
+        if result.decision == "escalate":
+            # The hand-over is part of the reply that announces it: both are stored, or neither.
+            current = (
+                Conversation.objects.select_for_update(of=("self",)).select_related("contact").get(pk=conversation_id)
+            )
+            escalate_locked(current, reason=result.escalation_reason or "escalated", summary=result.handoff_summary)
+        turn_count(agent=agent, channel=current.channel, result=result)
+    return f"replied: {result.decision}"
+
+
+AI_BUDGET_SPENT = (
+    "This chat has had as many automatic answers as it can today. "
+    "Ask for a person if you need more help, and someone from the team will reply."
+)
+
+
+def _ai_budget_spent(conversation: Conversation, text: str, trigger_seq: int, epoch: int) -> str:
+    """The visitor (or their address) used up its share of the AI for today: no model call.
+    Asking for a person still works; otherwise the visitor is told once a day."""
+    from apps.agents.escalation import wants_human
+
+    if wants_human(text):
+        conversation_escalate(conversation_id=conversation.pk, reason="the visitor asked for a human", epoch=epoch)
+        return "escalated: AI budget spent"
+    if abuse.first_notice_today(current_schema(), conversation.pk):
+        client_id = f"budget-{epoch}-{trigger_seq}"
+        message_post(conversation_id=conversation.pk, role="system", text=AI_BUDGET_SPENT, client_id=client_id)
+    return "skipped: AI budget spent"
+
+
+def _newer_visitor_message(conversation: Conversation, trigger_seq: int) -> bool:
+    newer = get_store().after(schema=current_schema(), conversation_id=conversation.pk, after_seq=trigger_seq, limit=50)
+    return any(m.role == "visitor" for m in newer)
+
+
+def _seq_after_folding(conversation: Conversation, folded_turns: int) -> int:
+    """The seq up to which the transcript is now covered by the summary."""
+    messages = get_store().after(
+        schema=current_schema(), conversation_id=conversation.pk, after_seq=conversation.summary_until_seq, limit=500
+    )
+    seen = 0
+    previous_role = None
+    for m in messages:
+        if m.role not in ("visitor", "ai", "agent"):
+            continue
+        role = "user" if m.role == "visitor" else "assistant"
+        if role != previous_role:
+            seen += 1
+            previous_role = role
+        if seen > folded_turns:
+            return m.seq - 1
+    return conversation.summary_until_seq
