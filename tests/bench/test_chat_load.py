@@ -698,10 +698,23 @@ def test_chat_load(inboxes: list[tuple[str, str]]) -> None:
         env,
         log_dir,
     )  # fmt: skip
+    # The domain events' worker, as in the Procfile: the staff pages, the audit trail and the
+    # statistics hear of every message through it.
+    events_worker = start(
+        "celery-events",
+        [
+            sys.executable, "-m", "celery", "-A", "syntera", "worker", "-Q", "events", "--pool", "prefork",
+            "--concurrency", "1", "--loglevel", "INFO", "--without-gossip", "--without-mingle",
+            "--hostname", f"benchevents{os.getpid()}@%h",
+        ],
+        env,
+        log_dir,
+    )  # fmt: skip
     by_server: dict[str, dict[int, dict[str, Any]]] = {kind: {} for kind in SERVERS}
     started = time.time()
     try:
         wait_worker(worker)
+        wait_worker(events_worker)
         largest = max(POINTS)[0]
         for connections, active in POINTS:
             for kind in SERVERS:
@@ -721,6 +734,7 @@ def test_chat_load(inboxes: list[tuple[str, str]]) -> None:
                 worker.check()
     finally:
         worker.stop()
+        events_worker.stop()
     task_times = _task_times(worker.log_path)
     if os.environ.get("SYNTERA_BENCH_CHAT_KEEP_LOGS"):
         print(f"\n[chat_load] logs kept in {log_dir}")
@@ -745,7 +759,7 @@ def test_chat_load(inboxes: list[tuple[str, str]]) -> None:
         {
             "what": "widget WebSocket load: daphne vs uvicorn, same ASGI app (tests/bench/test_chat_load.py)",
             "servers": {kind: {"command": server_command(kind, 0), **server_implementation(kind)} for kind in SERVERS},
-            "worker": "celery -Q llm --pool prefork --concurrency 2 (offline responder)",
+            "worker": "celery -Q llm --pool prefork --concurrency 2 (offline responder); -Q events --concurrency 1",
             "worker_task_seconds": task_times,
             "points": [{"connections": c, "active": a} for c, a in POINTS],
             "duration_s": DURATION,
