@@ -1,4 +1,4 @@
-"""The guarded outbound HTTP client (syntera/outbound.py), sync and async: connections go only
+"""The guarded outbound HTTP client (syntera/outbound/), sync and async: connections go only
 to the addresses that were checked (DNS rebinding), TLS is verified against the host name
 and sends it as SNI, redirects are checked hop by hop, environment proxies are ignored,
 deadlines bound the whole request. Real servers on loopback addresses (tests/netlocal.py)

@@ -25,7 +25,7 @@ from syntera.observability import tenant_var, user_var
 
 from .models import APIKey, Membership, User
 from .selectors import membership_get
-from .services import api_key_authenticate
+from .services.api_keys import api_key_authenticate
 
 
 class APIKeyPrincipal:

@@ -23,7 +23,8 @@ from syntera.tasks import enqueue_on_commit
 
 from .models import PendingSignup
 from .selectors import account_state
-from .services import Signup, _clean_email, _sha256, signup_company
+from .services.common import _clean_email, _sha256
+from .services.users import Signup, signup_company
 
 
 def signup_confirm_url(*, token: str) -> str:

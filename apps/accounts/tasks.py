@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.core.mail import send_mail
 
-from .services import invitation_send_email, invitations_expire
+from .services.invitations import invitation_send_email, invitations_expire
 from .signup import signup_send_email, signups_expire
 
 

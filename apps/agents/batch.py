@@ -28,7 +28,8 @@ from syntera.tasks import enqueue_on_commit
 from .commit import turn_meter
 from .models import Agent, BatchTest
 from .providers import Turn
-from .runtime import TurnInput, answer_turn
+from .runtime import answer_turn
+from .runtime.turns import TurnInput
 
 logger = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from apps.crm import services as crm
 from . import guardrails
 from . import services as agent_services
 from .models import Agent
-from .runtime import TurnResult
+from .runtime.turns import TurnResult
 
 
 @dataclass(frozen=True)

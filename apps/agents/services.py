@@ -206,7 +206,7 @@ def provider_credential_set(
     """Store the tenant's credentials for `provider` (the key encrypted). An empty `api_key`
     keeps the stored one and updates the rest, except the base URL: the stored key is never
     sent to a new address, so a changed base URL needs the key entered again. A base URL must
-    lead to a public address, or one the operator's OUTBOUND_ALLOWLIST admits (syntera/outbound.py)."""
+    lead to a public address, or one the operator's OUTBOUND_ALLOWLIST admits (syntera/outbound/)."""
     _require_admin(editor)
     if provider not in PROVIDER_MODULES or not capabilities_for(provider).needs_credentials:
         raise ApplicationError("Unknown provider.", code="invalid", status_code=400, fields={"provider": ["Unknown."]})

@@ -6,7 +6,7 @@
   fallback when ONNX Runtime cannot run).
 - `openai-3-small`: OpenAI `text-embedding-3-small` (1536-d) through the official SDK; base URL
   configurable (`OPENAI_BASE_URL`), so any OpenAI-compatible server works. Requests go through
-  the guarded outbound client (syntera/outbound.py).
+  the guarded outbound client (syntera/outbound/).
 
 Vectors are L2-normalised, so cosine similarity is a dot product.
 See docs/subsystems/knowledge.md.
@@ -154,7 +154,7 @@ class OpenAIEmbeddings:
 
         from syntera import outbound
 
-        # The operator's own endpoint: trusted (outbound.py), but still reached through the
+        # The operator's own endpoint: trusted (syntera/outbound/), but still reached through the
         # guarded client, for its total deadline and its refusal of environment proxies.
         origin = outbound.origin_of(settings.OPENAI_BASE_URL)
         http_client = outbound.client(

@@ -1,4 +1,4 @@
-"""Fetching URLs for URL sources, through the guarded outbound client (syntera/outbound.py).
+"""Fetching URLs for URL sources, through the guarded outbound client (syntera/outbound/).
 
 The client connects only to addresses it has checked (private and local ones are refused
 unless the operator allow-lists them with OUTBOUND_ALLOWLIST), on every redirect hop, and

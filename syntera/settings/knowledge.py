@@ -8,7 +8,7 @@ KNOWLEDGE_MAX_TEXT_CHARS = env_int("KNOWLEDGE_MAX_TEXT_CHARS", 5_000_000)
 KNOWLEDGE_CHUNK_TOKENS = env_int("KNOWLEDGE_CHUNK_TOKENS", 200)
 KNOWLEDGE_CHUNK_OVERLAP = env_int("KNOWLEDGE_CHUNK_OVERLAP", 40)
 # URL sources: private, loopback and link-local addresses are refused unless listed here
-# (host names or CIDR networks), e.g. an intranet wiki. An alias of OUTBOUND_ALLOWLIST (outbound.py).
+# (host names or CIDR networks), e.g. an intranet wiki. An alias of OUTBOUND_ALLOWLIST (syntera/outbound/).
 KNOWLEDGE_URL_ALLOWLIST = env_list("KNOWLEDGE_URL_ALLOWLIST", "")
 # URL fetches: seconds per connect / read, and in total per page (redirects, headers and body).
 KNOWLEDGE_FETCH_TIMEOUT = env_int("KNOWLEDGE_FETCH_TIMEOUT", 20)

@@ -1,6 +1,6 @@
 from .env import env_int, env_list
 
-# Every outbound HTTP request goes through syntera/outbound.py (docs/adr/0012-outbound-http.md).
+# Every outbound HTTP request goes through syntera/outbound/ (docs/adr/0012-outbound-http.md).
 # Addresses that are not globally routable (loopback, private, link-local, CGNAT, and IPv6
 # forms carrying them) are refused unless admitted here: comma-separated CIDR networks and
 # host names, e.g. "10.20.0.0/16,wiki.corp.example,llm.internal". It admits intranet pages

@@ -37,7 +37,8 @@ from rest_framework.views import APIView
 from apps.accounts.models import APIKey, Invitation, Membership, Role, User
 from apps.accounts.permissions import IsTenantMember
 from apps.accounts.scopes import ALL_SCOPES, ROLE_SCOPES
-from apps.accounts.services import Actor, api_key_create
+from apps.accounts.services.actors import Actor
+from apps.accounts.services.api_keys import api_key_create
 from apps.tenants.models import Tenant
 
 API_PREFIX = "/api/v1/"

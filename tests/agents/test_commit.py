@@ -20,7 +20,8 @@ from apps.agents.commit import turn_commit, turn_count
 from apps.agents.effects import GapWanted, LeadWanted
 from apps.agents.models import AgentDailyStats, KnowledgeGap, UsageCounter
 from apps.agents.providers import Turn
-from apps.agents.runtime import TurnInput, answer_turn
+from apps.agents.runtime import answer_turn
+from apps.agents.runtime.turns import TurnInput
 from apps.agents.tests.conftest import effects_result, write_statements
 from apps.audit.models import AuditEvent
 from apps.crm.models import Contact, Lead

@@ -19,7 +19,7 @@ def visitor(owner: Any) -> dict[str, Any]:
     """A widget visitor who claimed a name, an email and a phone and left a lead: their
     conversation, their unverified contact and the lead."""
     from apps.conversations import services as conversations
-    from apps.crm.services import lead_capture
+    from apps.crm.services.contacts import lead_capture
 
     inbox = conversations.inbox_create(actor=owner, name="Site")
     conversation, _token = conversations.conversation_start(inbox=inbox)
@@ -35,7 +35,8 @@ def visitor(owner: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def known(owner: Any) -> Contact:
-    from apps.crm.services import contact_create, contact_memory_set, contact_remember
+    from apps.crm.services.contacts import contact_create
+    from apps.crm.services.memory import contact_memory_set, contact_remember
 
     contact = contact_create(actor=owner, name="Dana Diaz", email="dana@known.example")
     contact_memory_set(actor=owner, contact=contact, key="note", value="key account")
@@ -88,7 +89,7 @@ def test_merge_refuses_bad_targets_and_other_workspaces_ids(
 
     from apps.accounts.models import Role, User
     from apps.accounts.services import Actor
-    from apps.crm.services import contact_create
+    from apps.crm.services.contacts import contact_create
 
     api = api_for(alpha.host, alpha.api_key)
     source = visitor["contact"]

@@ -19,7 +19,8 @@ from django.core.cache import cache
 from django.test import Client
 
 from apps.accounts.models import Membership, User
-from apps.accounts.services import Actor, invitation_create
+from apps.accounts.services.actors import Actor
+from apps.accounts.services.invitations import invitation_create
 from tests.support import PASSWORD
 
 HIGH = "1000/h"

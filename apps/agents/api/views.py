@@ -19,7 +19,8 @@ from .. import batch, guardrails, services
 from ..commit import turn_meter
 from ..models import Agent, BatchTest, KnowledgeGap, ProviderCredential, UsageCounter
 from ..providers import PROVIDER_MODULES, Turn, capabilities_for
-from ..runtime import TurnInput, answer_turn
+from ..runtime import answer_turn
+from ..runtime.turns import TurnInput
 from ..selectors import agent_export, agent_list, agent_performance, knowledge_gaps
 from . import serializers as s
 

@@ -7,7 +7,7 @@ otherwise the platform's OPENAI_API_KEY / OPENAI_BASE_URL. A base URL without a 
 server) is sent a placeholder key. Clients are cached per credential set, so connections are
 reused across conversations.
 
-Every request goes through the guarded outbound client (syntera/outbound.py, passed to the SDK
+Every request goes through the guarded outbound client (syntera/outbound/, passed to the SDK
 as `http_client`): a tenant's base URL reaches only public addresses, or those the operator's
 OUTBOUND_ALLOWLIST admits (a self-hosted model server), checked at connection time; the
 operator's own OPENAI_BASE_URL is trusted (its host and port). Redirects are not followed, so
@@ -168,7 +168,7 @@ class OpenAIProvider:
         trusted = _operator_origins()
         try:
             # Checked here too so that a refused endpoint fails at once, not after the SDK's
-            # retries; the connection itself is checked again (outbound.py), whatever this said.
+            # retries; the connection itself is checked again (syntera/outbound/), whatever this said.
             outbound.check_url(self.base_url, trusted_origins=trusted)
         except outbound.OutboundRefused as exc:
             logger.warning("OpenAI endpoint refused by the outbound guard: %s", exc.detail)

@@ -96,7 +96,7 @@ def stored_turn(agent: Any, owner: Any, conversation: Any) -> tuple[Any, Any]:
 def effects_result(**effects: Any) -> Any:
     """A computed turn that wants only `effects` written (for tests of tools and the commit)."""
     from apps.agents.effects import TurnEffects
-    from apps.agents.runtime import TurnResult
+    from apps.agents.runtime.turns import TurnResult
 
     return TurnResult(
         text="",

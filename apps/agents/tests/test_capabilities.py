@@ -22,7 +22,8 @@ from apps.agents.providers import (
     Turn,
     capabilities_for,
 )
-from apps.agents.runtime import TurnInput, answer_turn
+from apps.agents.runtime import answer_turn
+from apps.agents.runtime.turns import TurnInput
 
 MODEL = Capabilities(tools=True, abstains_without_context=False, summaries=True, default_model="scripted-1")
 

@@ -13,7 +13,8 @@ from typing import Any
 
 from apps.agents import tools
 from apps.agents.providers import Turn
-from apps.agents.runtime import TurnInput, answer_turn
+from apps.agents.runtime import answer_turn
+from apps.agents.runtime.turns import TurnInput
 from apps.crm.models import Contact, Lead
 
 from .conftest import commit_effects, effects_result, stored_turn

@@ -13,7 +13,8 @@ import pytest
 from apps.agents import tools
 from apps.agents.guardrails import leaks_prompt, looks_like_injection
 from apps.agents.providers import Turn
-from apps.agents.runtime import Delta, TurnInput, TurnResult, answer_turn, run_turn
+from apps.agents.runtime import answer_turn, run_turn
+from apps.agents.runtime.turns import Delta, TurnInput, TurnResult
 from apps.crm.models import Contact, Lead
 
 from .conftest import commit_effects, effects_result, make_kb, stored_turn

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from apps.agents.providers import Turn
-from apps.agents.runtime import TurnInput, TurnResult, answer_turn
+from apps.agents.runtime import answer_turn
+from apps.agents.runtime.turns import TurnInput, TurnResult
 from apps.crm.models import Lead
 from tests.standins.openai_server import OpenAIStandIn
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from ..models import Contact, Lead
-from ..services import MEMORY_KEYS
+from ..services.memory import MEMORY_KEYS
 
 
 class MemoryFact(serializers.Serializer):

@@ -342,7 +342,7 @@ def test_resync_skips_unchanged_documents_and_delete_removes_chunks(api: Any) ->
 
 
 def test_a_superseded_run_changes_nothing(api: Any) -> None:
-    from apps.knowledge.services import ingest_source
+    from apps.knowledge.services.ingestion import ingest_source
 
     kb = _kb(api)
     source = api.post(
@@ -407,7 +407,7 @@ def test_scheduled_resync_and_stalled_runs_are_requeued(api: Any, settings: Any)
 
     from django.utils import timezone
 
-    from apps.knowledge.services import sources_due
+    from apps.knowledge.services.ingestion import sources_due
 
     kb = _kb(api)
     scheduled = api.post(

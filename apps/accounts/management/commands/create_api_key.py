@@ -7,7 +7,8 @@ from django.utils.dateparse import parse_datetime
 
 from apps.accounts.models import Role
 from apps.accounts.scopes import ALL_SCOPES
-from apps.accounts.services import Actor, api_key_create
+from apps.accounts.services.actors import Actor
+from apps.accounts.services.api_keys import api_key_create
 from apps.tenants.selectors import tenant_get_by_slug
 from syntera.errors import ApplicationError
 

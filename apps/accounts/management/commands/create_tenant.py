@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from apps.accounts.services import tenant_create_with_owner
+from apps.accounts.services.users import tenant_create_with_owner
 from apps.tenants.selectors import primary_domain
 from syntera.errors import ApplicationError
 

@@ -26,7 +26,8 @@ from apps.agents import evaluation
 from apps.agents.commit import turn_meter
 from apps.agents.models import Agent
 from apps.agents.providers import Turn
-from apps.agents.runtime import TurnInput, answer_turn
+from apps.agents.runtime import answer_turn
+from apps.agents.runtime.turns import TurnInput
 
 
 def _load(path: Path) -> list[evaluation.QAItem]:
