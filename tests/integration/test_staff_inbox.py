@@ -317,12 +317,15 @@ def test_inbox_and_conversation_pages_update_live_in_the_browser(
             page.wait_for_url(live_stack.url(workspace.slug, f"/dashboard/inbox/{conversation_id}/"))
             page.wait_for_selector('#conversation[data-socket="open"]')
             assert page.locator('#transcript li[data-seq="1"] .bubble').text_content() == hostile
+            # The inbox has no AI agent: the conversation waited for a person, and the one who
+            # just came online (this page's socket) is given it.
+            page.wait_for_selector("#transcript li[data-seq=\"2\"].system:has-text('joined the conversation')")
 
             visitor.send(json.dumps({"type": "typing"}))
             page.wait_for_selector("#visitor-typing:has-text('The visitor is typing')")
             visitor.send(json.dumps({"type": "message", "client_id": "b2", "text": "<b>still</b> waiting"}))
-            page.wait_for_selector('#transcript li[data-seq="2"].visitor')
-            assert page.locator('#transcript li[data-seq="2"] .bubble').text_content() == "<b>still</b> waiting"
+            page.wait_for_selector('#transcript li[data-seq="3"].visitor')
+            assert page.locator('#transcript li[data-seq="3"] .bubble').text_content() == "<b>still</b> waiting"
             assert page.locator("#transcript b, #transcript img").count() == 0
             # The page marks the conversation read over the socket once it has seen it.
             page.wait_for_selector('#conversation[data-unread="0"]')
@@ -334,8 +337,8 @@ def test_inbox_and_conversation_pages_update_live_in_the_browser(
             }
             page.press("#composer textarea", "Enter")
             reply = _until(visitor, lambda f: f["type"] == "message" and f["role"] == "agent", "the reply")
-            assert reply["text"] == "It left the warehouse today." and reply["seq"] == 3
-            page.wait_for_selector('#transcript li[data-seq="3"].agent')
+            assert reply["text"] == "It left the warehouse today." and reply["seq"] == 4
+            page.wait_for_selector('#transcript li[data-seq="4"].agent')
             page.wait_for_selector("#conv-owner:has-text('Human')")
             assert page.input_value("#composer textarea") == ""
 
@@ -343,8 +346,8 @@ def test_inbox_and_conversation_pages_update_live_in_the_browser(
             assert page.text_content("#composer-send") == "Add note"
             page.fill("#composer textarea", "Customer is anxious")
             page.press("#composer textarea", "Enter")
-            page.wait_for_selector('#transcript li[data-seq="4"].note')
-            assert "not shown to the visitor" in (page.text_content('#transcript li[data-seq="4"]') or "")
+            page.wait_for_selector('#transcript li[data-seq="5"].note')
+            assert "not shown to the visitor" in (page.text_content('#transcript li[data-seq="5"]') or "")
             assert [f for f in _nothing_but_pong(visitor) if f["type"] in ("message", "typing")] == []
         assert page.evaluate("window.pwned") is None
         assert problems == [], problems
