@@ -142,18 +142,28 @@ def alpha(tenants: dict[str, TenantInfo], db: None) -> TenantInfo:
     return tenants["alpha"]
 
 
-@pytest.fixture
-def owner(alpha: TenantInfo) -> Iterator[Any]:
-    """alpha's owner as an Actor, inside alpha's schema."""
+def _owner_in(info: TenantInfo) -> Iterator[Any]:
     from django_tenants.utils import get_tenant_model, tenant_context
 
     from apps.accounts.models import Role, User
     from apps.accounts.services import Actor
 
-    tenant = get_tenant_model().objects.get(schema_name=alpha.schema)
-    user = User.objects.get(email=alpha.owner_email)
+    tenant = get_tenant_model().objects.get(schema_name=info.schema)
+    user = User.objects.get(email=info.owner_email)
     with tenant_context(tenant):
         yield Actor(tenant=tenant, role=Role.OWNER, user=user, label=user.email)
+
+
+@pytest.fixture
+def owner(alpha: TenantInfo) -> Iterator[Any]:
+    """alpha's owner as an Actor, inside alpha's schema."""
+    yield from _owner_in(alpha)
+
+
+@pytest.fixture
+def beta_owner(beta: TenantInfo) -> Iterator[Any]:
+    """beta's owner as an Actor, inside beta's schema."""
+    yield from _owner_in(beta)
 
 
 @pytest.fixture

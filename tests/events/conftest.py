@@ -1,4 +1,4 @@
-"""Fixtures for the events tests: alpha's and beta's owners as Actors, a web inbox without an
+"""Fixtures for the events tests (the owners are the root conftest's): a web inbox without an
 AI agent (nothing answers, nothing is ingested), and helpers to read a workspace's outbox."""
 
 from __future__ import annotations
@@ -9,19 +9,6 @@ from typing import Any
 import pytest
 
 from . import subscribers
-
-
-@pytest.fixture
-def beta_owner(beta: Any) -> Iterator[Any]:
-    from django_tenants.utils import get_tenant_model, tenant_context
-
-    from apps.accounts.models import Role, User
-    from apps.accounts.services import Actor
-
-    tenant = get_tenant_model().objects.get(schema_name=beta.schema)
-    user = User.objects.get(email=beta.owner_email)
-    with tenant_context(tenant):
-        yield Actor(tenant=tenant, role=Role.OWNER, user=user, label=user.email)
 
 
 @pytest.fixture

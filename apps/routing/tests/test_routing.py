@@ -176,21 +176,26 @@ def test_only_the_owner_replies_and_takeovers_are_explicit(
     assert SLAEvent.objects.filter(conversation=conversation, kind="first_response").count() in (0, 1)
 
 
-def test_ai_reply_racing_a_takeover_is_discarded(inbox: Any, alpha: Any, make_member: Any, monkeypatch: Any) -> None:
-    """The AI is still writing when a person takes over: its text is never stored."""
-    (sam,) = _staff(alpha, make_member, 1)
-    conversation = _visit(inbox, "How long does standard shipping take?")  # AI reply not run (no commit)
+def _take_over_once_computed(monkeypatch: Any, person: Actor, conversation: Conversation) -> None:
+    """`person` takes the conversation over once the AI's turn is computed, before it is stored."""
     from apps.agents import runtime
 
     real = runtime.run_turn
 
-    def slow_turn(**kwargs: Any) -> Iterator[Any]:
+    def turn(**kwargs: Any) -> Iterator[Any]:
         for event in real(**kwargs):
             if isinstance(event, runtime.TurnResult):
-                conversations.conversation_take_over(actor=sam, conversation=conversation)
+                conversations.conversation_take_over(actor=person, conversation=conversation)
             yield event
 
-    monkeypatch.setattr(runtime, "run_turn", slow_turn)
+    monkeypatch.setattr(runtime, "run_turn", turn)
+
+
+def test_ai_reply_racing_a_takeover_is_discarded(inbox: Any, alpha: Any, make_member: Any, monkeypatch: Any) -> None:
+    """The AI is still writing when a person takes over: its text is never stored."""
+    (sam,) = _staff(alpha, make_member, 1)
+    conversation = _visit(inbox, "How long does standard shipping take?")  # AI reply not run (no commit)
+    _take_over_once_computed(monkeypatch, sam, conversation)
     outcome = conversations.ai_reply(conversation_id=conversation.pk, trigger_seq=1, epoch=conversation.epoch)
     assert outcome == "discarded: ownership changed"
     assert [m.role for m in _messages(conversation)] == ["visitor", "system"]  # "... joined", no AI text
@@ -330,7 +335,6 @@ def test_a_hand_over_is_stored_with_the_reply_that_announces_it_or_not_at_all(
 ) -> None:
     """The AI decides to hand over: its reply, the queueing and the hand-over events commit in
     one transaction. When a person took over while the turn was computed, neither is kept."""
-    from apps.agents import runtime
     from apps.events.models import OutboxEvent
 
     asked = _visit(inbox, "Can I talk to a real person please?")
@@ -343,15 +347,7 @@ def test_a_hand_over_is_stored_with_the_reply_that_announces_it_or_not_at_all(
 
     (sam,) = _staff(alpha, make_member, 1)
     raced = _visit(inbox, "Can I talk to a real person please?")
-    real = runtime.run_turn
-
-    def turn(**kwargs: Any) -> Iterator[Any]:
-        for event in real(**kwargs):
-            if isinstance(event, runtime.TurnResult):
-                conversations.conversation_take_over(actor=sam, conversation=raced)
-            yield event
-
-    monkeypatch.setattr(runtime, "run_turn", turn)
+    _take_over_once_computed(monkeypatch, sam, raced)
     assert conversations.ai_reply(conversation_id=raced.pk, trigger_seq=1, epoch=raced.epoch).startswith("discarded")
     raced.refresh_from_db()
     assert raced.owner == "human" and raced.queued_at is None
@@ -410,7 +406,7 @@ def test_the_sweep_waits_for_a_reply_still_on_its_way_to_the_sla(
     assert routing.sla_check() == 1  # the resolution target, nothing on its way, is breached
 
 
-def test_conversations_work_without_a_routing_policy(inbox: Any, eager: Any, settings: Any) -> None:
+def test_conversations_work_without_a_routing_policy(inbox: Any, eager: Any, settings: Any, owner: Actor) -> None:
     """With no routing policy configured, the inbox's AI answers every first message and a
     hand-over keeps the conversation's team and priority: conversations needs routing for
     nothing but its decisions."""
@@ -418,23 +414,11 @@ def test_conversations_work_without_a_routing_policy(inbox: Any, eager: Any, set
 
     settings.CONVERSATIONS_ROUTING_POLICY = ""
     assert isinstance(current(), NoRouting)
-    intent = routing.intent_save(actor=_owner_of(inbox), name="refunds", keywords=["refund"])
-    routing.rule_save(
-        actor=_owner_of(inbox), name="refunds to a team", intent_id=intent.pk, team_id=routing.default_team().pk
-    )
+    intent = routing.intent_save(actor=owner, name="refunds", keywords=["refund"])
+    routing.rule_save(actor=owner, name="refunds to a team", intent_id=intent.pk, team_id=routing.default_team().pk)
     routed = eager(lambda: _visit(inbox, "I want a refund"))
     routed.refresh_from_db()
     assert routed.owner == "ai" and routed.intent == ""  # no rule applied: the AI answered
     asked = eager(lambda: _visit(inbox, "Can I talk to a real person please?"))
     asked.refresh_from_db()
     assert asked.owner == "queue" and asked.team_id is None and asked.priority == 0
-
-
-def _owner_of(inbox: Any) -> Actor:
-    from django_tenants.utils import get_tenant_model
-
-    from apps.accounts.models import User
-
-    tenant = get_tenant_model().objects.get(schema_name=default_connection.schema_name)
-    owner = User.objects.filter(memberships__tenant=tenant, memberships__role="owner").first()
-    return Actor(tenant=tenant, role=Role.OWNER, user=owner, label=owner.email)
