@@ -184,6 +184,20 @@ class Pipeline:
         self.committed_tenant = committed_tenant
         self.indexed = indexed
         self.searches: dict[str, Retrieved] = {}
+        self.corrected: dict[str, str] = {}
+
+    def spelled(self, query: str) -> str:
+        """The query as the runtime searches it: misspellings corrected (AGENT_SPELLING_CORRECTION)."""
+        from django.conf import settings
+
+        from apps.knowledge.search import correct_spelling
+
+        if not settings.AGENT_SPELLING_CORRECTION:
+            return query
+        if query not in self.corrected:
+            with self.committed_tenant("alpha"):
+                self.corrected[query] = correct_spelling(query, [self.indexed.kb_id]).text
+        return self.corrected[query]
 
     def retrieve(self, query: str) -> Retrieved:
         from apps.agents.runtime import unknown_query_words
@@ -228,7 +242,7 @@ class Pipeline:
     def prepare(self, question: str, history: list[tuple[str, str]], *, memory: bool, responder: Any) -> Prepared:
         from apps.agents.smalltalk import classify
 
-        query = self.query_for(question, history, memory)
+        query = self.spelled(self.query_for(question, history, memory))
         kind = classify(query)
         if kind is not None:
             return Prepared(query, Retrieved([], 0.0), 0.0, [], smalltalk=kind)
@@ -269,7 +283,7 @@ class Pipeline:
         from apps.agents.providers import ChatRequest, Finish, TextDelta, Turn
 
         started = time.perf_counter()
-        query = self.query_for(question, history, memory)
+        query = self.spelled(self.query_for(question, history, memory))
         from apps.agents.smalltalk import classify
 
         context: list[Any] = []
@@ -575,7 +589,7 @@ def test_agent_eval(indexed: Indexed, committed_tenant: Any) -> None:
             )
             answers.append(answer)
             responder_ms.append(seconds * 1000)
-            p = pipeline.query_for(item.question, list(item.history), memory)
+            p = pipeline.spelled(pipeline.query_for(item.question, list(item.history), memory))
             details.append(
                 {
                     "set": label,
