@@ -7,10 +7,10 @@ word is corrected only when all of these hold:
 - it is not an English word the embedding model knows as a whole word (its word-piece
   vocabulary);
 - a word of the knowledge bases is one slip from it (insert, delete, substitute, swap two
-  neighbours; two slips for words of 8 letters or more), starting with the same letter; the
-  closest wins, then the most frequent. "placard" (a real word, though not a whole word of
-  that vocabulary) is two slips from "placed" and stays: a question the knowledge does not
-  answer must not be turned into one it seems to.
+  neighbours), starting with the same letter; the most frequent wins. "placard" and
+  "meditate" (real words, though not whole words of that vocabulary) are two slips from
+  "placed" and "medicare" and stay: a question the knowledge does not answer must not be
+  turned into one it seems to.
 No trigram index is needed (the embedded PostgreSQL has no `pg_trgm`): the knowledge bases'
 words come from `ts_stat` once per version of their chunks and are kept per tenant schema.
 See docs/subsystems/knowledge.md.
@@ -43,7 +43,8 @@ class Spelled:
 
 
 def max_edits(word: str) -> int:
-    return 1 if len(word) < 8 else 2
+    # Two slips turned the off-topic "How do I meditate?" into "How do I medicare?" (answered).
+    return 1
 
 
 def distance(a: str, b: str, limit: int) -> int:

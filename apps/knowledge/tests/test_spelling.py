@@ -32,6 +32,7 @@ def test_edit_distance_counts_a_swap_as_one_slip() -> None:
     assert distance("recieve", "receive", 2) == 1
     assert distance("cuttoff", "cutoff", 2) == 1
     assert distance("placard", "placed", 1) == 2  # beyond the limit: limit + 1
+    assert closest("meditate", {"medicare": 5}) is None
     assert closest("grdae", {"grade": 3, "grace": 9}) == "grade"  # a swap beats two substitutions
 
 
@@ -51,6 +52,8 @@ def test_real_words_the_knowledge_lacks_and_known_words_stay(
     # "placard" is an English word (a question the knowledge does not answer), not a slip of "placed".
     question = "Can I get a parking placard for my course?"
     assert correct_spelling(question, [kb.pk]).text == question
+    medicare = _kb(owner, django_capture_on_commit_callbacks, "Health", "# Medicare\n\nApply for Medicare online.")
+    assert correct_spelling("How do I meditate?", [medicare.pk]).corrections == {}
     assert correct_spelling("", [kb.pk]).corrections == {}
     assert correct_spelling("statistcs", []).corrections == {}
 
