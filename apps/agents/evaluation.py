@@ -62,12 +62,21 @@ class QAItem:
     gold_answer: str = ""
     dial_id: str = ""
     turn_id: int = 1
-    kind: str = "first_turn"  # first_turn | follow_up | off_topic | near_miss
+    kind: str = "first_turn"  # first_turn | follow_up | visitor | off_topic | near_miss
     domain: str = ""
+    also_gold: tuple[str, ...] = ()  # further pages that hold the answer as well
 
     @property
     def answerable(self) -> bool:
         return self.gold_doc is not None
+
+    @property
+    def golds(self) -> tuple[str, ...]:
+        """Every page whose citation counts as the gold one."""
+        return () if self.gold_doc is None else (self.gold_doc, *self.also_gold)
+
+    def cites_gold(self, cited: Sequence[str]) -> bool:
+        return any(g in cited for g in self.golds)
 
 
 @dataclass(frozen=True)
@@ -127,6 +136,38 @@ def load_unanswerable(path: Path | str) -> list[QAItem]:
         items.append(
             QAItem(id=str(row["id"]), question=row["question"], gold_doc=None, dial_id=str(row["id"]), kind=kind)
         )
+    return items
+
+
+def load_support_dev(directory: Path | str) -> list[QAItem]:
+    """support-dev (visitor-style questions over the doc2dial pages): `answerable.jsonl`
+    `{"id","question","gold_doc_ids","answer_evidence"}` and `unanswerable.jsonl`
+    `{"id","question","kind": "near-domain" | "off-topic"}`. Every answerable item counts any
+    of its gold pages; the kinds map to near_miss / off_topic. All of it is a dev set: its
+    items carry the split "dev" in `dial_id`'s place."""
+    directory = Path(directory)
+    items = []
+    for row in _rows(directory / "answerable.jsonl"):
+        golds = [str(g) for g in row.get("gold_doc_ids") or []]
+        if not golds:
+            raise ValueError(f"{row.get('id')}: no gold_doc_ids")
+        items.append(
+            QAItem(
+                id=f"sd-{row['id']}",
+                question=row["question"],
+                gold_doc=golds[0],
+                also_gold=tuple(golds[1:]),
+                gold_answer=row.get("answer_evidence") or "",
+                dial_id=f"sd-{row['id']}",
+                kind="visitor",
+            )
+        )
+    kinds = {"near-domain": "near_miss", "off-topic": "off_topic"}
+    for row in _rows(directory / "unanswerable.jsonl"):
+        kind = kinds.get(row.get("kind", ""))
+        if kind is None:
+            raise ValueError(f"{row.get('id')}: kind must be near-domain or off-topic, not {row.get('kind')!r}")
+        items.append(QAItem(id=f"sd-{row['id']}", question=row["question"], dial_id=f"sd-{row['id']}", kind=kind))
     return items
 
 
@@ -190,7 +231,7 @@ def score(items: Sequence[QAItem], answers: Sequence[Answer]) -> dict[str, Any]:
 
     def answerable_metrics(pairs: Sequence[tuple[QAItem, Answer]]) -> dict[str, Any]:
         answered = [(i, a) for i, a in pairs if a.cited]
-        gold = sum(1 for i, a in answered if i.gold_doc in a.cited)
+        gold = sum(1 for i, a in answered if i.cites_gold(a.cited))
         f1s = [token_f1(a.text, i.gold_answer) if a.cited else 0.0 for i, a in pairs]
         return {
             "n": len(pairs),

@@ -21,6 +21,7 @@ ARTICLES = {
     "Shipping and delivery": """# Shipping and delivery
 
 Acme ships to every country in the European Union, the United Kingdom, Norway and Switzerland.
+We do not ship outside Europe yet, so not to the United States, Canada or Australia.
 
 ## Delivery times
 Standard shipping takes 3 to 5 business days. Express shipping arrives the next business day
@@ -35,13 +36,14 @@ with the carrier.
     "Returns and refunds": """# Returns and refunds
 
 You can return any unused item within 30 days of delivery for a full refund.
+Changed your mind or don't like it? Send it back unused within those 30 days, no reason needed.
 
 ## How to return
 Open your order in your Acme account, choose "Return items" and print the prepaid return label.
 Drop the parcel at any post office or parcel point. Returns are free within the EU.
 
 ## Refunds
-We refund to your original payment method within 5 business days of receiving the parcel.
+How long does a refund take? We refund to your original payment method within 5 business days of receiving the parcel.
 Shipping costs are refunded when the whole order is returned.
 """,
     "Your account and password": """# Your account and password
@@ -62,7 +64,12 @@ Write to privacy@acme.example to delete your account. We erase your data within 
 Every Acme product has a two-year warranty covering manufacturing defects. The warranty does
 not cover normal wear, accidents or repairs by third parties.
 
-To make a claim, open the order in your account and choose "Report a problem", with a photo of
+## Broken or damaged on arrival
+Your order arrived broken or damaged? Do not send it back first.
+Open the order in your account, choose "Report a problem" and add a photo.
+We send a replacement or refund you.
+
+To make a warranty claim, open the order in your account and choose "Report a problem", with a photo of
 the defect. We repair or replace the product, or refund it when neither is possible.
 """,
     "Payment methods": """# Payment methods

@@ -1,4 +1,4 @@
-from .env import env_int
+from .env import env_bool, env_int
 
 # FIELD_ENCRYPTION_KEYS (tenants' LLM API keys stored encrypted) is in keys.py.
 
@@ -16,3 +16,5 @@ AGENT_HISTORY_BUDGET = env_int("AGENT_HISTORY_BUDGET", 1500)
 AGENT_MAX_INPUT_CHARS = env_int("AGENT_MAX_INPUT_CHARS", 4000)
 # Tool-calling rounds per turn before the agent must answer.
 AGENT_MAX_TOOL_ROUNDS = env_int("AGENT_MAX_TOOL_ROUNDS", 3)
+# Misspelt question words corrected against the knowledge bases' own words before retrieval.
+AGENT_SPELLING_CORRECTION = env_bool("AGENT_SPELLING_CORRECTION", True)

@@ -53,7 +53,11 @@ from .helpers import ROOT, data_dir, record, results_dir, table
 
 DOC2DIAL = data_dir() / "doc2dial-val"
 UNANSWERABLE = ROOT / "tests" / "data" / "doc2dial_unanswerable.jsonl"
+SUPPORT_DEV = data_dir() / "support-dev"
 TOP_K = 12
+LEG_DEPTH = 100  # how deep each retrieval leg is searched for the gold page (diagnosis)
+# SYNTERA_BENCH_QUICK=1: first turns, unanswerable and support-dev only (no follow-up turns).
+QUICK = bool(os.environ.get("SYNTERA_BENCH_QUICK"))
 
 pytestmark = [
     pytest.mark.timeout(5400),
@@ -180,6 +184,20 @@ class Pipeline:
         self.committed_tenant = committed_tenant
         self.indexed = indexed
         self.searches: dict[str, Retrieved] = {}
+        self.corrected: dict[str, str] = {}
+
+    def spelled(self, query: str) -> str:
+        """The query as the runtime searches it: misspellings corrected (AGENT_SPELLING_CORRECTION)."""
+        from django.conf import settings
+
+        from apps.knowledge.search import correct_spelling
+
+        if not settings.AGENT_SPELLING_CORRECTION:
+            return query
+        if query not in self.corrected:
+            with self.committed_tenant("alpha"):
+                self.corrected[query] = correct_spelling(query, [self.indexed.kb_id]).text
+        return self.corrected[query]
 
     def retrieve(self, query: str) -> Retrieved:
         from apps.agents.runtime import unknown_query_words
@@ -224,7 +242,7 @@ class Pipeline:
     def prepare(self, question: str, history: list[tuple[str, str]], *, memory: bool, responder: Any) -> Prepared:
         from apps.agents.smalltalk import classify
 
-        query = self.query_for(question, history, memory)
+        query = self.spelled(self.query_for(question, history, memory))
         kind = classify(query)
         if kind is not None:
             return Prepared(query, Retrieved([], 0.0), 0.0, [], smalltalk=kind)
@@ -235,6 +253,18 @@ class Pipeline:
         if context:
             prepared.analysis = analyse_cached(responder, query, context, retrieved.unknown)
         return prepared
+
+    def leg_ranks(self, query: str, golds: Sequence[str]) -> dict[str, int | None]:
+        """The gold page's rank (1-based, by its best chunk) in the dense and the full-text
+        leg alone, searched LEG_DEPTH deep; None when it is not there."""
+        from apps.knowledge.search import search
+
+        ranks: dict[str, int | None] = {}
+        with self.committed_tenant("alpha"):
+            for mode in ("dense", "lexical"):
+                hits = search(query=query, knowledge_base_ids=[self.indexed.kb_id], top_k=LEG_DEPTH, mode=mode)
+                ranks[mode] = page_rank([self.indexed.doc_of_source[h.source["id"]] for h in hits], golds)
+        return ranks
 
     def cited_docs(self, text: str, context: Sequence[Any]) -> tuple[str, ...]:
         by_index = {c.index: c for c in context}
@@ -253,7 +283,7 @@ class Pipeline:
         from apps.agents.providers import ChatRequest, Finish, TextDelta, Turn
 
         started = time.perf_counter()
-        query = self.query_for(question, history, memory)
+        query = self.spelled(self.query_for(question, history, memory))
         from apps.agents.smalltalk import classify
 
         context: list[Any] = []
@@ -297,6 +327,74 @@ def analyse_cached(responder: Any, query: str, context: Sequence[Any], unknown: 
     if key not in _ANALYSES:
         _ANALYSES[key] = analyse(query, context, embed=responder.embedder(), unknown=unknown)
     return _ANALYSES[key]
+
+
+def page_rank(docs: Sequence[str], golds: Sequence[str]) -> int | None:
+    """1-based rank of the first of `golds` among the pages of a ranked chunk list."""
+    pages = list(dict.fromkeys(docs))
+    return next((n for n, d in enumerate(pages, start=1) if d in golds), None)
+
+
+def diagnose(
+    item: Any, prepared: Prepared, pipeline: Pipeline, *, min_similarity: float, support: float
+) -> dict[str, Any]:
+    """Where an answerable question is lost: `retrieval` (no gold chunk among the TOP_K
+    passages), `gate` (the agent's min_similarity declines before the responder),
+    `answerability` (the responder declines: its score is below the support threshold),
+    `wrong_page` (it answers from other pages), or `ok`."""
+    from apps.agents.providers.offline import OfflineResponder
+
+    docs = [prepared.extra["doc_of"][c.source_id] for c in prepared.context]
+    fused = page_rank(docs, item.golds)
+    legs = pipeline.leg_ranks(prepared.query, item.golds) if not prepared.smalltalk else {}
+    analysis = prepared.analysis
+    cited = decide(prepared, min_similarity=min_similarity, support=support)
+    if prepared.smalltalk:
+        stage = "smalltalk"
+    elif fused is None:
+        stage = "retrieval"
+    elif prepared.best_similarity < min_similarity:
+        stage = "gate"
+    elif not OfflineResponder(support_threshold=support).choose(analysis):
+        stage = "answerability"
+    elif not item.cites_gold(cited):
+        stage = "wrong_page"
+    else:
+        stage = "ok"
+    return {
+        "id": item.id,
+        "kind": item.kind,
+        "question": item.question,
+        "query": prepared.query,
+        "gold": list(item.golds),
+        "stage": stage,
+        "gold_page_rank_fused": fused,
+        "gold_page_rank_dense": legs.get("dense"),
+        "gold_page_rank_lexical": legs.get("lexical"),
+        "best_similarity": round(prepared.best_similarity, 4),
+        "answerability": None if analysis is None else round(analysis.answerability, 4),
+        "best_support": None if analysis is None else round(analysis.best_support, 4),
+        "coverage": None if analysis is None else round(analysis.coverage, 4),
+        "missing": [] if analysis is None else list(analysis.missing),
+        "unknown": [] if analysis is None else list(analysis.unknown),
+        "cited": list(cited),
+    }
+
+
+def summarize_diagnosis(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Aggregate of `diagnose` rows: share per stage, gold page within the first 1/5/12 pages
+    of the fused list and of each leg, and the mean reciprocal rank of each."""
+    n = len(rows)
+    out: dict[str, Any] = {"n": n, "stages": {}}
+    for stage in ("ok", "retrieval", "gate", "answerability", "wrong_page", "smalltalk"):
+        out["stages"][stage] = sum(1 for r in rows if r["stage"] == stage) / n if n else float("nan")
+    for leg in ("fused", "dense", "lexical"):
+        ranks = [r[f"gold_page_rank_{leg}"] for r in rows]
+        out[leg] = {
+            **{f"top{k}": sum(1 for x in ranks if x is not None and x <= k) / n for k in (1, 5, 12)},
+            "mrr": sum(1 / x for x in ranks if x) / n,
+        }
+    return out
 
 
 def decide(prepared: Prepared, *, min_similarity: float, support: float) -> tuple[str, ...]:
@@ -353,9 +451,13 @@ def test_agent_eval(indexed: Indexed, committed_tenant: Any) -> None:
 
     first = ev.load_doc2dial(DOC2DIAL / "questions_first_turn.jsonl")
     all_turns = ev.load_doc2dial(DOC2DIAL / "questions_all_turns.jsonl.gz")
-    follow = [i for i in all_turns if i.history]
+    follow = [] if QUICK else [i for i in all_turns if i.history]
     unanswerable = ev.load_unanswerable(UNANSWERABLE)
     assert len(unanswerable) >= 150
+    # support-dev: visitor-style questions over the same pages, a dev set never tuned on.
+    support = ev.load_support_dev(SUPPORT_DEV) if (SUPPORT_DEV / "answerable.jsonl").is_file() else []
+    if not support:
+        print(f"[bench] support-dev not found at {SUPPORT_DEV}: reported on doc2dial only", flush=True)
     pipeline = Pipeline(committed_tenant, indexed)
     responder = OfflineResponder()
 
@@ -363,16 +465,38 @@ def test_agent_eval(indexed: Indexed, committed_tenant: Any) -> None:
     main_items = first + unanswerable
     started = time.perf_counter()
     prepared = {}
-    for item in main_items:
+    for item in main_items + support:
         p = pipeline.prepare(item.question, list(item.history), memory=True, responder=responder)
         p.extra["doc_of"] = indexed.doc_of_source
         prepared[item.id] = p
-    print(f"[bench] prepared {len(main_items)} questions in {time.perf_counter() - started:.0f} s", flush=True)
+    print(f"[bench] prepared {len(prepared)} questions in {time.perf_counter() - started:.0f} s", flush=True)
+    # The prepared questions (query, passages, unknown words) and their gold pages: enough to
+    # replay the responder and its gate offline while tuning (`python -m tests.bench.replay`).
+    with open(results_dir() / "agent_eval_prepared.pkl", "wb") as handle:
+        pickle.dump(
+            [
+                {
+                    "id": item.id,
+                    "set": "support-dev" if item in support else "doc2dial",
+                    "split": "dev" if item in support else ev.split_of(item.dial_id),
+                    "kind": item.kind,
+                    "question": item.question,
+                    "golds": item.golds,
+                    "query": prepared[item.id].query,
+                    "smalltalk": prepared[item.id].smalltalk,
+                    "unknown": prepared[item.id].retrieved.unknown,
+                    "context": prepared[item.id].context,
+                    "doc_of": {c.source_id: indexed.doc_of_source[c.source_id] for c in prepared[item.id].context},
+                }
+                for item in main_items + support
+            ],
+            handle,
+        )
 
     def grid_score(items: Sequence[Any], setting: dict[str, float]) -> tuple[float, float]:
         answerable = [i for i in items if i.answerable]
         other = [i for i in items if not i.answerable]
-        gold = sum(1 for i in answerable if i.gold_doc in decide(prepared[i.id], **setting)) / len(answerable)
+        gold = sum(1 for i in answerable if i.cites_gold(decide(prepared[i.id], **setting))) / len(answerable)
         abstained = sum(1 for i in other if not decide(prepared[i.id], **setting)) / len(other)
         return gold, abstained
 
@@ -400,6 +524,56 @@ def test_agent_eval(indexed: Indexed, committed_tenant: Any) -> None:
     print(table(["tune gold-citation", "tune abstention", "setting"], [(g, a, s) for g, a, s in top]))
     product = {"min_similarity": best["min_similarity"], "support": SUPPORT_THRESHOLD}
     print(f"[bench] product defaults {product}: tune {grid_score(tune, product)}")
+    if support:
+        print(f"[bench] support-dev at the tuned setting (never tuned on): {grid_score(support, best)}")
+
+    # Where each answerable question is lost, at the tuned setting.
+    diagnosis = [
+        {"set": label, **diagnose(item, prepared[item.id], pipeline, **best)}
+        for label, items in (("doc2dial", first), ("support-dev", support))
+        for item in items
+        if item.answerable
+    ]
+    with open(results_dir() / "agent_eval_diagnosis.jsonl", "w", encoding="utf-8") as handle:
+        for row in diagnosis:
+            handle.write(json.dumps(row) + "\n")
+    diagnosis_summary = {
+        label: summarize_diagnosis([r for r in diagnosis if r["set"] == label]) for label in ("doc2dial", "support-dev")
+    }
+    print(
+        table(
+            [
+                "set",
+                "n",
+                "ok",
+                "retrieval",
+                "gate",
+                "answerability",
+                "wrong page",
+                "fused top5",
+                "dense top5",
+                "lexical top5",
+                "fused MRR",
+            ],
+            [
+                (
+                    label,
+                    d["n"],
+                    d["stages"]["ok"],
+                    d["stages"]["retrieval"],
+                    d["stages"]["gate"],
+                    d["stages"]["answerability"],
+                    d["stages"]["wrong_page"],
+                    d["fused"]["top5"],
+                    d["dense"]["top5"],
+                    d["lexical"]["top5"],
+                    d["fused"]["mrr"],
+                )
+                for label, d in diagnosis_summary.items()
+                if d["n"]
+            ],
+        )
+    )
 
     # 2. End to end with the tuned setting (the real provider stream, timed).
     tuned = OfflineResponder(support_threshold=best["support"])
@@ -415,7 +589,7 @@ def test_agent_eval(indexed: Indexed, committed_tenant: Any) -> None:
             )
             answers.append(answer)
             responder_ms.append(seconds * 1000)
-            p = pipeline.query_for(item.question, list(item.history), memory)
+            p = pipeline.spelled(pipeline.query_for(item.question, list(item.history), memory))
             details.append(
                 {
                     "set": label,
@@ -457,6 +631,7 @@ def test_agent_eval(indexed: Indexed, committed_tenant: Any) -> None:
         with open(results_dir() / "agent_eval_searches.pkl", "wb") as handle:
             pickle.dump(dump, handle)
     main_answers = run(main_items, True, "first_turn+unanswerable")
+    support_answers = run(support, False, "support-dev")
     memory_answers = run(follow, True, "follow_up memory")
     bare_answers = run(follow, False, "follow_up bare")
 
@@ -474,8 +649,18 @@ def test_agent_eval(indexed: Indexed, committed_tenant: Any) -> None:
             "follow_up_with_memory": report(follow, memory_answers, split),
             "follow_up_bare_question": report(follow, bare_answers, split),
         }
+    if support:
+        results["support_dev"] = report(support, support_answers, None)
+        sd = results["support_dev"]
+        print(
+            f"[bench] support-dev: gold-citation {sd['gold_citation_rate']:.3f} of {sd['answerable']},"
+            f" declined {sd['abstention_rate']:.3f} of {sd['unanswerable']} {sd['abstention_by_kind']},"
+            f" p50/p95 {sd['latency_ms']['p50']:.0f}/{sd['latency_ms']['p95']:.0f} ms"
+        )
     rows = []
     for name, r in results.items():
+        if name == "support_dev":
+            continue
         m, fm, fb = r["first_turn_and_unanswerable"], r["follow_up_with_memory"], r["follow_up_bare_question"]
         rows.append(
             (
@@ -520,6 +705,7 @@ def test_agent_eval(indexed: Indexed, committed_tenant: Any) -> None:
     #    with the offline provider at its defaults and the recommended min_similarity.
     runtime_main = runtime_answers(committed_tenant, indexed, main_items, min_similarity)
     runtime_follow = runtime_answers(committed_tenant, indexed, follow, min_similarity)
+    runtime_support = runtime_answers(committed_tenant, indexed, support, min_similarity)
     results["runtime"] = {
         split or "all": {
             "first_turn_and_unanswerable": report(main_items, runtime_main, split),
@@ -527,6 +713,12 @@ def test_agent_eval(indexed: Indexed, committed_tenant: Any) -> None:
         }
         for split in ("tune", "test", None)
     }
+    if support:
+        rs = results["runtime_support_dev"] = report(support, runtime_support, None)
+        print(
+            f"[bench] support-dev through the runtime: gold-citation {rs['gold_citation_rate']:.3f},"
+            f" declined {rs['abstention_rate']:.3f}, p50/p95 {rs['latency_ms']['p50']:.0f}/{rs['latency_ms']['p95']:.0f} ms"
+        )
     print(f"[bench] through apps.agents.runtime.answer_turn (min_similarity {min_similarity}, provider defaults):")
     print(
         table(
@@ -580,6 +772,7 @@ def test_agent_eval(indexed: Indexed, committed_tenant: Any) -> None:
             "grid_top": top,
             "results": results,
             "responder_latency": latency,
+            "diagnosis": diagnosis_summary,
         },
     )
     test = results["test"]["first_turn_and_unanswerable"]

@@ -4,12 +4,13 @@ decision, grounding audit, and the side effects it wants as data). Chat, voice, 
 and the test endpoint all call it.
 
 A turn: quota → guard the input → escalation triggers → fold old turns into the summary →
-standalone query → retrieve → abstain if nothing clears the agent's threshold → prompt →
-provider (with validated tool calls, a few rounds at most) → citations → grounding decision
-→ what to remember, which lead to take, which gap to report, the usage. It writes nothing:
-the caller that stores the reply writes the turn's effects in the same transaction
-(`apps.agents.commit`, docs/adr/0019-ai-turn-commit.md), and a dry run writes none. What the
-provider can do comes from its declared capabilities, never from its name.
+standalone query → misspelt words corrected against the knowledge's own → retrieve → abstain
+if nothing clears the agent's threshold → prompt → provider (with validated tool calls, a few
+rounds at most) → citations → grounding decision → what to remember, which lead to take, which
+gap to report, the usage. It writes nothing: the caller that stores the reply writes the
+turn's effects in the same transaction (`apps.agents.commit`,
+docs/adr/0019-ai-turn-commit.md), and a dry run writes none. What the provider can do comes
+from its declared capabilities, never from its name.
 See docs/subsystems/agents.md.
 
 This package's `__init__` is the turn itself (`run_turn`, `answer_turn`); the pieces it uses
@@ -26,7 +27,7 @@ from typing import Any
 
 from django.conf import settings
 
-from apps.knowledge.search import search
+from apps.knowledge.search import correct_spelling, search
 
 from .. import escalation, guardrails, guidance, memory, smalltalk
 from ..credentials import resolve_provider
@@ -140,12 +141,17 @@ def run_turn(*, agent: Agent, tenant: Any, conversation: TurnInput) -> Iterator[
         audit["retrieval"] = {"skipped": "guidance rule"}
     else:
         query = latest.text if kind else standalone_query(recent[:-1], latest.text)
+        corrections: dict[str, str] = {}
+        if not kind and settings.AGENT_SPELLING_CORRECTION:
+            spelled = correct_spelling(query, ctx.knowledge_base_ids)
+            query, corrections = spelled.text, spelled.corrections
         hits = search(query=query, knowledge_base_ids=ctx.knowledge_base_ids, top_k=agent.top_k) if not kind else []
         ctx.context, sanitized = _context_from_hits(hits)
         best = max((c.similarity for c in ctx.context if c.similarity is not None), default=None)
         unknown = unknown_query_words(query, ctx.knowledge_base_ids) if hits else ()
         audit["retrieval"] = {
             "query": query,
+            "spelling_corrections": corrections,
             "best_similarity": best,
             "unknown_words": list(unknown),
             "sanitized_chunks": sanitized,

@@ -419,3 +419,36 @@ def test_which_sentence_answers_which_question() -> None:
         "Where do I go?",  # the last sentence: nothing answers it
     ]
     assert answered_questions(sentences) == {2: 0, 6: 5}
+
+
+@pytest.mark.parametrize(
+    ("question", "asked"),
+    [
+        (
+            "My dad has dementia and can't use a computer. Can I set up his account for him? He signed a note.",
+            "Can I set up his account for him?",
+        ),
+        (
+            "my sticker ran out 3 weeks ago lol. if a cop pulls me over how much is the ticket",
+            "if a cop pulls me over how much is the ticket",
+        ),
+        ("How do I renew my licence?", "How do I renew my licence?"),
+        ("I lost my card. I need a new one.", "I lost my card. I need a new one."),  # nothing asks: all of it
+    ],
+)
+def test_a_long_question_is_focused_on_what_it_asks(question: str, asked: str) -> None:
+    from apps.agents.providers.offline.scoring import asked_part
+
+    assert asked_part(question) == asked
+
+
+def test_personal_context_does_not_cost_a_question_its_answer() -> None:
+    """A rare word in the visitor's own context ("Afghanistan") is not a word the page must
+    have; the same word in what is asked still counts against answering."""
+    page = chunk(1, "You can get a grant of up to $100,000 to buy or change a home for a wheelchair.")
+    told = scoring.analyse(
+        "I was wounded in Kandahar. How much can I get to change my home for a wheelchair?", [page], embed=None
+    )
+    asked = scoring.analyse("How much can I get to change my home in Kandahar?", [page], embed=None)
+    assert "kandahar" not in told.missing and "kandahar" in asked.missing
+    assert told.answerability > asked.answerability

@@ -12,7 +12,8 @@ nDCG@10 0.44 (it made hybrid worse than dense alone), BM25 0.69. The constants h
 fulltext.py were tuned on the SciFact train split; figures in docs/benchmarks.md.
 
 The parts: fulltext.py (the BM25 leg, and the words a knowledge base never mentions),
-dense.py (the question's vectors), diversity.py (MMR); this module fuses the legs.
+dense.py (the question's vectors), diversity.py (MMR), spelling.py (misspelt question words
+corrected against the knowledge's own words, used by the agents); this module fuses the legs.
 See docs/subsystems/knowledge.md.
 """
 
@@ -29,9 +30,11 @@ from ..stores import get_store
 from . import diversity, fulltext
 from .dense import query_vector
 from .fulltext import unknown_words
+from .spelling import Spelled, correct_spelling
 
-# `unknown_words` is the full-text leg's: the runtime imports it from here.
-__all__ = ["SearchHit", "search", "unknown_words"]
+# `unknown_words` is the full-text leg's and `correct_spelling` spelling.py's: the runtime
+# imports them from here.
+__all__ = ["SearchHit", "Spelled", "correct_spelling", "search", "unknown_words"]
 
 # Reciprocal rank fusion: a chunk scores Σ wᵢ / (RRF_K + rankᵢ). A small k trusts the top
 # of each list more (SciFact train: k=8 0.733, k=60 0.724 nDCG@10).

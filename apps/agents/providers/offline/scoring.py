@@ -32,6 +32,7 @@ MAX_MARKERS = 3  # markers after one sentence (the same sentence found in severa
 SUPPORT_MARGIN = 0.15  # a further sentence must score within this of the best one
 EMBEDDED_PER_CHUNK = 3  # sentences per chunk scored by embedding (the lexically best)
 PREFIX_MATCH = 5  # "eligible" matches "eligibility": a shared prefix of this many letters
+FOCUS = True  # score by what the question asks as well as by all of it (`asked_part`)
 
 Embedder = Callable[[Sequence[str]], list[list[float]]]
 
@@ -199,6 +200,64 @@ def _dot(a: Sequence[float], b: Sequence[float]) -> float:
 
 
 _CLAUSE = re.compile(r"[^.?!,;:]+(?:[.?!,;:]+|$)")
+_SENTENCE = re.compile(r"[^.?!\n]+(?:[.?!]+|\n|$)")
+# A sentence that asks: it ends with "?", or opens (after "so", "and", "but", "ok") with one of
+# these, or has a question word in it ("if a cop pulls me over how much is that ticket").
+_ASKING_OPENERS = frozenset(
+    [
+        "can",
+        "could",
+        "do",
+        "does",
+        "did",
+        "is",
+        "are",
+        "was",
+        "were",
+        "will",
+        "would",
+        "should",
+        "shall",
+        "may",
+        "might",
+        "am",
+        "has",
+        "have",
+        "had",
+        "how",
+        "what",
+        "when",
+        "where",
+        "why",
+        "which",
+        "who",
+        "whom",
+        "whose",
+        "whether",
+    ]
+)
+_QUESTION_WORDS = frozenset(["how", "what", "when", "where", "why", "which", "whether"])
+_LEADING_FILLERS = frozenset(["so", "and", "but", "ok", "okay", "well", "also", "then", "just"])
+
+
+def _asks(sentence: str) -> bool:
+    tokens = _words(sentence)
+    while tokens and tokens[0] in _LEADING_FILLERS:
+        tokens = tokens[1:]
+    if not tokens:
+        return False
+    return sentence.rstrip().endswith("?") or tokens[0] in _ASKING_OPENERS or bool(_QUESTION_WORDS & set(tokens))
+
+
+def asked_part(query: str) -> str:
+    """What the visitor asks, without the context they give first or after ("My dad has
+    dementia and can't use a computer. Can I set up his account for him? He signed a note." →
+    the middle sentence): the sentences that ask. The whole text when none does, or all do."""
+    sentences = [m.group(0).strip() for m in _SENTENCE.finditer(query) if m.group(0).strip()]
+    asked = [s for s in sentences if _asks(s)]
+    if not asked or len(asked) == len(sentences):
+        return query
+    return " ".join(asked)
 
 
 def core_query(query: str) -> str:
@@ -221,6 +280,7 @@ def analyse(
     """Score the quotable sentences of `context` against `query` (see the module docstring);
     `unknown`: the query words the whole knowledge base lacks (`ChatRequest.unknown_words`)."""
     core = core_query(query)
+    focused = asked_part(core) if FOCUS else core
     weights = _query_weights(core)
     total = sum(weights.values())
     vocabulary: set[str] = set()
@@ -261,7 +321,9 @@ def analyse(
             found.append(Candidate(sentence, chunk, position, lexical, asked=asked, lead=lead))
         per_chunk.append(found)
     coverage = _coverage(weights, vocabulary)
-    missing = _specific(core, vocabulary, words) if total else ()
+    # Only what is asked must be in the passages: the visitor's own context ("in Afghanistan",
+    # "my grandpa") is theirs, and rarely what a help page says.
+    missing = _specific(focused, vocabulary, words) if total else ()
 
     def cheap(c: Candidate) -> float:
         return LEXICAL_WEIGHT * c.lexical + CHUNK_WEIGHT * (c.chunk.similarity or 0.0)
@@ -275,8 +337,14 @@ def analyse(
         # A sentence that answers one of the page's own questions is as close to the visitor's
         # question as the better of itself and that question.
         texts = list(dict.fromkeys([*(c.text for c in shortlist), *(c.asked for c in shortlist if c.asked)]))
-        vectors = _CACHE.embed(embed, [core, *texts])
-        similarity = {text: _dot(vectors[0], vector) for text, vector in zip(texts, vectors[1:], strict=True)}
+        # A long question is compared as a whole and by what it asks, whichever is closer: the
+        # context around a question pulls its vector away from the sentence that answers it.
+        questions = [core] if focused == core else [core, focused]
+        vectors = _CACHE.embed(embed, [*questions, *texts])
+        similarity = {
+            text: max(_dot(q, vector) for q in vectors[: len(questions)])
+            for text, vector in zip(texts, vectors[len(questions) :], strict=True)
+        }
         for candidate in shortlist:
             dense = max(0.0, similarity[candidate.text], similarity.get(candidate.asked, 0.0))
             scored.append(replace(candidate, dense=dense, support=cheap(candidate) + DENSE_WEIGHT * dense))
