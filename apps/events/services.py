@@ -3,9 +3,9 @@ transaction), the dispatch kick after commit, and the operators' retry and the r
 (docs/subsystems/events.md).
 
 `emit` costs one INSERT for the events it is given (one statement for several) and, after the
-commit, at most one Celery message per EVENTS_KICK_INTERVAL_MS per process and workspace: no
-task per event, no extra round trip inside the transaction. A rolled-back transaction takes its
-events with it, and its kick is never sent.
+commit, at most two Celery messages per EVENTS_KICK_INTERVAL_MS per workspace, whatever the
+number of processes: no task per event, no extra round trip inside the transaction. A
+rolled-back transaction takes its events with it, and its kick is never sent.
 """
 
 from __future__ import annotations
@@ -102,10 +102,13 @@ _kicks: dict[str, float] = {}
 def dispatch_soon(schema: str) -> None:
     """After a commit that wrote events: make sure a dispatch of `schema` starts after it.
 
-    Debounced per process and workspace: the first commit sends a task at once; commits in the
-    next EVENTS_KICK_INTERVAL_MS share one task sent to run at the end of the interval; commits
-    while such a task is still ahead need nothing (it starts after them). A task that is lost
-    (a broker outage) delays delivery until the beat sweep, never loses an event."""
+    Debounced per workspace, first in the process and then across every process that commits
+    events (web, workers): in each EVENTS_KICK_INTERVAL_MS one task is sent at once (the
+    lead) and one to run at the interval's end (the trail); a commit that finds both sent is
+    covered by the trail, which starts after it. So a busy workspace costs at most two tasks
+    per interval, each delivering what all its processes committed, instead of one per
+    process finding the others' events already delivered. A task that is lost (a broker
+    outage) delays delivery until the beat sweep, never loses an event."""
     from .tasks import dispatch
 
     if dispatch.app.conf.task_always_eager:
@@ -116,10 +119,40 @@ def dispatch_soon(schema: str) -> None:
     with _kicks_lock:
         due = _kicks.get(schema, float("-inf"))
         if due > now:
-            return
+            return  # this process's task is still ahead: it starts after this commit
         countdown = 0.0 if now >= due + interval else due + interval - now
         _kicks[schema] = now + countdown
-    _send(schema, countdown)
+    shared = _claim_kick(schema, countdown)
+    if shared is None:
+        return
+    if shared != countdown:
+        with _kicks_lock:
+            _kicks[schema] = now + shared
+    _send(schema, shared)
+
+
+def _claim_kick(schema: str, countdown: float) -> float | None:
+    """The countdown of the task this commit must send, agreed across processes through Redis
+    (two keys per workspace that live one interval: `lead` and `trail`), or None when one sent
+    by another process will start after this commit. Redis unreachable: this process's own
+    decision (`countdown`) stands."""
+    import redis
+
+    from syntera import slots
+
+    ms = max(1, settings.EVENTS_KICK_INTERVAL_MS)
+    prefix = settings.CACHES["default"].get("KEY_PREFIX") or "syntera"
+    key = f"{prefix}:events:kick:{schema}"
+    try:
+        client = slots.client()
+        if countdown == 0 and client.set(f"{key}:lead", 1, nx=True, px=ms):
+            return 0.0
+        if client.set(f"{key}:trail", 1, nx=True, px=ms):
+            return ms / 1000
+    except redis.RedisError:
+        logger.warning("could not agree the event dispatch for %s with other processes", schema, exc_info=True)
+        return countdown
+    return None
 
 
 def _send(schema: str, countdown: float) -> None:

@@ -22,8 +22,10 @@ EVENTS_RETRY_MAX_SECONDS = env_int("EVENTS_RETRY_MAX_SECONDS", 300)
 # hands the rest to a new task (so one busy workspace does not hold the queue).
 EVENTS_BATCH_SIZE = env_int("EVENTS_BATCH_SIZE", 200)
 EVENTS_DISPATCH_SECONDS = env_int("EVENTS_DISPATCH_SECONDS", 20)
-# A process sends at most one dispatch task per workspace per this many milliseconds.
-EVENTS_KICK_INTERVAL_MS = env_int("EVENTS_KICK_INTERVAL_MS", 200)
+# At most two dispatch tasks per workspace per this many milliseconds, across all processes
+# (one at once, one at the interval's end): the longest a staff page waits for an event's frame
+# beyond the dispatch itself, and what keeps a busy workspace's batches large.
+EVENTS_KICK_INTERVAL_MS = env_int("EVENTS_KICK_INTERVAL_MS", 500)
 # Seconds between beat sweeps that start a dispatch wherever events wait (crash recovery,
 # retries after a back-off).
 EVENTS_SWEEP_INTERVAL = env_int("EVENTS_SWEEP_INTERVAL", 15)

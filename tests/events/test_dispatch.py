@@ -191,6 +191,7 @@ def test_kicks_are_debounced_per_workspace_and_never_raise(monkeypatch: Any, set
     clock = {"now": 1000.0}
     monkeypatch.setattr(services.time, "monotonic", lambda: clock["now"])
     monkeypatch.setattr(services, "_kicks", {})
+    monkeypatch.setattr(services, "_claim_kick", lambda schema, countdown: countdown)  # one process alone
     for at in (0.0, 0.05, 0.1, 0.19, 0.25, 0.3, 1.0):
         clock["now"] = 1000.0 + at
         services.dispatch_soon("alpha")
@@ -210,6 +211,32 @@ def test_kicks_are_debounced_per_workspace_and_never_raise(monkeypatch: Any, set
     monkeypatch.setattr(tasks.dispatch, "apply_async", broken)
     clock["now"] += 10
     services.dispatch_soon("alpha")  # logged; the sweep will dispatch
+
+
+def test_processes_agree_on_two_kicks_per_interval_through_redis(monkeypatch: Any, settings: Any) -> None:
+    """Three processes (each with its own memory of what it sent) commit events for one
+    workspace within one interval: one task goes at once, one for the interval's end, and the
+    rest send none, since that last one starts after their commits. Once the interval is over,
+    the next commit sends at once again; another workspace is not held back."""
+    import time as real_time
+
+    settings.EVENTS_KICK_INTERVAL_MS = 300
+    monkeypatch.setitem(tasks.dispatch.app.conf, "task_always_eager", False)
+    sent: list[tuple[str, float | None]] = []
+    monkeypatch.setattr(
+        tasks.dispatch, "apply_async", lambda args, **options: sent.append((args[0], options.get("countdown")))
+    )
+    for _ in range(3):  # three processes
+        monkeypatch.setattr(services, "_kicks", {})
+        services.dispatch_soon("alpha")
+        services.dispatch_soon("alpha")
+    assert sent == [("alpha", None), ("alpha", 0.3)]
+    services.dispatch_soon("beta")
+    assert sent[-1] == ("beta", None)
+    real_time.sleep(0.35)
+    monkeypatch.setattr(services, "_kicks", {})
+    services.dispatch_soon("alpha")
+    assert sent[-1] == ("alpha", None) and len(sent) == 4
 
 
 def test_the_sweep_dispatches_where_events_wait(owner: Any, recorded: list[Any], beta: Any) -> None:
