@@ -20,9 +20,12 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+import redis
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
+
+from syntera import slots
 
 from .models import OutboxEvent
 from .registry import REGISTRY, Event
@@ -136,10 +139,6 @@ def _claim_kick(schema: str, countdown: float) -> float | None:
     (two keys per workspace that live one interval: `lead` and `trail`), or None when one sent
     by another process will start after this commit. Redis unreachable: this process's own
     decision (`countdown`) stands."""
-    import redis
-
-    from syntera import slots
-
     ms = max(1, settings.EVENTS_KICK_INTERVAL_MS)
     prefix = settings.CACHES["default"].get("KEY_PREFIX") or "syntera"
     key = f"{prefix}:events:kick:{schema}"

@@ -192,6 +192,16 @@ def start(name: str, args: list[str], env: dict[str, str], log_dir: Path) -> Pro
     return Proc(name=name, proc=proc, log_path=log_path)
 
 
+def start_worker(name: str, queue: str, concurrency: int, env: dict[str, str], log_dir: Path) -> Proc:
+    """A Celery worker process on `queue` (prefork, `concurrency` processes)."""
+    args = [
+        sys.executable, "-m", "celery", "-A", "syntera", "worker", "-Q", queue, "--pool", "prefork",
+        "--concurrency", str(concurrency), "--loglevel", "INFO", "--without-gossip", "--without-mingle",
+        "--hostname", f"bench{name}{os.getpid()}@%h",
+    ]  # fmt: skip
+    return start(name, args, env, log_dir)
+
+
 def server_command(kind: str, port: int) -> list[str]:
     python = sys.executable
     if kind == "uvicorn":
@@ -688,28 +698,10 @@ def test_chat_load(inboxes: list[tuple[str, str]]) -> None:
     ):  # fmt: skip
         env.pop(key, None)
     log_dir = Path(tempfile.mkdtemp(prefix="syntera-chat-load-"))
-    worker = start(
-        "celery",
-        [
-            sys.executable, "-m", "celery", "-A", "syntera", "worker", "-Q", "llm", "--pool", "prefork",
-            "--concurrency", "2", "--loglevel", "INFO", "--without-gossip", "--without-mingle",
-            "--hostname", f"benchchat{os.getpid()}@%h",
-        ],
-        env,
-        log_dir,
-    )  # fmt: skip
+    worker = start_worker("celery", "llm", 2, env, log_dir)
     # The domain events' worker, as in the Procfile: the staff pages, the audit trail and the
     # statistics hear of every message through it.
-    events_worker = start(
-        "celery-events",
-        [
-            sys.executable, "-m", "celery", "-A", "syntera", "worker", "-Q", "events", "--pool", "prefork",
-            "--concurrency", "1", "--loglevel", "INFO", "--without-gossip", "--without-mingle",
-            "--hostname", f"benchevents{os.getpid()}@%h",
-        ],
-        env,
-        log_dir,
-    )  # fmt: skip
+    events_worker = start_worker("celery-events", "events", 1, env, log_dir)
     by_server: dict[str, dict[int, dict[str, Any]]] = {kind: {} for kind in SERVERS}
     started = time.time()
     try:
