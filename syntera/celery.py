@@ -9,14 +9,17 @@ deletion, deleted or unknown does nothing (`WorkspaceTask`).
 
 import logging
 import os
+import threading
 from typing import Any
 
+from celery.signals import task_postrun, task_prerun, worker_process_init
 from tenant_schemas_celery.app import CeleryApp, get_schema_name_from_task
 from tenant_schemas_celery.task import TenantTask
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "syntera.settings")
 
 logger = logging.getLogger(__name__)
+_read = threading.local()  # the workspace row read by this thread's task pre-run hook
 
 
 class WorkspaceTask(TenantTask):  # type: ignore[misc]
@@ -34,18 +37,47 @@ class WorkspaceTask(TenantTask):  # type: ignore[misc]
 
         # Tombstones too: `__call__` drops their tasks. (No row at all raises here, in the
         # pre-run hook, which Celery logs; `__call__` drops the task then as well.)
-        return Tenant.all_objects.get(schema_name=schema_name)
+        tenant = Tenant.all_objects.get(schema_name=schema_name)
+        _read.tenant = tenant  # `__call__` decides on this row instead of reading it again
+        return tenant
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         schema = get_schema_name_from_task(self, kwargs)
         if schema and schema != "public":
-            from apps.tenants.selectors import workspace_accepts_work
+            from apps.tenants.selectors import tenant_accepts_work, workspace_accepts_work
 
-            if not workspace_accepts_work(schema):
+            tenant, _read.tenant = getattr(_read, "tenant", None), None
+            if tenant is not None and tenant.schema_name == schema:
+                accepts = tenant_accepts_work(tenant)  # the row the pre-run hook has just read
+            else:  # the hook found the connection already in this schema and read nothing
+                accepts = workspace_accepts_work(schema)
+            if not accepts:
                 logger.info("task %s dropped: workspace %s is being deleted or gone", self.name, schema)
                 return None
         return super().__call__(*args, **kwargs)
 
+
+def _connections_as_per_request(sender: Any = None, **kwargs: Any) -> None:
+    """Around each task, what Django does around each request: a connection past CONN_MAX_AGE
+    or left unusable by an error is closed, and the next query checks the connection's health
+    first. (Celery's fixup only closes every CELERY_DB_REUSE_MAX tasks.)"""
+    if getattr(getattr(sender, "request", None), "is_eager", False):
+        return
+    from django.db import close_old_connections
+
+    close_old_connections()
+
+
+def _realtime_loop(**kwargs: Any) -> None:
+    """Each worker process sends its realtime frames through one loop and one connection."""
+    from syntera.realtime import own_loop
+
+    own_loop()
+
+
+worker_process_init.connect(_realtime_loop, weak=False)
+task_prerun.connect(_connections_as_per_request, weak=False)
+task_postrun.connect(_connections_as_per_request, weak=False)
 
 app = CeleryApp("syntera", task_cls=WorkspaceTask)
 app.config_from_object("django.conf:settings", namespace="CELERY")

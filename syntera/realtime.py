@@ -7,8 +7,11 @@ See docs/subsystems/realtime.md.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
+import threading
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -16,6 +19,32 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 
 logger = logging.getLogger(__name__)
+
+# Set in a process with no event loop of its own (a Celery worker process): see `own_loop`.
+_loop: asyncio.AbstractEventLoop | None = None
+SEND_TIMEOUT = 30.0
+
+
+def own_loop() -> None:
+    """Send through one event loop on a daemon thread of this process from now on. Without it
+    every send from synchronous code runs on a new loop (async_to_sync), and the channel
+    layer, which keeps its connections per loop, opens a new connection to Redis each time.
+    Called once in each Celery worker process (syntera/celery.py); never in the ASGI server,
+    whose sends join its own loop."""
+    global _loop
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, name="realtime-sender", daemon=True).start()
+    _loop = loop
+
+
+def _send(make: Callable[[], Awaitable[Any]]) -> None:
+    async def send() -> None:
+        await make()
+
+    if _loop is None:
+        async_to_sync(send)()
+    else:
+        asyncio.run_coroutine_threadsafe(send(), _loop).result(timeout=SEND_TIMEOUT)
 
 
 def staff_group(schema: str) -> str:
@@ -47,7 +76,7 @@ def publish(group: str, message: dict[str, Any]) -> None:
     if layer is None:
         return
     try:
-        async_to_sync(layer.group_send)(group, message)
+        _send(lambda: layer.group_send(group, message))
     except Exception:
         logger.warning("channel layer publish failed for %s", group, exc_info=True)
 
@@ -67,7 +96,7 @@ def publish_many(messages: list[tuple[str, dict[str, Any]]]) -> None:
                 logger.warning("channel layer publish failed for %s", group, exc_info=True)
 
     try:
-        async_to_sync(send_all)()
+        _send(send_all)
     except Exception:
         logger.warning("channel layer publish failed", exc_info=True)
 

@@ -36,7 +36,6 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
-from django.db.models import Min
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -124,26 +123,20 @@ def deliverable(limit: int, now: Any = None) -> list[OutboxEvent]:
     """Up to `limit` pending events that may go now, in delivery order: due, and not behind an
     earlier event of their stream that is waiting out a back-off.
 
-    Two index-backed reads whatever the table's statistics say: the streams held back (their
-    first event in a back-off; few), then the due events by id, leaving those streams' later
-    events out."""
+    One statement, index-backed whatever the table's statistics say: the streams held back
+    (their first event in a back-off; few) are read first through the partial index on
+    `available_at`, then the due events in id order through the one on `id`, leaving those
+    streams' later events out."""
     now = now or timezone.now()
-    held = dict(
-        OutboxEvent.objects.filter(state=OutboxEvent.State.PENDING, available_at__gt=now)
-        .values("stream")
-        .annotate(first=Min("id"))
-        .values_list("stream", "first")
-    )
-    due = OutboxEvent.objects.filter(state=OutboxEvent.State.PENDING, available_at__lte=now).order_by("id")
-    if not held:
-        return list(due[:limit])
     table = connection.ops.quote_name(OutboxEvent._meta.db_table)
     return list(
         OutboxEvent.objects.raw(
-            f"SELECT * FROM {table} o WHERE o.state = 'pending' AND o.available_at <= %s "  # noqa: S608 (quoted name)
-            "AND NOT EXISTS (SELECT 1 FROM unnest(%s::varchar[], %s::bigint[]) AS held(stream, first) "
-            "WHERE held.stream = o.stream AND held.first < o.id) ORDER BY o.id LIMIT %s",
-            [now, list(held), list(held.values()), limit],
+            f"WITH held AS MATERIALIZED (SELECT stream, min(id) AS first FROM {table} "  # noqa: S608 (quoted name)
+            "WHERE state = 'pending' AND available_at > %s GROUP BY stream) "
+            f"SELECT * FROM {table} o WHERE o.state = 'pending' AND o.available_at <= %s "
+            "AND NOT EXISTS (SELECT 1 FROM held WHERE held.stream = o.stream AND held.first < o.id) "
+            "ORDER BY o.id LIMIT %s",
+            [now, now, limit],
         )
     )
 
@@ -191,7 +184,8 @@ def run(*, budget_seconds: float | None = None, batch_size: int | None = None) -
             report.busy = True
             return report
         try:
-            while _deliver_batch(subs, slug, size, report):
+            # A batch shorter than `size` emptied the outbox: no need to read it again.
+            while _deliver_batch(subs, slug, size, report) == size:
                 if time.monotonic() >= deadline:
                     report.more = bool(deliverable(1))
                     return report

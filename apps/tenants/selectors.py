@@ -65,6 +65,11 @@ def workspace_accepts_work(schema: str) -> bool:
     return Tenant.objects.filter(schema_name=schema, purge_after__isnull=True).exists()
 
 
+def tenant_accepts_work(tenant: Tenant) -> bool:
+    """`workspace_accepts_work` of a row already read (a task's pre-run hook reads it)."""
+    return tenant.deleted_at is None and tenant.purge_after is None
+
+
 def tenant_export_list(tenant: Tenant) -> QuerySet[TenantExport]:
     return TenantExport.objects.filter(tenant_id=tenant.pk).order_by("-id")
 

@@ -17,6 +17,12 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Celery's Django fixup closes the database connection around every task unless this is set:
+# a new PostgreSQL backend (fork, authentication, cold catalogue caches) per AI reply and per
+# event dispatch. With it, a worker process keeps its connection for this many tasks, and
+# `syntera.celery` applies Django's own rules around each task instead (CONN_MAX_AGE, a
+# connection left unusable by an error is closed, the health check).
+CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000)
 # A task a dead worker held is handed out again after this many seconds (Redis broker). It
 # must stay above every task's hard time limit, or a long task is started twice.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
