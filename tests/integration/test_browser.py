@@ -271,6 +271,7 @@ def test_upload_watch_progress_and_find_it_in_the_playground(live_stack: LiveSta
     assert int(row.locator(".chunks").text_content() or 0) >= 1
 
     page.click("text=Knowledge")
+    page.wait_for_load_state()  # a click during the load would cancel the page's scripts
     page.click("text=Search playground")
     page.fill("#id_query", "why is the orange light blinking?")
     page.check("#search-form input[type=checkbox][name=knowledge_bases]")
