@@ -95,7 +95,9 @@ def test_outbox_cost_per_visitor_message_and_dispatch_rate(committed_tenant: Any
         "broker_transport_options",
         {**celery_app.conf.broker_transport_options, "global_keyprefix": prefix},
     )
-    real_emit = services.emit
+    from apps.conversations.services import messages as message_services
+
+    real_emit = message_services.emit
     results: dict[str, Any] = {
         "command": 'make bench PYTEST_ARGS="-k outbox"',
         "conversations_per_mode": CONVERSATIONS,
@@ -111,7 +113,7 @@ def test_outbox_cost_per_visitor_message_and_dispatch_rate(committed_tenant: Any
         }
 
         def mode(name: str) -> None:
-            monkeypatch.setattr(services, "emit", real_emit if name == "on" else lambda *a, **k: None)
+            monkeypatch.setattr(message_services, "emit", real_emit if name == "on" else lambda *a, **k: None)
 
         # --- 1. the hot path: first messages, then later ones, alternating off/on -----------
         for label, rounds in (("first", 1), ("later", max(1, MESSAGES // CONVERSATIONS))):
