@@ -80,14 +80,15 @@ CONVERSATION_REOPENED = register(
 )
 CONVERSATION_UPDATED = register(
     "conversation.updated",
-    description="Something else staff see on the conversation changed (tags, read, contact, status).",
+    description="Something else staff see on the conversation changed (tags, read, contact, status, or where "
+    "routing sent it: its intent, its AI agent, its team).",
     stream_key="conversation_id",
     **_CONVERSATION,
     changed={
         "type": "array",
         "minItems": 1,
         "uniqueItems": True,
-        "items": one_of("status", "tags", "unread", "contact", "claims"),
+        "items": one_of("status", "tags", "unread", "contact", "claims", "intent", "agent", "team"),
     },
     status=one_of(*STATUSES),
 )

@@ -25,7 +25,7 @@ from syntera.errors import ApplicationError
 
 from .. import policy
 from ..models import Conversation
-from .notify import require_role, send_frame
+from .notify import emit_updated, require_role, send_frame
 from .transcript import add_note, display_name, system_line
 
 
@@ -172,13 +172,19 @@ def route_first_message(conversation: Conversation, text: str) -> bool:
     route = policy.current().first_message(conversation, text)
     if route is None:
         return False
-    conversation.intent = route.intent
-    conversation.intent_confidence = route.confidence
-    if route.agent_id is not None:
+    changed: list[str] = []
+    if (route.intent, route.confidence) != (conversation.intent, conversation.intent_confidence):
+        conversation.intent, conversation.intent_confidence = route.intent, route.confidence
+        changed.append("intent")
+    if route.agent_id is not None and route.agent_id != conversation.agent_id:
         conversation.agent_id = route.agent_id
-    if route.team_id is not None:
+        changed.append("agent")
+    if route.team_id is not None and route.team_id != conversation.team_id:
         conversation.team_id = route.team_id
-    conversation.save()
+        changed.append("team")
+    if changed:
+        conversation.save()
+        emit_updated(conversation, *changed)
     if route.team_id is None:
         return False
     escalate_locked(conversation, reason=f"routing rule {route.rule}")

@@ -422,3 +422,19 @@ def test_conversations_work_without_a_routing_policy(inbox: Any, eager: Any, set
     asked = eager(lambda: _visit(inbox, "Can I talk to a real person please?"))
     asked.refresh_from_db()
     assert asked.owner == "queue" and asked.team_id is None and asked.priority == 0
+
+
+def test_a_rule_giving_the_first_message_to_another_agent_tells_staff(inbox: Any, eager: Any, owner: Actor) -> None:
+    from apps.agents.services import agent_create
+    from apps.events.models import OutboxEvent
+
+    billing = agent_create(editor=owner, name="Billing bot", knowledge_bases=[])
+    routing.rule_save(actor=owner, name="Everything to billing", agent_id=billing.pk)
+    conversation = eager(lambda: _visit(inbox, "hello, a question about my invoice"))
+    assert conversation.agent_id == billing.pk and conversation.owner == Conversation.Owner.AI
+    emitted = OutboxEvent.objects.filter(stream=f"conversation:{conversation.pk}").order_by("id")
+    updates = [data for type_, data in emitted.values_list("type", "data") if type_ == "conversation.updated"]
+    assert updates == [{"conversation_id": conversation.pk, "changed": ["agent"], "status": "open"}]
+    # A second message changes nothing routing decides: no further update.
+    eager(lambda: conversations.message_post(conversation_id=conversation.pk, role="visitor", text="hi?"))
+    assert emitted.filter(type="conversation.updated").count() == 1
