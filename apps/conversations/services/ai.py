@@ -23,7 +23,7 @@ from .. import abuse
 from ..models import Conversation
 from ..stores import get_store
 from .messages import message_post
-from .notify import current_schema, notify_frame, require_role
+from .notify import current_schema, emit_updated, notify_frame, require_role
 from .ownership import conversation_escalate, escalate_locked
 from .visitors import conversation_claim
 
@@ -179,9 +179,12 @@ def _ai_reply_commit(*, conversation_id: int, agent: Agent, result: TurnResult, 
             current.summary_until_seq = _seq_after_folding(current, result.folded_turns)
         current.attributes = {**current.attributes, **result.attributes}
         current.abstentions = current.abstentions + 1 if result.decision == "abstained" else 0
-        if committed.contact is not None and not current.contact_id:
+        linked = committed.contact is not None and not current.contact_id
+        if linked:
             current.contact = committed.contact
         current.save()
+        if linked:
+            emit_updated(current, "contact")
         if result.effects.claims:
             conversation_claim(conversation_id=conversation_id, fields=result.effects.claims)
         memory = {**result.audit.get("memory", {}), "learned": committed.learned}

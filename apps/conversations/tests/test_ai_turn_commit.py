@@ -32,7 +32,14 @@ from tests.standins.openai_server import OpenAIStandIn
 
 # The domain events a turn can emit (a disturbing act emits its own: an assignment, a status,
 # the visitor's or the system's messages).
-TURN_EVENTS = {"ai.abstained", "lead.created", "contact.created", "contact.updated", "handoff.requested"}
+TURN_EVENTS = {
+    "ai.abstained",
+    "lead.created",
+    "contact.created",
+    "contact.updated",
+    "conversation.updated",
+    "handoff.requested",
+}
 
 # Unanswerable (a knowledge gap), with an address (a lead) and a name (memory, claims).
 OFFLINE_ASK = "Do you ship to Antarctica? I'm Ola Nordmann, email ola@example.no"
@@ -158,6 +165,8 @@ def test_a_stored_offline_turn_writes_every_side_effect(inbox: Any, with_contact
     if not with_contact:
         # Audited from these events by the audit trail's subscriber once they are delivered.
         assert {"contact.created", "lead.created"} <= {t for t, _ in emitted}
+        # The lead's contact is now the conversation's: staff and integrations are told.
+        assert any(t == "conversation.updated" and "contact" in data["changed"] for t, data in emitted)
         lead = Lead.objects.get()
         assert lead.contact.email == "ola@example.no" and lead.contact.name == "Ola Nordmann"
     stored = Conversation.objects.get(pk=conversation.pk)
