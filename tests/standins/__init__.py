@@ -84,6 +84,8 @@ class JSONServer:
     """Base for a stand-in: subclasses register routes in `routes()` and keep their state."""
 
     max_body_bytes = 10 * 1024 * 1024
+    backlog = 128  # connections waiting to be accepted (a benchmark opens hundreds at once)
+    keep_log = True  # every request kept in `requests` (a benchmark's are not)
 
     def __init__(self) -> None:
         self.requests: list[Request] = []
@@ -126,7 +128,8 @@ class JSONServer:
 
             do_GET = do_POST = do_DELETE = do_PATCH = do_PUT = _handle
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server_class = type("Server", (ThreadingHTTPServer,), {"request_queue_size": self.backlog})
+        self._server = server_class(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name=type(self).__name__, daemon=True
@@ -212,7 +215,8 @@ class JSONServer:
                     raise HTTPError(400, {"error": {"code": "INVALID_ARGUMENT", "message": "Malformed JSON."}}) from exc
             request.body = body
             with self._lock:
-                self.requests.append(request)
+                if self.keep_log:
+                    self.requests.append(request)
                 injected = next(
                     (i for i in self._injected if i.path is None or i.path == request.path),
                     None,

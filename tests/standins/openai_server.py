@@ -31,6 +31,12 @@ over several), then a chunk with `finish_reason`, and with `stream_options.inclu
 last chunk with empty `choices` and `usage` (every earlier chunk then carries `"usage": null`).
 Completion tokens are capped by `max_tokens` (finish reason `length`).
 
+As a benchmark LLM (`Pacing`, and `python -m tests.standins.openai_server`, its own process):
+every answer nobody scripted is `answer_tokens` pieces long (the echo, then filler words, then
+the `[1]` citation when grounded), its first piece after `first_token` seconds and the others
+at `tokens_per_second`: the shape of a hosted model's streamed answer (defaults 0.6 s, 40
+tokens/s, 120 tokens: about 3.6 s).
+
 Tests script the answers: `reply()` queues canned replies (text, tool calls, no usage, a
 delay before the response, a pause between streamed events, a connection dropped after N
 events), `fail()` queues error statuses (429 with `retry-after-ms`, 500...), and
@@ -47,6 +53,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import json
 import re
 import time
@@ -92,6 +99,26 @@ class ChatReply:
     pace: float = 0.0  # streamed: seconds between events (a server trickling its answer)
 
 
+@dataclass(frozen=True)
+class Pacing:
+    """How a benchmark LLM answers what nobody scripted (see the module's docstring)."""
+
+    first_token: float = 0.6  # seconds before the answer starts
+    tokens_per_second: float = 40.0
+    answer_tokens: int = 120
+
+    def reply(self, messages: list[dict[str, Any]]) -> ChatReply:
+        echo = echo_reply(messages)
+        cite = echo.endswith(" [1]")
+        words = PIECE.findall(echo.removesuffix(" [1]"))
+        filler = PIECE.findall(" and here is more of the answer, worded the way a model would put it")
+        needed = max(1, self.answer_tokens - (1 if cite else 0))
+        while len(words) < needed:
+            words.extend(filler[: needed - len(words)])
+        text = "".join(words[:needed]) + (" [1]" if cite else "")
+        return ChatReply(text, delay=self.first_token, pace=1.0 / self.tokens_per_second)
+
+
 def _error(
     status: int,
     message: str,
@@ -130,9 +157,14 @@ def _paced(events: Iterator[bytes], pace: float, closing: Any) -> Iterator[bytes
 class OpenAIStandIn(JSONServer):
     """`base_url` is `<url>/v1`, what OPENAI_BASE_URL is set to."""
 
-    def __init__(self, *, api_key: str = "sk-standin", chat_models: set[str] | None = None) -> None:
+    def __init__(
+        self, *, api_key: str = "sk-standin", chat_models: set[str] | None = None, pacing: Pacing | None = None
+    ) -> None:
         super().__init__()
         self.api_key = api_key
+        self.pacing = pacing
+        self.keep_log = pacing is None  # a benchmark's thousands of requests are not kept
+        self._sequence = itertools.count(1)
         self.chat_models = set(chat_models or CHAT_MODELS)
         self.batches: list[int] = []  # number of inputs of every answered request
         self.replies: list[ChatReply] = []
@@ -261,8 +293,15 @@ class OpenAIStandIn(JSONServer):
     def chat_completions(self, request: Request) -> Any:
         body = request.body
         _check_chat_body(body, self.chat_models)
-        reply = self.replies.pop(0) if self.replies else ChatReply(echo_reply(body["messages"]))
-        completion = ChatCompletion(body, reply, len(self.requests))
+        with self._lock:
+            scripted = self.replies.pop(0) if self.replies else None
+        if scripted is not None:
+            reply = scripted
+        elif self.pacing is not None:
+            reply = self.pacing.reply(body["messages"])
+        else:
+            reply = ChatReply(echo_reply(body["messages"]))
+        completion = ChatCompletion(body, reply, next(self._sequence))
         headers = {"x-request-id": f"req_{completion.id}", "openai-processing-ms": "1"}
         if body.get("stream"):
             events = _paced(completion.events(), reply.pace, self._closing) if reply.pace else completion.events()
@@ -467,3 +506,29 @@ class ChatCompletion:
                 raise BreakConnection
             yield b"data: " + json.dumps(chunk).encode() + b"\n\n"
         yield b"data: [DONE]\n\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve a benchmark LLM until terminated; prints its base URL (OPENAI_BASE_URL) first."""
+    import argparse
+    import signal
+    import threading
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--first-token-ms", type=float, default=600.0)
+    parser.add_argument("--tokens-per-second", type=float, default=40.0)
+    parser.add_argument("--answer-tokens", type=int, default=120)
+    parser.add_argument("--api-key", default="sk-bench")
+    args = parser.parse_args(argv)
+    pacing = Pacing(args.first_token_ms / 1000, args.tokens_per_second, args.answer_tokens)
+    server = OpenAIStandIn(api_key=args.api_key, pacing=pacing).start()
+    print(server.base_url, flush=True)
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    signal.signal(signal.SIGINT, lambda *_: stopped.set())
+    stopped.wait()
+    server.stop()
+
+
+if __name__ == "__main__":
+    main()
