@@ -45,7 +45,11 @@ Run: make bench PYTEST_ARGS="-k chat_load"   (about 20 minutes on 2 cores; 40 wi
   or: SYNTERA_BENCH_DB_NAME=test_syntera_bench_chat python -m pytest tests/bench/test_chat_load.py -s
 Knobs: SYNTERA_BENCH_CHAT_POINTS ("500:500,2000:1000,5000:1000", connections:active),
 SYNTERA_BENCH_CHAT_SERVERS ("uvicorn,daphne"; add uvicorn-shared,daphne-shared for the
-experiments), SYNTERA_BENCH_CHAT_DURATION (60 s), SYNTERA_BENCH_CHAT_PROCESSES (1 client
+experiments), SYNTERA_BENCH_CHAT_LLM ("offline"; "paced": the agents use the OpenAI provider
+against the benchmark LLM, tests/standins/openai_server.py run as its own process, paced by
+SYNTERA_BENCH_LLM_FIRST_TOKEN_MS (600), SYNTERA_BENCH_LLM_TOKENS_PER_S (40) and
+SYNTERA_BENCH_LLM_ANSWER_TOKENS (120): about 3.6 s an answer), SYNTERA_BENCH_CHAT_LLM_POOL
+("prefork:2", the Procfile's `llm` worker; "threads:64" to try a pool of threads), SYNTERA_BENCH_CHAT_DURATION (60 s), SYNTERA_BENCH_CHAT_PROCESSES (1 client
 process), SYNTERA_BENCH_CHAT_PROFILE (1), SYNTERA_BENCH_CHAT_KEEP_LOGS (keep the server and
 worker logs).
 """
@@ -86,6 +90,20 @@ DURATION = float(os.environ.get("SYNTERA_BENCH_CHAT_DURATION", "60"))
 PROCESSES = int(os.environ.get("SYNTERA_BENCH_CHAT_PROCESSES", "1"))
 PROFILE = os.environ.get("SYNTERA_BENCH_CHAT_PROFILE", "1") == "1"
 REDIS_DB = int(os.environ.get("SYNTERA_BENCH_CHAT_REDIS_DB", "12"))
+# "offline": the agents answer with the offline responder. "paced": with the OpenAI provider
+# against the benchmark LLM (tests/standins/openai_server.py as its own process) answering at
+# these paces.
+LLM = os.environ.get("SYNTERA_BENCH_CHAT_LLM", "offline")
+LLM_PACE = {
+    "--first-token-ms": os.environ.get("SYNTERA_BENCH_LLM_FIRST_TOKEN_MS", "600"),
+    "--tokens-per-second": os.environ.get("SYNTERA_BENCH_LLM_TOKENS_PER_S", "40"),
+    "--answer-tokens": os.environ.get("SYNTERA_BENCH_LLM_ANSWER_TOKENS", "120"),
+}
+LLM_KEY = "sk-bench"
+# The `llm` worker: the Procfile's prefork pool of 2 processes, or an experiment
+# ("threads:64": one process, 64 threads).
+LLM_POOL, _, _concurrency = os.environ.get("SYNTERA_BENCH_CHAT_LLM_POOL", "prefork:2").partition(":")
+LLM_CONCURRENCY = int(_concurrency or 2)
 INTERVAL = 10.0
 SETTLE = 30.0
 RAMP_RATE = 250.0
@@ -149,7 +167,10 @@ def inboxes(tenants: Any, django_db_blocker: Any) -> list[tuple[str, str]]:
                         knowledge.ingest_source(source_id=source.pk, run=source.run)
                         source.refresh_from_db()
                     assert source.status == Source.Status.READY, (slug, title, source.status)
-                agent = agent_create(editor=actor, name="Ava", knowledge_bases=[kb.pk], greeting="Hi! Ask me.")
+                provider = {"provider": "openai", "model": "gpt-4o-mini"} if LLM == "paced" else {}
+                agent = agent_create(
+                    editor=actor, name="Ava", knowledge_bases=[kb.pk], greeting="Hi! Ask me.", **provider
+                )
                 inbox = inbox_create(actor=actor, name="Website", agent_id=agent.pk, title="Help")
                 found.append((f"{slug}.localhost", inbox.widget_key))
             connection.set_schema_to_public()  # type: ignore[attr-defined]
@@ -192,14 +213,34 @@ def start(name: str, args: list[str], env: dict[str, str], log_dir: Path) -> Pro
     return Proc(name=name, proc=proc, log_path=log_path)
 
 
-def start_worker(name: str, queue: str, concurrency: int, env: dict[str, str], log_dir: Path) -> Proc:
-    """A Celery worker process on `queue` (prefork, `concurrency` processes)."""
+def start_worker(
+    name: str, queue: str, concurrency: int, env: dict[str, str], log_dir: Path, pool: str = "prefork"
+) -> Proc:
+    """A Celery worker process on `queue` (`pool`: prefork processes or threads, `concurrency`
+    of them)."""
     args = [
-        sys.executable, "-m", "celery", "-A", "syntera", "worker", "-Q", queue, "--pool", "prefork",
+        sys.executable, "-m", "celery", "-A", "syntera", "worker", "-Q", queue, "--pool", pool,
         "--concurrency", str(concurrency), "--loglevel", "INFO", "--without-gossip", "--without-mingle",
         "--hostname", f"bench{name}{os.getpid()}@%h",
     ]  # fmt: skip
     return start(name, args, env, log_dir)
+
+
+def start_llm(env: dict[str, str], log_dir: Path) -> Proc:
+    """The benchmark LLM as its own process; sets OPENAI_BASE_URL / OPENAI_API_KEY in `env`
+    for the server and the workers started after it."""
+    args = [sys.executable, "-m", "tests.standins.openai_server", "--api-key", LLM_KEY]
+    llm = start("llm-server", [*args, *(x for pair in LLM_PACE.items() for x in pair)], env, log_dir)
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        llm.check()
+        first = llm.tail(1).strip()
+        if first.startswith("http://"):
+            env.update({"OPENAI_BASE_URL": first, "OPENAI_API_KEY": LLM_KEY})
+            return llm
+        time.sleep(0.1)
+    llm.stop()
+    raise AssertionError(f"the benchmark LLM did not start:\n{llm.tail()}")
 
 
 def server_command(kind: str, port: int) -> list[str]:
@@ -698,7 +739,8 @@ def test_chat_load(inboxes: list[tuple[str, str]]) -> None:
     ):  # fmt: skip
         env.pop(key, None)
     log_dir = Path(tempfile.mkdtemp(prefix="syntera-chat-load-"))
-    worker = start_worker("celery", "llm", 2, env, log_dir)
+    llm = start_llm(env, log_dir) if LLM == "paced" else None
+    worker = start_worker("celery", "llm", LLM_CONCURRENCY, env, log_dir, pool=LLM_POOL)
     # The domain events' worker, as in the Procfile: the staff pages, the audit trail and the
     # statistics hear of every message through it.
     events_worker = start_worker("celery-events", "events", 1, env, log_dir)
@@ -727,6 +769,8 @@ def test_chat_load(inboxes: list[tuple[str, str]]) -> None:
     finally:
         worker.stop()
         events_worker.stop()
+        if llm is not None:
+            llm.stop()
     task_times = _task_times(worker.log_path)
     if os.environ.get("SYNTERA_BENCH_CHAT_KEEP_LOGS"):
         print(f"\n[chat_load] logs kept in {log_dir}")
@@ -751,7 +795,8 @@ def test_chat_load(inboxes: list[tuple[str, str]]) -> None:
         {
             "what": "widget WebSocket load: daphne vs uvicorn, same ASGI app (tests/bench/test_chat_load.py)",
             "servers": {kind: {"command": server_command(kind, 0), **server_implementation(kind)} for kind in SERVERS},
-            "worker": "celery -Q llm --pool prefork --concurrency 2 (offline responder); -Q events --concurrency 1",
+            "worker": f"celery -Q llm --pool {LLM_POOL} --concurrency {LLM_CONCURRENCY}; -Q events --concurrency 1",
+            "llm": {"kind": LLM, **({"pace": LLM_PACE} if LLM == "paced" else {})},
             "worker_task_seconds": task_times,
             "points": [{"connections": c, "active": a} for c, a in POINTS],
             "duration_s": DURATION,
