@@ -494,3 +494,12 @@ def test_a_sentence_wrapped_over_lines_is_one_sentence() -> None:
         "Steps",
         "open the order.",
     ]
+
+
+def test_a_page_question_whose_answer_is_elsewhere_is_not_quoted() -> None:
+    """A chunk that ends with the page's question ("What are the deadlines for the FAFSA
+    form?") does not answer a visitor who asks about deadlines: it is never quoted."""
+    page = chunk(1, "Filing early helps.\nWhat are the deadlines for filling out the FAFSA form?")
+    assert not quotable("What are the deadlines for filling out the FAFSA form?")
+    analysis = scoring.analyse("When is the FAFSA deadline?", [page], embed=None)
+    assert all(not c.text.endswith("?") for c in analysis.candidates)

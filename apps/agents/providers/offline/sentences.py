@@ -47,7 +47,10 @@ def split_sentences(text: str) -> list[str]:
 
 def quotable(sentence: str, heading: str = "") -> bool:
     """Whether a cleaned sentence may be quoted: a real sentence of reasonable length, not
-    a heading, free of markup and of instructions to the assistant."""
+    a heading or a question (a page's question answers nothing, even when its answer is in
+    another chunk), free of markup and of instructions to the assistant."""
+    if sentence.rstrip().endswith("?"):
+        return False
     count = len(sentence.split())
     if count < MIN_WORDS or count > MAX_WORDS:
         return False
