@@ -143,8 +143,8 @@ def load_support_dev(directory: Path | str) -> list[QAItem]:
     """support-dev (visitor-style questions over the doc2dial pages): `answerable.jsonl`
     `{"id","question","gold_doc_ids","answer_evidence"}` and `unanswerable.jsonl`
     `{"id","question","kind": "near-domain" | "off-topic"}`. Every answerable item counts any
-    of its gold pages; the kinds map to near_miss / off_topic. All of it is a dev set: its
-    items carry the split "dev" in `dial_id`'s place."""
+    of its gold pages; the kinds map to near_miss / off_topic. Each item's `dial_id` is its own
+    id, so `split_of` puts it in the tune or the held-out half like a doc2dial dialogue."""
     directory = Path(directory)
     items = []
     for row in _rows(directory / "answerable.jsonl"):

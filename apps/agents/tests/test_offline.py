@@ -434,6 +434,11 @@ def test_which_sentence_answers_which_question() -> None:
         ),
         ("How do I renew my licence?", "How do I renew my licence?"),
         ("I lost my card. I need a new one.", "I lost my card. I need a new one."),  # nothing asks: all of it
+        (
+            # A question word inside a statement does not make it a question when one is asked.
+            "It came with a restriction where I can only drive to work. How long am I stuck with it?",
+            "How long am I stuck with it?",
+        ),
     ],
 )
 def test_a_long_question_is_focused_on_what_it_asks(question: str, asked: str) -> None:
@@ -452,3 +457,49 @@ def test_personal_context_does_not_cost_a_question_its_answer() -> None:
     asked = scoring.analyse("How much can I get to change my home in Kandahar?", [page], embed=None)
     assert "kandahar" not in told.missing and "kandahar" in asked.missing
     assert told.answerability > asked.answerability
+
+
+def test_a_long_question_is_scored_by_the_words_of_what_it_asks() -> None:
+    """The visitor's context does not dilute the share of the question's words a sentence
+    has: it counts against what is asked as well, the better of the two."""
+    page = chunk(1, "Renewals are taken online, by mail or at an office within one year of expiry.")
+    told = scoring.analyse(
+        "My grandfather drove trucks for forty years and loved every mile. How do I renew online?", [page], embed=None
+    )
+    bare = scoring.analyse("How do I renew online?", [page], embed=None)
+    assert told.candidates[0].lexical == bare.candidates[0].lexical
+    assert told.coverage == bare.coverage
+
+
+def test_a_word_the_page_says_in_its_own_words_is_not_missing() -> None:
+    """ "SUV" where the page says "vehicle" is said there; "acupuncture" where the page speaks of
+    medical treatment is not, and still costs answerability."""
+    embed = scoring.local_embedder()
+    plates = chunk(1, "You can transfer your plates and registration to another vehicle you own.")
+    moved = scoring.analyse("Can I move my plates over to the SUV I just bought?", [plates], embed=embed)
+    assert "suv" not in moved.missing
+    care = chunk(1, "VA covers medical treatment for service-connected conditions at VA facilities.")
+    needles = scoring.analyse("Does the VA cover acupuncture?", [care], embed=embed)
+    assert "acupuncture" in needles.missing
+
+
+def test_a_sentence_wrapped_over_lines_is_one_sentence() -> None:
+    text = (
+        "Express shipping arrives the next business day\nwhen you order before 2 pm.\n"
+        "Standard shipping is free for orders over\n50 EUR.\nSteps\n- open the order."
+    )
+    assert split_sentences(text) == [
+        "Express shipping arrives the next business day when you order before 2 pm.",
+        "Standard shipping is free for orders over 50 EUR.",
+        "Steps",
+        "open the order.",
+    ]
+
+
+def test_a_page_question_whose_answer_is_elsewhere_is_not_quoted() -> None:
+    """A chunk that ends with the page's question ("What are the deadlines for the FAFSA
+    form?") does not answer a visitor who asks about deadlines: it is never quoted."""
+    page = chunk(1, "Filing early helps.\nWhat are the deadlines for filling out the FAFSA form?")
+    assert not quotable("What are the deadlines for filling out the FAFSA form?")
+    analysis = scoring.analyse("When is the FAFSA deadline?", [page], embed=None)
+    assert all(not c.text.endswith("?") for c in analysis.candidates)

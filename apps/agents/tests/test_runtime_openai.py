@@ -48,6 +48,8 @@ def test_cited_answer_and_what_is_sent(openai_agent: Any, owner: Any, standin: O
     assert body["model"] == "gpt-4o-mini" and body["stream"] is True
     assert "untrusted data" in system and '<reference id="1" source="Shipping times">' in system
     assert "Help Alpha Outfitters customers." in system  # instructions rendered with variables
+    # A question that needs a figure worked out from a rule gets the rule, cited, not a computed figure.
+    assert "never state a worked-out figure that the material does not give" in system
     assert {t["function"]["name"] for t in body["tools"]} == {
         "search_knowledge",
         "capture_lead",

@@ -19,7 +19,9 @@ How a sentence is scored (all numbers in [0, 1]):
 Whether to answer at all: `answerability` = best support + COVERAGE_WEIGHT·(share of the
 question's content words found anywhere in the reference text) - MISSING_PENALTY·(number of
 *specific* question words the text lacks: not generic, not among the common English words of
-the MiniLM vocabulary, not a misspelling of a word of the text — "placard", "acupuncture"),
+the MiniLM vocabulary, not a misspelling of a word of the text, not said in the best
+sentences' own words (a word of theirs within cosine SYNONYM_SIMILARITY: "suv" and "vehicle")
+— "placard", "acupuncture"),
 each costing UNKNOWN_PENALTY instead when the whole knowledge base lacks it too
 (`request.unknown_words`, found by the runtime with `apps.knowledge.search.unknown_words`).
 Below `support_threshold` it abstains: Finish("no_answer"), the no-answer template offering a
@@ -36,8 +38,10 @@ What to quote: the best-supported sentence, then the best sentence of each furth
 retrieval order (retrieval ranks sources better than one sentence's score, and a second
 source confirms), each within SUPPORT_MARGIN of the best; at most MAX_SENTENCES. A sentence
 found in several sources (overlapping chunks, pages that repeat each other) cites each.
-Weights were fitted and thresholds tuned on doc2dial (tests/bench/test_agent_eval.py,
-figures in docs/benchmarks.md).
+Weights were fitted on doc2dial; the threshold is chosen on the tune halves of doc2dial and
+support-dev together (tests/bench/test_agent_eval.py, figures in docs/benchmarks.md). A
+question that needs a date, count or amount worked out from a rule gets the rule quoted and
+cited: this responder never states a figure its passages do not.
 
 Reference text is untrusted. A sentence is never quoted when it addresses the assistant
 (`addresses_assistant`: "ignore previous instructions", "reveal your system prompt", "call

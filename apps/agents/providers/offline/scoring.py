@@ -1,6 +1,7 @@
 """How well each quotable sentence supports the question, whether to answer at all, and which
 sentences to quote (the offline responder; the method is in __init__.py's docstring).
-Weights were fitted and thresholds tuned on doc2dial (tests/bench/test_agent_eval.py)."""
+Weights were fitted on doc2dial; thresholds are chosen on the tune halves of doc2dial and
+support-dev together (tests/bench/test_agent_eval.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from ...vocabulary import words as _words
 from .. import ContextChunk
 from .sentences import YES_NO, answered_questions, quotable, split_sentences
 
-SUPPORT_THRESHOLD = 0.70  # answerability needed to answer (tuned on doc2dial)
+SUPPORT_THRESHOLD = 0.70  # answerability needed to answer (chosen on both sets' tune halves)
 DENSE_WEIGHT = 0.40
 LEXICAL_WEIGHT = 0.30
 CHUNK_WEIGHT = 0.30
@@ -33,6 +34,8 @@ SUPPORT_MARGIN = 0.15  # a further sentence must score within this of the best o
 EMBEDDED_PER_CHUNK = 3  # sentences per chunk scored by embedding (the lexically best)
 PREFIX_MATCH = 5  # "eligible" matches "eligibility": a shared prefix of this many letters
 FOCUS = True  # score by what the question asks as well as by all of it (`asked_part`)
+SYNONYM_SIMILARITY = 0.62  # a missing word this close (cosine) to a word of the best sentences is said there
+SYNONYM_SENTENCES = 3  # ... of the best this many sentences
 
 Embedder = Callable[[Sequence[str]], list[list[float]]]
 
@@ -98,6 +101,20 @@ def _matches(term: str, vocabulary: set[str]) -> bool:
         return False
     prefix = term[:PREFIX_MATCH]
     return any(v.startswith(prefix) and (v.startswith(term) or term.startswith(v)) for v in vocabulary)
+
+
+def _lexical(weights: dict[str, float], own: set[str], heading: set[str]) -> float:
+    """Weighted share of the query's words a sentence has (its heading's count HEADING_WEIGHT)."""
+    total = sum(weights.values())
+    if not total:
+        return 0.0
+    found = 0.0
+    for term, w in weights.items():
+        if _matches(term, own):
+            found += w
+        elif _matches(term, heading):
+            found += HEADING_WEIGHT * w
+    return found / total
 
 
 def _stems(text: str) -> set[str]:
@@ -240,13 +257,17 @@ _QUESTION_WORDS = frozenset(["how", "what", "when", "where", "why", "which", "wh
 _LEADING_FILLERS = frozenset(["so", "and", "but", "ok", "okay", "well", "also", "then", "just"])
 
 
-def _asks(sentence: str) -> bool:
+def _asks(sentence: str, *, marked: bool = False) -> bool:
+    """Whether a sentence asks. `marked`: the question has a "?" somewhere, so a question word
+    inside a sentence ("...where I can only drive to work.") is not enough there."""
     tokens = _words(sentence)
     while tokens and tokens[0] in _LEADING_FILLERS:
         tokens = tokens[1:]
     if not tokens:
         return False
-    return sentence.rstrip().endswith("?") or tokens[0] in _ASKING_OPENERS or bool(_QUESTION_WORDS & set(tokens))
+    if sentence.rstrip().endswith("?") or tokens[0] in _ASKING_OPENERS:
+        return True
+    return not marked and bool(_QUESTION_WORDS & set(tokens))
 
 
 def asked_part(query: str) -> str:
@@ -254,7 +275,8 @@ def asked_part(query: str) -> str:
     dementia and can't use a computer. Can I set up his account for him? He signed a note." →
     the middle sentence): the sentences that ask. The whole text when none does, or all do."""
     sentences = [m.group(0).strip() for m in _SENTENCE.finditer(query) if m.group(0).strip()]
-    asked = [s for s in sentences if _asks(s)]
+    marked = "?" in query
+    asked = [s for s in sentences if _asks(s, marked=marked)]
     if not asked or len(asked) == len(sentences):
         return query
     return " ".join(asked)
@@ -283,6 +305,9 @@ def analyse(
     focused = asked_part(core) if FOCUS else core
     weights = _query_weights(core)
     total = sum(weights.values())
+    # Words are counted against the whole question and against what it asks, the better of
+    # the two: the visitor's own context ("my grandpa", "in Afghanistan") dilutes the first.
+    asked_weights = [weights] if focused == core else [weights, _query_weights(focused)]
     vocabulary: set[str] = set()
     words: set[str] = set()
     per_chunk: list[list[Candidate]] = []
@@ -310,17 +335,10 @@ def analyse(
             between = sentences[answers[position] + 1 : position] if asked else []
             lead = between[0] if len(between) == 1 and YES_NO.fullmatch(between[0]) else ""
             own = _stems(sentence) | _stems(asked)  # an answer has its question's words
-            lexical = 0.0
-            if total:
-                for term, w in weights.items():
-                    if _matches(term, own):
-                        lexical += w
-                    elif _matches(term, heading_stems):
-                        lexical += HEADING_WEIGHT * w
-                lexical /= total
+            lexical = max(_lexical(w, own, heading_stems) for w in asked_weights)
             found.append(Candidate(sentence, chunk, position, lexical, asked=asked, lead=lead))
         per_chunk.append(found)
-    coverage = _coverage(weights, vocabulary)
+    coverage = max(_coverage(w, vocabulary) for w in asked_weights)
     # Only what is asked must be in the passages: the visitor's own context ("in Afghanistan",
     # "my grandpa") is theirs, and rarely what a help page says.
     missing = _specific(focused, vocabulary, words) if total else ()
@@ -353,8 +371,26 @@ def analyse(
         scored = [replace(c, support=cheap(c) * scale) for c in shortlist]
     scored = [replace(c, also=tuple(seen[c.text.lower()][1:])) for c in scored]
     scored.sort(key=lambda c: (-c.support, c.chunk.index, c.position))
+    if missing and embed is not None and scored:
+        missing = _unsaid(missing, scored[:SYNONYM_SENTENCES], embed)
     absent = {w.lower() for w in unknown}
     return Analysis(tuple(sorted(weights)), coverage, missing, tuple(scored), tuple(w for w in missing if w in absent))
+
+
+def _unsaid(missing: tuple[str, ...], best: Sequence[Candidate], embed: Embedder) -> tuple[str, ...]:
+    """Those of `missing` that the best sentences do not say in a word of their own: a word
+    whose vector is within SYNONYM_SIMILARITY of one of their content words ("suv" and
+    "vehicle", "pediatrician" and "doctor") is said, in the page's words."""
+    said = sorted({word for c in best for _, word in terms(c.quote)})
+    if not said:
+        return missing
+    vectors = _CACHE.embed(embed, [*missing, *said])
+    theirs = vectors[len(missing) :]
+    return tuple(
+        word
+        for word, vector in zip(missing, vectors, strict=False)
+        if max(_dot(vector, other) for other in theirs) < SYNONYM_SIMILARITY
+    )
 
 
 def select(analysis: Analysis, *, max_sentences: int = MAX_SENTENCES) -> list[Candidate]:

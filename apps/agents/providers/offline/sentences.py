@@ -29,10 +29,16 @@ def clean_sentence(text: str) -> str:
     return _SPACE_AFTER_OPEN.sub(r"\1", text).strip()
 
 
+# A line broken inside a sentence (hard-wrapped text): it ends with no stop and the next line
+# goes on in lower case ("...arrives the next business day\nwhen you order before 2 pm").
+_WRAPPED = re.compile(r"(?<=[A-Za-z0-9,;)])[ \t]*\n[ \t]*(?=[a-z]|\d+(?![.)]\s))")
+
+
 def split_sentences(text: str) -> list[str]:
-    """Sentences of a chunk, cleaned, in order (lines are never joined)."""
+    """Sentences of a chunk, cleaned, in order (lines are joined only where a sentence was
+    wrapped in the middle)."""
     out = []
-    for piece in _SPLIT.split(text or ""):
+    for piece in _SPLIT.split(_WRAPPED.sub(" ", text or "")):
         cleaned = clean_sentence(piece)
         if cleaned:
             out.append(cleaned)
@@ -41,7 +47,10 @@ def split_sentences(text: str) -> list[str]:
 
 def quotable(sentence: str, heading: str = "") -> bool:
     """Whether a cleaned sentence may be quoted: a real sentence of reasonable length, not
-    a heading, free of markup and of instructions to the assistant."""
+    a heading or a question (a page's question answers nothing, even when its answer is in
+    another chunk), free of markup and of instructions to the assistant."""
+    if sentence.rstrip().endswith("?"):
+        return False
     count = len(sentence.split())
     if count < MIN_WORDS or count > MAX_WORDS:
         return False
