@@ -365,8 +365,8 @@ def live_stack(request: pytest.FixtureRequest) -> Iterator[LiveStack]:
             work_dir,
         )
         stack.services.append(server)
-        # As in the Procfile: the domain events have a worker of their own, so an AI reply or
-        # an ingestion never holds up the staff pages' events.
+        # As in the Procfile: ingestion and the domain events have workers of their own, so an
+        # ingestion never holds up an AI reply, and neither holds up the staff pages' events.
         workers = [
             _start(
                 name,
@@ -391,7 +391,7 @@ def live_stack(request: pytest.FixtureRequest) -> Iterator[LiveStack]:
                 env,
                 work_dir,
             )
-            for name, queues in (("celery", "default,ingest,llm"), ("events", "events"))
+            for name, queues in (("celery", "default,llm"), ("ingest", "ingest"), ("events", "events"))
         ]
         stack.services.extend(workers)
         _wait_http_ready(stack, server)
