@@ -32,8 +32,8 @@ last chunk with empty `choices` and `usage` (every earlier chunk then carries `"
 Completion tokens are capped by `max_tokens` (finish reason `length`).
 
 As a benchmark LLM (`Pacing`, and `python -m tests.standins.openai_server`, its own process):
-every answer nobody scripted is `answer_tokens` pieces long (the echo, then filler words, then
-the `[1]` citation when grounded), its first piece after `first_token` seconds and the others
+every answer nobody scripted is `answer_tokens` pieces long (the echo, the `[1]` citation after
+its first twelve words when grounded, then filler words), its first piece after `first_token` seconds and the others
 at `tokens_per_second`: the shape of a hosted model's streamed answer (defaults 0.6 s, 40
 tokens/s, 120 tokens: about 3.6 s).
 
@@ -115,7 +115,9 @@ class Pacing:
         needed = max(1, self.answer_tokens - (1 if cite else 0))
         while len(words) < needed:
             words.extend(filler[: needed - len(words)])
-        text = "".join(words[:needed]) + (" [1]" if cite else "")
+        # Cited after its first sentence, as a model does: the rest streams once grounded.
+        head = min(12, needed)
+        text = "".join(words[:head]) + (" [1]." if cite else "") + "".join(words[head:needed])
         return ChatReply(text, delay=self.first_token, pace=1.0 / self.tokens_per_second)
 
 

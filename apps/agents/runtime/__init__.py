@@ -22,7 +22,7 @@ fixed replies).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import Any
 
 from django.conf import settings
@@ -62,7 +62,7 @@ from .grounding import BELOW_THRESHOLD, UNCITED, _context_from_hits, _parse_cita
 from .turns import Citation, Decision, Delta, TurnInput, TurnResult
 
 
-def run_turn(*, agent: Agent, tenant: Any, conversation: TurnInput) -> Iterator[Delta | TurnResult]:
+def run_turn(*, agent: Agent, tenant: Any, conversation: TurnInput) -> Generator[Delta | TurnResult, None, None]:
     """Produce the agent's next turn for `conversation`: `Delta`s while the answer streams,
     then one `TurnResult`. The final text is authoritative (it may replace what streamed when
     grounding fails). Raises ApplicationError 429 when the tenant's AI quota is used up."""

@@ -5,8 +5,10 @@ step stores the reply with every side effect and event of the turn, or nothing
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+import time
 from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
@@ -72,6 +74,10 @@ def _turns_for(conversation: Conversation) -> list[Any]:
 
 
 _CITATION_MARK = re.compile(r"\s*\[\d+\]")
+# While a reply streams, how often to check that it is still wanted (not superseded by a newer
+# visitor message, the conversation not taken over): a reply that will be discarded stops
+# there instead of running the model to its end.
+UNWANTED_CHECK_SECONDS = 0.5
 
 
 def reply_suggestion(*, actor: Actor, conversation: Conversation) -> dict[str, Any]:
@@ -141,17 +147,29 @@ def ai_reply(*, conversation_id: int, trigger_seq: int, epoch: int) -> str:
         return _ai_budget_spent(conversation, turns[-1].text, trigger_seq, epoch)
     notify_frame(conversation.pk, {"type": "typing", "role": "ai"})
     result: runtime.TurnResult | None = None
-    for event in runtime.run_turn(
+    turn = runtime.run_turn(
         agent=agent,
         tenant=connection.tenant,
         conversation=_turn_input(
             conversation, turns, abstentions=conversation.abstentions, visitor_turns=conversation.visitor_turns
         ),
-    ):
-        if isinstance(event, runtime.Delta):
-            notify_frame(conversation.pk, {"type": "delta", "reply_to": trigger_seq, "text": event.text})
-        else:
-            result = event
+    )
+    checked = time.monotonic()
+    with contextlib.closing(turn):  # leaving early closes the model's stream: it stops generating
+        for event in turn:
+            if isinstance(event, runtime.Delta):
+                notify_frame(conversation.pk, {"type": "delta", "reply_to": trigger_seq, "text": event.text})
+                if time.monotonic() - checked >= UNWANTED_CHECK_SECONDS:
+                    checked = time.monotonic()
+                    if (why := _unwanted(conversation_id, trigger_seq, epoch)) is not None:
+                        logger.info(
+                            "AI reply stopped while streaming: %s",
+                            why,
+                            extra={"data": {"conversation": conversation_id}},
+                        )
+                        return f"discarded: {why}"
+            else:
+                result = event
     assert result is not None
     return _ai_reply_commit(
         conversation_id=conversation_id, agent=agent, result=result, trigger_seq=trigger_seq, epoch=epoch
@@ -238,6 +256,17 @@ def _ai_budget_spent(conversation: Conversation, text: str, trigger_seq: int, ep
         client_id = f"budget-{epoch}-{trigger_seq}"
         message_post(conversation_id=conversation.pk, role="system", text=AI_BUDGET_SPENT, client_id=client_id)
     return "skipped: AI budget spent"
+
+
+def _unwanted(conversation_id: int, trigger_seq: int, epoch: int) -> str | None:
+    """Why a reply still being produced will be discarded at its commit (a person took the
+    conversation, a newer visitor message supersedes it), or None."""
+    current = Conversation.objects.only("epoch", "owner", "last_seq").get(pk=conversation_id)
+    if current.epoch != epoch or current.owner != Conversation.Owner.AI:
+        return "ownership changed"
+    if current.last_seq > trigger_seq and _newer_visitor_message(current, trigger_seq):
+        return "superseded"
+    return None
 
 
 def _newer_visitor_message(conversation: Conversation, trigger_seq: int) -> bool:

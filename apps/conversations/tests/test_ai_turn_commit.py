@@ -13,6 +13,7 @@ them all, so an unchanged table means the discard kept it clean.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -260,3 +261,32 @@ def test_a_provider_failing_midway_leaves_only_the_honest_abstention(openai_inbo
     assert after == before
     stored = get_store().after(schema=connection.schema_name, conversation_id=conversation.pk, after_seq=1)
     assert stored[0].audit["reason"] == "the AI provider failed" and stored[0].audit["provider_error"]
+
+
+def test_a_reply_superseded_while_it_streams_stops_the_model(
+    openai_inbox: Any, standin: OpenAIStandIn, monkeypatch: Any
+) -> None:
+    """The visitor writes again while the answer streams: the stream is cut within about
+    UNWANTED_CHECK_SECONDS instead of running to its end, and nothing of the turn is stored."""
+    conversation = visit(openai_inbox, OPENAI_ASK)
+    before = written(conversation.pk)
+    words = " ".join(f"word{i}" for i in range(80))
+    standin.reply(f"Standard shipping takes 3 to 5 business days [1]. {words}", pace=0.05)  # about 4 s
+    sent = {"deltas": 0}
+    real_notify = services.ai.notify_frame
+
+    def notify(conversation_id: int, frame: dict[str, Any]) -> None:
+        real_notify(conversation_id, frame)
+        if frame["type"] == "delta":
+            sent["deltas"] += 1
+            if sent["deltas"] == 3:
+                services.message_post(conversation_id=conversation_id, role="visitor", text="hello?", client_id="v2")
+
+    monkeypatch.setattr(services.ai, "notify_frame", notify)
+    started = time.monotonic()
+    outcome = reply(conversation)
+    assert outcome == "discarded: superseded"
+    assert time.monotonic() - started < 2.5
+    assert sent["deltas"] < 40
+    after = written(conversation.pk)
+    assert after["ai_messages"] == before["ai_messages"] == [] and after["usage"] == before["usage"]
