@@ -79,6 +79,14 @@ worker_process_init.connect(_realtime_loop, weak=False)
 task_prerun.connect(_connections_as_per_request, weak=False)
 task_postrun.connect(_connections_as_per_request, weak=False)
 
+
+def _forget_read_tenant(**kwargs: Any) -> None:
+    """A row read for one task never decides for a later one."""
+    _read.tenant = None
+
+
+task_postrun.connect(_forget_read_tenant, weak=False)
+
 app = CeleryApp("syntera", task_cls=WorkspaceTask)
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()

@@ -62,7 +62,8 @@ def deletion_open(tenant: Tenant) -> TenantDeletion | None:
 def workspace_accepts_work(schema: str) -> bool:
     """False for a workspace scheduled for deletion, deleted or unknown: background work sent
     for it is dropped (syntera/celery.py)."""
-    return Tenant.objects.filter(schema_name=schema, purge_after__isnull=True).exists()
+    tenant = Tenant.all_objects.filter(schema_name=schema).first()
+    return tenant is not None and tenant_accepts_work(tenant)
 
 
 def tenant_accepts_work(tenant: Tenant) -> bool:

@@ -663,6 +663,18 @@ def test_agent_eval(indexed: Indexed, committed_tenant: Any) -> None:
         ]
         return ev.score([i for i, _ in pairs], [a for _, a in pairs])
 
+    def support_dev_reports(answers: Sequence[Any], via: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+        """support-dev's report over all its questions and over each half, printed."""
+        everything = report(support, answers, None)
+        by_split = {split: report(support, answers, split) for split in ("tune", "test")}
+        for name, sd in (*by_split.items(), ("all", everything)):
+            print(
+                f"[bench] support-dev {name}{via}: gold-citation {sd['gold_citation_rate']:.3f} of"
+                f" {sd['answerable']}, declined {sd['abstention_rate']:.3f} of {sd['unanswerable']}"
+                f" {sd['abstention_by_kind']}, p50/p95 {sd['latency_ms']['p50']:.0f}/{sd['latency_ms']['p95']:.0f} ms"
+            )
+        return everything, by_split
+
     results: dict[str, Any] = {}
     for split in ("tune", "test", None):
         name = split or "all"
@@ -672,14 +684,7 @@ def test_agent_eval(indexed: Indexed, committed_tenant: Any) -> None:
             "follow_up_bare_question": report(follow, bare_answers, split),
         }
     if support:
-        results["support_dev"] = report(support, support_answers, None)
-        results["support_dev_by_split"] = {s: report(support, support_answers, s) for s in ("tune", "test")}
-        for name, sd in (*results["support_dev_by_split"].items(), ("all", results["support_dev"])):
-            print(
-                f"[bench] support-dev {name}: gold-citation {sd['gold_citation_rate']:.3f} of {sd['answerable']},"
-                f" declined {sd['abstention_rate']:.3f} of {sd['unanswerable']} {sd['abstention_by_kind']},"
-                f" p50/p95 {sd['latency_ms']['p50']:.0f}/{sd['latency_ms']['p95']:.0f} ms"
-            )
+        results["support_dev"], results["support_dev_by_split"] = support_dev_reports(support_answers, "")
     rows = []
     for name, r in results.items():
         if name.startswith("support_dev"):
@@ -737,13 +742,9 @@ def test_agent_eval(indexed: Indexed, committed_tenant: Any) -> None:
         for split in ("tune", "test", None)
     }
     if support:
-        results["runtime_support_dev"] = report(support, runtime_support, None)
-        results["runtime_support_dev_by_split"] = {s: report(support, runtime_support, s) for s in ("tune", "test")}
-        for name, rs in (*results["runtime_support_dev_by_split"].items(), ("all", results["runtime_support_dev"])):
-            print(
-                f"[bench] support-dev {name} through the runtime: gold-citation {rs['gold_citation_rate']:.3f},"
-                f" declined {rs['abstention_rate']:.3f}, p50/p95 {rs['latency_ms']['p50']:.0f}/{rs['latency_ms']['p95']:.0f} ms"
-            )
+        results["runtime_support_dev"], results["runtime_support_dev_by_split"] = support_dev_reports(
+            runtime_support, " through the runtime"
+        )
     print(f"[bench] through apps.agents.runtime.answer_turn (min_similarity {min_similarity}, provider defaults):")
     print(
         table(

@@ -161,7 +161,8 @@ def ai_reply(*, conversation_id: int, trigger_seq: int, epoch: int) -> str:
                 notify_frame(conversation.pk, {"type": "delta", "reply_to": trigger_seq, "text": event.text})
                 if time.monotonic() - checked >= UNWANTED_CHECK_SECONDS:
                     checked = time.monotonic()
-                    if (why := _unwanted(conversation_id, trigger_seq, epoch)) is not None:
+                    now = Conversation.objects.only("epoch", "owner", "last_seq").get(pk=conversation_id)
+                    if (why := _discarded_because(now, trigger_seq, epoch)) is not None:
                         logger.info(
                             "AI reply stopped while streaming: %s",
                             why,
@@ -186,11 +187,9 @@ def _ai_reply_commit(*, conversation_id: int, agent: Agent, result: TurnResult, 
 
     with transaction.atomic():
         current = Conversation.objects.select_for_update().get(pk=conversation_id)
-        if current.epoch != epoch or current.owner != Conversation.Owner.AI:
-            logger.info("AI reply discarded: ownership changed", extra={"data": {"conversation": conversation_id}})
-            return "discarded: ownership changed"
-        if _newer_visitor_message(current, trigger_seq):
-            return "discarded: superseded"
+        if (why := _discarded_because(current, trigger_seq, epoch)) is not None:
+            logger.info("AI reply discarded: %s", why, extra={"data": {"conversation": conversation_id}})
+            return f"discarded: {why}"
         committed = turn_commit(agent=agent, tenant=connection.tenant, result=result, contact=current.contact)
         current.summary = result.summary
         if result.folded_turns:
@@ -258,10 +257,10 @@ def _ai_budget_spent(conversation: Conversation, text: str, trigger_seq: int, ep
     return "skipped: AI budget spent"
 
 
-def _unwanted(conversation_id: int, trigger_seq: int, epoch: int) -> str | None:
-    """Why a reply still being produced will be discarded at its commit (a person took the
-    conversation, a newer visitor message supersedes it), or None."""
-    current = Conversation.objects.only("epoch", "owner", "last_seq").get(pk=conversation_id)
+def _discarded_because(current: Conversation, trigger_seq: int, epoch: int) -> str | None:
+    """Why the reply to `trigger_seq` no longer applies to the conversation as it is now (a
+    person took it, a newer visitor message supersedes it), or None. The commit asks it under
+    the row lock; a reply still streaming asks it to stop early."""
     if current.epoch != epoch or current.owner != Conversation.Owner.AI:
         return "ownership changed"
     if current.last_seq > trigger_seq and _newer_visitor_message(current, trigger_seq):
