@@ -161,7 +161,7 @@ def ai_reply(*, conversation_id: int, trigger_seq: int, epoch: int) -> str:
                 notify_frame(conversation.pk, {"type": "delta", "reply_to": trigger_seq, "text": event.text})
                 if time.monotonic() - checked >= UNWANTED_CHECK_SECONDS:
                     checked = time.monotonic()
-                    now = Conversation.objects.only("epoch", "owner", "last_seq").get(pk=conversation_id)
+                    now = Conversation.objects.only("epoch", "owner").get(pk=conversation_id)
                     if (why := _discarded_because(now, trigger_seq, epoch)) is not None:
                         logger.info(
                             "AI reply stopped while streaming: %s",
@@ -263,7 +263,7 @@ def _discarded_because(current: Conversation, trigger_seq: int, epoch: int) -> s
     the row lock; a reply still streaming asks it to stop early."""
     if current.epoch != epoch or current.owner != Conversation.Owner.AI:
         return "ownership changed"
-    if current.last_seq > trigger_seq and _newer_visitor_message(current, trigger_seq):
+    if _newer_visitor_message(current, trigger_seq):
         return "superseded"
     return None
 
