@@ -234,6 +234,22 @@ class LiveStack:
             _wait_http_ready(self, new)
         return new
 
+    @contextlib.contextmanager
+    def paused(self, *names: str) -> Iterator[None]:
+        """Stop these workers for the block (so only the test's own workers consume their
+        queues) and start them again with the same commands afterwards."""
+        stopped = [self.service(name) for name in names]
+        for service in stopped:
+            service.stop()
+        try:
+            yield
+        finally:
+            for old in stopped:
+                args = [str(a) for a in old.proc.args]  # type: ignore[union-attr]
+                new = _start(old.name, args, self.env, self.work_dir, log_name=f"{old.name}-{time.monotonic_ns()}")
+                self.services[self.services.index(old)] = new
+                _wait_worker_ready(new)
+
     def service(self, name: str) -> Service:
         return next(service for service in self.services if service.name == name)
 
