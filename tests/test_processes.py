@@ -4,6 +4,7 @@ ingestion never holds up an AI reply, and neither holds up the staff pages' even
 
 from __future__ import annotations
 
+import re
 import shlex
 from pathlib import Path
 
@@ -12,16 +13,23 @@ from django.conf import settings
 
 ROOT = Path(__file__).resolve().parent.parent
 APART = ("ingest", "llm", "events")  # each on workers of its own
+# Turns that wait on a remote model run on threads; CPU-bound work on processes.
+THREADED = {"llm"}
 
 
-def _celery_workers(commands: dict[str, list[str]]) -> dict[str, tuple[set[str], str | None]]:
-    """{process: (queues, hostname)} of the Celery worker commands."""
+def _option(args: list[str], name: str) -> str | None:
+    return args[args.index(name) + 1] if name in args else None
+
+
+def _celery_workers(commands: dict[str, list[str]]) -> dict[str, tuple[set[str], str | None, str]]:
+    """{process: (queues, hostname, pool)} of the Celery worker commands."""
     found = {}
     for name, args in commands.items():
-        if "worker" in args and "celery" in args[0]:
-            queues = set(args[args.index("-Q") + 1].split(","))
-            hostname = args[args.index("--hostname") + 1] if "--hostname" in args else None
-            found[name] = (queues, hostname)
+        while args and (args[0] == "env" or "=" in args[0]):
+            args = args[1:]  # `env VAR=value celery ...`
+        if args and "celery" in args[0] and "worker" in args:
+            queues = set(str(_option(args, "-Q")).split(","))
+            found[name] = (queues, _option(args, "--hostname"), _option(args, "--pool") or "prefork")
     return found
 
 
@@ -31,17 +39,35 @@ def _procfile() -> dict[str, list[str]]:
 
 
 def _compose() -> dict[str, list[str]]:
+    """Each service's command, behind its own environment (as `env VAR=value ...`)."""
     services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
-    return {name: list(service["command"]) for name, service in services.items() if "command" in service}
+    return {
+        name: ["env", *(f"{k}={v}" for k, v in (service.get("environment") or {}).items()), *service["command"]]
+        for name, service in services.items()
+        if "command" in service
+    }
+
+
+def test_the_threaded_workers_pool_their_database_connections() -> None:
+    """A hundred threads must not mean a hundred PostgreSQL connections."""
+    for source, commands in (("Procfile", _procfile()), ("docker-compose.yml", _compose())):
+        for name, args in commands.items():
+            if "threads" in args:
+                value = next((a.partition("=")[2] for a in args if a.startswith("DATABASE_POOL_SIZE=")), "0")
+                size = re.fullmatch(r"\$\{\w+:-(\d+)\}|(\d+)", value)
+                assert size and int(size[1] or size[2]) > 0, f"{source}: {name} has no connection pool"
 
 
 def test_every_queue_has_one_kind_of_worker_and_slow_work_never_shares_one() -> None:
     declared = {queue.name for queue in settings.CELERY_TASK_QUEUES}
     for source, commands in (("Procfile", _procfile()), ("docker-compose.yml", _compose())):
         workers = _celery_workers(commands)
-        consumed = [q for queues, _ in workers.values() for q in queues]
+        consumed = [q for queues, _, _ in workers.values() for q in queues]
         assert sorted(consumed) == sorted(declared), f"{source}: each queue consumed once: {workers}"
-        for queues, _ in workers.values():
+        for queues, _, pool in workers.values():
             assert len(queues & set(APART)) <= 1, f"{source}: {sorted(queues)} share a worker"
-        hostnames = [hostname for _, hostname in workers.values()]
+            threaded = bool(queues & THREADED)
+            assert (pool == "threads") == threaded, f"{source}: {sorted(queues)} on the {pool} pool"
+            assert not threaded or queues <= THREADED, f"{source}: CPU-bound work on threads"
+        hostnames = [hostname for _, hostname, _ in workers.values()]
         assert len(set(hostnames)) == len(hostnames), f"{source}: two workers with one name on a host"

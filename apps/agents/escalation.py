@@ -307,6 +307,22 @@ def wants_human(text: str) -> bool:
     return human_request(text) is not None
 
 
+_YES = re.compile(
+    r"^(?:oh |well )?(?:yes|yeah|yep|yup|sure|ok|okay|please|please do|go ahead|do it|that would be great|"
+    r"si|sí|vale|claro|oui|d'accord|volontiers|ja|gerne|bitte|klar)"
+    r"(?:[\s,!.]+(?:yes|please|thanks|thank you|por favor|gracias|merci|s'il vous plait|s'il vous plaît|"
+    r"bitte|danke|go ahead))*[\s!.]*$",
+    re.IGNORECASE,
+)
+
+
+def accepts_offer(previous_reply: str, text: str) -> bool:
+    """True when the AI's previous reply offered to bring in a person and the visitor says yes."""
+    from .smalltalk import offers_person
+
+    return bool(previous_reply) and offers_person(previous_reply) and bool(_YES.match(" ".join(text.split())))
+
+
 # --- the other triggers -------------------------------------------------------------------------
 def policy_value(policy: dict[str, Any], key: str, field: str = "enabled", default: Any = None) -> Any:
     entry = policy.get(key)

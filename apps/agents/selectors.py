@@ -14,6 +14,23 @@ from .models import SETTABLE_FIELDS, STATS_COUNTS, Agent, AgentDailyStats, Knowl
 STATS_MAX_DAYS = 366
 
 
+def turn_queue(agent_id: int) -> str:
+    """The queue of this agent's turns (`queue_for_provider`)."""
+    return queue_for_provider(Agent.objects.filter(pk=agent_id).values_list("provider", flat=True).first() or "")
+
+
+def queue_for_provider(provider: str) -> str:
+    """`llm` (a thread pool, many turns waiting on a remote model at once) for a provider that
+    waits on the network, else `llm_local` (processes sized to the cores, for a responder
+    that computes here). An agent whose provider lacks its credentials answers with the
+    offline responder, on the queue of the provider it names."""
+    from .providers import PROVIDER_MODULES, capabilities_for
+
+    if provider in PROVIDER_MODULES and capabilities_for(provider).waits_on_network:
+        return "llm"
+    return "llm_local"
+
+
 def agent_list() -> QuerySet[Agent]:
     return Agent.objects.prefetch_related("knowledge_bases")
 

@@ -362,6 +362,10 @@ _REPLIES: dict[str, dict[str, str]] = {
             "I'm sorry, I couldn't find an answer to that in{company_possessive} help articles. "
             "Would you like me to connect you with a member of the team?"
         ),
+        "unavailable": (
+            "I'm sorry, I can't answer right now: our automated assistant is having a technical problem. "
+            "Would you like me to connect you with a member of the team?"
+        ),
         "handover": (
             "I'm passing this conversation to a member of our team. "
             "They will see everything we've discussed, so you won't need to repeat yourself."
@@ -383,6 +387,10 @@ _REPLIES: dict[str, dict[str, str]] = {
         ),
         "no_answer": (
             "Lo siento, no he encontrado la respuesta en nuestros artículos de ayuda. "
+            "¿Quieres que te ponga en contacto con una persona del equipo?"
+        ),
+        "unavailable": (
+            "Lo siento, ahora mismo no puedo responder: nuestro asistente automático tiene un problema técnico. "
             "¿Quieres que te ponga en contacto con una persona del equipo?"
         ),
         "handover": (
@@ -409,6 +417,10 @@ _REPLIES: dict[str, dict[str, str]] = {
             "Désolé, je n'ai pas trouvé la réponse dans nos articles d'aide. "
             "Voulez-vous que je vous mette en relation avec une personne de l'équipe ?"
         ),
+        "unavailable": (
+            "Désolé, je ne peux pas répondre pour le moment : notre assistant automatique rencontre un problème "
+            "technique. Voulez-vous que je vous mette en relation avec une personne de l'équipe ?"
+        ),
         "handover": (
             "Je transmets cette conversation à une personne de notre équipe. "
             "Elle verra tout notre échange, vous n'aurez rien à répéter."
@@ -433,6 +445,10 @@ _REPLIES: dict[str, dict[str, str]] = {
             "Leider habe ich dazu in unseren Hilfeartikeln keine Antwort gefunden. "
             "Soll ich Sie mit einer Person aus dem Team verbinden?"
         ),
+        "unavailable": (
+            "Leider kann ich gerade nicht antworten: Unser automatischer Assistent hat ein technisches Problem. "
+            "Soll ich Sie mit einer Person aus dem Team verbinden?"
+        ),
         "handover": (
             "Ich gebe dieses Gespräch an eine Person aus unserem Team weiter. "
             "Sie sieht alles, was wir besprochen haben, Sie müssen also nichts wiederholen."
@@ -446,7 +462,8 @@ _REPLIES: dict[str, dict[str, str]] = {
 
 def reply(kind: str, *, language: str = "en", name: str = "", company: str = "") -> str:
     """The fixed reply for a small-talk kind, or for "no_answer", "handover" (to a person),
-    "restricted" (a topic the guidance rules forbid) or "refusal", in `language` (else English)."""
+    "restricted" (a topic the guidance rules forbid), "unavailable" (the model cannot be
+    reached) or "refusal", in `language` (else English)."""
     templates = _REPLIES.get((language or "en").split("-")[0].lower(), _REPLIES["en"])
     template = templates.get(kind, _REPLIES["en"][kind])
     name = " ".join(name.split())[:60]
@@ -459,3 +476,23 @@ def reply(kind: str, *, language: str = "en", name: str = "", company: str = "")
         else "",
         company_possessive=f" {company}'s" if company else " our",
     )
+
+
+# The replies that end by offering a person; a visitor's "yes" to one is a request for a person
+# (apps.agents.escalation.accepts_offer).
+OFFERING_KINDS = ("no_answer", "restricted", "unavailable")
+_SENTENCE_END = re.compile(r"(?<=[.!:])\s+")
+
+
+_OFFERS = tuple(
+    _SENTENCE_END.split(" ".join(templates[kind].split()))[-1]
+    for templates in _REPLIES.values()
+    for kind in OFFERING_KINDS
+    if kind in templates
+)
+
+
+def offers_person(text: str) -> bool:
+    """True when `text` (an AI reply) ends with one of the fixed offers to bring in a person."""
+    ending = " ".join(text.split())
+    return any(ending.endswith(offer) for offer in _OFFERS)

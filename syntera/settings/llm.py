@@ -1,4 +1,4 @@
-from .env import env_int, env_str
+from .env import env_float, env_int, env_str
 
 # LLM and embedding providers. Without OPENAI_API_KEY everything runs offline.
 OPENAI_API_KEY = env_str("OPENAI_API_KEY", "")
@@ -12,3 +12,15 @@ OPENAI_TIMEOUT = env_int("OPENAI_TIMEOUT", 30)  # seconds
 OPENAI_DEADLINE = env_int("OPENAI_DEADLINE", 120)
 OPENAI_MAX_RETRIES = env_int("OPENAI_MAX_RETRIES", 2)
 OPENAI_CHAT_MODEL = env_str("OPENAI_CHAT_MODEL", "gpt-4o-mini")
+
+# AI turns at once per workspace (on every worker together): a workspace flooding the AI waits
+# its turn instead of taking every thread; a turn over the cap goes back to its queue for
+# AI_CONCURRENCY_RETRY_SECONDS (plus jitter). 0 = no cap.
+AI_TENANT_CONCURRENCY = env_int("AI_TENANT_CONCURRENCY", 20)
+AI_CONCURRENCY_RETRY_SECONDS = env_float("AI_CONCURRENCY_RETRY_SECONDS", 1.0)
+# The circuit breaker per workspace and provider (apps/agents/breaker.py): after
+# AI_BREAKER_FAILURES failed calls in a row (timeouts, 429, 5xx, outages), no call for
+# AI_BREAKER_OPEN_SECONDS: visitors are told at once that the AI cannot answer and offered a
+# person; then one trial call decides whether it closes again.
+AI_BREAKER_FAILURES = env_int("AI_BREAKER_FAILURES", 5)
+AI_BREAKER_OPEN_SECONDS = env_int("AI_BREAKER_OPEN_SECONDS", 30)

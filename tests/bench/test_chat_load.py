@@ -49,7 +49,9 @@ experiments), SYNTERA_BENCH_CHAT_LLM ("offline"; "paced": the agents use the Ope
 against the benchmark LLM, tests/standins/openai_server.py run as its own process, paced by
 SYNTERA_BENCH_LLM_FIRST_TOKEN_MS (600), SYNTERA_BENCH_LLM_TOKENS_PER_S (40) and
 SYNTERA_BENCH_LLM_ANSWER_TOKENS (120): about 3.6 s an answer), SYNTERA_BENCH_CHAT_LLM_POOL
-("prefork:2", the Procfile's `llm` worker; "threads:64" to try a pool of threads), SYNTERA_BENCH_CHAT_DURATION (60 s), SYNTERA_BENCH_CHAT_PROCESSES (1 client
+(the Procfile's AI worker: "threads:100" with 20 pooled connections for the paced LLM's `llm`
+queue, "prefork:2" for the offline responder's `llm_local`; "prefork:2" with the paced LLM is
+the design before ADR 0022), SYNTERA_BENCH_CHAT_DURATION (60 s), SYNTERA_BENCH_CHAT_PROCESSES (1 client
 process), SYNTERA_BENCH_CHAT_PROFILE (1), SYNTERA_BENCH_CHAT_KEEP_LOGS (keep the server and
 worker logs).
 """
@@ -100,10 +102,14 @@ LLM_PACE = {
     "--answer-tokens": os.environ.get("SYNTERA_BENCH_LLM_ANSWER_TOKENS", "120"),
 }
 LLM_KEY = "sk-bench"
-# The `llm` worker: the Procfile's prefork pool of 2 processes, or an experiment
-# ("threads:64": one process, 64 threads).
-LLM_POOL, _, _concurrency = os.environ.get("SYNTERA_BENCH_CHAT_LLM_POOL", "prefork:2").partition(":")
+# The AI worker, as in the Procfile: the `llm` queue on threads for the paced LLM (a remote
+# model), `llm_local` on the prefork processes for the offline responder.
+AI_QUEUE = "llm" if LLM == "paced" else "llm_local"
+LLM_POOL, _, _concurrency = os.environ.get(
+    "SYNTERA_BENCH_CHAT_LLM_POOL", "threads:100" if LLM == "paced" else "prefork:2"
+).partition(":")
 LLM_CONCURRENCY = int(_concurrency or 2)
+LLM_DATABASE_POOL = os.environ.get("SYNTERA_BENCH_CHAT_LLM_DB_POOL", "20")
 INTERVAL = 10.0
 SETTLE = 30.0
 RAMP_RATE = 250.0
@@ -567,7 +573,7 @@ def run_point(
     import redis
 
     # The AI replies still queued from the previous point would be answered during this one.
-    redis.Redis.from_url(env["REDIS_URL"]).delete("llm")
+    redis.Redis.from_url(env["REDIS_URL"]).delete(AI_QUEUE)
     port = free_port()
     server_env = {**env, "CHANNELS_DB_SHARED_THREAD": "true"} if kind.endswith("-shared") else env
     server = start(f"{kind}-{connections}", server_command(kind, port), server_env, log_dir)
@@ -740,7 +746,8 @@ def test_chat_load(inboxes: list[tuple[str, str]]) -> None:
         env.pop(key, None)
     log_dir = Path(tempfile.mkdtemp(prefix="syntera-chat-load-"))
     llm = start_llm(env, log_dir) if LLM == "paced" else None
-    worker = start_worker("celery", "llm", LLM_CONCURRENCY, env, log_dir, pool=LLM_POOL)
+    worker_env = {**env, "DATABASE_POOL_SIZE": LLM_DATABASE_POOL} if LLM_POOL == "threads" else env
+    worker = start_worker("celery", AI_QUEUE, LLM_CONCURRENCY, worker_env, log_dir, pool=LLM_POOL)
     # The domain events' worker, as in the Procfile: the staff pages, the audit trail and the
     # statistics hear of every message through it.
     events_worker = start_worker("celery-events", "events", 1, env, log_dir)
@@ -795,7 +802,11 @@ def test_chat_load(inboxes: list[tuple[str, str]]) -> None:
         {
             "what": "widget WebSocket load: daphne vs uvicorn, same ASGI app (tests/bench/test_chat_load.py)",
             "servers": {kind: {"command": server_command(kind, 0), **server_implementation(kind)} for kind in SERVERS},
-            "worker": f"celery -Q llm --pool {LLM_POOL} --concurrency {LLM_CONCURRENCY}; -Q events --concurrency 1",
+            "worker": (
+                f"celery -Q {AI_QUEUE} --pool {LLM_POOL} --concurrency {LLM_CONCURRENCY}"
+                + (f" (DATABASE_POOL_SIZE={LLM_DATABASE_POOL})" if LLM_POOL == "threads" else "")
+                + "; -Q events --concurrency 1"
+            ),
             "llm": {"kind": LLM, **({"pace": LLM_PACE} if LLM == "paced" else {})},
             "worker_task_seconds": task_times,
             "points": [{"connections": c, "active": a} for c, a in POINTS],

@@ -83,6 +83,7 @@ class Service:
     name: str
     proc: subprocess.Popen[bytes]
     log_path: Path
+    env: dict[str, str] = field(default_factory=dict)  # what it was started with
 
     def log(self) -> str:
         try:
@@ -228,7 +229,7 @@ class LiveStack:
         old = self.service(name)
         old.stop()
         args = [str(a) for a in old.proc.args]  # type: ignore[union-attr]
-        new = _start(name, args, self.env, self.work_dir, log_name=f"{name}-{time.monotonic_ns()}")
+        new = _start(name, args, old.env, self.work_dir, log_name=f"{name}-{time.monotonic_ns()}")
         self.services[self.services.index(old)] = new
         if name == "uvicorn":
             _wait_http_ready(self, new)
@@ -246,7 +247,7 @@ class LiveStack:
         finally:
             for old in stopped:
                 args = [str(a) for a in old.proc.args]  # type: ignore[union-attr]
-                new = _start(old.name, args, self.env, self.work_dir, log_name=f"{old.name}-{time.monotonic_ns()}")
+                new = _start(old.name, args, old.env, self.work_dir, log_name=f"{old.name}-{time.monotonic_ns()}")
                 self.services[self.services.index(old)] = new
                 _wait_worker_ready(new)
 
@@ -301,7 +302,7 @@ def _start(name: str, args: list[str], env: dict[str, str], log_dir: Path, log_n
         proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     finally:
         log.close()  # the child holds its own descriptor
-    return Service(name=name, proc=proc, log_path=log_path)
+    return Service(name=name, proc=proc, log_path=log_path, env=env)
 
 
 def _wait_http_ready(stack: LiveStack, server: Service) -> None:
@@ -316,6 +317,31 @@ def _wait_http_ready(stack: LiveStack, server: Service) -> None:
     wait_for(healthy, timeout=START_TIMEOUT, interval=0.2, what="uvicorn /healthz")
     ready = httpx.get(f"{stack.base_url}/readyz", headers={"Host": f"127.0.0.1:{stack.port}"}, timeout=10)
     assert ready.status_code == 200, f"/readyz: {ready.status_code} {ready.text}"
+
+
+# The live stack's `llm` worker: threads, and fewer pooled connections than threads.
+LLM_THREADS = 16
+LLM_ENV = {"DATABASE_POOL_SIZE": "4"}
+
+
+def _worker_args(name: str, queues: str, pool: list[str]) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "syntera",
+        "worker",
+        "-Q",
+        queues,
+        *pool,
+        "--loglevel",
+        "INFO",
+        "--without-gossip",
+        "--without-mingle",
+        "--hostname",
+        f"{name}{os.getpid()}@%h",
+    ]
 
 
 def _wait_worker_ready(worker: Service) -> None:
@@ -382,32 +408,16 @@ def live_stack(request: pytest.FixtureRequest) -> Iterator[LiveStack]:
         )
         stack.services.append(server)
         # As in the Procfile: ingestion and the domain events have workers of their own, so an
-        # ingestion never holds up an AI reply, and neither holds up the staff pages' events.
+        # ingestion never holds up an AI reply, and neither holds up the staff pages' events;
+        # turns that wait on a remote model run on threads with pooled database connections.
         workers = [
-            _start(
-                name,
-                [
-                    python,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "syntera",
-                    "worker",
-                    "-Q",
-                    queues,
-                    "--pool",
-                    "solo",
-                    "--loglevel",
-                    "INFO",
-                    "--without-gossip",
-                    "--without-mingle",
-                    "--hostname",
-                    f"{name}{os.getpid()}@%h",
-                ],
-                env,
-                work_dir,
+            _start(name, _worker_args(name, queues, pool), {**env, **extra_env}, work_dir)
+            for name, queues, pool, extra_env in (
+                ("celery", "default,llm_local", ["--pool", "solo"], {}),
+                ("llm", "llm", ["--pool", "threads", "--concurrency", str(LLM_THREADS)], LLM_ENV),
+                ("ingest", "ingest", ["--pool", "solo"], {}),
+                ("events", "events", ["--pool", "solo"], {}),
             )
-            for name, queues in (("celery", "default,llm"), ("ingest", "ingest"), ("events", "events"))
         ]
         stack.services.extend(workers)
         _wait_http_ready(stack, server)

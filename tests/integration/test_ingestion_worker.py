@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import uuid
 
 import pytest
 
-from .conftest import LiveStack, _start, _wait_worker_ready, wait_for
+from .conftest import LiveStack, _start, _wait_worker_ready, _worker_args, wait_for
 
 pytestmark = pytest.mark.live
 
@@ -21,27 +20,7 @@ PARAGRAPH = (
 
 
 def _worker(stack: LiveStack, name: str, *extra: str, env: dict[str, str] | None = None, pool: str = "solo") -> object:
-    args = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "syntera",
-        "worker",
-        "-Q",
-        "default,ingest,llm",
-        "--pool",
-        pool,
-        "--concurrency",
-        "1",
-        "--loglevel",
-        "INFO",
-        "--without-gossip",
-        "--without-mingle",
-        "--hostname",
-        f"{name}{os.getpid()}@%h",
-        *extra,
-    ]
+    args = [*_worker_args(name, "default,ingest,llm_local", ["--pool", pool, "--concurrency", "1"]), *extra]
     service = _start(name, args, {**stack.env, **(env or {})}, stack.work_dir)
     _wait_worker_ready(service)
     return service

@@ -79,6 +79,7 @@ TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 TOKEN = re.compile(r"\w+|[^\w\s]")
 PIECE = re.compile(r"\s*\S+|\s+")  # one streamed content delta: a word with its leading space
 CHAT_PATH = "/v1/chat/completions"
+STREAMS_PATH = "/v1/standin/streams"  # the benchmark's gauge of concurrent answers
 
 
 def count_standin_tokens(text: str) -> int:
@@ -149,6 +150,18 @@ def embed_text(text: str, dimensions: int = 1536) -> np.ndarray:
     return vector / norm
 
 
+def _counted(events: Iterator[bytes], server: OpenAIStandIn) -> Iterator[bytes]:
+    """The events of one stream, counted among the streams open while they are sent."""
+    with server._lock:
+        server.streams_open += 1
+        server.most_streams_open = max(server.most_streams_open, server.streams_open)
+    try:
+        yield from events
+    finally:
+        with server._lock:
+            server.streams_open -= 1
+
+
 def _paced(events: Iterator[bytes], pace: float, closing: Any) -> Iterator[bytes]:
     for event in events:
         if closing.wait(pace):
@@ -170,6 +183,8 @@ class OpenAIStandIn(JSONServer):
         self.chat_models = set(chat_models or CHAT_MODELS)
         self.batches: list[int] = []  # number of inputs of every answered request
         self.replies: list[ChatReply] = []
+        self.streams_open = 0  # streamed answers being sent now
+        self.most_streams_open = 0  # the most at once since the start (or `reset`)
 
     @property
     def base_url(self) -> str:
@@ -241,6 +256,7 @@ class OpenAIStandIn(JSONServer):
         self.batches.clear()
         with self._lock:
             self.replies.clear()
+            self.most_streams_open = self.streams_open
 
     def authorize(self, request: Request) -> None:
         header = request.headers.get("authorization", "")
@@ -250,7 +266,16 @@ class OpenAIStandIn(JSONServer):
             raise _error(401, f"Incorrect API key provided: {masked}.", code="invalid_api_key")
 
     def routes(self) -> dict[tuple[str, str], Route]:
-        return {("POST", "/v1/embeddings"): self.embeddings, ("POST", CHAT_PATH): self.chat_completions}
+        return {
+            ("POST", "/v1/embeddings"): self.embeddings,
+            ("POST", CHAT_PATH): self.chat_completions,
+            ("GET", STREAMS_PATH): self.streams,
+        }
+
+    def streams(self, request: Request) -> Any:
+        """Not OpenAI's: how many streamed answers are being sent now, and the most at once."""
+        with self._lock:
+            return {"open": self.streams_open, "most": self.most_streams_open}
 
     def embeddings(self, request: Request) -> Any:
         body = request.body
@@ -307,7 +332,7 @@ class OpenAIStandIn(JSONServer):
         headers = {"x-request-id": f"req_{completion.id}", "openai-processing-ms": "1"}
         if body.get("stream"):
             events = _paced(completion.events(), reply.pace, self._closing) if reply.pace else completion.events()
-            return Streamed(events, headers=headers, delay=reply.delay)
+            return Streamed(_counted(events, self), headers=headers, delay=reply.delay)
         return Streamed([json.dumps(completion.response()).encode()], content_type="application/json",
                         headers=headers, delay=reply.delay)  # fmt: skip
 

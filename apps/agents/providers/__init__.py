@@ -127,6 +127,10 @@ class Capabilities:
     summaries: bool = False  # writes the running and hand-over summaries (else extractive)
     default_model: str = ""  # the model named in the audit when the agent sets none
     needs_credentials: bool = False  # an API key, the tenant's or the deployment's (credentials.py)
+    # Its turns spend their time waiting on a remote model, not on this machine's CPU: they run
+    # on the `llm` queue's thread pool, many at once; the others run on processes sized to the
+    # cores (`llm_local`). docs/adr/0022-ai-turn-concurrency.md
+    waits_on_network: bool = False
 
 
 class LLMProvider(Protocol):

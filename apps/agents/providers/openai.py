@@ -144,6 +144,7 @@ class OpenAIProvider:
             summaries=True,
             default_model=settings.OPENAI_CHAT_MODEL,
             needs_credentials=True,
+            waits_on_network=True,
         )
 
     def __init__(self, credentials: ProviderCredentials) -> None:

@@ -28,8 +28,10 @@ from typing import Any
 from django.conf import settings
 
 from apps.knowledge.search import correct_spelling, search
+from apps.tenants.db import release_connection
 
 from .. import escalation, guardrails, guidance, memory, smalltalk
+from ..breaker import Breaker, CircuitOpen
 from ..credentials import resolve_provider
 from ..effects import GapWanted, LeadWanted, TurnEffects, UsageSpent
 from ..followup import standalone_query
@@ -57,6 +59,7 @@ from .conversation import (
     escalation_text,
     refusal_text,
     restricted_text,
+    unavailable_text,
 )
 from .grounding import BELOW_THRESHOLD, UNCITED, _context_from_hits, _parse_citations, unknown_query_words
 from .turns import Citation, Decision, Delta, TurnInput, TurnResult
@@ -83,6 +86,8 @@ def run_turn(*, agent: Agent, tenant: Any, conversation: TurnInput) -> Generator
     provider_name, credentials, fallback_reason = resolve_provider(agent)
     provider = get_provider(provider_name, credentials)
     caps = capabilities_of(provider)
+    if caps.waits_on_network:  # a local responder has no outage to wait out
+        provider = Breaker(getattr(tenant, "schema_name", ""), provider_name).guard(provider)
     model = agent.model or caps.default_model
 
     def count(text: str) -> int:
@@ -221,6 +226,8 @@ def run_turn(*, agent: Agent, tenant: Any, conversation: TurnInput) -> Generator
             for _round in range(settings.AGENT_MAX_TOOL_ROUNDS + 1):
                 calls: list[ToolCall] = []
                 round_text = ""
+                if caps.waits_on_network:
+                    release_connection()  # nothing to read here while the remote model works
                 try:
                     for event in provider.stream(request):
                         if isinstance(event, TextDelta):
@@ -245,6 +252,8 @@ def run_turn(*, agent: Agent, tenant: Any, conversation: TurnInput) -> Generator
                             finish = event.reason
                 except ProviderError as exc:
                     audit["provider_error"] = str(exc)
+                    if isinstance(exc, CircuitOpen):
+                        audit["flags"]["circuit_open"] = True
                     round_text, calls, finish = "", [], "error"
                 text += round_text
                 if not calls or finish == "error":
@@ -308,7 +317,7 @@ def run_turn(*, agent: Agent, tenant: Any, conversation: TurnInput) -> Generator
                 decision, reason, text, citations = (
                     "abstained",
                     "the AI provider failed",
-                    abstention_text(company, agent.language),
+                    unavailable_text(agent.language),
                     [],
                 )
             elif kind and not citations and finish != "no_answer":

@@ -25,6 +25,10 @@ def escalation_text(language: str = "en") -> str:
     return smalltalk.reply("handover", language=language)
 
 
+def unavailable_text(language: str = "en") -> str:
+    return smalltalk.reply("unavailable", language=language)
+
+
 def refusal_text(language: str = "en") -> str:
     return smalltalk.reply("refusal", language=language)
 
@@ -75,6 +79,14 @@ def _hand_over_trigger(
     visitor_turns = conversation.visitor_turns or sum(1 for t in conversation.turns if t.role == "user")
     if policy.get("on_request", True) and escalation.wants_human(latest.text):
         return "the visitor asked for a human"
+    previous = conversation.turns[-2] if len(conversation.turns) > 1 else None
+    if (
+        policy.get("on_request", True)
+        and previous is not None
+        and previous.role == "assistant"
+        and escalation.accepts_offer(previous.text, latest.text)
+    ):
+        return "the visitor accepted the offer of a person"
     if restricted is not None and restricted.hand_over:
         return f"guidance rule: {restricted.rule}"
     if (word := escalation.keyword_hit(policy, latest.text)) is not None:

@@ -407,3 +407,32 @@ def test_policy_values_and_abstention_limit() -> None:
     assert escalation.abstention_limit({"abstentions": True}) == 2
     assert escalation.abstention_limit({"abstentions": {"enabled": True, "threshold": 0}}) == 2
     assert escalation.abstention_limit({}) is None
+
+
+# --- a "yes" to the AI's offer of a person ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["no_answer", "restricted", "unavailable"])
+@pytest.mark.parametrize("language", ["en", "es", "fr", "de"])
+@pytest.mark.parametrize(
+    "answer", ["yes", "Yes please!", "ok, thanks", "sure", "oui merci", "Ja bitte", "sí, por favor"]
+)
+def test_a_yes_to_an_offer_of_a_person_is_a_request_for_one(kind: str, language: str, answer: str) -> None:
+    from apps.agents import smalltalk
+
+    offer = smalltalk.reply(kind, language=language, company="Acme")
+    assert escalation.accepts_offer(offer, answer)
+
+
+@pytest.mark.parametrize(
+    "previous, answer",
+    [
+        ("Standard shipping takes 3 to 5 business days [1].", "yes"),  # no offer was made
+        ("Would you like me to connect you with a member of the team? Or ask me anything.", "yes"),
+        ("I'm sorry, I couldn't find an answer. Would you like me to connect you with a member of the team?", "no"),
+        ("Would you like me to connect you with a member of the team?", "yes, and how long does shipping take?"),
+        ("", "yes"),
+    ],
+)
+def test_anything_else_is_not_taken_for_a_yes_to_an_offer(previous: str, answer: str) -> None:
+    assert not escalation.accepts_offer(previous, answer)

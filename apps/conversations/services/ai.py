@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import random
 import re
 import time
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.db import transaction
 
 from apps.accounts.models import Role
@@ -18,7 +20,8 @@ from apps.accounts.services import Actor
 from apps.agents.models import Agent
 from apps.events import types as events
 from apps.events.services import emit
-from apps.tenants.db import connection
+from apps.tenants.db import connection, release_connection
+from syntera import slots
 from syntera.errors import ApplicationError
 
 from .. import abuse
@@ -78,6 +81,9 @@ _CITATION_MARK = re.compile(r"\s*\[\d+\]")
 # visitor message, the conversation not taken over): a reply that will be discarded stops
 # there instead of running the model to its end.
 UNWANTED_CHECK_SECONDS = 0.5
+# The streamed text goes to the sockets at most this often, the pieces in between joined: a
+# model's one-token chunks would otherwise be one frame each, through Redis and the server.
+DELTA_FLUSH_SECONDS = 0.1
 
 
 def reply_suggestion(*, actor: Actor, conversation: Conversation) -> dict[str, Any]:
@@ -129,9 +135,9 @@ def ai_reply(*, conversation_id: int, trigger_seq: int, epoch: int) -> str:
     """Produce and store the AI's reply to the visitor message `trigger_seq`. The turn is
     computed without writing, its deltas streamed to the conversation's sockets; then
     `_ai_reply_commit` stores the reply with everything the turn wants written, or nothing
-    (docs/adr/0019-ai-turn-commit.md)."""
-    from apps.agents import runtime
-
+    (docs/adr/0019-ai-turn-commit.md). At most AI_TENANT_CONCURRENCY turns of a workspace run
+    at once (a slot in Redis, across every worker); a turn over the cap goes back to its queue
+    for a moment, never dropped and never holding a thread while it waits."""
     conversation = Conversation.objects.select_related("agent", "inbox__agent", "contact").get(pk=conversation_id)
     agent = conversation.agent or conversation.inbox.agent
     if agent is None or conversation.epoch != epoch or conversation.owner != Conversation.Owner.AI:
@@ -141,6 +147,35 @@ def ai_reply(*, conversation_id: int, trigger_seq: int, epoch: int) -> str:
     turns = _turns_for(conversation)
     if not turns or turns[-1].role != "user":
         return "skipped: nothing to answer"
+    if settings.CELERY_TASK_ALWAYS_EAGER or not settings.AI_TENANT_CONCURRENCY:
+        return _ai_turn(conversation, agent, turns, trigger_seq, epoch)  # inline tasks cannot wait
+    name = f"ai:{current_schema()}"
+    holder = f"{conversation_id}:{trigger_seq}:{epoch}"
+    # A turn killed with its worker never releases its slot: the slot lapses just after the limit.
+    ttl = settings.AI_REPLY_TIME_LIMIT + 30
+    with slots.slot(name, limit=settings.AI_TENANT_CONCURRENCY, ttl=ttl, holder=holder) as held:
+        if held:
+            return _ai_turn(conversation, agent, turns, trigger_seq, epoch)
+    from apps.agents.selectors import queue_for_provider
+
+    from ..tasks import ai_reply as task
+
+    wait = settings.AI_CONCURRENCY_RETRY_SECONDS
+    task.apply_async(
+        args=(conversation_id, trigger_seq, epoch),
+        countdown=wait + random.uniform(0, wait),  # noqa: S311 (jitter, not a secret)
+        queue=queue_for_provider(agent.provider),
+        headers={"_schema_name": current_schema()},
+    )
+    return "deferred: the workspace's AI turns are all in use"
+
+
+def _ai_turn(conversation: Conversation, agent: Agent, turns: list[Any], trigger_seq: int, epoch: int) -> str:
+    """Stream the turn to the conversation's sockets, then commit it (or stop early once it
+    can no longer apply)."""
+    from apps.agents import runtime
+
+    conversation_id = conversation.pk
     if not abuse.ai_reply_allowed(
         current_schema(), inbox_id=conversation.inbox_id, conversation_id=conversation.pk, ip=conversation.visitor_ip
     ):
@@ -155,10 +190,20 @@ def ai_reply(*, conversation_id: int, trigger_seq: int, epoch: int) -> str:
         ),
     )
     checked = time.monotonic()
+    flushed, unsent = float("-inf"), ""  # the first piece goes at once
+
+    def flush() -> None:
+        nonlocal flushed, unsent
+        if unsent:
+            notify_frame(conversation.pk, {"type": "delta", "reply_to": trigger_seq, "text": unsent})
+        flushed, unsent = time.monotonic(), ""
+
     with contextlib.closing(turn):  # leaving early closes the model's stream: it stops generating
         for event in turn:
             if isinstance(event, runtime.Delta):
-                notify_frame(conversation.pk, {"type": "delta", "reply_to": trigger_seq, "text": event.text})
+                unsent += event.text
+                if time.monotonic() - flushed >= DELTA_FLUSH_SECONDS:
+                    flush()
                 if time.monotonic() - checked >= UNWANTED_CHECK_SECONDS:
                     checked = time.monotonic()
                     now = Conversation.objects.only("epoch", "owner").get(pk=conversation_id)
@@ -169,8 +214,10 @@ def ai_reply(*, conversation_id: int, trigger_seq: int, epoch: int) -> str:
                             extra={"data": {"conversation": conversation_id}},
                         )
                         return f"discarded: {why}"
+                    release_connection()  # back to the pool while the model goes on
             else:
                 result = event
+    flush()
     assert result is not None
     return _ai_reply_commit(
         conversation_id=conversation_id, agent=agent, result=result, trigger_seq=trigger_seq, epoch=epoch

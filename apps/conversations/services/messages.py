@@ -101,12 +101,19 @@ def message_post(
             # Waiting for (or talking to) a person, e.g. after the out-of-hours offer of an email
             # follow-up: what the visitor says about themselves still reaches the contact.
             _learn_from_visitor(conversation, text)
-        if role == "visitor" and conversation.owner == Conversation.Owner.AI and ai_agent_id(conversation):
+        if (
+            role == "visitor"
+            and conversation.owner == Conversation.Owner.AI
+            and (agent_id := ai_agent_id(conversation))
+        ):
             if conversation.visitor_turns == 1 and route_first_message(conversation, text):
                 return message, True
+            from apps.agents.selectors import turn_queue
+
             from ..tasks import ai_reply
 
-            enqueue_on_commit(ai_reply, conversation.pk, message.seq, conversation.epoch, queue="llm")
+            queue = turn_queue(agent_id)
+            enqueue_on_commit(ai_reply, conversation.pk, message.seq, conversation.epoch, queue=queue)
     return message, True
 
 

@@ -1,0 +1,178 @@
+"""AI turns under load (docs/adr/0022-ai-turn-concurrency.md): which pool a turn runs on, the
+cap on one workspace's turns at once, the circuit breaker when the model keeps failing, and
+the streamed text joined into fewer frames.
+
+The OpenAI provider is tested against a local server speaking the Chat Completions protocol
+(tests/standins/openai_server.py), so the official SDK's request path really runs."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from django.db import connection
+
+from apps.agents.tests.conftest import on_standin
+from apps.conversations import services, tasks
+from apps.conversations.models import Conversation
+from apps.conversations.services import ai as ai_module
+from apps.conversations.stores import get_store
+from syntera import slots
+from tests.standins.openai_server import OpenAIStandIn
+
+from .test_ai_turn_commit import reply, visit, written
+
+ASK = "How long does standard shipping take?"
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """What is handed to the broker for `ai_reply` (apply_async's arguments), instead of sending."""
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(tasks.ai_reply, "apply_async", lambda *args, **kwargs: calls.append(kwargs))
+    return calls
+
+
+@pytest.fixture
+def openai_inbox(inbox: Any, settings: Any, standin: OpenAIStandIn) -> Any:
+    on_standin(inbox.agent, settings, standin)
+    settings.OPENAI_MAX_RETRIES = 0
+    return inbox
+
+
+def _messages(conversation: Conversation) -> list[Any]:
+    return get_store().after(schema=connection.schema_name, conversation_id=conversation.pk, after_seq=0)
+
+
+# --- the pool a turn runs on ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("provider, queue", [("offline", "llm_local"), ("openai", "llm")])
+def test_a_turn_goes_to_the_pool_its_provider_needs(
+    inbox: Any, sent: list[dict[str, Any]], django_capture_on_commit_callbacks: Any, provider: str, queue: str
+) -> None:
+    """A responder that computes here runs on processes; a remote model's turn on threads."""
+    inbox.agent.provider = provider
+    inbox.agent.save()
+    with django_capture_on_commit_callbacks(execute=True):
+        conversation = visit(inbox, ASK)
+    assert [call["queue"] for call in sent] == [queue]
+    assert sent[0]["args"] == (conversation.pk, 1, conversation.epoch)
+    assert sent[0]["headers"] == {"_schema_name": connection.schema_name}
+
+
+# --- one workspace's turns at once ---------------------------------------------------------------
+
+
+def test_over_the_workspace_cap_a_turn_waits_its_turn_without_writing(
+    inbox: Any, settings: Any, sent: list[dict[str, Any]]
+) -> None:
+    settings.AI_TENANT_CONCURRENCY = 1
+    settings.AI_CONCURRENCY_RETRY_SECONDS = 2.0
+    conversation = visit(inbox, ASK)
+    name = f"ai:{connection.schema_name}"
+    assert slots.acquire(name, limit=1, ttl=60, holder="another turn")
+    try:
+        before = written(conversation.pk)
+        assert reply(conversation).startswith("deferred")
+        assert written(conversation.pk) == before  # no reply, no usage, no statistics
+        (again,) = sent
+        assert again["args"] == (conversation.pk, 1, conversation.epoch) and again["queue"] == "llm_local"
+        assert 2.0 <= again["countdown"] <= 4.0
+        assert again["headers"] == {"_schema_name": connection.schema_name}
+    finally:
+        slots.release(name, holder="another turn")
+    assert reply(conversation).startswith("replied")  # the slot is free: it runs
+    assert [m.role for m in _messages(conversation)] == ["visitor", "ai"]
+    assert slots.client().zcard(slots.key(name)) == 0  # and gives its slot back
+
+
+def test_another_workspaces_turns_do_not_count_against_the_cap(
+    inbox: Any, settings: Any, sent: list[dict[str, Any]]
+) -> None:
+    settings.AI_TENANT_CONCURRENCY = 1
+    conversation = visit(inbox, ASK)
+    other = "ai:some_other_workspace"
+    assert slots.acquire(other, limit=1, ttl=60, holder="their turn")
+    try:
+        assert reply(conversation).startswith("replied") and not sent
+    finally:
+        slots.release(other, holder="their turn")
+
+
+# --- the circuit breaker ---------------------------------------------------------------------------
+
+
+def test_a_failing_model_opens_the_circuit_and_visitors_are_told_and_offered_a_person(
+    openai_inbox: Any, settings: Any, standin: OpenAIStandIn
+) -> None:
+    settings.AI_BREAKER_FAILURES = 2
+    settings.AI_BREAKER_OPEN_SECONDS = 1
+    standin.fail(503, times=2)
+    for _ in range(2):
+        conversation = visit(openai_inbox, ASK)
+        assert reply(conversation) == "replied: abstained"
+        text = _messages(conversation)[-1].text
+        assert "can't answer right now" in text and "member of the team?" in text
+    assert len(standin.chat_requests) == 2
+
+    # Open: nobody waits on the model; nothing reaches it.
+    conversation = visit(openai_inbox, ASK)
+    assert reply(conversation) == "replied: abstained"
+    last = _messages(conversation)[-1]
+    assert "can't answer right now" in last.text and last.audit["flags"]["circuit_open"] is True
+    assert len(standin.chat_requests) == 2
+
+    # The visitor takes up the offer: a person is brought in.
+    services.message_post(conversation_id=conversation.pk, role="visitor", text="Yes please", client_id="v2")
+    stored = Conversation.objects.get(pk=conversation.pk)
+    assert services.ai_reply(conversation_id=conversation.pk, trigger_seq=3, epoch=stored.epoch).startswith("replied")
+    assert Conversation.objects.get(pk=conversation.pk).owner == Conversation.Owner.QUEUE  # waiting for a person
+
+    # Half-open after the pause: one trial call, which succeeds and closes the circuit.
+    time.sleep(1.1)
+    for _ in range(2):
+        conversation = visit(openai_inbox, ASK)
+        assert reply(conversation) == "replied: answered"
+    assert len(standin.chat_requests) == 4
+
+
+def test_a_refused_key_does_not_open_the_circuit(openai_inbox: Any, settings: Any, standin: OpenAIStandIn) -> None:
+    """A configuration error is shown to staff; it is not an outage to wait out."""
+    settings.AI_BREAKER_FAILURES = 1
+    standin.fail(401, message="Incorrect API key provided.", code="invalid_api_key", type_="invalid_request_error")
+    assert reply(visit(openai_inbox, ASK)) == "replied: abstained"
+    assert reply(visit(openai_inbox, ASK)) == "replied: answered"
+    assert len(standin.chat_requests) == 2
+
+
+def test_one_workspaces_open_circuit_leaves_another_workspace_alone(
+    openai_inbox: Any, settings: Any, standin: OpenAIStandIn
+) -> None:
+    from apps.agents.breaker import Breaker
+
+    settings.AI_BREAKER_FAILURES = 1
+    Breaker("some_other_workspace", "openai").failed()  # open over there
+    assert reply(visit(openai_inbox, ASK)) == "replied: answered"
+
+
+# --- the streamed text -----------------------------------------------------------------------------
+
+
+def test_streamed_pieces_are_joined_into_fewer_frames(
+    openai_inbox: Any, standin: OpenAIStandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    frames: list[dict[str, Any]] = []
+    monkeypatch.setattr(ai_module, "notify_frame", lambda conversation_id, frame: frames.append(frame))
+    monkeypatch.setattr(ai_module, "DELTA_FLUSH_SECONDS", 0.05)
+    answer = "Standard shipping takes 3 to 5 business days within the EU [1]. " + "More words here. " * 20
+    standin.reply(answer, pace=0.005)
+    conversation = visit(openai_inbox, ASK)
+    assert reply(conversation) == "replied: answered"
+    deltas = [f for f in frames if f["type"] == "delta"]
+    pieces = len(answer.split())
+    assert 1 < len(deltas) < pieces / 2  # joined, and still streamed in several frames
+    assert all(f["reply_to"] == 1 for f in deltas)
+    streamed = "".join(f["text"] for f in deltas)
+    assert " ".join(streamed.split()) == " ".join(answer.split())
