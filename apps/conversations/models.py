@@ -111,6 +111,9 @@ class Conversation(models.Model):
     last_seq = models.PositiveIntegerField(default=0)
     last_message_at = models.DateTimeField(null=True, blank=True)
     last_message_preview = models.CharField(max_length=200, blank=True)
+    # Who wrote the latest message (notes aside): a visitor message still last while the AI owns
+    # the conversation is a turn the AI owes (the stalled-turn sweep finds it).
+    last_role = models.CharField(max_length=10, blank=True)
     unread = models.PositiveIntegerField(default=0, help_text="Visitor messages staff have not read.")
     tags = ArrayField(models.CharField(max_length=40), default=list, blank=True)
     attributes = models.JSONField(default=dict, blank=True)
@@ -134,6 +137,11 @@ class Conversation(models.Model):
             models.Index(fields=["assignee", "status"], name="conv_assignee_status"),
             models.Index(fields=["inbox", "status"], name="conv_inbox_status"),
             models.Index(fields=["owner", "team", "-priority", "queued_at"], name="conv_queue"),
+            models.Index(
+                fields=["last_message_at"],
+                name="conv_awaiting_ai",
+                condition=models.Q(owner="ai", last_role="visitor", status="open"),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -58,6 +58,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     },
     # Waiting conversations offered to people who came online; SLA targets passed unmet.
     "routing-sweep": {"task": "routing.sweep", "schedule": float(env_int("ROUTING_SWEEP_INTERVAL", 30))},
+    # AI turns whose worker died mid-turn (AI_STALL_SECONDS).
+    "conversations-requeue-stalled-turns": {
+        "task": "conversations.requeue_stalled_turns",
+        "schedule": float(env_int("AI_STALL_SWEEP_INTERVAL", 30)),
+    },
     # Conversations nobody wrote in (EMPTY_CONVERSATION_TTL_HOURS).
     "conversations-purge-empty": {"task": "conversations.purge_empty", "schedule": 3600.0},
     # Workspaces whose deletion grace period is over are purged; unfinished purges resume.

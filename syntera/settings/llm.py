@@ -24,3 +24,10 @@ AI_CONCURRENCY_RETRY_SECONDS = env_float("AI_CONCURRENCY_RETRY_SECONDS", 1.0)
 # person; then one trial call decides whether it closes again.
 AI_BREAKER_FAILURES = env_int("AI_BREAKER_FAILURES", 5)
 AI_BREAKER_OPEN_SECONDS = env_int("AI_BREAKER_OPEN_SECONDS", 30)
+# A visitor message still waiting for the AI's reply after AI_STALL_SECONDS has its turn sent
+# again, once (its worker died mid-turn: the broker hands a dead worker's task out again only
+# after CELERY_VISIBILITY_TIMEOUT). Swept every AI_STALL_SWEEP_INTERVAL seconds; messages
+# older than AI_STALL_MAX_AGE are left to the people watching the inbox.
+AI_STALL_SECONDS = env_int("AI_STALL_SECONDS", 120)
+AI_STALL_SWEEP_INTERVAL = env_int("AI_STALL_SWEEP_INTERVAL", 30)
+AI_STALL_MAX_AGE = env_int("AI_STALL_MAX_AGE", 3600)

@@ -339,19 +339,56 @@ class Sampler:
     samples: dict[str, list[tuple[float, float, int]]] = field(default_factory=dict)
     stop_event: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
+    llm_url: str = ""  # the benchmark LLM's base URL: its answers streaming at once, sampled too
+    streams: list[tuple[float, int]] = field(default_factory=list)
+    database_url: str = ""  # PostgreSQL connections to the benchmark's database, sampled too
+    connections: list[tuple[float, int]] = field(default_factory=list)
 
     def start(self) -> None:
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
+        import psycopg
+
+        db = psycopg.connect(self.database_url, autocommit=True) if self.database_url else None
+        try:
+            self._sample(db)
+        finally:
+            if db is not None:
+                db.close()
+
+    def _sample(self, db: Any) -> None:
         while not self.stop_event.is_set():
             now = time.time()
+            if db is not None:
+                row = db.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                ).fetchone()
+                self.connections.append((now, int(row[0])))
             for name, pid in self.pids.items():
                 sample = tree_usage(pid)
                 if sample is not None:
                     self.samples.setdefault(name, []).append((now, *sample))
+            if self.llm_url:
+                try:
+                    gauge = httpx.get(f"{self.llm_url}/standin/streams", headers={"Authorization": f"Bearer {LLM_KEY}"})
+                    self.streams.append((now, int(gauge.json()["open"])))
+                except (httpx.HTTPError, ValueError, KeyError):
+                    pass
             self.stop_event.wait(1.0)
+
+    def streams_window(self, start_at: float, end_at: float) -> dict[str, Any]:
+        """The benchmark LLM's answers streaming at once over [start_at, end_at]."""
+        return _max_mean([n for at, n in self.streams if start_at <= at <= end_at])
+
+    def connections_window(self, start_at: float, end_at: float) -> dict[str, Any]:
+        """PostgreSQL connections to the benchmark's database (every process) over [start_at, end_at]."""
+        return _max_mean([n for at, n in self.connections if start_at <= at <= end_at])
+
+
+def _max_mean(rows: list[int]) -> dict[str, Any]:
+    return {"max": max(rows), "mean": round(sum(rows) / len(rows), 1)} if rows else {}
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -595,7 +632,11 @@ def run_point(
         client = subprocess.Popen(
             client_args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
         )
-        sampler = Sampler(pids={"server": server.proc.pid, "worker": worker.proc.pid, "client": client.pid})
+        sampler = Sampler(
+            pids={"server": server.proc.pid, "worker": worker.proc.pid, "client": client.pid},
+            llm_url=env.get("OPENAI_BASE_URL", "") if LLM == "paced" else "",
+            database_url=env["DATABASE_URL"],
+        )
         sampler.start()
         spy: threading.Thread | None = None
         phases: dict[str, float] = {}
@@ -631,6 +672,13 @@ def run_point(
         if before and after and result["connections"]["sessions"]:
             result["server"]["kib_per_connection"] = round((after - before) * 1024 / result["connections"]["sessions"])
         result["worker"] = sampler.window("worker", *window)
+        result["database_connections"] = sampler.connections_window(*window)
+        if LLM == "paced":
+            result["llm_streams"] = sampler.streams_window(*window)
+            streaming = result["llm_streams"].get("max") or 0
+            start_mb, max_mb = sampler.at("worker", p.get("start", 0.0)), result["worker"]["rss_mb_max"]
+            if streaming and start_mb and max_mb:  # the worker's growth from idle, per answer streaming
+                result["worker"]["kib_per_turn_in_flight"] = round((max_mb - start_mb) * 1024 / streaming)
         result["client_process"] = sampler.window("client", *window)
         result["loadavg_before"] = [round(x, 2) for x in load_before]
         result["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
@@ -667,6 +715,7 @@ def headline(result: dict[str, Any]) -> dict[str, Any]:
         "dropped": sum(result["connections"]["unexpected_closes"].values()),
         "rss_mb": result["server"]["rss_mb_max"],
         "cpu_percent": result["server"]["cpu_percent"],
+        "db_connections": result.get("database_connections", {}).get("max"),
     }
 
 

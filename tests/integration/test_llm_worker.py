@@ -9,6 +9,8 @@ official `openai` SDK's request path really runs in the worker."""
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import threading
 import uuid
@@ -87,3 +89,47 @@ def test_many_turns_stream_at_once_on_threads_with_pooled_connections(live_stack
     assert model.most_streams_open >= CONVERSATIONS // 2, model.most_streams_open  # side by side, not in turn
     assert 0 < max(connections) <= POOL, connections
     sys.stderr.write(f"\n{model.most_streams_open} answers streaming at once; at most {max(connections)} connections\n")
+
+
+def test_a_worker_killed_mid_stream_still_answers_once(live_stack: LiveStack) -> None:
+    """kill -9 of the `llm` worker while the model streams the answer: the broker would hand
+    the task out again only after its visibility timeout (an hour), so the stalled-turn sweep
+    sends the turn again; the restarted worker answers, once, and the visitor sees it."""
+    slug = f"kill-llm-{uuid.uuid4().hex[:6]}"
+    workspace = _workspace(live_stack, slug)
+    api = live_stack.api(slug, workspace.key)
+    agent = api.get("/api/v1/agents/").json()["results"][0]
+    assert api.patch(f"/api/v1/agents/{agent['id']}/", json={"provider": "openai"}).status_code == 200
+    model = OpenAIStandIn(pacing=Pacing(first_token=0.2, tokens_per_second=10, answer_tokens=60)).start()
+    model.keep_log = True
+    env = {**live_stack.env, "OPENAI_BASE_URL": model.base_url, "OPENAI_API_KEY": model.api_key}
+    stalled = {"AI_STALL_SECONDS": "2", "AI_STALL_SWEEP_INTERVAL": "1", "DATABASE_POOL_SIZE": "4"}
+    visitor = Visitor(live_stack, workspace)
+    # Only this test's workers: the sweep runs on `default`, with this test's stall time.
+    with live_stack.paused("llm", "celery"):
+        threads = ["--pool", "threads", "--concurrency", "4"]
+        first = _start("llm-a", _worker_args("llm-a", "llm,default", threads), {**env, **stalled}, live_stack.work_dir)
+        second = None
+        try:
+            _wait_worker_ready(first)
+            visitor.open()
+            seq = visitor.say("How long does standard shipping take?")
+            visitor.until(lambda f: f["type"] == "delta", limit=50)  # the model is streaming
+            os.kill(first.proc.pid, signal.SIGKILL)
+            first.proc.wait(timeout=10)
+            beat = ["--beat", "--schedule", str(live_stack.work_dir / f"{slug}-beat")]
+            args = [*_worker_args("llm-b", "llm,default", threads), *beat]
+            second = _start("llm-b", args, {**env, **stalled}, live_stack.work_dir)
+            _wait_worker_ready(second)
+            reply = visitor.until(lambda f: f["type"] == "message" and f["role"] == "ai", limit=2000)
+            assert reply["citations"] and reply["seq"] == seq + 1
+        finally:
+            visitor.close()
+            for worker in (first, second):
+                if worker is not None:
+                    worker.stop()
+            model.stop()
+    schema = slug.replace("-", "_")
+    rows = live_stack.sql(f"SELECT count(*) FROM \"{schema}\".conversations_message WHERE role = 'ai'")
+    assert rows[0][0] == 1  # answered once
+    assert len(model.chat_requests) == 2  # the killed stream, and the turn sent again

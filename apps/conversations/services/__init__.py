@@ -13,7 +13,7 @@ The names callers use are importable from here.
 
 from __future__ import annotations
 
-from .ai import AI_BUDGET_SPENT, ai_reply, reply_suggestion
+from .ai import AI_BUDGET_SPENT, ai_reply, reply_suggestion, turns_requeue_stalled
 from .feedback import answer_feedback, conversation_rate
 from .inboxes import inbox_create, inbox_delete, inbox_rotate_key, inbox_update
 from .messages import message_post
@@ -102,6 +102,7 @@ __all__ = [
     "system_message",
     "take_over",
     "token_hash",
+    "turns_requeue_stalled",
     "visitor_conversation",
     "wake",
     "wakeups_held",

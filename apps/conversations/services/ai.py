@@ -10,10 +10,12 @@ import logging
 import random
 import re
 import time
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from apps.accounts.models import Role
 from apps.accounts.services import Actor
@@ -142,8 +144,8 @@ def ai_reply(*, conversation_id: int, trigger_seq: int, epoch: int) -> str:
     agent = conversation.agent or conversation.inbox.agent
     if agent is None or conversation.epoch != epoch or conversation.owner != Conversation.Owner.AI:
         return "skipped: not the AI's turn"
-    if conversation.last_seq > trigger_seq and _newer_visitor_message(conversation, trigger_seq):
-        return "skipped: superseded"
+    if conversation.last_seq > trigger_seq and (why := _overtaken(conversation, trigger_seq, epoch)) is not None:
+        return f"skipped: {why}"
     turns = _turns_for(conversation)
     if not turns or turns[-1].role != "user":
         return "skipped: nothing to answer"
@@ -168,6 +170,41 @@ def ai_reply(*, conversation_id: int, trigger_seq: int, epoch: int) -> str:
         headers={"_schema_name": current_schema()},
     )
     return "deferred: the workspace's AI turns are all in use"
+
+
+STALL_BATCH = 500  # conversations per workspace and sweep
+
+
+def turns_requeue_stalled() -> int:
+    """Send again, once, the turn of every conversation of this workspace where the AI owes a
+    reply to a visitor message that has waited AI_STALL_SECONDS (up to AI_STALL_MAX_AGE): its
+    worker died mid-turn, and the broker would hand that task out again only after its
+    visibility timeout. A turn that was only slow and then stores its reply leaves the sent
+    one nothing to do ("already answered"). Returns how many were sent."""
+    from apps.agents.selectors import turn_queue
+
+    from ..tasks import ai_reply as task
+
+    now = timezone.now()
+    waiting = Conversation.objects.filter(
+        owner=Conversation.Owner.AI,
+        status=Conversation.Status.OPEN,
+        last_role="visitor",
+        last_message_at__lte=now - timedelta(seconds=settings.AI_STALL_SECONDS),
+        last_message_at__gte=now - timedelta(seconds=settings.AI_STALL_MAX_AGE),
+    ).values_list("pk", "last_seq", "epoch", "agent_id", "inbox__agent_id")
+    schema = current_schema()
+    sent = 0
+    for conversation_id, seq, epoch, agent_id, inbox_agent_id in waiting.order_by("last_message_at")[:STALL_BATCH]:
+        agent = agent_id or inbox_agent_id
+        marker = slots.key(f"stalled:{schema}:{conversation_id}:{seq}:{epoch}")
+        if agent is None or not slots.client().set(marker, "1", nx=True, ex=settings.AI_STALL_MAX_AGE):
+            continue
+        task.apply_async(args=(conversation_id, seq, epoch), queue=turn_queue(agent), headers={"_schema_name": schema})
+        sent += 1
+    if sent:
+        logger.warning("sent %d stalled AI turns again", sent, extra={"data": {"schema": schema}})
+    return sent
 
 
 def _ai_turn(conversation: Conversation, agent: Agent, turns: list[Any], trigger_seq: int, epoch: int) -> str:
@@ -261,7 +298,7 @@ def _ai_reply_commit(*, conversation_id: int, agent: Agent, result: TurnResult, 
             text=result.text,
             citations=[c.as_dict() for c in result.citations],
             audit=audit,
-            client_id=f"ai-{epoch}-{trigger_seq}",
+            client_id=_reply_client_id(epoch, trigger_seq),
         )
         if result.decision == "abstained" or result.unanswered:
             # Also when repeated abstentions turned into a hand-over (`unanswered` stays set).
@@ -310,14 +347,24 @@ def _discarded_because(current: Conversation, trigger_seq: int, epoch: int) -> s
     the row lock; a reply still streaming asks it to stop early."""
     if current.epoch != epoch or current.owner != Conversation.Owner.AI:
         return "ownership changed"
-    if _newer_visitor_message(current, trigger_seq):
+    return _overtaken(current, trigger_seq, epoch)
+
+
+def _overtaken(conversation: Conversation, trigger_seq: int, epoch: int) -> str | None:
+    """Whether the transcript has moved past this turn: "superseded" when a newer visitor
+    message came (its reply answers both), "already answered" when this reply is stored (the
+    same turn ran twice: a task delivered again after its worker died, or sent again by the
+    stalled-turn sweep), else None."""
+    newer = get_store().after(schema=current_schema(), conversation_id=conversation.pk, after_seq=trigger_seq, limit=50)
+    if any(m.role == "visitor" for m in newer):
         return "superseded"
+    if any(m.client_id == _reply_client_id(epoch, trigger_seq) for m in newer):
+        return "already answered"
     return None
 
 
-def _newer_visitor_message(conversation: Conversation, trigger_seq: int) -> bool:
-    newer = get_store().after(schema=current_schema(), conversation_id=conversation.pk, after_seq=trigger_seq, limit=50)
-    return any(m.role == "visitor" for m in newer)
+def _reply_client_id(epoch: int, trigger_seq: int) -> str:
+    return f"ai-{epoch}-{trigger_seq}"
 
 
 def _seq_after_folding(conversation: Conversation, folded_turns: int) -> int:

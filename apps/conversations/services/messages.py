@@ -71,6 +71,7 @@ def message_post(
         if role != "note":
             conversation.last_message_at = message.created_at
             conversation.last_message_preview = text[:200]
+            conversation.last_role = role
         happened: list[events.Event] = []
         if first:
             happened.append(

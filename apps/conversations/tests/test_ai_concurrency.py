@@ -8,10 +8,12 @@ The OpenAI provider is tested against a local server speaking the Chat Completio
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from apps.agents.tests.conftest import on_standin
 from apps.conversations import services, tasks
@@ -176,3 +178,45 @@ def test_streamed_pieces_are_joined_into_fewer_frames(
     assert all(f["reply_to"] == 1 for f in deltas)
     streamed = "".join(f["text"] for f in deltas)
     assert " ".join(streamed.split()) == " ".join(answer.split())
+
+
+# --- a turn whose worker died --------------------------------------------------------------------
+
+
+def _waited(conversation: Conversation, seconds: float) -> None:
+    Conversation.objects.filter(pk=conversation.pk).update(last_message_at=timezone.now() - timedelta(seconds=seconds))
+
+
+def test_a_visitor_message_the_ai_never_answered_gets_its_turn_again_once(
+    inbox: Any, settings: Any, sent: list[dict[str, Any]], owner: Any
+) -> None:
+    settings.AI_STALL_SECONDS = 60
+    settings.AI_STALL_MAX_AGE = 3600
+    stalled = visit(inbox, ASK)
+    _waited(stalled, 90)
+    recent = visit(inbox, ASK)  # its turn may still be running
+    ancient = visit(inbox, ASK)
+    _waited(ancient, 7200)  # left to the people watching the inbox
+    answered = visit(inbox, ASK)
+    reply(answered)
+    _waited(answered, 90)
+    taken = visit(inbox, ASK)
+    services.conversation_take_over(actor=owner, conversation=Conversation.objects.get(pk=taken.pk))
+    _waited(taken, 90)
+
+    assert services.turns_requeue_stalled() == 1
+    (again,) = sent
+    assert again["args"] == (stalled.pk, 1, stalled.epoch) and again["queue"] == "llm_local"
+    assert again["headers"] == {"_schema_name": connection.schema_name}
+    assert services.turns_requeue_stalled() == 0  # once per message
+    assert len(sent) == 1 and recent.pk != stalled.pk
+
+
+def test_a_turn_run_twice_stores_one_reply_and_counts_once(inbox: Any) -> None:
+    """The worker died after the commit, or the sweep sent a slow turn again: the second run
+    finds the reply stored and writes nothing."""
+    conversation = visit(inbox, ASK)
+    assert reply(conversation).startswith("replied")
+    after_first = written(conversation.pk)
+    assert reply(conversation) == "skipped: already answered"
+    assert written(conversation.pk) == after_first

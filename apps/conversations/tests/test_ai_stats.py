@@ -34,7 +34,7 @@ def test_ai_replies_stored_for_visitors_are_counted_on_the_agent(
     )
     stale, _ = services.conversation_start(inbox=inbox)
     services.message_post(conversation_id=stale.pk, role="visitor", text="Can I return an item?")
-    monkeypatch.setattr(services.ai, "_newer_visitor_message", lambda conversation, seq: True)
+    monkeypatch.setattr(services.ai, "_overtaken", lambda conversation, seq, epoch: "superseded")
     assert services.ai_reply(conversation_id=stale.pk, trigger_seq=1, epoch=stale.epoch) == "discarded: superseded"
 
     stats = agent_performance(inbox.agent, days=7)
