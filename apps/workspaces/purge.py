@@ -61,7 +61,9 @@ def _cache_patterns(schema: str) -> list[str]:
     puts the schema first), and entries of any namespace whose key has the schema as one of
     its segments (`presence:<schema>:<user>`, and the like)."""
     prefix = settings.CACHES["default"].get("KEY_PREFIX", "")
-    return [f"{schema}:{prefix}:*", f"*:{prefix}:*:{schema}:*", f"*:{prefix}:*:{schema}"]
+    # Counted slots, circuit breakers and turn hints (`syntera.slots.key`): `<prefix>:slots:<kind>:<schema>...`.
+    slotted = [f"{prefix}:slots:*:{schema}", f"{prefix}:slots:*:{schema}:*"]
+    return [f"{schema}:{prefix}:*", f"*:{prefix}:*:{schema}:*", f"*:{prefix}:*:{schema}", *slotted]
 
 
 def _channel_layer() -> tuple[str, dict[str, Any]]:

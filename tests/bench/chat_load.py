@@ -100,6 +100,7 @@ def percentiles(values: list[float]) -> dict[str, float | int | None]:
 class Target:
     host: str  # Host header, e.g. acme.localhost:8000
     key: str  # the inbox's widget key
+    rate: float = 1.0  # its active visitors write this many times as often (`HOST=KEY@RATE`)
 
 
 @dataclass
@@ -134,6 +135,7 @@ class Stats:
     hello: list[float] = field(default_factory=list)
     ack: list[float] = field(default_factory=list)
     reply: list[float] = field(default_factory=list)
+    reply_by_host: dict[str, list[float]] = field(default_factory=dict)
     first_delta: list[float] = field(default_factory=list)
     counters: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)  # error frames by code
@@ -307,6 +309,7 @@ class Shard:
             self.stats.counters["ai_unmatched"] += 1
             return
         self.stats.reply.append(now - visitor.acked_at[trigger])
+        self.stats.reply_by_host.setdefault(visitor.target.host, []).append(now - visitor.acked_at[trigger])
         covered = {s for s in visitor.pending_reply if s <= trigger}
         self.stats.counters["ai_superseded"] += len(covered - {trigger})
         visitor.pending_reply -= covered
@@ -328,7 +331,9 @@ class Shard:
 
     async def talk(self, visitor: Visitor, until: float) -> None:
         """An active visitor: one message every interval (+-10 %) until `until`."""
-        interval = self.args.interval
+        if not visitor.target.rate:
+            return  # a silent workspace's visitors: connected, never writing
+        interval = self.args.interval / visitor.target.rate
         next_at = time.perf_counter() + self.rng.uniform(0, interval)
         number = 0
         while next_at < until:
@@ -525,6 +530,7 @@ class Shard:
             "hello": self.stats.hello,
             "ack": self.stats.ack,
             "reply": self.stats.reply,
+            "reply_by_host": self.stats.reply_by_host,
             "first_delta": self.stats.first_delta,
             "counters": dict(self.stats.counters),
             "errors": dict(self.stats.errors),
@@ -612,6 +618,10 @@ def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
     total: dict[str, Any] = {"failed_shards": failed}
     for key in ("hello", "ack", "reply", "first_delta"):
         total[key] = [x for p in parts for x in p[key]]
+    total["reply_by_host"] = {}
+    for p in parts:
+        for host, values in p["reply_by_host"].items():
+            total["reply_by_host"].setdefault(host, []).extend(values)
     for key in ("counters", "errors", "connect_errors", "close_codes", "integrity"):
         merged: Counter[str] = Counter()
         for p in parts:
@@ -627,6 +637,7 @@ def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def report(args: argparse.Namespace, raw: dict[str, Any], loop_name: str, fd_limit: tuple[int, int]) -> dict[str, Any]:
+    rates = [float(spec.partition("@")[2] or 1) for spec in args.target]  # checked by `main`
     counters = raw["counters"]
     integrity = raw["integrity"]
     acked = counters.get("acked_in_window", 0)
@@ -667,12 +678,16 @@ def report(args: argparse.Namespace, raw: dict[str, Any], loop_name: str, fd_lim
             "acked": len(raw["ack"]),
             "acked_in_window": acked,
             "per_second": round(acked / seconds, 1),
-            "offered_per_second": round(args.active / args.interval, 1),
+            "offered_per_second": round(sum(rates[i % len(rates)] for i in range(args.active)) / args.interval, 1),
             "measured_seconds": round(seconds, 1),
             "ack_timeouts": counters.get("ack_timeouts", 0),
             "ack_ms": percentiles(raw["ack"]),
             "ai_replies": len(raw["reply"]),
             "ai_reply_ms": percentiles(raw["reply"]),
+            "ai_reply_ms_by_target": {
+                host: {"replies": len(values), **percentiles(values)}
+                for host, values in sorted(raw["reply_by_host"].items())
+            },
             "ai_first_delta_ms": percentiles(raw["first_delta"]),
             "ai_superseded": counters.get("ai_superseded", 0),
             "ai_unanswered_at_end": raw["unanswered"],
@@ -724,7 +739,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--address", default="127.0.0.1", help="loopback address of the server")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument(
-        "--target", action="append", required=True, help="HOST=WIDGET_KEY, e.g. acme.localhost=wk_...; repeat"
+        "--target",
+        action="append",
+        required=True,
+        help="HOST=WIDGET_KEY, e.g. acme.localhost=wk_...; repeat; HOST=WIDGET_KEY@10: that workspace's "
+        "visitors write 10 times as often (a noisy workspace)",
     )
     parser.add_argument("--connections", type=int, required=True)
     parser.add_argument("--active", type=int, required=True, help="how many of them send messages")
@@ -755,9 +774,10 @@ def main(argv: list[str] | None = None) -> int:
     targets = []
     for spec in args.target:
         host, _, key = spec.partition("=")
-        if not key:
-            raise SystemExit(f"--target {spec!r}: expected HOST=WIDGET_KEY")
-        targets.append(Target(host=host if ":" in host else f"{host}:{args.port}", key=key))
+        key, _, rate = key.partition("@")
+        if not key or (rate and not rate.replace(".", "", 1).isdigit()):
+            raise SystemExit(f"--target {spec!r}: expected HOST=WIDGET_KEY or HOST=WIDGET_KEY@RATE")
+        targets.append(Target(host=host if ":" in host else f"{host}:{args.port}", key=key, rate=float(rate or 1)))
     shards = max(1, args.processes)
     fd_limit = raise_fd_limit(args.connections // shards + 1 + 256)
     indexes = [list(range(args.connections))[i::shards] for i in range(shards)]

@@ -44,6 +44,9 @@ Run: make bench PYTEST_ARGS="-k chat_load"   (about 20 minutes on 2 cores; 40 wi
   two experiments)
   or: SYNTERA_BENCH_DB_NAME=test_syntera_bench_chat python -m pytest tests/bench/test_chat_load.py -s
 Knobs: SYNTERA_BENCH_CHAT_POINTS ("500:500,2000:1000,5000:1000", connections:active),
+SYNTERA_BENCH_CHAT_WORKSPACES (3, the visitors spread over them), SYNTERA_BENCH_CHAT_NOISY (the
+first workspace's visitors write that many times as often; "0": connected and silent; the
+fairness run compares the others' reply times at "10" and at "0"),
 SYNTERA_BENCH_CHAT_SERVERS ("uvicorn,daphne"; add uvicorn-shared,daphne-shared for the
 experiments), SYNTERA_BENCH_CHAT_LLM ("offline"; "paced": the agents use the OpenAI provider
 against the benchmark LLM, tests/standins/openai_server.py run as its own process, paced by
@@ -116,7 +119,11 @@ RAMP_RATE = 250.0
 WS_MAX_SIZE = 1024 * 1024
 BACKLOG = 2048
 PRODUCT_SERVERS = ("uvicorn", "daphne")  # the Procfile's candidates; others are experiments
-TENANT_SLUGS = ("chata", "chatb", "chatc")
+# The workspaces the visitors are spread over; with SYNTERA_BENCH_CHAT_NOISY the first one's
+# visitors write that many times as often (0: they stay connected and silent), the fairness
+# run: the others' reply times with a noisy neighbour against with a silent one.
+TENANT_SLUGS = tuple(f"chat{n}" for n in range(int(os.environ.get("SYNTERA_BENCH_CHAT_WORKSPACES", "3"))))
+NOISY = os.environ.get("SYNTERA_BENCH_CHAT_NOISY", "")
 START_TIMEOUT = 60.0
 
 ARTICLES = {
@@ -627,8 +634,8 @@ def run_point(
             "--ramp-rate", str(RAMP_RATE), "--processes", str(PROCESSES), "--out", str(out),
             "--ramp-timeout", "300", "--max-seconds", str(DURATION + SETTLE + 600),
         ]  # fmt: skip
-        for host, key in inboxes:
-            client_args += ["--target", f"{host}:{port}={key}"]
+        for n, (host, key) in enumerate(inboxes):
+            client_args += ["--target", f"{host}:{port}={key}" + (f"@{NOISY}" if NOISY and n == 0 else "")]
         client = subprocess.Popen(
             client_args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
         )
@@ -857,6 +864,8 @@ def test_chat_load(inboxes: list[tuple[str, str]]) -> None:
                 + "; -Q events --concurrency 1"
             ),
             "llm": {"kind": LLM, **({"pace": LLM_PACE} if LLM == "paced" else {})},
+            "workspaces": len(TENANT_SLUGS),
+            "noisy_workspace_rate": NOISY or None,
             "worker_task_seconds": task_times,
             "points": [{"connections": c, "active": a} for c, a in POINTS],
             "duration_s": DURATION,

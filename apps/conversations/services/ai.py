@@ -32,6 +32,7 @@ from ..stores import get_store
 from .messages import message_post
 from .notify import current_schema, emit_updated, notify_frame, require_role
 from .ownership import conversation_escalate, escalate_locked
+from .superseding import newest_visitor_seq
 from .visitors import conversation_claim
 
 if TYPE_CHECKING:
@@ -140,6 +141,8 @@ def ai_reply(*, conversation_id: int, trigger_seq: int, epoch: int) -> str:
     (docs/adr/0019-ai-turn-commit.md). At most AI_TENANT_CONCURRENCY turns of a workspace run
     at once (a slot in Redis, across every worker); a turn over the cap goes back to its queue
     for a moment, never dropped and never holding a thread while it waits."""
+    if newest_visitor_seq(current_schema(), conversation_id) > trigger_seq:
+        return "skipped: superseded"  # without a query: most of an overloaded queue's turns
     conversation = Conversation.objects.select_related("agent", "inbox__agent", "contact").get(pk=conversation_id)
     agent = conversation.agent or conversation.inbox.agent
     if agent is None or conversation.epoch != epoch or conversation.owner != Conversation.Owner.AI:

@@ -9,6 +9,7 @@ the AI reply (after the routing policy had its say on a first message).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,6 +25,7 @@ from ..models import Conversation
 from ..stores import StoredMessage, get_store
 from .notify import current_schema, wake
 from .ownership import ai_agent_id, route_first_message, status_event, take_over
+from .superseding import note_visitor_message
 from .transcript import display_name, message_event
 from .visitors import conversation_claim
 
@@ -98,6 +100,9 @@ def message_post(
         happened.append(message_event(conversation, message))
         emit(*happened, actor=actor, system_label="visitor" if role == "visitor" else role)
         wake(conversation, message.seq)
+        if role == "visitor":
+            noted = functools.partial(note_visitor_message, current_schema(), conversation.pk, message.seq)
+            transaction.on_commit(noted)
         if role == "visitor" and conversation.owner != Conversation.Owner.AI:
             # Waiting for (or talking to) a person, e.g. after the out-of-hours offer of an email
             # follow-up: what the visitor says about themselves still reaches the contact.

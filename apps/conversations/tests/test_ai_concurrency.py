@@ -220,3 +220,49 @@ def test_a_turn_run_twice_stores_one_reply_and_counts_once(inbox: Any) -> None:
     after_first = written(conversation.pk)
     assert reply(conversation) == "skipped: already answered"
     assert written(conversation.pk) == after_first
+
+
+def test_a_hanging_model_times_out_then_turns_stop_waiting_on_it(
+    openai_inbox: Any, settings: Any, standin: OpenAIStandIn
+) -> None:
+    """The model accepts the request and never answers: each turn ends at the provider's read
+    timeout with the visitor told; once the circuit opens, turns no longer wait on it at all,
+    so a worker's threads do not pile up behind a dead endpoint."""
+    settings.OPENAI_TIMEOUT = 1
+    settings.AI_BREAKER_FAILURES = 2
+    standin.reply("too late", delay=3.0, times=2)
+    for _ in range(2):
+        conversation = visit(openai_inbox, ASK)
+        assert reply(conversation) == "replied: abstained"
+        last = _messages(conversation)[-1]
+        assert "can't answer right now" in last.text and "circuit_open" not in last.audit["flags"]
+    asked = len(standin.chat_requests)
+    conversation = visit(openai_inbox, ASK)
+    assert reply(conversation) == "replied: abstained"
+    assert _messages(conversation)[-1].audit["flags"]["circuit_open"] is True
+    assert len(standin.chat_requests) == asked  # not even tried
+
+
+# --- a turn a newer message superseded -------------------------------------------------------------
+
+
+def test_a_superseded_turn_ends_without_reading_anything(
+    inbox: Any, django_capture_on_commit_callbacks: Any, django_assert_num_queries: Any, sent: list[dict[str, Any]]
+) -> None:
+    """Two messages before the AI could answer the first: the first's turn ends at once (the
+    AI answers the newest, for both), without a query: under load most queued turns are these."""
+    with django_capture_on_commit_callbacks(execute=True):
+        conversation = visit(inbox, ASK)
+        services.message_post(conversation_id=conversation.pk, role="visitor", text="And returns?", client_id="v2")
+    with django_assert_num_queries(0):
+        assert reply(conversation) == "skipped: superseded"
+    stored = Conversation.objects.get(pk=conversation.pk)
+    assert services.ai_reply(conversation_id=conversation.pk, trigger_seq=2, epoch=stored.epoch).startswith("replied")
+
+
+def test_another_workspaces_newer_message_supersedes_nothing_here(inbox: Any) -> None:
+    from apps.conversations.services.superseding import note_visitor_message
+
+    conversation = visit(inbox, ASK)
+    note_visitor_message("some_other_workspace", conversation.pk, 99)  # same id, another workspace
+    assert reply(conversation).startswith("replied")

@@ -20,13 +20,16 @@ from django_tenants.utils import schema_context, schema_exists
 
 from apps.accounts.models import APIKey, Invitation, Membership, Role
 from apps.accounts.services import Actor, signup_company
+from apps.agents.breaker import Breaker
 from apps.audit.models import AuditEvent
+from apps.conversations.services.superseding import note_visitor_message
 from apps.knowledge.models import Source
 from apps.knowledge.tasks import ingest_source
 from apps.knowledge.tests.test_stores import pinecone_standin, use_pinecone  # noqa: F401  (their fixtures)
 from apps.tenants.models import Domain, Tenant, TenantDeletion, TenantExport
 from apps.workspaces import deletion, purge
 from apps.workspaces.tasks import purge_due
+from syntera import slots
 from syntera.errors import ApplicationError
 from syntera.tasks import enqueue_on_commit
 from tests.support import PASSWORD
@@ -201,6 +204,12 @@ def test_after_the_grace_period_the_beat_purges_everything_and_leaves_a_tombston
     assert _redis_keys(f"{schema}:{prefix}:*") and _redis_keys(f"*:presence:{schema}:*")
     layer_prefix = django_settings.CHANNEL_LAYERS["default"]["CONFIG"].get("prefix", "asgi")
     assert _redis_keys(f"{layer_prefix}:group:staff.{schema}")
+    # Counted slots, a circuit breaker, a turn hint: named with the schema.
+    for owner_schema in (schema, alpha.schema):
+        assert slots.acquire(f"ai:{owner_schema}", limit=5, ttl=600, holder="a turn")
+        Breaker(owner_schema, "openai").failed()
+        note_visitor_message(owner_schema, 1, 5)
+    assert len(_redis_keys(f"{prefix}:slots:*:{schema}*")) == 3
     _request(doomed, django_capture_on_commit_callbacks)
 
     purge_due.apply()  # still in its grace period: nothing happens
@@ -220,6 +229,8 @@ def test_after_the_grace_period_the_beat_purges_everything_and_leaves_a_tombston
     assert _redis_keys(f"*:presence*:{schema}:*") == []
     assert _redis_keys(f"{layer_prefix}:group:*.{schema}") == []
     assert _redis_keys(f"{layer_prefix}:group:*.{schema}.*") == []
+    assert _redis_keys(f"{prefix}:slots:*:{schema}*") == []
+    assert len(_redis_keys(f"{prefix}:slots:*:{alpha.schema}*")) == 3  # another workspace's stay
     with schema_context(alpha.schema):
         assert cache.get("deletion-canary") == "alpha"
     # The public rows.
