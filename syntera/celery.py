@@ -12,7 +12,7 @@ import os
 import threading
 from typing import Any
 
-from celery.signals import task_postrun, task_prerun, worker_process_init
+from celery.signals import task_postrun, task_prerun, worker_process_init, worker_ready
 from tenant_schemas_celery.app import CeleryApp, get_schema_name_from_task
 from tenant_schemas_celery.task import TenantTask
 
@@ -75,7 +75,40 @@ def _realtime_loop(**kwargs: Any) -> None:
     own_loop()
 
 
+# Queues whose tasks are AI turns: their workers load what turns use before the first one.
+TURN_QUEUES = {"llm", "llm_local"}
+
+
+def _runs_turns() -> bool:
+    from celery import current_app
+
+    return bool(set(current_app.amqp.queues.consume_from or {}) & TURN_QUEUES)
+
+
+def _warm_up() -> None:
+    from apps.agents.warm import warm_up
+
+    try:
+        warm_up()
+    except Exception:  # a turn loads what it needs anyway
+        logger.warning("warming up for AI turns failed", exc_info=True)
+
+
+def _warm_child(**kwargs: Any) -> None:
+    """A prefork child that runs turns warms up before it takes its first task."""
+    if _runs_turns():
+        _warm_up()
+
+
+def _warm_threads(sender: Any = None, **kwargs: Any) -> None:
+    """A worker whose pool runs tasks in this process (threads, solo) warms up beside them."""
+    if _runs_turns() and not type(getattr(sender, "pool", None)).__module__.endswith(".prefork"):
+        threading.Thread(target=_warm_up, name="warm-up", daemon=True).start()
+
+
 worker_process_init.connect(_realtime_loop, weak=False)
+worker_process_init.connect(_warm_child, weak=False)
+worker_ready.connect(_warm_threads, weak=False)
 task_prerun.connect(_connections_as_per_request, weak=False)
 task_postrun.connect(_connections_as_per_request, weak=False)
 

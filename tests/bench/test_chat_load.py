@@ -46,7 +46,9 @@ Run: make bench PYTEST_ARGS="-k chat_load"   (about 20 minutes on 2 cores; 40 wi
 Knobs: SYNTERA_BENCH_CHAT_POINTS ("500:500,2000:1000,5000:1000", connections:active),
 SYNTERA_BENCH_CHAT_WORKSPACES (3, the visitors spread over them), SYNTERA_BENCH_CHAT_NOISY (the
 first workspace's visitors write that many times as often; "0": connected and silent; the
-fairness run compares the others' reply times at "10" and at "0"),
+fairness run compares the others' reply times at "10" and at "0"), SYNTERA_BENCH_CHAT_INGEST_DOCS
+(0; 5000: another workspace queues that many documents for an ingest worker of its own at the
+start of each point: reply times with and without),
 SYNTERA_BENCH_CHAT_SERVERS ("uvicorn,daphne"; add uvicorn-shared,daphne-shared for the
 experiments), SYNTERA_BENCH_CHAT_LLM ("offline"; "paced": the agents use the OpenAI provider
 against the benchmark LLM, tests/standins/openai_server.py run as its own process, paced by
@@ -124,6 +126,33 @@ PRODUCT_SERVERS = ("uvicorn", "daphne")  # the Procfile's candidates; others are
 # run: the others' reply times with a noisy neighbour against with a silent one.
 TENANT_SLUGS = tuple(f"chat{n}" for n in range(int(os.environ.get("SYNTERA_BENCH_CHAT_WORKSPACES", "3"))))
 NOISY = os.environ.get("SYNTERA_BENCH_CHAT_NOISY", "")
+# Documents another workspace ingests while each point runs (0: none), on an ingest worker of
+# its own as in the Procfile: replies must not wait behind them.
+INGEST_DOCS = int(os.environ.get("SYNTERA_BENCH_CHAT_INGEST_DOCS", "0"))
+INGEST_SLUG = "chatingest"
+
+# Runs in `manage.py shell` with the benchmark's environment: INGEST_DOCS text sources for the
+# ingest worker, each queued on commit (batches of 500 per transaction).
+QUEUE_INGESTION = """
+from django.db import transaction
+from django_tenants.utils import tenant_context
+from apps.accounts.models import Role, User
+from apps.accounts.services import Actor
+from apps.knowledge import services
+from apps.tenants.models import Tenant
+
+tenant = Tenant.objects.get(slug=ARGS["slug"])
+owner = User.objects.get(email=ARGS["email"])
+actor = Actor(tenant=tenant, role=Role.OWNER, user=owner, label=owner.email)
+with tenant_context(tenant):
+    kb = services.knowledge_base_create(editor=actor, name=f"Import {ARGS['run']}")
+    for start in range(0, ARGS["docs"], 500):
+        with transaction.atomic():
+            for n in range(start, min(start + 500, ARGS["docs"])):
+                text = f"# Article {n}" + chr(10) * 2 + " ".join(f"Paragraph {p} of article {n} explains a policy in detail." for p in range(12))
+                services.source_add_text(editor=actor, kb=kb, title=f"Article {n}", text=text)
+print(kb.pk)
+"""
 START_TIMEOUT = 60.0
 
 ARTICLES = {
@@ -166,6 +195,11 @@ def inboxes(tenants: Any, django_db_blocker: Any) -> list[tuple[str, str]]:
     found = []
     with django_db_blocker.unblock():
         assert str(connection.settings_dict["NAME"]).startswith("test_"), "benchmark data only in a test database"
+        if INGEST_DOCS:
+            signup_company(
+                company_name="Import Co", slug=INGEST_SLUG, email=f"owner@{INGEST_SLUG}.example", password=PASSWORD
+            )
+            connection.set_schema_to_public()  # type: ignore[attr-defined]
         for slug in TENANT_SLUGS:
             result = signup_company(
                 company_name=f"{slug.title()} Shop", slug=slug, email=f"owner@{slug}.example", password=PASSWORD
@@ -254,6 +288,18 @@ def start_llm(env: dict[str, str], log_dir: Path) -> Proc:
         time.sleep(0.1)
     llm.stop()
     raise AssertionError(f"the benchmark LLM did not start:\n{llm.tail()}")
+
+
+def queue_ingestion(env: dict[str, str], run: int) -> None:
+    """INGEST_DOCS documents queued for the ingest worker in the ingestion workspace."""
+    script = f"ARGS = {{'slug': {INGEST_SLUG!r}, 'email': 'owner@{INGEST_SLUG}.example', 'docs': {INGEST_DOCS}, "
+    script += f"'run': {run}}}\n{QUEUE_INGESTION}"
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", script], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    print(f"[chat_load] {INGEST_DOCS} documents queued for ingestion in {time.monotonic() - started:.0f} s")
 
 
 def server_command(kind: str, port: int) -> list[str]:
@@ -393,10 +439,6 @@ class Sampler:
         """PostgreSQL connections to the benchmark's database (every process) over [start_at, end_at]."""
         return _max_mean([n for at, n in self.connections if start_at <= at <= end_at])
 
-
-def _max_mean(rows: list[int]) -> dict[str, Any]:
-    return {"max": max(rows), "mean": round(sum(rows) / len(rows), 1)} if rows else {}
-
     def stop(self) -> None:
         self.stop_event.set()
         if self.thread:
@@ -419,6 +461,10 @@ def _max_mean(rows: list[int]) -> dict[str, Any]:
         rows = self.samples.get(name, [])
         before = [r for r in rows if r[0] <= when]
         return round(before[-1][2] / 2**20, 1) if before else None
+
+
+def _max_mean(rows: list[int]) -> dict[str, Any]:
+    return {"max": max(rows), "mean": round(sum(rows) / len(rows), 1)} if rows else {}
 
 
 def tree_usage(pid: int) -> tuple[float, int] | None:
@@ -617,7 +663,9 @@ def run_point(
     import redis
 
     # The AI replies still queued from the previous point would be answered during this one.
-    redis.Redis.from_url(env["REDIS_URL"]).delete(AI_QUEUE)
+    redis.Redis.from_url(env["REDIS_URL"]).delete(AI_QUEUE, "ingest")
+    if INGEST_DOCS:
+        queue_ingestion(env, connections)
     port = free_port()
     server_env = {**env, "CHANNELS_DB_SHARED_THREAD": "true"} if kind.endswith("-shared") else env
     server = start(f"{kind}-{connections}", server_command(kind, port), server_env, log_dir)
@@ -680,6 +728,12 @@ def run_point(
             result["server"]["kib_per_connection"] = round((after - before) * 1024 / result["connections"]["sessions"])
         result["worker"] = sampler.window("worker", *window)
         result["database_connections"] = sampler.connections_window(*window)
+        if INGEST_DOCS:
+            import psycopg
+
+            with psycopg.connect(env["DATABASE_URL"]) as db:
+                rows = db.execute(f"SELECT status, count(*) FROM {INGEST_SLUG}.knowledge_source GROUP BY status")
+                result["ingestion_sources_by_status"] = dict(rows.fetchall())
         if LLM == "paced":
             result["llm_streams"] = sampler.streams_window(*window)
             streaming = result["llm_streams"].get("max") or 0
@@ -807,11 +861,14 @@ def test_chat_load(inboxes: list[tuple[str, str]]) -> None:
     # The domain events' worker, as in the Procfile: the staff pages, the audit trail and the
     # statistics hear of every message through it.
     events_worker = start_worker("celery-events", "events", 1, env, log_dir)
+    ingest_worker = start_worker("celery-ingest", "ingest", 1, env, log_dir) if INGEST_DOCS else None
     by_server: dict[str, dict[int, dict[str, Any]]] = {kind: {} for kind in SERVERS}
     started = time.time()
     try:
         wait_worker(worker)
         wait_worker(events_worker)
+        if ingest_worker is not None:
+            wait_worker(ingest_worker)
         largest = max(POINTS)[0]
         for connections, active in POINTS:
             for kind in SERVERS:
@@ -832,6 +889,8 @@ def test_chat_load(inboxes: list[tuple[str, str]]) -> None:
     finally:
         worker.stop()
         events_worker.stop()
+        if ingest_worker is not None:
+            ingest_worker.stop()
         if llm is not None:
             llm.stop()
     task_times = _task_times(worker.log_path)
@@ -866,6 +925,7 @@ def test_chat_load(inboxes: list[tuple[str, str]]) -> None:
             "llm": {"kind": LLM, **({"pace": LLM_PACE} if LLM == "paced" else {})},
             "workspaces": len(TENANT_SLUGS),
             "noisy_workspace_rate": NOISY or None,
+            "ingesting_documents": INGEST_DOCS,
             "worker_task_seconds": task_times,
             "points": [{"connections": c, "active": a} for c, a in POINTS],
             "duration_s": DURATION,

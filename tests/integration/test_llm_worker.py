@@ -19,7 +19,7 @@ import pytest
 
 from tests.standins.openai_server import OpenAIStandIn, Pacing
 
-from .conftest import LiveStack, _start, _wait_worker_ready, _worker_args
+from .conftest import LiveStack, _start, _wait_worker_ready, _worker_args, wait_for
 from .test_widget_websocket import Visitor, _workspace
 
 pytestmark = pytest.mark.live
@@ -133,3 +133,14 @@ def test_a_worker_killed_mid_stream_still_answers_once(live_stack: LiveStack) ->
     rows = live_stack.sql(f"SELECT count(*) FROM \"{schema}\".conversations_message WHERE role = 'ai'")
     assert rows[0][0] == 1  # answered once
     assert len(model.chat_requests) == 2  # the killed stream, and the turn sent again
+
+
+def test_the_workers_that_run_turns_load_what_turns_use_before_the_first_one(live_stack: LiveStack) -> None:
+    """The turn workers (threads for `llm`, the default worker for `llm_local`) load the
+    embedder, the token counter and the SDK when they start, so the first turns after a deploy
+    do not all wait for them; the events and ingestion workers do not carry them."""
+    for name in ("llm", "celery"):
+        service = live_stack.service(name)
+        wait_for(lambda s=service: "ready for AI turns" in s.log() or None, timeout=60, what=f"{name} to warm up")
+    for name in ("events", "ingest"):
+        assert "ready for AI turns" not in live_stack.service(name).log()
