@@ -11,8 +11,8 @@ open, which process holds it (and the log confirms it afterwards).
 
 - A visitor on one process and a staff member on the other see each other's messages live;
   login, the dashboard and the API work through nginx, their requests landing on both
-  processes; nginx tells the application who the client is and which scheme it used, and a
-  client cannot claim either.
+  processes; the access log keeps no widget key or visitor token. nginx tells the
+  application who the client is and which scheme it used, and a client cannot claim either.
 - The process holding a visitor's socket is killed with SIGKILL: the visitor reconnects
   through nginx (to the other process), resumes with its token, gets what staff wrote
   meanwhile, re-sends what was not acknowledged; nothing lost, nothing duplicated.
@@ -188,6 +188,10 @@ def test_a_visitor_and_a_staff_member_on_different_web_processes_see_each_other_
     pages = [line for line in lines if line.route in ("/login/", "/dashboard/")]
     assert {line.served_by for line in pages} == set(balanced.web), lines
     assert all(line.status in (200, 302) for line in pages), lines
+    # The log names routes only: no widget key, visitor token or conversation path in it.
+    logged = balanced.access_log.read_text()
+    assert workspace.widget_key not in logged and visitor.token not in logged
+    assert f"/inbox/{conversation}/" not in logged and "/ws/widget/?" not in logged
 
 
 def test_nginx_tells_the_application_who_the_client_is_and_a_client_cannot(
