@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install run test lint typecheck bench chromium clean lock audit
+.PHONY: install run test lint typecheck bench chromium nginx clean lock audit
 
 # requirements*.txt say what the project needs (ranges); requirements.lock pins the exact
 # versions every install uses (`make lock` re-resolves the ranges and rewrites it).
@@ -41,7 +41,17 @@ chromium:
 		else echo "warning: /usr/bin/chromium missing (apt-get install chromium); browser tests will be skipped"; fi; \
 	fi
 
-install: $(STAMP) chromium
+# The load-balancer tests and benchmarks start nginx themselves, with a configuration of their
+# own in a temporary directory (deploy/nginx/); the system's nginx service is not used.
+nginx:
+	@if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then \
+		if [ "$$(id -u)" = "0" ]; then \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null) \
+			|| echo "warning: could not install nginx; load-balancer tests will be skipped"; \
+		else echo "warning: nginx missing (apt-get install nginx); load-balancer tests will be skipped"; fi; \
+	fi
+
+install: $(STAMP) chromium nginx
 
 run: $(STAMP)
 	$(BIN)/python -m syntera.embedded run -- sh -c '\

@@ -1,15 +1,21 @@
 """The processes the Procfile (`make run`) and docker-compose.yml start: every Celery queue is
 consumed by exactly one kind of worker, and the slow kinds of work never share one: an
-ingestion never holds up an AI reply, and neither holds up the staff pages' events."""
+ingestion never holds up an AI reply, and neither holds up the staff pages' events. Under
+Compose, web runs behind nginx with the repository's configuration (docs/deployment.md);
+`docker compose up` itself is not run here (no Docker on the test machines)."""
 
 from __future__ import annotations
 
 import re
 import shlex
 from pathlib import Path
+from typing import Any
 
+import pytest
 import yaml
 from django.conf import settings
+
+from tests import nginx
 
 ROOT = Path(__file__).resolve().parent.parent
 APART = ("ingest", "llm", "events")  # each on workers of its own
@@ -71,3 +77,41 @@ def test_every_queue_has_one_kind_of_worker_and_slow_work_never_shares_one() -> 
             assert not threaded or queues <= THREADED, f"{source}: CPU-bound work on threads"
         hostnames = [hostname for _, hostname, _ in workers.values()]
         assert len(set(hostnames)) == len(hostnames), f"{source}: two workers with one name on a host"
+
+
+def _service(name: str) -> dict[str, Any]:
+    service: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"][name]
+    return service
+
+
+def test_compose_puts_every_web_replica_behind_nginx() -> None:
+    """`docker compose up --scale web=3`: web publishes no host port (replicas would fight
+    over it); nginx publishes it and finds every replica through Docker's DNS, with the
+    repository's configuration."""
+    web, balancer = _service("web"), _service("nginx")
+    assert "ports" not in web, "web must not publish a fixed host port"
+    assert balancer["ports"] == ["${WEB_PORT:-8000}:80"]
+    assert balancer["image"].startswith("nginx:")
+    assert "./deploy/nginx/syntera.conf.template:/etc/nginx/templates/default.conf.template:ro" in balancer["volumes"]
+    env = balancer["environment"]
+    assert set(nginx.VARIABLES) <= set(env), "every template variable is given"
+    assert env["SYNTERA_LISTEN"] == "80" and env["SYNTERA_RESOLVER"] == "127.0.0.11"
+    host, _, port = env["SYNTERA_WEB"].partition(":")
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert host == "web" and f'"--port", "{port}"' in dockerfile, "nginx reaches web where uvicorn listens"
+    # web believes nginx's X-Forwarded-For (its peers are on the project's private network).
+    assert "172.16.0.0/12" in web["environment"]["TRUSTED_PROXIES"]
+
+
+def test_the_configuration_compose_gives_nginx_is_accepted_by_nginx(tmp_path: Path) -> None:
+    """The template rendered with docker-compose's values passes `nginx -t` (the official
+    image includes it in its `http` block the same way). `web` is looked up when requests
+    come, so the name need not resolve here."""
+    binary = nginx.binary()
+    if binary is None:
+        pytest.skip("nginx is not installed (make nginx)")
+    env = _service("nginx")["environment"]
+    config = nginx.write_config(tmp_path, {name: env[name] for name in nginx.VARIABLES})
+    result = nginx.check(binary, config)
+    assert result.returncode == 0, result.stderr
+    assert "resolver 127.0.0.11 valid=10s" in (tmp_path / "syntera.conf").read_text()

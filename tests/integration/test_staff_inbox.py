@@ -91,6 +91,22 @@ def _nothing_but_pong(ws: ClientConnection) -> list[dict[str, Any]]:
     return frames
 
 
+def reply_from_page(client: httpx.Client, conversation_id: int, text: str) -> tuple[str, httpx.Response]:
+    """Open the conversation page and post its reply form as the agent: (the page, the answer)."""
+    page = client.get(f"/dashboard/inbox/{conversation_id}/")
+    assert page.status_code == 200, page.text[:300]
+    reply = client.post(
+        f"/dashboard/inbox/{conversation_id}/reply/",
+        data={
+            "csrfmiddlewaretoken": csrf_token(page.text),
+            "role": "agent",
+            "text": text,
+            "client_id": uuid.uuid4().hex,
+        },
+    )
+    return page.text, reply
+
+
 @pytest.fixture(scope="module")
 def workspace(live_stack: LiveStack) -> Iterator[Workspace]:
     slug = f"inbox-{uuid.uuid4().hex[:6]}"
@@ -158,17 +174,8 @@ def test_staff_see_visitor_messages_live_and_their_reply_reaches_the_visitor(
         assert _until(visitor, lambda f: f["type"] == "typing", "agent typing") == {"type": "typing", "role": "agent"}
 
         # The staff member replies through the conversation page's form.
-        page = workspace.client.get(f"/dashboard/inbox/{conversation_id}/")
-        assert page.status_code == 200 and "Where is my &lt;b&gt;order&lt;/b&gt;?" in page.text
-        reply = workspace.client.post(
-            f"/dashboard/inbox/{conversation_id}/reply/",
-            data={
-                "csrfmiddlewaretoken": csrf_token(page.text),
-                "role": "agent",
-                "text": "It ships tomorrow.",
-                "client_id": uuid.uuid4().hex,
-            },
-        )
+        page, reply = reply_from_page(workspace.client, conversation_id, "It ships tomorrow.")
+        assert "Where is my &lt;b&gt;order&lt;/b&gt;?" in page
         assert reply.status_code == 302 and reply.headers["location"] == f"/dashboard/inbox/{conversation_id}/"
         handoff = _until(visitor, lambda f: f["type"] == "handoff", "handoff frame")
         assert handoff == {"type": "handoff", "status": "assigned"}
@@ -180,7 +187,7 @@ def test_staff_see_visitor_messages_live_and_their_reply_reaches_the_visitor(
         # A private note: staff are told, the visitor is sent nothing.
         note = workspace.client.post(
             f"/dashboard/inbox/{conversation_id}/reply/",
-            data={"csrfmiddlewaretoken": csrf_token(page.text), "role": "note", "text": "Check the warehouse"},
+            data={"csrfmiddlewaretoken": csrf_token(page), "role": "note", "text": "Check the warehouse"},
             headers={"Accept": "application/json"},
         )
         assert note.status_code == 200 and note.json()["message"]["seq"] == 3
