@@ -44,7 +44,9 @@ Run: make bench PYTEST_ARGS="-k chat_load"   (about 20 minutes on 2 cores; 40 wi
   two experiments)
   or: SYNTERA_BENCH_DB_NAME=test_syntera_bench_chat python -m pytest tests/bench/test_chat_load.py -s
 Knobs: SYNTERA_BENCH_CHAT_POINTS ("500:500,2000:1000,5000:1000", connections:active),
-SYNTERA_BENCH_CHAT_WORKSPACES (3, the visitors spread over them), SYNTERA_BENCH_CHAT_NOISY (the
+SYNTERA_BENCH_CHAT_WORKSPACES (3, the visitors spread over them), SYNTERA_BENCH_CHAT_INTERVAL
+(10 s between a visitor's messages), SYNTERA_BENCH_CHAT_TENANT_CAP (AI_TENANT_CONCURRENCY for
+the run; unset: the default), SYNTERA_BENCH_CHAT_NOISY (the
 first workspace's visitors write that many times as often; "0": connected and silent; the
 fairness run compares the others' reply times at "10" and at "0"), SYNTERA_BENCH_CHAT_INGEST_DOCS
 (0; 5000: another workspace queues that many documents for an ingest worker of its own at the
@@ -115,7 +117,9 @@ LLM_POOL, _, _concurrency = os.environ.get(
 ).partition(":")
 LLM_CONCURRENCY = int(_concurrency or 2)
 LLM_DATABASE_POOL = os.environ.get("SYNTERA_BENCH_CHAT_LLM_DB_POOL", "20")
-INTERVAL = 10.0
+INTERVAL = float(os.environ.get("SYNTERA_BENCH_CHAT_INTERVAL", "10"))  # seconds between a visitor's messages
+# AI turns at once per workspace (AI_TENANT_CONCURRENCY) for the run; unset: the product's default.
+TENANT_CAP = os.environ.get("SYNTERA_BENCH_CHAT_TENANT_CAP", "")
 SETTLE = 30.0
 RAMP_RATE = 250.0
 WS_MAX_SIZE = 1024 * 1024
@@ -848,6 +852,7 @@ def test_chat_load(inboxes: list[tuple[str, str]]) -> None:
         "HF_HUB_OFFLINE": "1",
         # As in production: with DEBUG on, every query is also kept in connection.queries.
         "DEBUG": "false",
+        **({"AI_TENANT_CONCURRENCY": TENANT_CAP} if TENANT_CAP else {}),
     }
     for key in (
         "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "CACHE_URL", "CHANNEL_LAYER_URL", "SENTRY_DSN",
@@ -926,6 +931,7 @@ def test_chat_load(inboxes: list[tuple[str, str]]) -> None:
             "workspaces": len(TENANT_SLUGS),
             "noisy_workspace_rate": NOISY or None,
             "ingesting_documents": INGEST_DOCS,
+            "ai_tenant_concurrency": TENANT_CAP or "default",
             "worker_task_seconds": task_times,
             "points": [{"connections": c, "active": a} for c, a in POINTS],
             "duration_s": DURATION,
