@@ -63,10 +63,19 @@ def _shingles(text: str, n: int) -> set[tuple[str, ...]]:
 def leaks_prompt(answer: str, secret_parts: list[str], *, n: int = 8) -> bool:
     """True when the answer repeats a run of `n` words from the system rules or the tenant's
     instructions (the parts a visitor must not be able to extract)."""
-    answer_shingles = _shingles(answer, n)
-    if not answer_shingles:
-        return False
-    return any(answer_shingles & _shingles(part, n) for part in secret_parts if part)
+    return LeakCheck(secret_parts, n=n)(answer)
+
+
+class LeakCheck:
+    """`leaks_prompt` for one turn's secret parts, their word runs taken once: a streamed answer
+    is checked again at every piece, and the rules are hundreds of words long."""
+
+    def __init__(self, secret_parts: list[str], *, n: int = 8) -> None:
+        self.n = n
+        self.secret: set[tuple[str, ...]] = set().union(*(_shingles(part, n) for part in secret_parts if part))
+
+    def __call__(self, answer: str) -> bool:
+        return bool(self.secret) and not self.secret.isdisjoint(_shingles(answer, self.n))
 
 
 @dataclass(frozen=True)

@@ -663,6 +663,7 @@ def run_point(
     worker: Proc,
     log_dir: Path,
     profile: bool,
+    llm: Proc | None = None,
 ) -> dict[str, Any]:
     import redis
 
@@ -692,7 +693,12 @@ def run_point(
             client_args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
         )
         sampler = Sampler(
-            pids={"server": server.proc.pid, "worker": worker.proc.pid, "client": client.pid},
+            pids={
+                "server": server.proc.pid,
+                "worker": worker.proc.pid,
+                "client": client.pid,
+                **({"llm": llm.proc.pid} if llm is not None else {}),
+            },
             llm_url=env.get("OPENAI_BASE_URL", "") if LLM == "paced" else "",
             database_url=env["DATABASE_URL"],
         )
@@ -745,6 +751,8 @@ def run_point(
             if streaming and start_mb and max_mb:  # the worker's growth from idle, per answer streaming
                 result["worker"]["kib_per_turn_in_flight"] = round((max_mb - start_mb) * 1024 / streaming)
         result["client_process"] = sampler.window("client", *window)
+        if llm is not None:
+            result["llm_process"] = sampler.window("llm", *window)
         result["loadavg_before"] = [round(x, 2) for x in load_before]
         result["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
         wall_path = profile_path.with_name(profile_path.stem + "_wall.txt")
@@ -885,6 +893,7 @@ def test_chat_load(inboxes: list[tuple[str, str]]) -> None:
                     env=env,
                     inboxes=inboxes,
                     worker=worker,
+                    llm=llm,
                     log_dir=log_dir,
                     profile=PROFILE and connections == largest,
                 )

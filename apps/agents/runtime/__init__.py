@@ -223,6 +223,7 @@ def run_turn(*, agent: Agent, tenant: Any, conversation: TurnInput) -> Generator
             # rest streams as it comes, watched for prompt leaks.
             held = ""
             grounded = withheld = False
+            leaks = guardrails.LeakCheck(parts.secret_parts)
             for _round in range(settings.AGENT_MAX_TOOL_ROUNDS + 1):
                 calls: list[ToolCall] = []
                 round_text = ""
@@ -232,7 +233,7 @@ def run_turn(*, agent: Agent, tenant: Any, conversation: TurnInput) -> Generator
                     for event in provider.stream(request):
                         if isinstance(event, TextDelta):
                             round_text += event.text
-                            if guardrails.leaks_prompt(text + round_text, parts.secret_parts):
+                            if leaks(text + round_text):
                                 streamed_leak = True
                             elif guidance.violated(restrictions, text + round_text) is not None:
                                 withheld = True  # off-limits: nothing more streams (checked below)
@@ -285,7 +286,7 @@ def run_turn(*, agent: Agent, tenant: Any, conversation: TurnInput) -> Generator
             audit["finish_reason"] = finish
             failed = finish == "error"
             text, citations = _parse_citations(text, ctx.context)
-            if streamed_leak or guardrails.leaks_prompt(text, parts.secret_parts):
+            if streamed_leak or leaks(text):
                 decision, reason, text, citations = (
                     "abstained",
                     "answer repeated the system prompt",

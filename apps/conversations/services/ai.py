@@ -80,10 +80,12 @@ def _turns_for(conversation: Conversation) -> list[Any]:
 
 
 _CITATION_MARK = re.compile(r"\s*\[\d+\]")
-# While a reply streams, how often to check that it is still wanted (not superseded by a newer
-# visitor message, the conversation not taken over): a reply that will be discarded stops
-# there instead of running the model to its end.
+# While a reply streams, how often to check that it is still wanted: a reply that will be
+# discarded stops there instead of running the model to its end. A newer visitor message is
+# asked of Redis (`superseding`) this often; the conversation itself (taken over, resolved, or
+# what Redis does not know) is read every OWNER_CHECK_SECONDS.
 UNWANTED_CHECK_SECONDS = 0.5
+OWNER_CHECK_SECONDS = 2.0
 # The streamed text goes to the sockets at most this often, the pieces in between joined: a
 # model's one-token chunks would otherwise be one frame each, through Redis and the server.
 DELTA_FLUSH_SECONDS = 0.1
@@ -229,7 +231,7 @@ def _ai_turn(conversation: Conversation, agent: Agent, turns: list[Any], trigger
             conversation, turns, abstentions=conversation.abstentions, visitor_turns=conversation.visitor_turns
         ),
     )
-    checked = time.monotonic()
+    checked = read = time.monotonic()
     flushed, unsent = float("-inf"), ""  # the first piece goes at once
 
     def flush() -> None:
@@ -246,15 +248,21 @@ def _ai_turn(conversation: Conversation, agent: Agent, turns: list[Any], trigger
                     flush()
                 if time.monotonic() - checked >= UNWANTED_CHECK_SECONDS:
                     checked = time.monotonic()
-                    now = Conversation.objects.only("epoch", "owner").get(pk=conversation_id)
-                    if (why := _discarded_because(now, trigger_seq, epoch)) is not None:
+                    why = None
+                    if newest_visitor_seq(current_schema(), conversation_id) > trigger_seq:
+                        why = "superseded"
+                    elif checked - read >= OWNER_CHECK_SECONDS:
+                        read = checked
+                        now = Conversation.objects.only("epoch", "owner").get(pk=conversation_id)
+                        why = _discarded_because(now, trigger_seq, epoch)
+                        release_connection()  # back to the pool while the model goes on
+                    if why is not None:
                         logger.info(
                             "AI reply stopped while streaming: %s",
                             why,
                             extra={"data": {"conversation": conversation_id}},
                         )
                         return f"discarded: {why}"
-                    release_connection()  # back to the pool while the model goes on
             else:
                 result = event
     flush()
