@@ -27,7 +27,11 @@ def test_every_requirement_is_pinned_within_its_range() -> None:
         (spec,) = requirement.specifier
         assert spec.operator == "==", f"not an exact pin: {line}"
         pinned[canonicalize_name(requirement.name)] = spec.version
-    for name in ("requirements.txt", "requirements-dev.txt"):
+    files = sorted(path.name for path in ROOT.glob("requirements*.txt"))
+    assert {"requirements.txt", "requirements-models.txt", "requirements-torch.txt", "requirements-dev.txt"} <= set(
+        files
+    )
+    for name in files:
         for line in _lines(name):
             requirement = Requirement(line)
             version = pinned.get(canonicalize_name(requirement.name))
