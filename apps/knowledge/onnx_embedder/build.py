@@ -162,12 +162,18 @@ class _QuietQuantizer(logging.Filter):
 def build_model(model_dir: Path, destination: Path) -> None:
     """Export the fp32 ONNX model beside `destination` (as FP32_FILE) and write its int8 version
     to `destination`."""
+    fp32 = destination.with_name(FP32_FILE)
+    _export_fp32(model_dir, fp32)
+    quantise(fp32, destination)
+
+
+def quantise(fp32: Path, destination: Path) -> None:
+    """Write the int8 version of the fp32 MiniLM graph `fp32` to `destination`: its weight MatMuls
+    as int8 MatMuls (activations quantised at run time), as RECIPE's "quantisation" says."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     spec = RECIPE["quantisation"]
-    fp32 = destination.with_name(FP32_FILE)
-    _export_fp32(model_dir, fp32)
     keep = _fp32_matmuls(fp32)
     quiet = _QuietQuantizer()
     logging.getLogger().addFilter(quiet)

@@ -13,7 +13,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -66,6 +66,14 @@ def _file_digest(path: str, size: int, mtime_ns: int) -> str:
     return digest.hexdigest()
 
 
+BUILD_TOOLS = ("torch", "onnx", "onnxruntime")  # what the build from the weights runs on
+DERIVE_TOOLS = ("onnx", "onnxruntime")  # what deriving the packaged model's fast form runs on
+
+
+def _key(parts: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def cache_key(model_dir: Path) -> str:
     """Hash of the weights, the tokenizer/config, the recipe and the tool versions."""
     parts: dict[str, Any] = {"recipe": RECIPE}
@@ -73,15 +81,22 @@ def cache_key(model_dir: Path) -> str:
         path = model_dir / name
         stat = path.stat()
         parts[name] = _file_digest(str(path), stat.st_size, stat.st_mtime_ns)
-    parts["versions"] = {p: _version(p) for p in ("torch", "onnx", "onnxruntime")}
-    blob = json.dumps(parts, sort_keys=True).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
+    parts["versions"] = {p: _version(p) for p in BUILD_TOOLS}
+    return _key(parts)
 
 
 def model_path(model_dir: Path, root: Path | None = None) -> Path:
     """Where the built model for these weights is (or will be)."""
     root = root if root is not None else cache_root(model_dir)
     return root / f"minilm-onnx-{cache_key(model_dir)}" / MODEL_FILE
+
+
+def derived_path(source_sha256: str, root: Path | None = None) -> Path:
+    """Where the fast form of the packaged model with this checksum is (or will be)."""
+    versions = {p: _version(p) for p in DERIVE_TOOLS}
+    key = _key({"recipe": RECIPE["quantisation"], "source": source_sha256, "versions": versions})
+    root = root if root is not None else cache_root()
+    return root / f"minilm-onnx-packaged-{key}" / MODEL_FILE
 
 
 @contextlib.contextmanager
@@ -111,10 +126,30 @@ def ensure_model(model_dir: Path, root: Path | None = None, *, builder: Any = No
 
     `builder(model_dir, destination_file)` defaults to `build_model` (tests pass a stand-in).
     """
-    target = model_path(model_dir, root)
+    build = builder or build_model
+    meta = {"recipe": RECIPE, "source": str(model_dir), "versions": {p: _version(p) for p in BUILD_TOOLS}}
+    return _ensure(model_path(model_dir, root), lambda destination: build(model_dir, destination), meta)
+
+
+def ensure_derived(source: Path, source_sha256: str, root: Path | None = None) -> Path:
+    """The path of the packaged model's fast form, deriving it first if this machine has none
+    yet (`source` is the packaged file, already verified to have `source_sha256`)."""
+    from .packaged import derive_model
+
+    meta = {
+        "recipe": RECIPE["quantisation"],
+        "source": str(source),
+        "source_sha256": source_sha256,
+        "versions": {p: _version(p) for p in DERIVE_TOOLS},
+    }
+    return _ensure(derived_path(source_sha256, root), lambda destination: derive_model(source, destination), meta)
+
+
+def _ensure(target: Path, build: Callable[[Path], None], meta: dict[str, Any]) -> Path:
+    """`target`, made first by `build(destination_file)` if it does not exist: once per machine,
+    under an exclusive lock, in a temporary directory renamed into place when complete."""
     if target.is_file():
         return target
-    build = builder or build_model
     final_dir = target.parent
     final_dir.parent.mkdir(parents=True, exist_ok=True)
     with _exclusive(final_dir.parent / f"{final_dir.name}.lock", LOCK_TIMEOUT) as locked:
@@ -125,15 +160,9 @@ def ensure_model(model_dir: Path, root: Path | None = None, *, builder: Any = No
         work = Path(tempfile.mkdtemp(prefix=f".{final_dir.name}.tmp-", dir=final_dir.parent))
         try:
             started = time.perf_counter()
-            build(model_dir, work / MODEL_FILE)
+            build(work / MODEL_FILE)
             seconds = time.perf_counter() - started
-            meta = {
-                "recipe": RECIPE,
-                "source": str(model_dir),
-                "build_seconds": round(seconds, 2),
-                "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "versions": {p: _version(p) for p in ("torch", "onnx", "onnxruntime")},
-            }
+            meta = {**meta, "build_seconds": round(seconds, 2), "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
             (work / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
             work.chmod(0o755)  # mkdtemp makes it private; the model is not a secret
             try:
