@@ -30,7 +30,7 @@ from .models import Agent, BatchTest
 from .providers import Turn
 from .runtime import answer_turn
 from .runtime.turns import TurnInput
-from .selectors import turn_queue
+from .selectors import queue_for_provider
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ def batch_start(*, editor: Actor, agent: Agent, questions: list[dict[str, Any]])
         audit_action(editor, "agents.batch_test_started", run, {"agent_id": agent.pk, "questions": len(cleaned)})
         from .tasks import run_batch_test
 
-        enqueue_on_commit(run_batch_test, run.pk, queue=turn_queue(agent.pk))
+        enqueue_on_commit(run_batch_test, run.pk, queue=queue_for_provider(agent.provider))
     return run
 
 

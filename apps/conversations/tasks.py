@@ -1,10 +1,11 @@
-"""Conversation background jobs: the AI's replies (queue `llm`) and the removal of empty
-conversations (beat). Tasks only call services."""
+"""Conversation background jobs: the AI's replies (queues `llm`, `llm_local`), and on beat the
+turns whose worker died and the removal of empty conversations. Tasks only call services."""
 
 from __future__ import annotations
 
 from celery import shared_task
-from django_tenants.utils import get_tenant_model, tenant_context
+
+from apps.tenants.db import in_each_workspace
 
 from . import services
 
@@ -17,18 +18,10 @@ def ai_reply(conversation_id: int, trigger_seq: int, epoch: int) -> str:
 @shared_task(name="conversations.requeue_stalled_turns")
 def requeue_stalled_turns() -> int:
     """Beat: in every workspace, send again the AI turns whose worker died (AI_STALL_SECONDS)."""
-    sent = 0
-    for tenant in get_tenant_model().objects.exclude(schema_name="public").filter(is_active=True):
-        with tenant_context(tenant):
-            sent += services.turns_requeue_stalled()
-    return sent
+    return sum(services.turns_requeue_stalled() for _ in in_each_workspace())
 
 
 @shared_task(name="conversations.purge_empty")
 def purge_empty() -> int:
     """Beat: in every workspace, remove conversations nobody wrote in (EMPTY_CONVERSATION_TTL_HOURS)."""
-    removed = 0
-    for tenant in get_tenant_model().objects.exclude(schema_name="public").filter(is_active=True):
-        with tenant_context(tenant):
-            removed += services.conversations_purge_empty()
-    return removed
+    return sum(services.conversations_purge_empty() for _ in in_each_workspace())

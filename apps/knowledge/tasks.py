@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from celery import shared_task
-from django_tenants.utils import get_tenant_model, tenant_context
+
+from apps.tenants.db import in_each_workspace
 
 from . import services
 
@@ -17,8 +18,4 @@ def ingest_source(source_id: int, run: int) -> str:
 @shared_task(name="knowledge.requeue_due")
 def requeue_due() -> int:
     """Beat: per tenant, queue scheduled re-syncs and stalled ingestions."""
-    count = 0
-    for tenant in get_tenant_model().objects.exclude(schema_name="public").filter(is_active=True):
-        with tenant_context(tenant):
-            count += len(services.sources_due())
-    return count
+    return sum(len(services.sources_due()) for _ in in_each_workspace())

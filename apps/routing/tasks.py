@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from celery import shared_task
-from django_tenants.utils import get_tenant_model, tenant_context
+
+from apps.tenants.db import in_each_workspace
 
 from . import services
 
@@ -15,9 +16,8 @@ def sweep() -> dict[str, int]:
     from apps.conversations.services import conversations_wake_snoozed
 
     totals = {"woken": 0, "assigned": 0, "breached": 0}
-    for tenant in get_tenant_model().objects.exclude(schema_name="public").filter(is_active=True):
-        with tenant_context(tenant):
-            totals["woken"] += conversations_wake_snoozed()
-            totals["assigned"] += services.assign_waiting()
-            totals["breached"] += services.sla_check()
+    for _ in in_each_workspace():
+        totals["woken"] += conversations_wake_snoozed()
+        totals["assigned"] += services.assign_waiting()
+        totals["breached"] += services.sla_check()
     return totals

@@ -1,5 +1,6 @@
 """The default connection, typed as django-tenants' schema-aware wrapper."""
 
+from collections.abc import Iterator
 from typing import Any, cast
 
 from django.db import connection as _connection
@@ -14,3 +15,12 @@ def release_connection() -> None:
     the same schema. Without a pool the connection stays, as Django keeps it."""
     if _connection.settings_dict.get("OPTIONS", {}).get("pool") and not _connection.in_atomic_block:
         _connection.close()
+
+
+def in_each_workspace() -> Iterator[Any]:
+    """Every active workspace, each yielded with the connection in its schema (the beat sweeps)."""
+    from django_tenants.utils import get_tenant_model, tenant_context
+
+    for tenant in get_tenant_model().objects.exclude(schema_name="public").filter(is_active=True):
+        with tenant_context(tenant):
+            yield tenant

@@ -48,9 +48,12 @@ def message_post(
         raise ApplicationError("A message needs text.", code="invalid", status_code=400, fields={"text": ["Empty."]})
     store = get_store()
     with transaction.atomic():
-        # The inbox comes along (its agent answers), unlocked: only the conversation's row is.
+        # The inbox and the agents come along (which agent answers, on which queue), unlocked:
+        # only the conversation's row is.
         conversation = (
-            Conversation.objects.select_for_update(of=("self",)).select_related("inbox").get(pk=conversation_id)
+            Conversation.objects.select_for_update(of=("self",))
+            .select_related("inbox__agent", "agent")
+            .get(pk=conversation_id)
         )
         _check_owner(conversation, role, actor)
         message, created = store.append(
@@ -107,18 +110,15 @@ def message_post(
             # Waiting for (or talking to) a person, e.g. after the out-of-hours offer of an email
             # follow-up: what the visitor says about themselves still reaches the contact.
             _learn_from_visitor(conversation, text)
-        if (
-            role == "visitor"
-            and conversation.owner == Conversation.Owner.AI
-            and (agent_id := ai_agent_id(conversation))
-        ):
+        if role == "visitor" and conversation.owner == Conversation.Owner.AI and ai_agent_id(conversation):
             if conversation.visitor_turns == 1 and route_first_message(conversation, text):
                 return message, True
-            from apps.agents.selectors import turn_queue
+            from apps.agents.selectors import queue_for_provider
 
             from ..tasks import ai_reply
 
-            queue = turn_queue(agent_id)
+            agent = conversation.agent or conversation.inbox.agent  # as the routing policy left it
+            queue = queue_for_provider(agent.provider if agent is not None else "")
             enqueue_on_commit(ai_reply, conversation.pk, message.seq, conversation.epoch, queue=queue)
     return message, True
 
