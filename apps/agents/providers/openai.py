@@ -15,7 +15,10 @@ a key is only ever sent to the configured endpoint. Each attempt has a total dea
 (OPENAI_DEADLINE) besides the per-read timeout, so a server trickling its answer is cut off.
 
 One call = one streamed request (`stream=True`, `stream_options.include_usage`), tools as
-OpenAI function tools with `tool_choice="auto"`. Events, in order: `TextDelta` per content
+OpenAI function tools with `tool_choice="auto"`. The SDK makes the request (auth, retries,
+status errors) through `with_streaming_response`; the server-sent events are read here as plain
+JSON: the SDK's typed chunk objects cost some 70 µs each, a third of a streaming turn's CPU
+in a busy worker (docs/benchmarks.md). Events, in order: `TextDelta` per content
 delta; then, once the stream has finished, one `ToolCall` per assembled tool call (fragments
 keyed by index, arguments concatenated, in index order), one `Usage` (the server's final usage
 chunk, else counted with apps.agents.tokens) and one `Finish(reason)` with OpenAI's reason
@@ -47,6 +50,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import json
 import logging
 import re
 from collections.abc import Iterable, Iterator
@@ -94,6 +98,8 @@ def _transport_errors() -> tuple[type[BaseException], ...]:
 
 
 STREAM_ERRORS = _transport_errors()
+# ...and a stream whose data is not OpenAI's JSON, or that reports an error itself
+BROKEN_STREAM: tuple[type[BaseException], ...] = (*STREAM_ERRORS, ValueError)
 
 
 def _operator_origins() -> tuple[tuple[str, int], ...]:
@@ -176,8 +182,9 @@ class OpenAIProvider:
             raise ProviderError(UNREACHABLE.format(attempts=1), retryable=False) from None
         deadline = float(settings.OPENAI_DEADLINE)
         client = _client(self.api_key, self.base_url, self.organization, timeout, max_retries, deadline, trusted)
+        streaming = client.chat.completions.with_streaming_response.create(**self._params(request, model))
         try:
-            stream = client.chat.completions.create(**self._params(request, model))
+            response = streaming.__enter__()
         except openai.APIStatusError as exc:
             raise self._status_error(exc, model, attempts=attempts) from None
         except (openai.APITimeoutError, openai.APIConnectionError) as exc:
@@ -189,7 +196,10 @@ class OpenAIProvider:
         except openai.OpenAIError as exc:
             logger.warning("OpenAI request failed: %s", self._safe(str(exc)))
             raise ProviderError("The OpenAI request failed.", retryable=False) from None
-        yield from self._events(stream, request, model)
+        try:
+            yield from self._events(server_sent_data(response.iter_lines()), request, model)
+        finally:
+            streaming.__exit__(None, None, None)
 
     # --- request ------------------------------------------------------------------------
 
@@ -213,35 +223,35 @@ class OpenAIProvider:
 
     # --- response -----------------------------------------------------------------------
 
-    def _events(self, stream: Any, request: ChatRequest, model: str) -> Iterator[ProviderEvent]:
+    def _events(self, chunks: Iterator[Any], request: ChatRequest, model: str) -> Iterator[ProviderEvent]:
         text: list[str] = []
         calls: dict[int, dict[str, Any]] = {}
         finish: str | None = None
-        usage: Any = None
+        usage: dict[str, Any] | None = None
         try:
-            for chunk in stream:
-                if getattr(chunk, "usage", None) is not None:
-                    usage = chunk.usage
-                for choice in chunk.choices or ():
-                    if choice.index != 0:
+            for chunk in chunks:
+                if not isinstance(chunk, dict):
+                    continue
+                if chunk.get("error"):  # an error reported inside the stream
+                    raise ValueError("the server reported an error in the stream")
+                if isinstance(chunk.get("usage"), dict):
+                    usage = chunk["usage"]
+                for choice in chunk.get("choices") or ():
+                    if not isinstance(choice, dict) or choice.get("index", 0) != 0:
                         continue
-                    delta = choice.delta
-                    if delta is not None:
-                        piece = delta.content or getattr(delta, "refusal", None) or ""
-                        if piece:
+                    delta = choice.get("delta")
+                    if isinstance(delta, dict):
+                        piece = delta.get("content") or delta.get("refusal") or ""
+                        if piece and isinstance(piece, str):
                             text.append(piece)
                             yield TextDelta(piece)
-                        self._collect(calls, delta.tool_calls or ())
-                    if choice.finish_reason:
-                        finish = choice.finish_reason
-        except STREAM_ERRORS as exc:
+                        self._collect(calls, delta.get("tool_calls") or ())
+                    if choice.get("finish_reason"):
+                        finish = str(choice["finish_reason"])
+        except BROKEN_STREAM as exc:
             logger.warning("OpenAI stream broke off (%s) after %d characters", type(exc).__name__, len("".join(text)))
             where = "after part of the answer" if text else "before the answer"
             raise ProviderError(f"The OpenAI stream broke off {where}.", retryable=True) from None
-        finally:
-            close = getattr(stream, "close", None)
-            if close is not None:
-                close()
         if finish is None:
             raise ProviderError("The OpenAI stream ended before the answer was complete.", retryable=True)
 
@@ -250,8 +260,10 @@ class OpenAIProvider:
             for index, slot in sorted(calls.items())
         ]
         yield from tool_calls
-        if usage is not None and usage.prompt_tokens is not None:
-            yield Usage(prompt_tokens=int(usage.prompt_tokens), completion_tokens=int(usage.completion_tokens or 0))
+        if usage is not None and usage.get("prompt_tokens") is not None:
+            yield Usage(
+                prompt_tokens=int(usage["prompt_tokens"]), completion_tokens=int(usage.get("completion_tokens") or 0)
+            )
         else:  # servers that ignore stream_options: count as OpenAI would
             completion = "".join(text) + "".join(call.name + call.arguments for call in tool_calls)
             yield Usage(
@@ -265,15 +277,17 @@ class OpenAIProvider:
         """Fold streamed tool-call fragments: the first of an index carries id, type and name;
         the rest carry pieces of the JSON arguments."""
         for fragment in fragments:
-            slot = calls.setdefault(int(fragment.index or 0), {"id": "", "name": "", "arguments": []})
-            if fragment.id:
-                slot["id"] = fragment.id
-            function = fragment.function
-            if function is not None:
-                if function.name and not slot["name"]:
-                    slot["name"] = function.name
-                if function.arguments:
-                    slot["arguments"].append(function.arguments)
+            if not isinstance(fragment, dict):
+                continue
+            slot = calls.setdefault(int(fragment.get("index") or 0), {"id": "", "name": "", "arguments": []})
+            if fragment.get("id"):
+                slot["id"] = str(fragment["id"])
+            function = fragment.get("function")
+            if isinstance(function, dict):
+                if function.get("name") and not slot["name"]:
+                    slot["name"] = str(function["name"])
+                if function.get("arguments"):
+                    slot["arguments"].append(str(function["arguments"]))
 
     # --- errors -------------------------------------------------------------------------
 
@@ -308,6 +322,26 @@ class OpenAIProvider:
         if exc.code == "context_length_exceeded":
             return ProviderError("The conversation is too long for the model's context window.", retryable=False)
         return ProviderError("OpenAI rejected the request.", retryable=False)
+
+
+def server_sent_data(lines: Iterable[str]) -> Iterator[Any]:
+    """The JSON of each server-sent event's data (lines joined as the SSE format says), up to
+    OpenAI's `[DONE]`; comments and other fields are skipped. Malformed JSON raises ValueError."""
+    data: list[str] = []
+    for line in lines:
+        if line:
+            field, _, value = line.partition(":")
+            if field == "data":
+                data.append(value[1:] if value.startswith(" ") else value)
+            continue
+        if not data:
+            continue
+        payload, data = "\n".join(data), []
+        if payload.startswith("[DONE]"):
+            return
+        yield json.loads(payload)
+    if data and not data[0].startswith("[DONE]"):
+        yield json.loads("\n".join(data))
 
 
 @register("openai")

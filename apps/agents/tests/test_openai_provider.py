@@ -31,7 +31,7 @@ from apps.agents.providers import (
     Usage,
     get_provider,
 )
-from apps.agents.providers.openai import LOCAL_SERVER_KEY, UNREACHABLE
+from apps.agents.providers.openai import LOCAL_SERVER_KEY, UNREACHABLE, server_sent_data
 from tests.netlocal import elapsed, local_site, scripted_dns
 from tests.standins.openai_server import CHAT_PATH, OpenAIStandIn, count_standin_tokens
 
@@ -423,3 +423,53 @@ def test_token_counting_never_reaches_the_network_and_falls_back_to_an_estimate(
         assert tokens.count_message_tokens([{"role": "user", "content": {"odd": object()}}], "gpt-4o") >= 0
     finally:
         tokens.get_encoding.cache_clear()
+
+
+# --- the server-sent events, read without the SDK's typed chunks --------------------------------
+
+
+def test_server_sent_events_are_read_as_the_format_says() -> None:
+    """Comments and keep-alives are skipped, a data field may span lines, `[DONE]` ends it."""
+    lines = [
+        ": keep-alive",
+        "",
+        "event: message",
+        'data: {"choices": [{"index": 0,',
+        'data:  "delta": {"content": "Hi"}}]}',
+        "",
+        "",
+        'data:{"usage": {"prompt_tokens": 3}}',
+        "",
+        "data: [DONE]",
+        "",
+        'data: {"after": "done"}',
+        "",
+    ]
+    assert list(server_sent_data(lines)) == [
+        {"choices": [{"index": 0, "delta": {"content": "Hi"}}]},
+        {"usage": {"prompt_tokens": 3}},
+    ]
+    assert list(server_sent_data(['data: {"last": true}'])) == [{"last": True}]  # no blank line at the end
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        [{"choices": [{"index": 0, "delta": {"content": "Orders ship"}}]}, {"error": {"message": "overloaded"}}],
+        [{"choices": [{"index": 0, "delta": {"content": "Orders ship"}}]}, "not json"],
+    ],
+    ids=["an error event", "data that is not JSON"],
+)
+def test_a_stream_reporting_an_error_or_sending_garbage_is_a_retryable_break(chunks: list[Any]) -> None:
+    provider = get_provider("openai", ProviderCredentials(api_key=KEY))
+
+    def wire() -> Iterator[Any]:
+        for chunk in chunks:
+            yield json.loads("{") if chunk == "not json" else chunk
+
+    received: list[ProviderEvent] = []
+    with pytest.raises(ProviderError) as error:
+        for event in provider._events(wire(), chat(), "gpt-4o-mini"):  # type: ignore[attr-defined]
+            received.append(event)
+    assert error.value.retryable is True and "broke off after part of the answer" in str(error.value)
+    assert text_of(received) == "Orders ship"
