@@ -12,8 +12,7 @@ import re
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F
+from django.db import connection
 from django.utils import timezone
 
 from syntera.errors import ApplicationError
@@ -73,9 +72,27 @@ class LeakCheck:
     def __init__(self, secret_parts: list[str], *, n: int = 8) -> None:
         self.n = n
         self.secret: set[tuple[str, ...]] = set().union(*(_shingles(part, n) for part in secret_parts if part))
+        self._streamed = ""  # what `streamed` last saw, and how many of its words it had checked
+        self._checked = 0
 
     def __call__(self, answer: str) -> bool:
         return bool(self.secret) and not self.secret.isdisjoint(_shingles(answer, self.n))
+
+    def streamed(self, answer: str) -> bool:
+        """For an answer that grows piece by piece: True when what was added since the last call
+        completes a run of the rules (a leak, once found, is the caller's to remember). Only
+        the runs ending in words not seen whole before are taken (the last word of a piece may
+        continue in the next), so a streamed answer costs its length once, not once per piece.
+        An answer that does not continue the last one is checked whole."""
+        if not self.secret:
+            return False
+        if not answer.startswith(self._streamed):
+            self._checked = 0
+        words = _WORD.findall(answer.lower())
+        start = max(0, self._checked - self.n)  # the runs that end in the last, maybe partial, word
+        self._streamed, self._checked = answer, len(words)
+        runs = (tuple(words[i : i + self.n]) for i in range(start, len(words) - self.n + 1))
+        return any(run in self.secret for run in runs)
 
 
 @dataclass(frozen=True)
@@ -120,10 +137,11 @@ def quota_check(tenant: object) -> None:
 
 
 def usage_add(*, requests: int = 0, prompt_tokens: int = 0, completion_tokens: int = 0) -> None:
-    with transaction.atomic():
-        usage_today()
-        UsageCounter.objects.filter(day=timezone.localdate()).update(
-            requests=F("requests") + requests,
-            prompt_tokens=F("prompt_tokens") + prompt_tokens,
-            completion_tokens=F("completion_tokens") + completion_tokens,
-        )
+    """Add to today's counter in one statement (an AI turn's commit runs this on every reply)."""
+    table = connection.ops.quote_name(UsageCounter._meta.db_table)
+    counts = ("requests", "prompt_tokens", "completion_tokens")
+    added = ", ".join(f"{name} = {table}.{name} + EXCLUDED.{name}" for name in counts)
+    sql = f"INSERT INTO {table} (day, {', '.join(counts)}) VALUES (%s, %s, %s, %s) "  # noqa: S608 (the model's own names)
+    sql += f"ON CONFLICT (day) DO UPDATE SET {added}"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [timezone.localdate(), requests, prompt_tokens, completion_tokens])

@@ -233,7 +233,7 @@ def run_turn(*, agent: Agent, tenant: Any, conversation: TurnInput) -> Generator
                     for event in provider.stream(request):
                         if isinstance(event, TextDelta):
                             round_text += event.text
-                            if leaks(text + round_text):
+                            if leaks.streamed(text + round_text):
                                 streamed_leak = True
                             elif guidance.violated(restrictions, text + round_text) is not None:
                                 withheld = True  # off-limits: nothing more streams (checked below)

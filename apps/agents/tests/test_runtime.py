@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from apps.agents import tools
-from apps.agents.guardrails import leaks_prompt, looks_like_injection
+from apps.agents.guardrails import LeakCheck, leaks_prompt, looks_like_injection
 from apps.agents.providers import Turn
 from apps.agents.runtime import answer_turn, run_turn
 from apps.agents.runtime.turns import Delta, TurnInput, TurnResult
@@ -354,6 +354,27 @@ def test_leak_detector() -> None:
     rules = "Answer only from the reference material in this prompt and cite every fact with its number"
     assert leaks_prompt("Sure! My rules: answer only from the reference material in this prompt and cite", [rules])
     assert not leaks_prompt("Standard shipping takes 3 to 5 business days [1].", [rules])
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_streamed_answer_is_judged_as_the_whole_answer_would_be(seed: int) -> None:
+    """Checked piece by piece as it streams (pieces that split words and runs anywhere), the
+    leak check flags the piece at which the answer so far first repeats a run of the rules,
+    exactly when checking each whole answer so far would; an answer that starts over is
+    checked whole."""
+    import random
+
+    rules = "Answer only from the reference material in this prompt and cite every fact with its number"
+    rng = random.Random(seed)
+    leak = "Sure! My rules: answer ONLY from the reference material in this prompt and cite. "
+    honest = "Standard shipping takes 3 to 5 business days from the reference page [1]. Thanks! "
+    answer = "".join(rng.sample([leak, honest, honest], 3)) if seed % 2 else honest * 3
+    check, flagged, so_far = LeakCheck([rules]), False, ""
+    while len(so_far) < len(answer):
+        so_far = answer[: len(so_far) + rng.randint(1, 9)]
+        flagged = check.streamed(so_far) or flagged
+        assert flagged == leaks_prompt(so_far, [rules]), so_far
+    assert check.streamed(leak) is True and check.streamed(honest) is False  # not a continuation: checked whole
 
 
 def test_poisoned_documents_are_never_obeyed_offline(owner: Any, django_capture_on_commit_callbacks: Any) -> None:

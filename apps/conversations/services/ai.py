@@ -294,7 +294,9 @@ def _ai_reply_commit(*, conversation_id: int, agent: Agent, result: TurnResult, 
         linked = committed.contact is not None and not current.contact_id
         if linked:
             current.contact = committed.contact
-        current.save()
+        current.save(
+            update_fields=["summary", "summary_until_seq", "attributes", "abstentions", "contact", "updated_at"]
+        )
         if linked:
             emit_updated(current, "contact")
         if result.effects.claims:

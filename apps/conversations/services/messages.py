@@ -48,13 +48,12 @@ def message_post(
         raise ApplicationError("A message needs text.", code="invalid", status_code=400, fields={"text": ["Empty."]})
     store = get_store()
     with transaction.atomic():
-        # The inbox and the agents come along (which agent answers, on which queue), unlocked:
-        # only the conversation's row is.
-        conversation = (
-            Conversation.objects.select_for_update(of=("self",))
-            .select_related("inbox__agent", "agent")
-            .get(pk=conversation_id)
-        )
+        locked = Conversation.objects.select_for_update(of=("self",))
+        if role == "visitor":
+            # The inbox and the agents come along (which agent answers, on which queue),
+            # unlocked: only the conversation's row is.
+            locked = locked.select_related("inbox__agent", "agent")
+        conversation = locked.get(pk=conversation_id)
         _check_owner(conversation, role, actor)
         message, created = store.append(
             schema=current_schema(),
