@@ -162,7 +162,7 @@ def test_turn_cost(committed_tenant: Any) -> None:
                     _measure(inbox, min(TURNS, 50), profiler)
             replied = sum(1 for o in run["outcomes"] if o.startswith("replied"))
             assert replied == TURNS, f"{provider}: {sorted(set(run['outcomes']))}"
-            figures = {
+            figures: dict[str, Any] = {
                 "turns": TURNS,
                 "cpu_ms_p50": round(percentile(run["cpu"], 50) * 1000, 2),
                 "cpu_ms_mean": round(mean(run["cpu"]) * 1000, 2),
