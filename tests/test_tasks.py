@@ -4,6 +4,8 @@ not hand a task that is still within its limits to a second worker."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 
 from syntera.celery import app
@@ -35,3 +37,20 @@ def test_long_tasks_have_their_own_limits() -> None:
     sweep = tasks["routing.sweep"]  # the defaults apply
     assert getattr(sweep, "soft_time_limit", None) == settings.CELERY_TASK_SOFT_TIME_LIMIT
     assert getattr(sweep, "time_limit", None) == settings.CELERY_TASK_TIME_LIMIT
+
+
+def test_a_workspace_task_has_its_workspace_and_plan_in_one_read(alpha: Any, django_db_blocker: Any) -> None:
+    """The worker reads the workspace a task runs in with its plan: an AI turn checks the plan's
+    quota without another query."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from apps.agents.guardrails import quota_for
+    from syntera.celery import WorkspaceTask
+
+    with django_db_blocker.unblock(), CaptureQueriesContext(connection) as queries:
+        tenant = WorkspaceTask.get_tenant_for_schema(alpha.schema)
+        assert tenant.schema_name == alpha.schema and tenant.plan is not None
+        assert quota_for(tenant).requests > 0
+    reads = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("SELECT")]
+    assert len(reads) == 1 and "tenants_plan" in reads[0], reads
