@@ -60,6 +60,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -218,21 +219,26 @@ class Stack:
     web: dict[int, Proc] = field(default_factory=dict)  # port -> uvicorn
     workers: dict[str, Proc] = field(default_factory=dict)
     others: list[Proc] = field(default_factory=list)
+    starts: Counter[str] = field(default_factory=Counter)  # a restarted process logs to a file of its own
+
+    def _log_name(self, name: str) -> str:
+        self.starts[name] += 1
+        return name if self.starts[name] == 1 else f"{name}-{self.starts[name]}"
 
     def start_web(self, port: int) -> None:
-        self.web[port] = start(f"web-{port}", server_command("uvicorn", port), self.env, self.directory)
+        self.web[port] = start(self._log_name(f"web-{port}"), server_command("uvicorn", port), self.env, self.directory)
 
     def start_worker(self, name: str) -> None:
         if name == "llm":
             env = {**self.env, "DATABASE_POOL_SIZE": "20"}
-            self.workers[name] = start_worker("llm", "llm", 100, env, self.directory, pool="threads")
+            self.workers[name] = start_worker(self._log_name(name), "llm", 100, env, self.directory, pool="threads")
         elif name == "beat":
             args = [sys.executable, "-m", "celery", "-A", "syntera", "beat", "--loglevel", "INFO",
                     "--schedule", str(self.directory / "celerybeat-schedule")]  # fmt: skip
-            self.workers[name] = start("beat", args, self.env, self.directory)
+            self.workers[name] = start(self._log_name(name), args, self.env, self.directory)
         else:
             queues = {"worker": "default,llm_local", "events": "events"}[name]
-            self.workers[name] = start_worker(name, queues, 1, self.env, self.directory)
+            self.workers[name] = start_worker(self._log_name(name), queues, 1, self.env, self.directory)
 
     def healthy(self) -> None:
         """Everything up again before a case: dead processes restarted, the LLM answering."""
@@ -549,8 +555,10 @@ def _record(case: str, result: dict[str, Any]) -> None:
     with contextlib.suppress(OSError, ValueError, KeyError):
         cases = json.loads(path.read_text())["cases"]
     cases[case] = {"headline": headline(case, result), "config": _config(), "result": result}
-    rows = [list(c["headline"].values()) for name, c in sorted(cases.items(), key=lambda kv: CASES.index(kv[0]))]
     headers = list(headline(case, result))
+    rows = [
+        [c["headline"].get(h) for h in headers] for _, c in sorted(cases.items(), key=lambda kv: CASES.index(kv[0]))
+    ]
     print("\n" + table(headers, rows))
     record(
         "faults",
