@@ -18,6 +18,10 @@ stays open; one fault has one code on both sockets:
 | a handler raised `ApplicationError` | the error's own code |
 | a handler failed unexpectedly (logged once, with its traceback) | `server_error` |
 
+The `error` a handler's failure becomes also names what the frame was about (`error_context`):
+a visitor message that could not be stored (the database restarting) is refused with its
+`client_id`, and the widget keeps it and sends it again; nothing is acknowledged unstored.
+
 Refusing a connection accepts the handshake, then closes it at once with an application
 code (4401, 4403, 4404, 4429): a close before accepting becomes an HTTP 403 and the code is
 lost to the browser. Frames that reach a refused socket before its close are dropped.
@@ -83,8 +87,9 @@ class FrameConsumer(AsyncWebsocketConsumer):
         raise NotImplementedError
 
     def error_context(self, frame: dict[str, Any]) -> dict[str, Any]:
-        """Fields of the frame echoed on the `error` an `ApplicationError` of its handler
-        becomes (the staff socket: the conversation it was about)."""
+        """Fields of the frame echoed on the `error` its handler's failure becomes, an
+        `ApplicationError` or an unexpected one (the staff socket: the conversation it was
+        about; the widget: the message's client_id, so the widget sends it again)."""
         return {}
 
     async def refuse(self, code: int) -> None:
@@ -115,7 +120,7 @@ class FrameConsumer(AsyncWebsocketConsumer):
         except Exception:
             # One fixed message per socket ("widget frame failed"): error reports group by it.
             logger.exception(f"{self.socket_name} frame failed")
-            await self.error("server_error", "Something went wrong; try again.")
+            await self.error("server_error", "Something went wrong; try again.", **self.error_context(frame))
 
     async def _parse(self, text_data: str | None) -> dict[str, Any] | None:
         """The frame as an object with a string `type`, or None once the refusal is sent."""

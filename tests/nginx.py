@@ -47,9 +47,12 @@ def render(values: dict[str, str]) -> str:
     return text
 
 
-def write_config(directory: Path, values: dict[str, str], servers: list[str] | None = None) -> Path:
+def write_config(
+    directory: Path, values: dict[str, str], servers: list[str] | None = None, *, worker_connections: int = 1024
+) -> Path:
     """Write the main configuration and the rendered site file into `directory`; with
-    `servers` ("127.0.0.1:8001", ...), an upstream group `GROUP` of them beside it."""
+    `servers` ("127.0.0.1:8001", ...), an upstream group `GROUP` of them beside it. A proxied
+    socket takes two of the worker's `worker_connections` (the client's and the upstream's)."""
     directory.chmod(0o755)  # nginx's workers (an unprivileged user when started as root) use it
     (directory / "syntera.conf").write_text(render(values))
     group = ""
@@ -59,10 +62,11 @@ def write_config(directory: Path, values: dict[str, str], servers: list[str] | N
     main.write_text(
         f"""# One worker: its round robin takes the web processes strictly in turn.
 worker_processes 1;
+worker_rlimit_nofile {worker_connections * 2 + 64};
 pid "{directory}/nginx.pid";
 error_log stderr notice;
 events {{
-    worker_connections 1024;
+    worker_connections {worker_connections};
 }}
 http {{
     client_body_temp_path "{directory}/client_body";

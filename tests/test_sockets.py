@@ -197,7 +197,13 @@ def test_an_unexpected_failure_is_one_logged_server_error(
         with caplog.at_level(logging.ERROR, logger="syntera.sockets"):
             await comm.send_to(text_data='{"type": "ping"}')
             error = await _next(comm)
-        assert error == {"type": "error", "code": "server_error", "detail": "Something went wrong; try again."}
+        context = {"conversation": None} if kind == "staff" else {}  # what the frame was about: nothing here
+        assert error == {
+            "type": "error",
+            "code": "server_error",
+            "detail": "Something went wrong; try again.",
+            **context,
+        }
         assert "fire" not in json.dumps(error)  # the cause stays in the log
         await comm.send_to(text_data='{"type": "launch_missiles"}')
         assert (await _next(comm))["code"] == "unknown_type"
@@ -205,6 +211,43 @@ def test_an_unexpected_failure_is_one_logged_server_error(
     sockets.run(scenario)
     logged = [r for r in caplog.records if r.name == "syntera.sockets"]
     assert len(logged) == 1 and logged[0].exc_info and kind in logged[0].getMessage()
+
+
+def test_a_visitor_message_the_database_cannot_store_gets_an_error_naming_it(
+    sockets: Sockets, monkeypatch: Any, caplog: Any
+) -> None:
+    """PostgreSQL restarting: the message is not acknowledged, and the error frame names its
+    client_id so the widget keeps it in its outbox and sends it again (same client_id) in a
+    moment, instead of waiting for a reconnect that a database outage never causes."""
+    from django.db import OperationalError
+
+    import apps.conversations.consumers as consumers
+
+    stored = consumers._post
+
+    async def down(*args: Any, **kwargs: Any) -> Any:
+        raise OperationalError("connection to server on socket failed: No such file or directory")
+
+    async def scenario() -> None:
+        comm = await sockets.open("widget")
+        monkeypatch.setattr(consumers, "_post", down)
+        message = {"type": "message", "client_id": "c-outage", "text": "Is my order on its way?"}
+        with caplog.at_level(logging.ERROR, logger="syntera.sockets"):
+            await comm.send_to(text_data=json.dumps(message))
+            error = await _next(comm)
+        assert error == {
+            "type": "error",
+            "code": "server_error",
+            "detail": "Something went wrong; try again.",
+            "client_id": "c-outage",
+        }
+        assert await comm.receive_nothing(timeout=0.3)  # no ack: nothing was stored
+        monkeypatch.setattr(consumers, "_post", stored)  # the database is back: the same message again
+        await comm.send_to(text_data=json.dumps(message))
+        ack = await _next(comm)
+        assert (ack["type"], ack["client_id"]) == ("ack", "c-outage")
+
+    sockets.run(scenario)
 
 
 def test_a_consumer_cannot_name_a_handler_it_does_not_have() -> None:

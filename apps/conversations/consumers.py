@@ -175,6 +175,10 @@ class WidgetConsumer(FrameConsumer):
     async def widget_close(self, event: dict[str, Any]) -> None:
         await self.close(code=int(event.get("code", CLOSE_UNKNOWN_KEY)))
 
+    def error_context(self, frame: dict[str, Any]) -> dict[str, Any]:
+        client_id = frame.get("client_id")
+        return {"client_id": client_id} if isinstance(client_id, str) and 0 < len(client_id) <= 64 else {}
+
     def max_frame_bytes(self) -> int:
         return int(settings.WIDGET_MAX_FRAME)
 

@@ -769,8 +769,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def parse_targets(args: argparse.Namespace) -> list[Target]:
+    """The `--target HOST=WIDGET_KEY[@RATE]` arguments."""
     targets = []
     for spec in args.target:
         host, _, key = spec.partition("=")
@@ -778,6 +778,12 @@ def main(argv: list[str] | None = None) -> int:
         if not key or (rate and not rate.replace(".", "", 1).isdigit()):
             raise SystemExit(f"--target {spec!r}: expected HOST=WIDGET_KEY or HOST=WIDGET_KEY@RATE")
         targets.append(Target(host=host if ":" in host else f"{host}:{args.port}", key=key, rate=float(rate or 1)))
+    return targets
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    targets = parse_targets(args)
     shards = max(1, args.processes)
     fd_limit = raise_fd_limit(args.connections // shards + 1 + 256)
     indexes = [list(range(args.connections))[i::shards] for i in range(shards)]

@@ -21,13 +21,18 @@ from typing import Any
 
 import pytest
 
+# Benchmarks that run every process against services of their own and never use the test
+# database (tests/bench/test_faults.py starts its own PostgreSQL).
+NO_TEST_DATABASE = ("test_faults.py",)
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark every benchmark as a database test. pytest-django creates the test database only
     for sessions that collect such tests; without it the root conftest's tenants (and the
     benchmarks' data) would be written to the development database."""
     for item in items:
-        if "tests/bench/" in item.nodeid.replace("\\", "/"):
+        path = item.nodeid.replace("\\", "/")
+        if "tests/bench/" in path and not path.split("::")[0].endswith(NO_TEST_DATABASE):
             item.add_marker(pytest.mark.django_db)
 
 

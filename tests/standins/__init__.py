@@ -75,6 +75,7 @@ class Streamed:
     content_type: str = "text/event-stream"
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    drop: bool = False  # after the delay, drop the connection without a status line (a hung upstream)
 
 
 Route = Callable[[Request], Any]
@@ -246,8 +247,11 @@ class JSONServer:
         return not self._closing.wait(seconds)
 
     def _send_streamed(self, handler: BaseHTTPRequestHandler, answer: Streamed) -> None:
-        if answer.delay and not self.pause(answer.delay):
+        if (answer.delay and not self.pause(answer.delay)) or answer.drop:
             handler.close_connection = True
+            if answer.drop:
+                with contextlib.suppress(OSError):
+                    handler.connection.shutdown(socket.SHUT_RDWR)
             return
         try:
             handler.send_response(answer.status)

@@ -35,7 +35,10 @@ As a benchmark LLM (`Pacing`, and `python -m tests.standins.openai_server`, its 
 every answer nobody scripted is `answer_tokens` pieces long (the echo, the `[1]` citation after
 its first twelve words when grounded, then filler words), its first piece after `first_token` seconds and the others
 at `tokens_per_second`: the shape of a hosted model's streamed answer (defaults 0.6 s, 40
-tokens/s, 120 tokens: about 3.6 s).
+tokens/s, 120 tokens: about 3.6 s). `hang(seconds)` (or `POST /v1/standin/hang` with
+`{"seconds": s}`, the fault benchmark's switch) makes it a model that hangs: for that long every
+chat request is accepted and never answered (no status line, no byte); when the hang ends, the
+connections it held are dropped and new requests are answered again.
 
 Tests script the answers: `reply()` queues canned replies (text, tool calls, no usage, a
 delay before the response, a pause between streamed events, a connection dropped after N
@@ -80,6 +83,7 @@ TOKEN = re.compile(r"\w+|[^\w\s]")
 PIECE = re.compile(r"\s*\S+|\s+")  # one streamed content delta: a word with its leading space
 CHAT_PATH = "/v1/chat/completions"
 STREAMS_PATH = "/v1/standin/streams"  # the benchmark's gauge of concurrent answers
+HANG_PATH = "/v1/standin/hang"  # the benchmark's switch: accept chat requests and never answer
 
 
 def count_standin_tokens(text: str) -> int:
@@ -185,6 +189,8 @@ class OpenAIStandIn(JSONServer):
         self.replies: list[ChatReply] = []
         self.streams_open = 0  # streamed answers being sent now
         self.most_streams_open = 0  # the most at once since the start (or `reset`)
+        self.hang_until = 0.0  # time.monotonic() until which chat requests are held unanswered
+        self.hung = 0  # chat requests held unanswered so far
 
     @property
     def base_url(self) -> str:
@@ -226,6 +232,11 @@ class OpenAIStandIn(JSONServer):
         headers = {"retry-after-ms": str(retry_after_ms)} if retry_after_ms is not None else {}
         body = {"error": {"message": message, "type": type_, "param": None, "code": code}}
         self.fail_next(status, body, times=times, headers=headers, path=path)
+
+    def hang(self, seconds: float) -> None:
+        """For `seconds` from now, hold every chat request unanswered (0: answer again now)."""
+        with self._lock:
+            self.hang_until = time.monotonic() + max(0.0, seconds)
 
     def reply(
         self,
@@ -270,12 +281,22 @@ class OpenAIStandIn(JSONServer):
             ("POST", "/v1/embeddings"): self.embeddings,
             ("POST", CHAT_PATH): self.chat_completions,
             ("GET", STREAMS_PATH): self.streams,
+            ("POST", HANG_PATH): self.hang_route,
         }
 
     def streams(self, request: Request) -> Any:
         """Not OpenAI's: how many streamed answers are being sent now, and the most at once."""
         with self._lock:
             return {"open": self.streams_open, "most": self.most_streams_open}
+
+    def hang_route(self, request: Request) -> Any:
+        """Not OpenAI's: `{"seconds": s}` starts (or, with 0, ends) a hang; answers how many
+        requests were held so far."""
+        seconds = request.body.get("seconds") if isinstance(request.body, dict) else None
+        if not isinstance(seconds, int | float) or isinstance(seconds, bool) or not 0 <= seconds <= 3600:
+            raise _error(400, "seconds: a number from 0 to 3600", param="seconds")
+        self.hang(float(seconds))
+        return {"hanging_seconds": float(seconds), "held": self.hung}
 
     def embeddings(self, request: Request) -> Any:
         body = request.body
@@ -320,6 +341,13 @@ class OpenAIStandIn(JSONServer):
     def chat_completions(self, request: Request) -> Any:
         body = request.body
         _check_chat_body(body, self.chat_models)
+        with self._lock:
+            hanging = self.hang_until - time.monotonic()
+            if hanging > 0:
+                self.hung += 1
+        if hanging > 0:
+            # Accepted, never answered: held for the rest of the hang, then dropped.
+            return Streamed([], delay=hanging, drop=True)
         with self._lock:
             scripted = self.replies.pop(0) if self.replies else None
         if scripted is not None:

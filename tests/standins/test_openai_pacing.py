@@ -8,7 +8,9 @@ import subprocess
 import sys
 import time
 
+import httpx
 import openai
+import pytest
 
 from tests.standins.openai_server import OpenAIStandIn, Pacing
 
@@ -56,3 +58,29 @@ def test_runs_as_its_own_process_until_terminated() -> None:
     finally:
         process.terminate()
     assert process.wait(timeout=10) == 0
+
+
+def test_a_hang_holds_requests_unanswered_until_it_ends_then_answers_again() -> None:
+    """The fault benchmark's hung model: the SDK's read timeout fires (nothing was answered);
+    after the hang, requests are answered at the usual pace."""
+    server = OpenAIStandIn(pacing=Pacing(first_token=0.05, tokens_per_second=500, answer_tokens=10)).start()
+    try:
+        hang = httpx.post(
+            f"{server.base_url}/standin/hang", json={"seconds": 1.5}, headers={"Authorization": "Bearer sk-standin"}
+        )
+        assert hang.status_code == 200
+        client = openai.OpenAI(base_url=server.base_url, api_key=server.api_key, max_retries=0, timeout=0.5)
+        started = time.monotonic()
+        with pytest.raises(openai.APITimeoutError):
+            client.chat.completions.create(model="gpt-4o-mini", messages=GROUNDED, stream=True)  # type: ignore[arg-type]
+        assert 0.5 <= time.monotonic() - started < 1.4
+        assert server.hung == 1
+        time.sleep(1.2)  # the hang is over
+        _first, _total, pieces = _stream(server.base_url, server.api_key)
+        assert len(pieces) == 10
+        refused = httpx.post(
+            f"{server.base_url}/standin/hang", json={"seconds": "long"}, headers={"Authorization": "Bearer sk-standin"}
+        )
+        assert refused.status_code == 400
+    finally:
+        server.stop()
