@@ -11,6 +11,9 @@ OPENAI_TIMEOUT = env_int("OPENAI_TIMEOUT", 30)  # seconds
 # Total seconds per attempt (a whole streamed answer included): a server trickling tokens is cut off.
 OPENAI_DEADLINE = env_int("OPENAI_DEADLINE", 120)
 OPENAI_MAX_RETRIES = env_int("OPENAI_MAX_RETRIES", 2)
+# Connections a process keeps open to one endpoint (one per answer streaming): at least the
+# `llm` worker's threads, or its turns queue for a connection (httpx's default is 100).
+OPENAI_MAX_CONNECTIONS = env_int("OPENAI_MAX_CONNECTIONS", 1000)
 OPENAI_CHAT_MODEL = env_str("OPENAI_CHAT_MODEL", "gpt-4o-mini")
 
 # AI turns at once per workspace (on every worker together): a workspace flooding the AI waits

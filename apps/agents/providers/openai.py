@@ -56,6 +56,7 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import httpx
 import openai
 from django.conf import settings
 
@@ -117,8 +118,13 @@ def _client(
     max_retries: int,
     deadline: float,
     trusted: tuple[tuple[str, int], ...],
+    connections: int,
 ) -> openai.OpenAI:
-    http_client = outbound.client(timeout=timeout, deadline=deadline, follow_redirects=False, trusted_origins=trusted)
+    # One connection per answer streaming, kept for the next: as many as the process's turns.
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    http_client = outbound.client(
+        timeout=timeout, deadline=deadline, follow_redirects=False, trusted_origins=trusted, limits=limits
+    )
     return openai.OpenAI(
         api_key=api_key,
         base_url=base_url,
@@ -181,7 +187,10 @@ class OpenAIProvider:
             logger.warning("OpenAI endpoint refused by the outbound guard: %s", exc.detail)
             raise ProviderError(UNREACHABLE.format(attempts=1), retryable=False) from None
         deadline = float(settings.OPENAI_DEADLINE)
-        client = _client(self.api_key, self.base_url, self.organization, timeout, max_retries, deadline, trusted)
+        connections = int(settings.OPENAI_MAX_CONNECTIONS)
+        client = _client(
+            self.api_key, self.base_url, self.organization, timeout, max_retries, deadline, trusted, connections
+        )
         streaming = client.chat.completions.with_streaming_response.create(**self._params(request, model))
         try:
             response = streaming.__enter__()

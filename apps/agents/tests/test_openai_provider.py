@@ -473,3 +473,25 @@ def test_a_stream_reporting_an_error_or_sending_garbage_is_a_retryable_break(chu
             received.append(event)
     assert error.value.retryable is True and "broke off after part of the answer" in str(error.value)
     assert text_of(received) == "Orders ship"
+
+
+# --- many answers streaming at once ---------------------------------------------------------------
+
+
+def test_one_process_streams_more_answers_at_once_than_an_http_client_pools_by_default(settings: Any) -> None:
+    """The `llm` worker's threads each stream an answer; the provider's connections to one
+    endpoint are as many as OPENAI_MAX_CONNECTIONS, not httpx's default of 100 (beyond which
+    the extra turns would wait for a connection). 150 answers are in flight at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.standins.openai_server import Pacing
+
+    server = OpenAIStandIn(api_key=KEY, pacing=Pacing(first_token=0.1, tokens_per_second=2, answer_tokens=10)).start()
+    try:
+        settings.OPENAI_API_KEY, settings.OPENAI_BASE_URL = KEY, server.base_url
+        settings.OPENAI_TIMEOUT, settings.OPENAI_MAX_RETRIES = 20, 0
+        with ThreadPoolExecutor(150) as pool:
+            answers = list(pool.map(lambda _: text_of(run(chat())), range(150)))
+        assert all(answers) and server.most_streams_open == 150
+    finally:
+        server.stop()
