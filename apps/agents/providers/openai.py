@@ -17,8 +17,8 @@ a key is only ever sent to the configured endpoint. Each attempt has a total dea
 One call = one streamed request (`stream=True`, `stream_options.include_usage`), tools as
 OpenAI function tools with `tool_choice="auto"`. The SDK makes the request (auth, retries,
 status errors) through `with_streaming_response`; the server-sent events are read here as plain
-JSON: the SDK's typed chunk objects cost some 70 µs each, a third of a streaming turn's CPU
-in a busy worker (docs/benchmarks.md). Events, in order: `TextDelta` per content
+JSON: the SDK's typed chunk objects cost some 70 µs each, several milliseconds of CPU per
+answer in a worker that runs many (docs/benchmarks.md). Events, in order: `TextDelta` per content
 delta; then, once the stream has finished, one `ToolCall` per assembled tool call (fragments
 keyed by index, arguments concatenated, in index order), one `Usage` (the server's final usage
 chunk, else counted with apps.agents.tokens) and one `Finish(reason)` with OpenAI's reason
