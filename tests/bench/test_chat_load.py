@@ -505,6 +505,8 @@ class Sampler:
     database_url: str = ""  # PostgreSQL connections to the benchmark's database, sampled too
     connections: list[tuple[float, int]] = field(default_factory=list)
     connections_by_name: list[tuple[float, dict[str, int]]] = field(default_factory=list)
+    redis_url: str = ""  # Redis connections on the benchmark's Redis database, sampled too
+    redis_clients: list[tuple[float, int]] = field(default_factory=list)
 
     def start(self) -> None:
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -531,6 +533,8 @@ class Sampler:
                 by_name = {str(name or "?"): int(n) for name, n in rows}
                 self.connections.append((now, sum(by_name.values())))
                 self.connections_by_name.append((now, by_name))
+            if self.redis_url:
+                self.redis_clients.append((now, redis_clients(self.redis_url)))
             for name, pid in self.pids.items():
                 sample = tree_usage(pid)
                 if sample is not None:
@@ -558,6 +562,10 @@ class Sampler:
                     by_name[name] = max(n, by_name.get(name, 0))
         return {**found, "max_by_process": dict(sorted(by_name.items()))} if found else found
 
+    def redis_window(self, start_at: float, end_at: float) -> dict[str, Any]:
+        """Connections to the benchmark's Redis database (every process) over [start_at, end_at]."""
+        return _max_mean([n for at, n in self.redis_clients if start_at <= at <= end_at and n >= 0])
+
     def stop(self) -> None:
         self.stop_event.set()
         if self.thread:
@@ -580,6 +588,18 @@ class Sampler:
         rows = self.samples.get(name, [])
         before = [r for r in rows if r[0] <= when]
         return round(before[-1][2] / 2**20, 1) if before else None
+
+
+def redis_clients(url: str) -> int:
+    """Clients connected to `url`'s Redis database (CLIENT LIST's `db`), -1 when unknown."""
+    import redis
+
+    try:
+        with redis.Redis.from_url(url, socket_timeout=5) as client:
+            wanted = str(client.connection_pool.connection_kwargs.get("db", 0))
+            return sum(1 for c in client.client_list() if str(c.get("db")) == wanted) - 1  # not this one
+    except redis.RedisError:
+        return -1
 
 
 def _max_mean(rows: list[int]) -> dict[str, Any]:
@@ -833,6 +853,7 @@ def run_point(
             },
             llm_url=env.get("OPENAI_BASE_URL", "") if LLM == "paced" else "",
             database_url=env["DATABASE_URL"],
+            redis_url=env["REDIS_URL"],
         )
         sampler.start()
         spy: threading.Thread | None = None
@@ -903,6 +924,7 @@ def run_point(
             result["kib_per_socket"] = round((ramped - idle) * 1024 / sessions, 1)
         result["worker"] = sampler.window("worker", *window)
         result["database_connections"] = sampler.connections_window(*window)
+        result["redis_connections"] = sampler.redis_window(p.get("start", 0.0), window[1])  # the ramp too
         if INGEST_DOCS:
             import psycopg
 
@@ -984,6 +1006,7 @@ def headline(result: dict[str, Any]) -> dict[str, Any]:
         "kib_per_socket": result.get("kib_per_socket"),
         "cpu_percent": result["server"]["cpu_percent"],
         "db_connections": result.get("database_connections", {}).get("max"),
+        "redis_connections": result.get("redis_connections", {}).get("max"),
     }
 
 
