@@ -67,7 +67,8 @@ start of each point: reply times with and without),
 SYNTERA_BENCH_CHAT_SERVERS ("uvicorn,daphne"; add uvicorn-shared,daphne-shared for the
 experiments), SYNTERA_BENCH_CHAT_WEB ("1": web processes per server kind, nginx in front of
 more than one; a list measures each), SYNTERA_BENCH_CHAT_WEB_DB_POOL (DATABASE_POOL_SIZE of each
-web process; unset: none, as the Procfile), SYNTERA_BENCH_CHAT_NGINX_WORKERS ("auto"),
+web process; unset: none, as the Procfile), SYNTERA_BENCH_CHAT_WEB_DB_THREADS (CHANNELS_DB_THREADS
+of each web process; unset: the default), SYNTERA_BENCH_CHAT_NGINX_WORKERS ("auto"),
 SYNTERA_BENCH_CHAT_LLM ("offline"; "paced": the agents use the OpenAI provider
 against the benchmark LLM, tests/standins/openai_server.py run as its own process, paced by
 SYNTERA_BENCH_LLM_FIRST_TOKEN_MS (600), SYNTERA_BENCH_LLM_TOKENS_PER_S (40) and
@@ -120,6 +121,8 @@ SERVERS = os.environ.get("SYNTERA_BENCH_CHAT_SERVERS", "uvicorn,daphne").split("
 WEBS = [int(n) for n in os.environ.get("SYNTERA_BENCH_CHAT_WEB", "1").split(",")]
 # DATABASE_POOL_SIZE of each web process ("": none, as the Procfile: a connection per thread).
 WEB_DATABASE_POOL = os.environ.get("SYNTERA_BENCH_CHAT_WEB_DB_POOL", "")
+# CHANNELS_DB_THREADS of each web process ("": the product's default).
+WEB_DATABASE_THREADS = os.environ.get("SYNTERA_BENCH_CHAT_WEB_DB_THREADS", "")
 # nginx's worker_processes ("auto", as deployed: one per core).
 BALANCER_WORKERS = os.environ.get("SYNTERA_BENCH_CHAT_NGINX_WORKERS", "auto")
 DURATION = float(os.environ.get("SYNTERA_BENCH_CHAT_DURATION", "60"))
@@ -812,6 +815,8 @@ def run_point(
     server_env = {**env, "CHANNELS_DB_SHARED_THREAD": "true"} if kind.endswith("-shared") else env
     if WEB_DATABASE_POOL:
         server_env = {**server_env, "DATABASE_POOL_SIZE": WEB_DATABASE_POOL}
+    if WEB_DATABASE_THREADS:
+        server_env = {**server_env, "CHANNELS_DB_THREADS": WEB_DATABASE_THREADS}
     ports = [free_port() for _ in range(web)]
     servers = [
         start(f"{label}-{connections}-{n}", server_command(kind, port), named(server_env, f"web-{n}"), log_dir)
@@ -1175,6 +1180,7 @@ def test_chat_load(inboxes: list[tuple[str, str]]) -> None:
                 {"nginx_workers": BALANCER_WORKERS, **dataclasses.asdict(nginx.capacity())} if max(WEBS) > 1 else None
             ),
             "web_database_pool": WEB_DATABASE_POOL or None,
+            "web_database_threads": WEB_DATABASE_THREADS or None,
             "worker": (
                 f"celery -Q {AI_QUEUE} --pool {LLM_POOL} --concurrency {LLM_CONCURRENCY}"
                 + (f" (DATABASE_POOL_SIZE={LLM_DATABASE_POOL})" if LLM_POOL == "threads" else "")
