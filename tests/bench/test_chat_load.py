@@ -20,7 +20,8 @@ Set-up (all on this machine, loopback only):
   access log afterwards), each one's CPU and nginx's, memory per socket (the RSS of the web
   processes and nginx after the ramp minus before it, over the sockets opened), and the
   PostgreSQL connections each process held (pg_stat_activity by application_name, which the
-  harness sets per process). The figures go under `<server>-x<n>`;
+  harness sets per process). The figures go under `<server>-x<n>`. With any topology the
+  connections to the benchmark's Redis database (CLIENT LIST, every process) are sampled too;
 - opt-in experiments, `uvicorn-shared` and `daphne-shared` in SYNTERA_BENCH_CHAT_SERVERS: the
   same server and options with CHANNELS_DB_SHARED_THREAD=true, i.e. the consumers' database
   work on asgiref's one shared thread (Channels' default) instead of the product's thread
