@@ -4,10 +4,31 @@ See docs/subsystems/realtime.md.
 """
 
 import os
+import resource
 from typing import Any
 
 from django.core.asgi import get_asgi_application
 
+# Past the kernel's own ceiling (fs.nr_open) setrlimit fails; 1,048,576 is its default.
+_NR_OPEN = 1 << 20
+
+
+def raise_open_files_limit() -> tuple[int, int]:
+    """Lift this process's soft limit on open files to its hard limit. Every open WebSocket is
+    a file descriptor, and many systems start processes with a soft limit of 1,024 while the
+    hard one allows far more (docs/deployment.md, "Sockets per box"). Returns (soft, hard)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = _NR_OPEN if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError):
+            return soft, hard  # the limit stays as the system set it
+        soft = wanted
+    return soft, hard
+
+
+raise_open_files_limit()
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "syntera.settings")
 django_asgi_app = get_asgi_application()
 

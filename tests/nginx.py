@@ -2,10 +2,11 @@
 
 `deploy/nginx/syntera.conf.template` is what docker-compose.yml gives the official nginx image
 (rendered by the image's envsubst when it starts). Here it is rendered the same way, put in a
-main configuration like a distribution's `nginx.conf` (an `http` block including it), and run
-with Debian's nginx in a directory of its own: pid, logs and temporary files inside it,
-listening on 127.0.0.1 only, never the system's nginx service. `make nginx` installs nginx
-when it is missing.
+main configuration like a distribution's `nginx.conf` (an `http` block including it) with the
+capacity of the deployment's main file (`deploy/nginx/nginx.conf`: descriptors per worker and
+connections per worker), and run with Debian's nginx in a directory of its own: pid, logs and
+temporary files inside it, listening on 127.0.0.1 only, never the system's nginx service.
+`make nginx` installs nginx when it is missing.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "deploy" / "nginx" / "syntera.conf.template"
+MAIN = ROOT / "deploy" / "nginx" / "nginx.conf"
 VARIABLES = ("SYNTERA_LISTEN", "SYNTERA_WEB", "SYNTERA_RESOLVER", "SYNTERA_ACCESS_LOG")
 # The upstream group a test's web processes form (SYNTERA_WEB names it).
 GROUP = "syntera_web"
@@ -47,26 +49,47 @@ def render(values: dict[str, str]) -> str:
     return text
 
 
-def write_config(
-    directory: Path, values: dict[str, str], servers: list[str] | None = None, *, worker_connections: int = 1024
-) -> Path:
+@dataclass(frozen=True)
+class Capacity:
+    """What the deployment's main configuration gives each nginx worker."""
+
+    rlimit_nofile: int  # worker_rlimit_nofile: file descriptors
+    connections: int  # worker_connections: client and upstream connections together
+
+    @property
+    def sockets(self) -> int:
+        """Proxied sockets one worker can hold (each is two connections)."""
+        return self.connections // 2
+
+
+def capacity() -> Capacity:
+    """`worker_rlimit_nofile` and `worker_connections` of `deploy/nginx/nginx.conf`."""
+    text = MAIN.read_text()
+    nofile = re.search(r"^\s*worker_rlimit_nofile\s+(\d+)\s*;", text, re.MULTILINE)
+    connections = re.search(r"^\s*worker_connections\s+(\d+)\s*;", text, re.MULTILINE)
+    assert nofile and connections, f"{MAIN} sets worker_rlimit_nofile and worker_connections"
+    return Capacity(rlimit_nofile=int(nofile[1]), connections=int(connections[1]))
+
+
+def write_config(directory: Path, values: dict[str, str], servers: list[str] | None = None, workers: str = "1") -> Path:
     """Write the main configuration and the rendered site file into `directory`; with
-    `servers` ("127.0.0.1:8001", ...), an upstream group `GROUP` of them beside it. A proxied
-    socket takes two of the worker's `worker_connections` (the client's and the upstream's)."""
+    `servers` ("127.0.0.1:8001", ...), an upstream group `GROUP` of them beside it. One worker
+    by default: its round robin takes the web processes strictly in turn (the deployment's
+    `auto` is one per core)."""
     directory.chmod(0o755)  # nginx's workers (an unprivileged user when started as root) use it
     (directory / "syntera.conf").write_text(render(values))
     group = ""
     if servers:
         group = f"upstream {GROUP} {{\n" + "".join(f"        server {s};\n" for s in servers) + "    }\n"
+    limits = capacity()
     main = directory / "nginx.conf"
     main.write_text(
-        f"""# One worker: its round robin takes the web processes strictly in turn.
-worker_processes 1;
-worker_rlimit_nofile {worker_connections * 2 + 64};
+        f"""worker_processes {workers};
+worker_rlimit_nofile {limits.rlimit_nofile};
 pid "{directory}/nginx.pid";
 error_log stderr notice;
 events {{
-    worker_connections {worker_connections};
+    worker_connections {limits.connections};
 }}
 http {{
     client_body_temp_path "{directory}/client_body";

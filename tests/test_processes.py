@@ -115,3 +115,41 @@ def test_the_configuration_compose_gives_nginx_is_accepted_by_nginx(tmp_path: Pa
     result = nginx.check(binary, config)
     assert result.returncode == 0, result.stderr
     assert "resolver 127.0.0.11 valid=10s" in (tmp_path / "syntera.conf").read_text()
+
+
+SOCKETS_PER_BOX = 10_000
+
+
+def test_compose_gives_nginx_and_web_room_for_ten_thousand_sockets() -> None:
+    """10,000 widget sockets through one nginx: 20,000 connections (client and upstream side),
+    however unevenly its workers take them, and a descriptor for each in nginx and in the web
+    processes. The official image's own main file allows 1,024 connections per worker (about
+    a thousand sockets on two cores): Compose mounts the repository's instead."""
+    balancer, web = _service("nginx"), _service("web")
+    assert "./deploy/nginx/nginx.conf:/etc/nginx/nginx.conf:ro" in balancer["volumes"]
+    limits = nginx.capacity()
+    assert limits.sockets >= SOCKETS_PER_BOX, "one worker may be handed every socket"
+    assert limits.rlimit_nofile > limits.connections, "a descriptor for every connection, the logs and the listener"
+    assert balancer["ulimits"]["nofile"] >= limits.rlimit_nofile
+    # The web replicas share the sockets; one replica alone still takes them all.
+    assert web["ulimits"]["nofile"] > SOCKETS_PER_BOX
+
+
+def test_the_deployments_capacity_is_what_nginx_runs_with_here(tmp_path: Path) -> None:
+    """The tests' and benchmarks' nginx take the deployment's limits, and nginx accepts them."""
+    binary = nginx.binary()
+    if binary is None:
+        pytest.skip("nginx is not installed (make nginx)")
+    values = {
+        "SYNTERA_LISTEN": "127.0.0.1:1",
+        "SYNTERA_WEB": nginx.GROUP,
+        "SYNTERA_RESOLVER": "127.0.0.1",
+        "SYNTERA_ACCESS_LOG": str(tmp_path / "access.log"),
+    }
+    config = nginx.write_config(tmp_path, values, servers=["127.0.0.1:2"], workers="auto")
+    limits = nginx.capacity()
+    text = config.read_text()
+    assert f"worker_connections {limits.connections};" in text
+    assert f"worker_rlimit_nofile {limits.rlimit_nofile};" in text
+    result = nginx.check(binary, config)
+    assert result.returncode == 0, result.stderr

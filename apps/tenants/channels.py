@@ -8,7 +8,9 @@ thread's connection to public afterwards so no other consumer inherits it.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 from urllib.parse import urlsplit
@@ -94,19 +96,42 @@ def socket_host(scope: dict[str, Any]) -> str:
         return ""
 
 
+_executors: dict[int, ThreadPoolExecutor] = {}
+_executors_lock = threading.Lock()
+
+
+def _database_threads() -> ThreadPoolExecutor | None:
+    """The process's pool of `CHANNELS_DB_THREADS` database threads; None: the event loop's
+    default pool (Python's min(32, cores + 4) threads)."""
+    threads = int(settings.CHANNELS_DB_THREADS)
+    if threads <= 0:
+        return None
+    with _executors_lock:
+        if threads not in _executors:
+            _executors[threads] = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="socket-db")
+        return _executors[threads]
+
+
 def database_call(func: Callable[..., R]) -> Callable[..., Awaitable[R]]:
     """Run a sync database function from async code. By default on a pool of threads, each
     with its own connection, so one slow query does not hold up every socket of the process
     (Channels' default is one shared thread: the chat load benchmark measured it 97 % busy
-    and capping the server at about 20 messages/s). `CHANNELS_DB_SHARED_THREAD` brings the
-    shared thread back (the in-process consumer tests use it to stay inside the test's
+    and capping the server at about 20 messages/s). `CHANNELS_DB_THREADS` sizes the pool (a
+    thread spends most of a call waiting on PostgreSQL); `CHANNELS_DB_SHARED_THREAD` brings
+    the shared thread back (the in-process consumer tests use it to stay inside the test's
     transaction). Each socket still handles its frames one at a time, in order."""
-    pooled = database_sync_to_async(func, thread_sensitive=False)
     shared = database_sync_to_async(func)
+    pooled: dict[ThreadPoolExecutor | None, Callable[..., Awaitable[R]]] = {}
 
     @wraps(func)
     async def call(*args: Any, **kwargs: Any) -> R:
-        impl = shared if settings.CHANNELS_DB_SHARED_THREAD else pooled
+        if settings.CHANNELS_DB_SHARED_THREAD:
+            impl = shared
+        else:
+            threads = _database_threads()
+            impl = pooled.get(threads) or pooled.setdefault(
+                threads, database_sync_to_async(func, thread_sensitive=False, executor=threads)
+            )
         result: R = await impl(*args, **kwargs)
         return result
 

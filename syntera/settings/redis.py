@@ -2,9 +2,11 @@ from .env import env_int, env_str
 
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 
+# Django's Redis cache with one connection pool per process (syntera/cache.py): Django's own
+# gives every asyncio context, so every open WebSocket, a pool and a connection of its own.
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "syntera.cache.RedisCache",
         "LOCATION": env_str("CACHE_URL", REDIS_URL),
         # Keys carry the schema name, so one tenant can never read another's entry.
         "KEY_FUNCTION": "django_tenants.cache.make_key",
@@ -15,7 +17,7 @@ CACHES = {
     # Sessions are global rows (public schema): their cache keys must not depend on the
     # schema a request happens to be in, or a logout on one path leaves a live copy on another.
     "sessions": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "syntera.cache.RedisCache",
         "LOCATION": env_str("CACHE_URL", REDIS_URL),
         "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "syntera") + ":sessions",
         "TIMEOUT": env_int("SESSION_COOKIE_AGE", 60 * 60 * 12),

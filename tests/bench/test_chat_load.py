@@ -11,6 +11,17 @@ Set-up (all on this machine, loopback only):
   WebSocket message limit, a listen backlog of 2048 and no access log (uvicorn
   `--no-access-log`, daphne `-v 0`); the points alternate the servers (500: uvicorn, daphne;
   2,000: uvicorn, daphne; ...) so a change in the machine's other load hits both;
+- several web processes behind nginx (SYNTERA_BENCH_CHAT_WEB=2, or "2,1" for both topologies
+  at each point, alternating): that many server processes of the kind, and nginx in front with
+  the deployment's configuration (`deploy/nginx/`, through `tests/nginx.py`: the template, the
+  main file's connections and descriptors per worker, `worker_processes auto`), round robin
+  with no sticky sessions; the load generator connects through nginx. Reported besides: the
+  sockets each web process held (its established connections during the run, and nginx's
+  access log afterwards), each one's CPU and nginx's, memory per socket (the RSS of the web
+  processes and nginx after the ramp minus before it, over the sockets opened), and the
+  PostgreSQL connections each process held (pg_stat_activity by application_name, which the
+  harness sets per process). The figures go under `<server>-x<n>`. With any topology the
+  connections to the benchmark's Redis database (CLIENT LIST, every process) are sampled too;
 - opt-in experiments, `uvicorn-shared` and `daphne-shared` in SYNTERA_BENCH_CHAT_SERVERS: the
   same server and options with CHANNELS_DB_SHARED_THREAD=true, i.e. the consumers' database
   work on asgiref's one shared thread (Channels' default) instead of the product's thread
@@ -42,6 +53,9 @@ open (`missed_live`; resume delivers them) are reported, not asserted.
 
 Run: make bench PYTEST_ARGS="-k chat_load"   (about 20 minutes on 2 cores; 40 with the
   two experiments)
+  10,000 sockets behind nginx (docs/benchmarks.md, "10,000 sockets behind nginx"):
+  SYNTERA_BENCH_CHAT_SERVERS=uvicorn SYNTERA_BENCH_CHAT_WEB=2 SYNTERA_BENCH_CHAT_POINTS=10000:1000
+  SYNTERA_BENCH_CHAT_PROCESSES=2 make bench PYTEST_ARGS="-k chat_load"
   or: SYNTERA_BENCH_DB_NAME=test_syntera_bench_chat python -m pytest tests/bench/test_chat_load.py -s
 Knobs: SYNTERA_BENCH_CHAT_POINTS ("500:500,2000:1000,5000:1000", connections:active),
 SYNTERA_BENCH_CHAT_WORKSPACES (3, the visitors spread over them), SYNTERA_BENCH_CHAT_INTERVAL
@@ -52,7 +66,11 @@ fairness run compares the others' reply times at "10" and at "0"), SYNTERA_BENCH
 (0; 5000: another workspace queues that many documents for an ingest worker of its own at the
 start of each point: reply times with and without),
 SYNTERA_BENCH_CHAT_SERVERS ("uvicorn,daphne"; add uvicorn-shared,daphne-shared for the
-experiments), SYNTERA_BENCH_CHAT_LLM ("offline"; "paced": the agents use the OpenAI provider
+experiments), SYNTERA_BENCH_CHAT_WEB ("1": web processes per server kind, nginx in front of
+more than one; a list measures each), SYNTERA_BENCH_CHAT_WEB_DB_POOL (DATABASE_POOL_SIZE of each
+web process; unset: none, as the Procfile), SYNTERA_BENCH_CHAT_WEB_DB_THREADS (CHANNELS_DB_THREADS
+of each web process; unset: the default), SYNTERA_BENCH_CHAT_NGINX_WORKERS ("auto"),
+SYNTERA_BENCH_CHAT_LLM ("offline"; "paced": the agents use the OpenAI provider
 against the benchmark LLM, tests/standins/openai_server.py run as its own process, paced by
 SYNTERA_BENCH_LLM_FIRST_TOKEN_MS (600), SYNTERA_BENCH_LLM_TOKENS_PER_S (40) and
 SYNTERA_BENCH_LLM_ANSWER_TOKENS (120): about 3.6 s an answer), SYNTERA_BENCH_CHAT_LLM_POOL
@@ -65,6 +83,7 @@ worker logs).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -84,6 +103,8 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import pytest
 
+from tests import nginx
+
 from .helpers import ROOT, record, results_dir, table
 
 pytestmark = [pytest.mark.timeout(3600)]
@@ -95,6 +116,16 @@ POINTS = [
     )
 ]
 SERVERS = os.environ.get("SYNTERA_BENCH_CHAT_SERVERS", "uvicorn,daphne").split(",")
+# Web processes per server kind: "1" is one server reached directly; "2" is two processes of
+# that kind behind nginx with the deployment's configuration (no sticky sessions), the client
+# connecting through nginx; "2,1" measures both topologies at each point, alternating.
+WEBS = [int(n) for n in os.environ.get("SYNTERA_BENCH_CHAT_WEB", "1").split(",")]
+# DATABASE_POOL_SIZE of each web process ("": none, as the Procfile: a connection per thread).
+WEB_DATABASE_POOL = os.environ.get("SYNTERA_BENCH_CHAT_WEB_DB_POOL", "")
+# CHANNELS_DB_THREADS of each web process ("": the product's default).
+WEB_DATABASE_THREADS = os.environ.get("SYNTERA_BENCH_CHAT_WEB_DB_THREADS", "")
+# nginx's worker_processes ("auto", as deployed: one per core).
+BALANCER_WORKERS = os.environ.get("SYNTERA_BENCH_CHAT_NGINX_WORKERS", "auto")
 DURATION = float(os.environ.get("SYNTERA_BENCH_CHAT_DURATION", "60"))
 PROCESSES = int(os.environ.get("SYNTERA_BENCH_CHAT_PROCESSES", "1"))
 PROFILE = os.environ.get("SYNTERA_BENCH_CHAT_PROFILE", "1") == "1"
@@ -257,6 +288,15 @@ class Proc:
                 self.proc.wait(timeout=15)
 
 
+def named(env: dict[str, str], name: str) -> dict[str, str]:
+    """`env` with the process's name as its PostgreSQL application_name (pg_stat_activity
+    then says which process holds which connection)."""
+    parts = urlsplit(env["DATABASE_URL"])
+    query = "&".join(q for q in parts.query.split("&") if q and not q.startswith("application_name="))
+    query = "&".join(filter(None, (query, f"application_name={name}")))
+    return {**env, "DATABASE_URL": urlunsplit(parts._replace(query=query))}
+
+
 def start(name: str, args: list[str], env: dict[str, str], log_dir: Path) -> Proc:
     log_path = log_dir / f"{name}.log"
     with log_path.open("wb") as log:
@@ -292,6 +332,74 @@ def start_llm(env: dict[str, str], log_dir: Path) -> Proc:
         time.sleep(0.1)
     llm.stop()
     raise AssertionError(f"the benchmark LLM did not start:\n{llm.tail()}")
+
+
+@dataclass
+class Balancer:
+    """nginx in front of the web processes (tests/nginx.py: the deployment's template and
+    limits), in a directory of its own."""
+
+    proc: Proc
+    port: int
+    directory: Path
+
+    @property
+    def access_log(self) -> Path:
+        return self.directory / "access.log"
+
+    def sockets_by_upstream(self) -> dict[str, int]:
+        """Widget sockets per web process, from the access log (a socket's line is written
+        when it closes)."""
+        counts: Counter[str] = Counter()
+        for line in nginx.access_log(self.access_log):
+            if line.route == "/ws/widget/" and line.status == 101:
+                counts[line.served_by] += 1
+        return dict(counts)
+
+    def refused(self) -> int:
+        """Connections nginx could not take ("worker_connections are not enough")."""
+        return self.proc.log_path.read_text(errors="replace").count("worker_connections are not enough")
+
+    def stop(self) -> None:
+        self.proc.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def start_balancer(ports: list[int], env: dict[str, str], log_dir: Path) -> Balancer:
+    binary = nginx.binary()
+    if binary is None:
+        pytest.skip("nginx is not installed (make nginx)")
+    # Its own directory: nginx's workers run as an unprivileged user and must reach it.
+    directory = Path(tempfile.mkdtemp(prefix="syntera-chat-nginx-"))
+    port = free_port()
+    config = nginx.write_config(
+        directory,
+        {
+            "SYNTERA_LISTEN": f"127.0.0.1:{port} backlog={BACKLOG}",
+            "SYNTERA_WEB": nginx.GROUP,
+            "SYNTERA_RESOLVER": "127.0.0.1",  # never asked: SYNTERA_WEB names the group
+            "SYNTERA_ACCESS_LOG": str(directory / "access.log"),
+        },
+        servers=[f"127.0.0.1:{p}" for p in ports],
+        workers=BALANCER_WORKERS,
+    )
+    return Balancer(proc=start("nginx", nginx.command(binary, config), env, log_dir), port=port, directory=directory)
+
+
+def sockets_held(servers: list[tuple[str, int, int]]) -> dict[str, int | None]:
+    """Established TCP connections on each web process's port (name, pid, port): the sockets
+    it holds (nginx closes the upstream connection of a plain request)."""
+    import psutil
+
+    held: dict[str, int | None] = {}
+    for name, pid, port in servers:
+        try:
+            found = psutil.Process(pid).net_connections(kind="tcp")
+        except psutil.Error:
+            held[name] = None
+            continue
+        held[name] = sum(1 for c in found if c.status == psutil.CONN_ESTABLISHED and c.laddr and c.laddr.port == port)
+    return held
 
 
 def queue_ingestion(env: dict[str, str], run: int) -> None:
@@ -400,6 +508,9 @@ class Sampler:
     streams: list[tuple[float, int]] = field(default_factory=list)
     database_url: str = ""  # PostgreSQL connections to the benchmark's database, sampled too
     connections: list[tuple[float, int]] = field(default_factory=list)
+    connections_by_name: list[tuple[float, dict[str, int]]] = field(default_factory=list)
+    redis_url: str = ""  # Redis connections on the benchmark's Redis database, sampled too
+    redis_clients: list[tuple[float, int]] = field(default_factory=list)
 
     def start(self) -> None:
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -419,10 +530,15 @@ class Sampler:
         while not self.stop_event.is_set():
             now = time.time()
             if db is not None:
-                row = db.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                ).fetchone()
-                self.connections.append((now, int(row[0])))
+                rows = db.execute(
+                    "SELECT application_name, count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid() GROUP BY 1"
+                ).fetchall()
+                by_name = {str(name or "?"): int(n) for name, n in rows}
+                self.connections.append((now, sum(by_name.values())))
+                self.connections_by_name.append((now, by_name))
+            if self.redis_url:
+                self.redis_clients.append((now, redis_clients(self.redis_url)))
             for name, pid in self.pids.items():
                 sample = tree_usage(pid)
                 if sample is not None:
@@ -440,8 +556,19 @@ class Sampler:
         return _max_mean([n for at, n in self.streams if start_at <= at <= end_at])
 
     def connections_window(self, start_at: float, end_at: float) -> dict[str, Any]:
-        """PostgreSQL connections to the benchmark's database (every process) over [start_at, end_at]."""
-        return _max_mean([n for at, n in self.connections if start_at <= at <= end_at])
+        """PostgreSQL connections to the benchmark's database (every process) over [start_at, end_at],
+        and the most each process held (by application_name; "?" for the harness's own)."""
+        found = _max_mean([n for at, n in self.connections if start_at <= at <= end_at])
+        by_name: dict[str, int] = {}
+        for at, counts in self.connections_by_name:
+            if start_at <= at <= end_at:
+                for name, n in counts.items():
+                    by_name[name] = max(n, by_name.get(name, 0))
+        return {**found, "max_by_process": dict(sorted(by_name.items()))} if found else found
+
+    def redis_window(self, start_at: float, end_at: float) -> dict[str, Any]:
+        """Connections to the benchmark's Redis database (every process) over [start_at, end_at]."""
+        return _max_mean([n for at, n in self.redis_clients if start_at <= at <= end_at and n >= 0])
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -465,6 +592,18 @@ class Sampler:
         rows = self.samples.get(name, [])
         before = [r for r in rows if r[0] <= when]
         return round(before[-1][2] / 2**20, 1) if before else None
+
+
+def redis_clients(url: str) -> int:
+    """Clients connected to `url`'s Redis database (CLIENT LIST's `db`), -1 when unknown."""
+    import redis
+
+    try:
+        with redis.Redis.from_url(url, socket_timeout=5) as client:
+            wanted = str(client.connection_pool.connection_kwargs.get("db", 0))
+            return sum(1 for c in client.client_list() if str(c.get("db")) == wanted) - 1  # not this one
+    except redis.RedisError:
+        return -1
 
 
 def _max_mean(rows: list[int]) -> dict[str, Any]:
@@ -516,13 +655,16 @@ def record_profiles(pid: int, path: Path) -> None:
     spy = str(profiler())
     common = ["record", "--pid", str(pid), "--nonblocking", "--threads", "--rate", "100", "--format", "raw"]
     for extra, out in (([], path), (["--idle"], path.with_name(path.stem + "_wall.txt"))):
-        subprocess.run(
-            [spy, *common, "--duration", str(half), *extra, "-o", str(out)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            timeout=half + 30,
-            check=False,
-        )
+        try:
+            subprocess.run(
+                [spy, *common, "--duration", str(half), *extra, "-o", str(out)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=half + 30,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            return  # a sampler that cannot keep up with a loaded machine: no profile, the run goes on
 
 
 def _stacks(path: Path) -> list[tuple[str, list[str], int]]:
@@ -664,22 +806,40 @@ def run_point(
     log_dir: Path,
     profile: bool,
     llm: Proc | None = None,
+    web: int = 1,
 ) -> dict[str, Any]:
+    """One point on `web` processes of `kind` (behind nginx when more than one)."""
     import redis
 
+    label = topology(kind, web)
     # The AI replies still queued from the previous point would be answered during this one.
     redis.Redis.from_url(env["REDIS_URL"]).delete(AI_QUEUE, "ingest")
     if INGEST_DOCS:
         queue_ingestion(env, connections)
-    port = free_port()
     server_env = {**env, "CHANNELS_DB_SHARED_THREAD": "true"} if kind.endswith("-shared") else env
-    server = start(f"{kind}-{connections}", server_command(kind, port), server_env, log_dir)
+    if WEB_DATABASE_POOL:
+        server_env = {**server_env, "DATABASE_POOL_SIZE": WEB_DATABASE_POOL}
+    if WEB_DATABASE_THREADS:
+        server_env = {**server_env, "CHANNELS_DB_THREADS": WEB_DATABASE_THREADS}
+    ports = [free_port() for _ in range(web)]
+    servers = [
+        start(f"{label}-{connections}-{n}", server_command(kind, port), named(server_env, f"web-{n}"), log_dir)
+        for n, port in enumerate(ports)
+    ]
+    balancer = start_balancer(ports, env, log_dir) if web > 1 else None
     load_before = os.getloadavg()
     try:
-        wait_http(port, server)
+        for port, server in zip(ports, servers, strict=True):
+            wait_http(port, server)
+        if balancer is not None:
+            wait_http(balancer.port, balancer.proc)
         time.sleep(1.0)  # let it finish importing before it is measured
-        out = results_dir() / f"chat_load_{kind}_{connections}.json"
-        profile_path = results_dir() / f"chat_load_profile_{kind}_{connections}.txt"
+        port = balancer.port if balancer is not None else ports[0]
+        server_names = [f"web-{n}" for n in range(web)]
+        held_by: dict[str, dict[str, int | None]] = {}
+        listening = [(name, s.proc.pid, p) for name, s, p in zip(server_names, servers, ports, strict=True)]
+        out = results_dir() / f"chat_load_{label}_{connections}.json"
+        profile_path = results_dir() / f"chat_load_profile_{label}_{connections}.txt"
         client_args = [
             sys.executable, str(ROOT / "tests" / "bench" / "chat_load.py"),
             "--port", str(port), "--connections", str(connections), "--active", str(active),
@@ -694,13 +854,15 @@ def run_point(
         )
         sampler = Sampler(
             pids={
-                "server": server.proc.pid,
+                **{name: s.proc.pid for name, s in zip(server_names, servers, strict=True)},
+                **({"nginx": balancer.proc.proc.pid} if balancer is not None else {}),
                 "worker": worker.proc.pid,
                 "client": client.pid,
                 **({"llm": llm.proc.pid} if llm is not None else {}),
             },
             llm_url=env.get("OPENAI_BASE_URL", "") if LLM == "paced" else "",
             database_url=env["DATABASE_URL"],
+            redis_url=env["REDIS_URL"],
         )
         sampler.start()
         spy: threading.Thread | None = None
@@ -713,31 +875,65 @@ def run_point(
                 continue
             phases[event["phase"]] = event["at"]
             if event["phase"] == "measure_start" and profile and profiler():
-                spy = threading.Thread(target=record_profiles, args=(server.proc.pid, profile_path), daemon=True)
+                spy = threading.Thread(target=record_profiles, args=(servers[0].proc.pid, profile_path), daemon=True)
                 spy.start()
+            if event["phase"] in ("measure_start", "measure_end"):
+                held_by[event["phase"]] = sockets_held(listening)
         client.wait(timeout=60)
         stderr = client.stderr.read().decode(errors="replace") if client.stderr else ""
         sampler.stop()
         if spy is not None:
             spy.join(timeout=DURATION + 30)
-        server.check()
+        for server in servers:
+            server.check()
         assert out.is_file(), f"the load generator wrote no report (exit {client.returncode}):\n{stderr[-3000:]}"
         result: dict[str, Any] = json.loads(out.read_text())
         if stderr.strip():
             result["client_stderr_tail"] = stderr[-2000:]
         p = result["phases"]
         window = (p.get("ramp_done", 0.0), p.get("measure_end", 0.0))
+        idle_at, ramped_at = p.get("start", 0.0), p.get("ramp_done", 0.0) + 1.0
+        sessions = result["connections"]["sessions"]
+        per_process = {name: sampler.window(name, *window) for name in server_names}
+        for name in server_names:
+            per_process[name].update(
+                {
+                    "rss_mb_idle": sampler.at(name, idle_at),
+                    "rss_mb_after_ramp": sampler.at(name, ramped_at),
+                    "sockets_at_measure_start": held_by.get("measure_start", {}).get(name),
+                    "sockets_at_measure_end": held_by.get("measure_end", {}).get(name),
+                }
+            )
         result["server"] = {
             "kind": kind,
-            **sampler.window("server", *window),
-            "rss_mb_before_ramp": sampler.at("server", p.get("start", 0.0)),
-            "rss_mb_after_ramp": sampler.at("server", p.get("ramp_done", 0.0) + 1.0),
+            "web_processes": web,
+            **_summed(per_process),
+            "rss_mb_before_ramp": _sum_of(sampler.at(name, idle_at) for name in server_names),
+            "rss_mb_after_ramp": _sum_of(sampler.at(name, ramped_at) for name in server_names),
         }
         before, after = result["server"]["rss_mb_before_ramp"], result["server"]["rss_mb_after_ramp"]
-        if before and after and result["connections"]["sessions"]:
-            result["server"]["kib_per_connection"] = round((after - before) * 1024 / result["connections"]["sessions"])
+        if before and after and sessions:
+            result["server"]["kib_per_connection"] = round((after - before) * 1024 / sessions)
+        if web > 1:
+            result["web_processes"] = per_process
+        if balancer is not None:
+            result["balancer"] = {
+                **sampler.window("nginx", *window),
+                "rss_mb_idle": sampler.at("nginx", idle_at),
+                "rss_mb_after_ramp": sampler.at("nginx", ramped_at),
+                "workers": BALANCER_WORKERS,
+                "refused_worker_connections": balancer.refused(),
+            }
+        # Memory per socket: every process a socket lives in (the web processes, and nginx
+        # when it is in front), after the ramp against before it, over the sockets opened.
+        holders = [*server_names, *(["nginx"] if balancer is not None else [])]
+        idle = _sum_of(sampler.at(name, idle_at) for name in holders)
+        ramped = _sum_of(sampler.at(name, ramped_at) for name in holders)
+        if idle and ramped and sessions:
+            result["kib_per_socket"] = round((ramped - idle) * 1024 / sessions, 1)
         result["worker"] = sampler.window("worker", *window)
         result["database_connections"] = sampler.connections_window(*window)
+        result["redis_connections"] = sampler.redis_window(p.get("start", 0.0), window[1])  # the ramp too
         if INGEST_DOCS:
             import psycopg
 
@@ -758,17 +954,45 @@ def run_point(
         wall_path = profile_path.with_name(profile_path.stem + "_wall.txt")
         if spy is not None and profile_path.is_file():
             result["profile"] = {
+                "process": server_names[0],
                 "cpu": {"file": str(profile_path), **summarize_profile(profile_path)},
                 "wall": {"file": str(wall_path), **summarize_wall(wall_path)} if wall_path.is_file() else None,
             }
         elif profile:
             result["profile"] = {"skipped": "py-spy is not installed" if not profiler() else "py-spy wrote nothing"}
-        server_log = server.tail(15)
-        if "Traceback" in server_log or "ERROR" in server_log:
-            result["server_log_tail"] = server_log
+        for server in servers:
+            server_log = server.tail(15)
+            if "Traceback" in server_log or "ERROR" in server_log:
+                result.setdefault("server_log_tail", {})[server.name] = server_log
+        if balancer is not None:
+            balancer.proc.stop()  # its workers write the access log lines of the sockets still open
+            result["balancer"]["sockets_by_web_process"] = {
+                server_names[ports.index(int(address.rpartition(":")[2]))]: n
+                for address, n in balancer.sockets_by_upstream().items()
+                if address.rpartition(":")[2].isdigit() and int(address.rpartition(":")[2]) in ports
+            }
         return result
     finally:
-        server.stop()
+        if balancer is not None:
+            balancer.stop()
+        for server in servers:
+            server.stop()
+
+
+def topology(kind: str, web: int) -> str:
+    """The name a topology's figures go under: the server kind, with `-x<n>` for n web
+    processes behind nginx."""
+    return kind if web == 1 else f"{kind}-x{web}"
+
+
+def _sum_of(values: Any) -> float | None:
+    found = list(values)
+    return None if not found or any(v is None for v in found) else round(sum(found), 1)
+
+
+def _summed(windows: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The web processes' windows as one: CPU and RSS added up."""
+    return {key: _sum_of(w[key] for w in windows.values()) for key in ("cpu_percent", "rss_mb_start", "rss_mb_max")}
 
 
 def headline(result: dict[str, Any]) -> dict[str, Any]:
@@ -786,9 +1010,25 @@ def headline(result: dict[str, Any]) -> dict[str, Any]:
         "duplicated": i["duplicated"] + i["live_duplicated"],
         "missed_live": i["live_missed"],
         "dropped": sum(result["connections"]["unexpected_closes"].values()),
+        "reconnects": c["reconnected_for_check"],
         "rss_mb": result["server"]["rss_mb_max"],
+        "kib_per_socket": result.get("kib_per_socket"),
         "cpu_percent": result["server"]["cpu_percent"],
         "db_connections": result.get("database_connections", {}).get("max"),
+        "redis_connections": result.get("redis_connections", {}).get("max"),
+    }
+
+
+def spread(result: dict[str, Any]) -> dict[str, Any]:
+    """How the sockets and the work were shared out over the web processes and nginx."""
+    processes = result.get("web_processes", {})
+    return {
+        "sockets": {name: w["sockets_at_measure_end"] for name, w in processes.items()},
+        "cpu_percent": {
+            **{name: w["cpu_percent"] for name, w in processes.items()},
+            "nginx": result.get("balancer", {}).get("cpu_percent"),
+        },
+        "db_connections": result.get("database_connections", {}).get("max_by_process"),
     }
 
 
@@ -870,12 +1110,15 @@ def test_chat_load(inboxes: list[tuple[str, str]]) -> None:
     log_dir = Path(tempfile.mkdtemp(prefix="syntera-chat-load-"))
     llm = start_llm(env, log_dir) if LLM == "paced" else None
     worker_env = {**env, "DATABASE_POOL_SIZE": LLM_DATABASE_POOL} if LLM_POOL == "threads" else env
-    worker = start_worker("celery", AI_QUEUE, LLM_CONCURRENCY, worker_env, log_dir, pool=LLM_POOL)
+    worker = start_worker("celery", AI_QUEUE, LLM_CONCURRENCY, named(worker_env, "ai-worker"), log_dir, pool=LLM_POOL)
     # The domain events' worker, as in the Procfile: the staff pages, the audit trail and the
     # statistics hear of every message through it.
-    events_worker = start_worker("celery-events", "events", 1, env, log_dir)
-    ingest_worker = start_worker("celery-ingest", "ingest", 1, env, log_dir) if INGEST_DOCS else None
-    by_server: dict[str, dict[int, dict[str, Any]]] = {kind: {} for kind in SERVERS}
+    events_worker = start_worker("celery-events", "events", 1, named(env, "events-worker"), log_dir)
+    ingest_worker = (
+        start_worker("celery-ingest", "ingest", 1, named(env, "ingest-worker"), log_dir) if INGEST_DOCS else None
+    )
+    labels = {topology(kind, web): (kind, web) for web in WEBS for kind in SERVERS}
+    by_server: dict[str, dict[int, dict[str, Any]]] = {label: {} for label in labels}
     started = time.time()
     try:
         wait_worker(worker)
@@ -884,8 +1127,8 @@ def test_chat_load(inboxes: list[tuple[str, str]]) -> None:
             wait_worker(ingest_worker)
         largest = max(POINTS)[0]
         for connections, active in POINTS:
-            for kind in SERVERS:
-                print(f"\n[chat_load] {kind}: {connections} connections, {active} active, {DURATION:.0f} s")
+            for label, (kind, web) in labels.items():
+                print(f"\n[chat_load] {label}: {connections} connections, {active} active, {DURATION:.0f} s")
                 result = run_point(
                     kind,
                     connections,
@@ -896,9 +1139,12 @@ def test_chat_load(inboxes: list[tuple[str, str]]) -> None:
                     llm=llm,
                     log_dir=log_dir,
                     profile=PROFILE and connections == largest,
+                    web=web,
                 )
-                by_server[kind][connections] = result
+                by_server[label][connections] = result
                 print(json.dumps(headline(result)))
+                if web > 1:
+                    print(json.dumps(spread(result)))
                 worker.check()
     finally:
         worker.stop()
@@ -930,7 +1176,15 @@ def test_chat_load(inboxes: list[tuple[str, str]]) -> None:
         "chat_load",
         {
             "what": "widget WebSocket load: daphne vs uvicorn, same ASGI app (tests/bench/test_chat_load.py)",
-            "servers": {kind: {"command": server_command(kind, 0), **server_implementation(kind)} for kind in SERVERS},
+            "servers": {
+                label: {"command": server_command(kind, 0), "web_processes": web, **server_implementation(kind)}
+                for label, (kind, web) in labels.items()
+            },
+            "balancer": (
+                {"nginx_workers": BALANCER_WORKERS, **dataclasses.asdict(nginx.capacity())} if max(WEBS) > 1 else None
+            ),
+            "web_database_pool": WEB_DATABASE_POOL or None,
+            "web_database_threads": WEB_DATABASE_THREADS or None,
             "worker": (
                 f"celery -Q {AI_QUEUE} --pool {LLM_POOL} --concurrency {LLM_CONCURRENCY}"
                 + (f" (DATABASE_POOL_SIZE={LLM_DATABASE_POOL})" if LLM_POOL == "threads" else "")

@@ -354,7 +354,6 @@ def stack() -> Iterator[Stack]:
                 "SYNTERA_ACCESS_LOG": str(directory / "nginx" / "access.log"),
             },
             servers=[f"127.0.0.1:{port}" for port in built.web],
-            worker_connections=2 * VISITORS + 512,
         )
         built.others.append(start("nginx", nginx.command(binary, config), env, directory / "nginx"))
         built.healthy()
