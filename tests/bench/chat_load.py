@@ -817,7 +817,11 @@ def main(argv: list[str] | None = None) -> int:
             aborted = True
     raw = merge(parts) if parts else merge([{"failed": "no shard reported"}])
     raw["aborted"] = aborted
-    result = report(args, raw, loop_name, fd_limit)
+    return write_report(args, report(args, raw, loop_name, fd_limit))
+
+
+def write_report(args: argparse.Namespace, result: dict[str, Any]) -> int:
+    """The run's report to --out (or stdout), the `done` phase announced; the exit status."""
     text = json.dumps(result, indent=2, sort_keys=True)
     if args.out:
         with open(args.out, "w") as handle:

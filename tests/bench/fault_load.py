@@ -51,6 +51,7 @@ from tests.bench.chat_load import (
     percentiles,
     raise_fd_limit,
     report,
+    write_report,
 )
 
 BACKOFF_BASE = 1.0  # the widget's (static/widget/syntera.js)
@@ -236,14 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     raw["aborted"] = aborted
     result = report(args, raw, loop_name, fd_limit)
     result["faults"] = part.get("faults", {})
-    text = json.dumps(result, indent=2, sort_keys=True)
-    if args.out:
-        with open(args.out, "w") as handle:
-            handle.write(text)
-    print(json.dumps({"phase": "done", "at": time.time(), "aborted": result["aborted"]}), flush=True)
-    if not args.out:
-        print(text)
-    return 1 if result["aborted"] else 0
+    return write_report(args, result)
 
 
 if __name__ == "__main__":

@@ -204,6 +204,35 @@ def _with_path(url: str, path: str) -> str:
     return urlunsplit(urlsplit(url)._replace(path=path))
 
 
+def bench_env(database_url: str, redis_url: str, *, cache_prefix: str, **extra: str) -> dict[str, str]:
+    """The environment of a benchmark's servers and workers: its own database and Redis (every
+    Redis use on that one URL), production's DEBUG off, eager tasks off; `extra` on top."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "syntera.settings",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "CACHE_KEY_PREFIX": cache_prefix,
+        "LOG_FORMAT": "text",
+        "LOG_LEVEL": "WARNING",
+        "PYTHONUNBUFFERED": "1",
+        "CELERY_TASK_ALWAYS_EAGER": "false",
+        # Each visitor gets its own address (X-Forwarded-For, loopback values) so the per-
+        # address message limit applies per visitor, as behind the production proxy.
+        "WIDGET_TRUST_X_FORWARDED_FOR": "1",
+        "HF_HUB_OFFLINE": "1",
+        # As in production: with DEBUG on, every query is also kept in connection.queries.
+        "DEBUG": "false",
+        **extra,
+    }
+    for key in (
+        "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "CACHE_URL", "CHANNEL_LAYER_URL", "SENTRY_DSN",
+        "OPENAI_API_KEY", "DATABASE_TEST_NAME",
+    ):  # fmt: skip
+        env.pop(key, None)
+    return env
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -1084,29 +1113,12 @@ def test_chat_load(inboxes: list[tuple[str, str]]) -> None:
     import redis
 
     redis.Redis.from_url(redis_url).flushdb()  # this bench's own database: broker, cache, layer
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "syntera.settings",
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "CACHE_KEY_PREFIX": f"benchchat{uuid.uuid4().hex[:6]}",
-        "LOG_FORMAT": "text",
-        "LOG_LEVEL": "WARNING",
-        "PYTHONUNBUFFERED": "1",
-        "CELERY_TASK_ALWAYS_EAGER": "false",
-        # Each visitor gets its own address (X-Forwarded-For, loopback values) so the per-
-        # address message limit applies per visitor, as behind the production proxy.
-        "WIDGET_TRUST_X_FORWARDED_FOR": "1",
-        "HF_HUB_OFFLINE": "1",
-        # As in production: with DEBUG on, every query is also kept in connection.queries.
-        "DEBUG": "false",
+    env = bench_env(
+        database_url,
+        redis_url,
+        cache_prefix=f"benchchat{uuid.uuid4().hex[:6]}",
         **({"AI_TENANT_CONCURRENCY": TENANT_CAP} if TENANT_CAP else {}),
-    }
-    for key in (
-        "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "CACHE_URL", "CHANNEL_LAYER_URL", "SENTRY_DSN",
-        "OPENAI_API_KEY", "DATABASE_TEST_NAME",
-    ):  # fmt: skip
-        env.pop(key, None)
+    )
     log_dir = Path(tempfile.mkdtemp(prefix="syntera-chat-load-"))
     llm = start_llm(env, log_dir) if LLM == "paced" else None
     worker_env = {**env, "DATABASE_POOL_SIZE": LLM_DATABASE_POOL} if LLM_POOL == "threads" else env

@@ -73,7 +73,17 @@ import pytest
 from tests import nginx
 
 from .helpers import ROOT, record, results_dir, table
-from .test_chat_load import ARTICLES, LLM_KEY, Proc, free_port, server_command, start, start_llm, start_worker
+from .test_chat_load import (
+    ARTICLES,
+    LLM_KEY,
+    Proc,
+    bench_env,
+    free_port,
+    server_command,
+    start,
+    start_llm,
+    start_worker,
+)
 from .test_chat_load import wait_http as _wait_http
 from .test_chat_load import wait_worker as _wait_worker
 
@@ -307,26 +317,7 @@ def stack() -> Iterator[Stack]:
     postgres = Postgres.start(directory / "pg", "syntera_faults")
     redis = Redis(directory / "redis", free_port())
     redis.begin()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "syntera.settings",
-        "DATABASE_URL": postgres.url,
-        "REDIS_URL": redis.url,
-        "CACHE_KEY_PREFIX": "faults",
-        "LOG_FORMAT": "text",
-        "LOG_LEVEL": "WARNING",
-        "PYTHONUNBUFFERED": "1",
-        "CELERY_TASK_ALWAYS_EAGER": "false",
-        "WIDGET_TRUST_X_FORWARDED_FOR": "1",
-        "HF_HUB_OFFLINE": "1",
-        "DEBUG": "false",
-        **SETTINGS,
-    }
-    for key in (
-        "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "CACHE_URL", "CHANNEL_LAYER_URL", "SENTRY_DSN",
-        "OPENAI_API_KEY", "DATABASE_TEST_NAME",
-    ):  # fmt: skip
-        env.pop(key, None)
+    env = bench_env(postgres.url, redis.url, cache_prefix="faults", **SETTINGS)
     started: list[Proc] = []
     built: Stack | None = None
     try:
@@ -382,20 +373,21 @@ def kill_web(stack: Stack) -> dict[str, Any]:
     return {"killed": f"uvicorn on {port}", "pid": proc.proc.pid}
 
 
-def restart_redis(stack: Stack) -> dict[str, Any]:
-    stack.redis.stop()
+def _outage(service: Redis | Postgres) -> dict[str, Any]:
+    """`service` stopped, down for OUTAGE seconds, started again."""
+    service.stop()
     down = time.monotonic()
     time.sleep(OUTAGE)
-    stack.redis.begin()
+    service.begin()
     return {"down_seconds": round(time.monotonic() - down, 1)}
+
+
+def restart_redis(stack: Stack) -> dict[str, Any]:
+    return _outage(stack.redis)
 
 
 def restart_postgres(stack: Stack) -> dict[str, Any]:
-    stack.postgres.stop()
-    down = time.monotonic()
-    time.sleep(OUTAGE)
-    stack.postgres.begin()
-    return {"down_seconds": round(time.monotonic() - down, 1)}
+    return _outage(stack.postgres)
 
 
 def kill_llm_worker(stack: Stack) -> dict[str, Any]:

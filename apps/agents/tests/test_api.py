@@ -500,6 +500,27 @@ def test_quota_exhaustion_returns_429(api: Any, help_kb: int, settings: Any) -> 
     assert usage["requests"] == 2 and usage["request_quota"] == 2
 
 
+def test_ai_usage_counts_in_its_own_workspace_only(alpha: Any, beta: Any, django_db_blocker: Any) -> None:
+    """The day's usage is added with one statement of its own SQL: it lands in the workspace
+    whose turn it was, first as a new row and then on it, and never in another's."""
+    from django_tenants.utils import schema_context
+
+    from apps.agents.guardrails import usage_add
+    from apps.agents.models import UsageCounter
+
+    def usage(schema: str) -> list[tuple[int, int, int]]:
+        with schema_context(schema):
+            return list(UsageCounter.objects.values_list("requests", "prompt_tokens", "completion_tokens"))
+
+    before = usage(beta.schema)
+    with django_db_blocker.unblock(), schema_context(alpha.schema):
+        UsageCounter.objects.all().delete()
+        usage_add(requests=1, prompt_tokens=10, completion_tokens=2)
+        usage_add(requests=1, prompt_tokens=5, completion_tokens=1)
+    assert usage(alpha.schema) == [(2, 15, 3)]
+    assert usage(beta.schema) == before
+
+
 def test_credentials_are_encrypted_and_never_returned(api: Any, alpha: Any, settings: Any) -> None:
     settings.OUTBOUND_ALLOWLIST = ["127.0.0.1/32"]  # the operator admits a self-hosted model server
     secret = "sk-test-abcdefghijklmnop1234"
