@@ -333,11 +333,19 @@ class OpenAIProvider:
         return ProviderError("OpenAI rejected the request.", retryable=False)
 
 
-def server_sent_data(lines: Iterable[str]) -> Iterator[Any]:
+STREAM_MAX_CHARS = 4_000_000  # a whole streamed answer on the wire; a real one is a few KB
+
+
+def server_sent_data(lines: Iterable[str], limit: int = STREAM_MAX_CHARS) -> Iterator[Any]:
     """The JSON of each server-sent event's data (lines joined as the SSE format says), up to
-    OpenAI's `[DONE]`; comments and other fields are skipped. Malformed JSON raises ValueError."""
+    OpenAI's `[DONE]`; comments and other fields are skipped. Malformed JSON, or a stream past
+    `limit` characters (a server that never stops), raises ValueError."""
     data: list[str] = []
+    seen = 0
     for line in lines:
+        seen += len(line)
+        if seen > limit:
+            raise ValueError("the stream is larger than any answer")
         if line:
             field, _, value = line.partition(":")
             if field == "data":

@@ -451,6 +451,13 @@ def test_server_sent_events_are_read_as_the_format_says() -> None:
     ]
     assert list(server_sent_data(['data: {"last": true}'])) == [{"last": True}]  # no blank line at the end
 
+    endless = (
+        'data: {"choices": [{"index": 0, "delta": {"content": "word "}}]}' if n % 2 == 0 else "" for n in range(10**9)
+    )
+    with pytest.raises(ValueError):
+        for _chunk in server_sent_data(endless, limit=10_000):
+            pass  # a server that never stops is cut off at the limit
+
 
 @pytest.mark.parametrize(
     "chunks",
