@@ -125,9 +125,11 @@ def _seed_conversation_canaries(tenant: Any, actor: Any, slug: str) -> None:
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup: Any, django_db_blocker: Any) -> dict[str, TenantInfo]:
     """Migrate the test database, then create tenants `alpha` and `beta` once (committed)."""
-    from syntera.celery import app as celery_app
+    from django.conf import settings
 
-    celery_app.conf.task_always_eager = True
+    # Django's setting is the one switch: Celery reads it (its namespaced configuration), and
+    # so does the code that runs a task inline when tasks cannot wait in a queue.
+    settings.CELERY_TASK_ALWAYS_EAGER = True
     with django_db_blocker.unblock():
         return {slug: _seed_canaries(slug) for slug in ("alpha", "beta")}
 
@@ -188,9 +190,7 @@ def _clean_cache_and_schema() -> Any:
 
 @pytest.fixture(autouse=True)
 def _eager_celery(settings: Any) -> Any:
-    from syntera.celery import app as celery_app
-
-    celery_app.conf.task_always_eager = True
+    settings.CELERY_TASK_ALWAYS_EAGER = True
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     yield
 

@@ -89,10 +89,11 @@ def test_outbox_cost_per_visitor_message_and_dispatch_rate(committed_tenant: Any
     from syntera.celery import app as celery_app
 
     prefix = f"bench-outbox-{os.getpid()}:"
-    monkeypatch.setitem(celery_app.conf, "task_always_eager", False)
-    monkeypatch.setitem(
-        celery_app.conf,
-        "broker_transport_options",
+    # Django's settings, which Celery reads (its configuration is namespaced `CELERY_`).
+    monkeypatch.setattr(settings, "CELERY_TASK_ALWAYS_EAGER", False)
+    monkeypatch.setattr(
+        settings,
+        "CELERY_BROKER_TRANSPORT_OPTIONS",
         {**celery_app.conf.broker_transport_options, "global_keyprefix": prefix},
     )
     from apps.conversations.services import messages as message_services

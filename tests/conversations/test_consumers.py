@@ -237,8 +237,9 @@ def test_feedback_on_an_ai_answer_counts_for_its_agent_and_can_change(
     from apps.agents.selectors import agent_performance
     from apps.conversations.models import AnswerFeedback
     from apps.conversations.stores import get_store
+    from apps.events import dispatch
 
-    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.CELERY_TASK_ALWAYS_EAGER = False  # the AI does not answer: the test stores the answer
     session: dict[str, Any] = {}
 
     async def ask() -> None:
@@ -286,6 +287,7 @@ def test_feedback_on_an_ai_answer_counts_for_its_agent_and_can_change(
 
     with django_capture_on_commit_callbacks(execute=True):
         run(judge)
+    dispatch.run()  # the events worker's step (tasks are not run inline in this test)
     (stored,) = AnswerFeedback.objects.filter(conversation=conversation)
     assert (stored.seq, stored.helpful, stored.agent_id) == (answer.seq, False, inbox.agent_id)
     totals = agent_performance(inbox.agent, days=1)["totals"]

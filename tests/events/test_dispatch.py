@@ -181,7 +181,7 @@ def test_kicks_are_debounced_per_workspace_and_never_raise(monkeypatch: Any, set
     """Not one task per event: a commit sends one at once, commits within the interval share
     one sent for its end, commits while that one is ahead need none."""
     settings.EVENTS_KICK_INTERVAL_MS = 200
-    monkeypatch.setitem(tasks.dispatch.app.conf, "task_always_eager", False)
+    settings.CELERY_TASK_ALWAYS_EAGER = False
     sent: list[tuple[str, float | None]] = []
     monkeypatch.setattr(
         tasks.dispatch,
@@ -221,7 +221,7 @@ def test_processes_agree_on_two_kicks_per_interval_through_redis(monkeypatch: An
     import time as real_time
 
     settings.EVENTS_KICK_INTERVAL_MS = 300
-    monkeypatch.setitem(tasks.dispatch.app.conf, "task_always_eager", False)
+    settings.CELERY_TASK_ALWAYS_EAGER = False
     sent: list[tuple[str, float | None]] = []
     monkeypatch.setattr(
         tasks.dispatch, "apply_async", lambda args, **options: sent.append((args[0], options.get("countdown")))

@@ -29,8 +29,10 @@ ASK = "How long does standard shipping take?"
 
 
 @pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    """What is handed to the broker for `ai_reply` (apply_async's arguments), instead of sending."""
+def sent(monkeypatch: pytest.MonkeyPatch, settings: Any) -> list[dict[str, Any]]:
+    """What is handed to the broker for `ai_reply` (apply_async's arguments), instead of sending;
+    turns then run as in a worker (not inline, as tasks do in the other tests)."""
+    settings.CELERY_TASK_ALWAYS_EAGER = False
     calls: list[dict[str, Any]] = []
     monkeypatch.setattr(tasks.ai_reply, "apply_async", lambda *args, **kwargs: calls.append(kwargs))
     return calls

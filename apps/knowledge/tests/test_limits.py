@@ -96,8 +96,10 @@ def test_the_soft_time_limit_fails_the_source_with_a_clear_reason(
 
 
 @pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    """What the deferral hands to the broker (apply_async's arguments), instead of sending."""
+def sent(monkeypatch: pytest.MonkeyPatch, settings: Any) -> list[dict[str, Any]]:
+    """What the deferral hands to the broker (apply_async's arguments), instead of sending;
+    ingestions then run as in a worker (not inline, as tasks do in the other tests)."""
+    settings.CELERY_TASK_ALWAYS_EAGER = False
     calls: list[dict[str, Any]] = []
     monkeypatch.setattr(tasks.ingest_source, "apply_async", lambda *args, **kwargs: calls.append(kwargs))
     return calls
