@@ -98,7 +98,15 @@ def message_post(
                 happened.extend(take_over(conversation, actor))
             if conversation.first_response_at is None:
                 conversation.first_response_at = message.created_at
-        conversation.save()
+        if role == "agent":
+            conversation.save()  # a takeover changes the owner, the assignee, the epoch
+        else:
+            changed = ["last_seq", "updated_at"]
+            if role != "note":
+                changed += ["last_message_at", "last_message_preview", "last_role"]
+            if role == "visitor":
+                changed += ["unread", "visitor_turns", "status"]
+            conversation.save(update_fields=changed)
         happened.append(message_event(conversation, message))
         emit(*happened, actor=actor, system_label="visitor" if role == "visitor" else role)
         wake(conversation, message.seq)

@@ -296,3 +296,23 @@ def test_a_reply_superseded_while_it_streams_stops_the_model(
     assert sent["deltas"] < 40
     after = written(conversation.pk)
     assert after["ai_messages"] == before["ai_messages"] == [] and after["usage"] == before["usage"]
+
+
+@pytest.mark.parametrize("role", ["visitor", "ai", "note"])
+def test_a_message_writes_only_the_conversations_message_columns(inbox: Any, role: str) -> None:
+    """Storing a message updates the columns a message changes (its seq, the preview, the
+    counters), not the whole conversation row with its JSON attributes and claims: the cost of
+    every visitor message and every AI reply. What it changes reads back right."""
+    from django.test.utils import CaptureQueriesContext
+
+    conversation = visit(inbox, "Hello there")
+    with CaptureQueriesContext(connection) as queries:
+        services.message_post(conversation_id=conversation.pk, role=role, text="Where is my parcel?")
+    (update,) = [q["sql"] for q in queries.captured_queries if q["sql"].startswith('UPDATE "conversations_conv')]
+    columns = set(update.split(" SET ", 1)[1].split(" WHERE ", 1)[0].replace('"', "").split(", "))
+    assert not any(c.startswith(("attributes", "claims", "summary", "inbox_id", "owner")) for c in columns), columns
+    after = Conversation.objects.get(pk=conversation.pk)
+    assert after.last_seq == 2 and after.updated_at > conversation.updated_at
+    if role != "note":
+        assert (after.last_role, after.last_message_preview) == (role, "Where is my parcel?")
+    assert after.visitor_turns == (2 if role == "visitor" else 1)
