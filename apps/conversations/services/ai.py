@@ -300,7 +300,7 @@ def _ai_reply_commit(*, conversation_id: int, agent: Agent, result: TurnResult, 
         if linked:
             emit_updated(current, "contact")
         if result.effects.claims:
-            conversation_claim(conversation_id=conversation_id, fields=result.effects.claims)
+            current = conversation_claim(conversation_id=conversation_id, fields=result.effects.claims)
         memory = {**result.audit.get("memory", {}), "learned": committed.learned}
         audit = {**result.audit, "memory": memory, "reply_to": trigger_seq, "epoch": epoch}
         if committed.lead_ids:
@@ -312,6 +312,7 @@ def _ai_reply_commit(*, conversation_id: int, agent: Agent, result: TurnResult, 
             citations=[c.as_dict() for c in result.citations],
             audit=audit,
             client_id=_reply_client_id(epoch, trigger_seq),
+            locked=current,
         )
         if result.decision == "abstained" or result.unanswered:
             # Also when repeated abstentions turned into a hand-over (`unanswered` stays set).

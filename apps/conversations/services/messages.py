@@ -39,21 +39,27 @@ def message_post(
     actor: Actor | None = None,
     citations: Sequence[dict[str, Any]] = (),
     audit: dict[str, Any] | None = None,
+    locked: Conversation | None = None,
 ) -> tuple[StoredMessage, bool]:
     """Store one message and update the conversation; (message, created). Staff messages
     (role agent) take the conversation over from the AI; notes are never shown to the visitor.
-    A visitor message while the AI owns the conversation queues the AI's reply."""
+    A visitor message while the AI owns the conversation queues the AI's reply. `locked`: the
+    conversation as the caller holds it, its row locked in the current transaction and read
+    after its last change (the AI turn's commit step), instead of reading it again."""
     text = (text or "").replace("\x00", "").strip()
     if not text:
         raise ApplicationError("A message needs text.", code="invalid", status_code=400, fields={"text": ["Empty."]})
     store = get_store()
     with transaction.atomic():
-        locked = Conversation.objects.select_for_update(of=("self",))
-        if role == "visitor":
-            # The inbox and the agents come along (which agent answers, on which queue),
-            # unlocked: only the conversation's row is.
-            locked = locked.select_related("inbox__agent", "agent")
-        conversation = locked.get(pk=conversation_id)
+        if locked is not None and locked.pk == conversation_id and role != "visitor":
+            conversation = locked
+        else:
+            query = Conversation.objects.select_for_update(of=("self",))
+            if role == "visitor":
+                # The inbox and the agents come along (which agent answers, on which queue),
+                # unlocked: only the conversation's row is.
+                query = query.select_related("inbox__agent", "agent")
+            conversation = query.get(pk=conversation_id)
         _check_owner(conversation, role, actor)
         message, created = store.append(
             schema=current_schema(),
