@@ -4,12 +4,12 @@ Every change is audited. See docs/subsystems/agents.md."""
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from datetime import date
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from apps.accounts.models import Role
@@ -245,29 +245,36 @@ def _gap_key(question: str) -> str:
 
 def knowledge_gap_record(*, agent: Agent, question: str, unknown_words: list[str], channel: str = "") -> KnowledgeGap:
     """Count a question the agent could not answer (by its normalised wording); asking a
-    dismissed one again brings it back."""
+    dismissed one again brings it back. One statement (an abstaining turn's commit runs it)."""
     question = " ".join(question.replace("\x00", "").split())[:500]
     key = _gap_key(question)
     now = timezone.now()
-    with transaction.atomic():
-        gap, created = KnowledgeGap.objects.select_for_update().get_or_create(
-            agent=agent,
-            key=key,
-            defaults={
-                "question": question,
-                "unknown_words": unknown_words[:32],
-                "channel": channel[:20],
-                "last_asked_at": now,
-            },
-        )
-        if not created:
-            gap.count = F("count") + 1
-            gap.last_asked_at = now
-            gap.unknown_words = unknown_words[:32]
-            gap.channel = channel[:20]
-            gap.dismissed_at = None
-            gap.save(update_fields=["count", "last_asked_at", "unknown_words", "channel", "dismissed_at"])
-            gap.refresh_from_db(fields=["count"])
+    words, channel = unknown_words[:32], channel[:20]
+    table = connection.ops.quote_name(KnowledgeGap._meta.db_table)
+    sql = (
+        f"INSERT INTO {table} (agent_id, key, question, unknown_words, channel, count, first_asked_at, "  # noqa: S608 (the model's own names)
+        "last_asked_at) VALUES (%s, %s, %s, %s::jsonb, %s, 1, %s, %s) ON CONFLICT (agent_id, key) DO UPDATE SET "
+        f"count = {table}.count + 1, last_asked_at = EXCLUDED.last_asked_at, unknown_words = EXCLUDED.unknown_words, "
+        "channel = EXCLUDED.channel, dismissed_at = NULL RETURNING id, question, count, first_asked_at"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [agent.pk, key, question, json.dumps(words), channel, now, now])
+        pk, stored_question, count, first_asked_at = cursor.fetchone()
+    row = {
+        "id": pk,
+        "agent_id": agent.pk,
+        "key": key,
+        "question": stored_question,
+        "unknown_words": words,
+        "channel": channel,
+        "count": count,
+        "first_asked_at": first_asked_at,
+        "last_asked_at": now,
+        "dismissed_at": None,
+    }
+    names = [field.attname for field in KnowledgeGap._meta.concrete_fields]
+    gap = KnowledgeGap.from_db(connection.alias, names, [row[name] for name in names])
+    gap.agent = agent
     return gap
 
 
