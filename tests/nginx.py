@@ -105,6 +105,18 @@ http {{
     return main
 
 
+def write_balancer(directory: Path, listen: str, servers: list[str], workers: str = "1") -> Path:
+    """`write_config` for the deployment's site in front of `servers`: listening on `listen`
+    ("127.0.0.1:8080", with any `listen` parameters after it), the access log in `directory`."""
+    values = {
+        "SYNTERA_LISTEN": listen,
+        "SYNTERA_WEB": GROUP,
+        "SYNTERA_RESOLVER": "127.0.0.1",  # never asked: SYNTERA_WEB names the group
+        "SYNTERA_ACCESS_LOG": str(directory / "access.log"),
+    }
+    return write_config(directory, values, servers=servers, workers=workers)
+
+
 def command(nginx: str, config: Path, *extra: str) -> list[str]:
     """Run nginx in the foreground with `config` (its directory as the prefix)."""
     return [nginx, "-p", str(config.parent), "-c", str(config), "-e", "stderr", "-g", "daemon off;", *extra]

@@ -401,17 +401,8 @@ def start_balancer(ports: list[int], env: dict[str, str], log_dir: Path) -> Bala
     # Its own directory: nginx's workers run as an unprivileged user and must reach it.
     directory = Path(tempfile.mkdtemp(prefix="syntera-chat-nginx-"))
     port = free_port()
-    config = nginx.write_config(
-        directory,
-        {
-            "SYNTERA_LISTEN": f"127.0.0.1:{port} backlog={BACKLOG}",
-            "SYNTERA_WEB": nginx.GROUP,
-            "SYNTERA_RESOLVER": "127.0.0.1",  # never asked: SYNTERA_WEB names the group
-            "SYNTERA_ACCESS_LOG": str(directory / "access.log"),
-        },
-        servers=[f"127.0.0.1:{p}" for p in ports],
-        workers=BALANCER_WORKERS,
-    )
+    servers = [f"127.0.0.1:{p}" for p in ports]
+    config = nginx.write_balancer(directory, f"127.0.0.1:{port} backlog={BACKLOG}", servers, BALANCER_WORKERS)
     return Balancer(proc=start("nginx", nginx.command(binary, config), env, log_dir), port=port, directory=directory)
 
 

